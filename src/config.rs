@@ -1,0 +1,292 @@
+//! Settings: every knob is a command-line flag with an environment variable
+//! (`--help` lists them all), validated before anything binds.
+//!
+//! The `LETTA_BRIDGE_*` variable names are part of the public interface.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Smallest token length we accept without a warning.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// letta-bridge: drive a Letta Code runtime from plain HTTP (REST, SSE, OpenAPI).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "letta-bridge", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on for both the runtime WebSocket and the HTTP API.
+    /// Binding anything but loopback requires all tokens to be set.
+    #[arg(long, env = "LETTA_BRIDGE_LISTEN", default_value = "127.0.0.1:8284")]
+    pub listen: SocketAddr,
+
+    /// Token the runtime presents (`LETTA_API_KEY` on the runtime side).
+    /// Generated and printed once when unset on a loopback bind.
+    #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKEN", hide_env_values = true)]
+    pub runtime_token: Option<String>,
+
+    /// Token HTTP clients present as `Authorization: Bearer`. Allows the
+    /// conversation commands (input, sync, abort, approval, device state).
+    /// Generated and printed once when unset on a loopback bind.
+    #[arg(long, env = "LETTA_BRIDGE_CLIENT_TOKEN", hide_env_values = true)]
+    pub client_token: Option<String>,
+
+    /// Token for privileged commands (files, terminals, memory, secrets,
+    /// runtime_start, ...) and everything a client token allows. Generated and
+    /// printed once when unset on a loopback bind; when unset elsewhere,
+    /// privileged commands are refused.
+    #[arg(long, env = "LETTA_BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Public base URL of this bridge (e.g. `https://bridge.example.com`), used
+    /// to build the `wsUrl` handed out at registration. Default: the request's
+    /// `Host` header.
+    #[arg(long, env = "LETTA_BRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Largest HTTP request body accepted, in bytes (413 beyond).
+    #[arg(long, env = "LETTA_BRIDGE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest WebSocket message accepted from a runtime, in bytes.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Interval between SSE keepalive comments (e.g. `15s`, `500ms`).
+    #[arg(long, env = "LETTA_BRIDGE_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub keepalive: Duration,
+
+    /// Interval between WebSocket ping control frames sent to each runtime.
+    #[arg(long, env = "LETTA_BRIDGE_PING_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A runtime that leaves this many pings in a row unanswered is marked
+    /// offline and its socket closed.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_MISSED_PONGS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_missed_pongs: u32,
+
+    /// Default time an awaited command (`?wait=true`) waits for its reply.
+    #[arg(long, env = "LETTA_BRIDGE_WAIT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub wait_timeout: Duration,
+
+    /// Upper bound for `timeout_ms` on awaited commands.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_WAIT_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub max_wait_timeout: Duration,
+
+    /// Most awaited commands pending at once, over all runtimes (503 beyond).
+    #[arg(long, env = "LETTA_BRIDGE_MAX_PENDING", default_value_t = 10_000)]
+    pub max_pending: usize,
+
+    /// Commands queued per runtime socket before new ones get 503.
+    #[arg(long, env = "LETTA_BRIDGE_COMMAND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub command_queue: u32,
+
+    /// Events kept in the replay ring (what subscribers read from and resume from).
+    #[arg(long, env = "LETTA_BRIDGE_REPLAY_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_events: u64,
+
+    /// Bytes of event data kept in the replay ring.
+    #[arg(long, env = "LETTA_BRIDGE_REPLAY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub replay_bytes: usize,
+
+    /// Age after which events leave the replay ring.
+    #[arg(long, env = "LETTA_BRIDGE_REPLAY_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub replay_max_age: Duration,
+
+    /// Time a shutdown waits for streams and runtime sockets to close.
+    #[arg(long, env = "LETTA_BRIDGE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "LETTA_BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What went wrong with the settings; the process exits before binding.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "refusing to listen on non-loopback address {0} without LETTA_BRIDGE_RUNTIME_TOKEN and LETTA_BRIDGE_CLIENT_TOKEN set"
+    )]
+    TokensRequired(SocketAddr),
+    #[error("{0} is set but empty")]
+    EmptyToken(&'static str),
+    #[error("{0} and {1} must differ: each token grants a different role")]
+    SameTokens(&'static str, &'static str),
+    #[error("LETTA_BRIDGE_PUBLIC_URL must start with http://, https://, ws:// or wss:// (got {0:?})")]
+    PublicUrl(String),
+    #[error("LETTA_BRIDGE_MAX_WAIT_TIMEOUT must not be below LETTA_BRIDGE_WAIT_TIMEOUT")]
+    WaitTimeouts,
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// The three roles' tokens after defaults were applied.
+#[derive(Clone)]
+pub struct Tokens {
+    pub runtime: String,
+    pub client: String,
+    pub admin: Option<String>,
+    /// Which tokens were generated here (to print them once).
+    pub generated: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens { <redacted> }")
+    }
+}
+
+impl Config {
+    /// A config with every default, listening on `127.0.0.1:0` (for tests).
+    pub fn for_tests() -> Self {
+        Self::parse_from(["letta-bridge", "--listen", "127.0.0.1:0"])
+    }
+
+    /// Checks the settings and settles the tokens (generating missing ones on
+    /// a loopback bind).
+    pub fn tokens(&self) -> Result<Tokens, ConfigError> {
+        for (name, token) in self.named_tokens() {
+            if token.is_some_and(|t| t.trim().is_empty()) {
+                return Err(ConfigError::EmptyToken(name));
+            }
+            if token.is_some_and(|t| t.len() < MIN_TOKEN_LEN) {
+                tracing::warn!(setting = name, "token is shorter than {MIN_TOKEN_LEN} characters");
+            }
+        }
+        let loopback = self.listen.ip().is_loopback();
+        if !loopback && (self.runtime_token.is_none() || self.client_token.is_none()) {
+            return Err(ConfigError::TokensRequired(self.listen));
+        }
+        let mut generated = Vec::new();
+        let mut settle = |name: &'static str, given: &Option<String>| -> String {
+            given.clone().unwrap_or_else(|| {
+                let token = generate_token();
+                generated.push((name, token.clone()));
+                token
+            })
+        };
+        let runtime = settle("LETTA_BRIDGE_RUNTIME_TOKEN", &self.runtime_token);
+        let client = settle("LETTA_BRIDGE_CLIENT_TOKEN", &self.client_token);
+        let admin = match (&self.admin_token, loopback) {
+            (Some(t), _) => Some(t.clone()),
+            (None, true) => Some(settle("LETTA_BRIDGE_ADMIN_TOKEN", &None)),
+            (None, false) => None,
+        };
+        let pairs = [
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", Some(&runtime), "LETTA_BRIDGE_CLIENT_TOKEN", Some(&client)),
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", Some(&runtime), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
+            ("LETTA_BRIDGE_CLIENT_TOKEN", Some(&client), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
+        ];
+        for (a_name, a, b_name, b) in pairs {
+            if a.is_some() && a == b {
+                return Err(ConfigError::SameTokens(a_name, b_name));
+            }
+        }
+        Ok(Tokens { runtime, client, admin, generated })
+    }
+
+    /// Checks everything but the tokens.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            let ok = ["http://", "https://", "ws://", "wss://"].iter().any(|s| url.starts_with(s));
+            if !ok || url.len() <= "wss://".len() {
+                return Err(ConfigError::PublicUrl(url.clone()));
+            }
+        }
+        if self.max_wait_timeout < self.wait_timeout {
+            return Err(ConfigError::WaitTimeouts);
+        }
+        let zero_checks = [
+            ("LETTA_BRIDGE_MAX_BODY_BYTES", self.max_body_bytes == 0),
+            ("LETTA_BRIDGE_MAX_FRAME_BYTES", self.max_frame_bytes == 0),
+            ("LETTA_BRIDGE_KEEPALIVE", self.keepalive.is_zero()),
+            ("LETTA_BRIDGE_PING_INTERVAL", self.ping_interval.is_zero()),
+            ("LETTA_BRIDGE_MAX_PENDING", self.max_pending == 0),
+        ];
+        if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError::Zero(name));
+        }
+        Ok(())
+    }
+
+    fn named_tokens(&self) -> [(&'static str, Option<&String>); 3] {
+        [
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", self.runtime_token.as_ref()),
+            ("LETTA_BRIDGE_CLIENT_TOKEN", self.client_token.as_ref()),
+            ("LETTA_BRIDGE_ADMIN_TOKEN", self.admin_token.as_ref()),
+        ]
+    }
+}
+
+/// 244 random bits from the OS generator, as 62 hex characters.
+fn generate_token() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("lb_{a}{b}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["letta-bridge"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).expect("valid flags")
+    }
+
+    #[test]
+    fn loopback_without_tokens_generates_all_three() {
+        let tokens = parse(&[]).tokens().unwrap();
+        assert_eq!(tokens.generated.len(), 3);
+        assert!(tokens.admin.is_some());
+        assert_ne!(tokens.runtime, tokens.client);
+    }
+
+    #[test]
+    fn non_loopback_bind_without_tokens_is_refused() {
+        let err = parse(&["--listen", "0.0.0.0:8284"]).tokens().unwrap_err();
+        assert!(matches!(err, ConfigError::TokensRequired(_)));
+    }
+
+    #[test]
+    fn non_loopback_bind_with_tokens_has_no_admin_unless_given() {
+        let c = parse(&[
+            "--listen",
+            "0.0.0.0:8284",
+            "--runtime-token",
+            "rrrrrrrrrrrrrrrrrrrr",
+            "--client-token",
+            "cccccccccccccccccccc",
+        ]);
+        let tokens = c.tokens().unwrap();
+        assert!(tokens.admin.is_none());
+        assert!(tokens.generated.is_empty());
+    }
+
+    #[test]
+    fn equal_tokens_are_refused() {
+        let c = parse(&["--runtime-token", "same-same-same-same", "--client-token", "same-same-same-same"]);
+        assert!(matches!(c.tokens(), Err(ConfigError::SameTokens(..))));
+    }
+
+    #[test]
+    fn bad_public_url_is_refused() {
+        let c = parse(&["--public-url", "bridge.example.com"]);
+        assert!(matches!(c.validate(), Err(ConfigError::PublicUrl(_))));
+    }
+
+    #[test]
+    fn durations_accept_human_units() {
+        let c = parse(&["--keepalive", "250ms", "--ping-interval", "2s"]);
+        assert_eq!(c.keepalive, Duration::from_millis(250));
+        assert_eq!(c.ping_interval, Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,205 @@
+//! Command endpoints: validate a body, pick the runtime, queue the frame on
+//! its socket task, and either answer `202` at once or wait for the reply
+//! frame with the same `request_id` (`?wait=true`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::time::timeout;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
+use super::openapi::CommandProblems;
+use super::{ApiError, AppState};
+use crate::auth::Role;
+use crate::protocol::commands::{
+    AbortCommand, ApprovalCommand, InputCommand, SyncCommand, generic_frame, requires_admin, typed_frame,
+};
+use crate::runtime::Outcome;
+
+/// Longest a non-waiting command waits for its frame to reach the socket.
+const WRITE_WAIT: Duration = Duration::from_secs(15);
+
+pub fn routes() -> OpenApiRouter<super::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_input))
+        .routes(routes!(post_sync))
+        .routes(routes!(post_abort))
+        .routes(routes!(post_approval))
+        .routes(routes!(post_command))
+        .routes(routes!(post_runtime_input))
+        .routes(routes!(post_runtime_sync))
+        .routes(routes!(post_runtime_abort))
+        .routes(routes!(post_runtime_approval))
+        .routes(routes!(post_runtime_command))
+}
+
+/// Query parameters of every command endpoint.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CommandParams {
+    /// Runtime id to send to; needed when several runtimes are online.
+    runtime: Option<String>,
+    /// `true`: hold the request until the runtime's reply with the same
+    /// `request_id` arrives (`input_accepted`, `sync_response`, `*_response`).
+    wait: Option<bool>,
+    /// With `wait=true`: how long to wait, in milliseconds (default 30000,
+    /// capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    timeout_ms: Option<u64>,
+}
+
+/// A command was queued and written to the runtime's socket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The frame's `request_id` (yours, or generated).
+    pub request_id: String,
+    /// The runtime it went to.
+    pub runtime_id: String,
+    /// The frame's `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Event id at acceptance: `GET /events` with `Last-Event-ID` set to it
+    /// yields everything that happened after this command was accepted.
+    pub cursor: String,
+}
+
+/// A runtime reply frame (e.g. `input_accepted`, `sync_response`), as sent by
+/// the runtime plus `runtime_id`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplyFrame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub request_id: String,
+    pub runtime_id: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+macro_rules! typed_handlers {
+    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $summary:literal)),* $(,)?) => {$(
+        #[doc = $summary]
+        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams), request_body = $body,
+            security(("client" = [])),
+            responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+                      (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+                      CommandProblems))]
+        async fn $plain(
+            State(state): State<AppState>,
+            Client(role): Client,
+            ApiQuery(params): ApiQuery<CommandParams>,
+            JsonBody(body): JsonBody<$body>,
+        ) -> Result<Response, ApiError> {
+            send(&state, role, None, params, typed_frame(&body)?).await
+        }
+
+        #[doc = $summary]
+        #[doc = " (to the runtime named in the path)"]
+        #[utoipa::path(post, path = $rpath, tag = "commands",
+            params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams),
+            request_body = $body, security(("client" = [])),
+            responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+                      (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+                      CommandProblems))]
+        async fn $routed(
+            State(state): State<AppState>,
+            Client(role): Client,
+            ApiPath(id): ApiPath<String>,
+            ApiQuery(params): ApiQuery<CommandParams>,
+            JsonBody(body): JsonBody<$body>,
+        ) -> Result<Response, ApiError> {
+            send(&state, role, Some(id), params, typed_frame(&body)?).await
+        }
+    )*};
+}
+
+typed_handlers! {
+    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, "Send a message (or an approval) to the agent: a v2 `input` frame."),
+    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, "Ask the runtime to replay its state (`sync`)."),
+    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, "Abort the running turn (`abort_message`)."),
+    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, "Answer an approval request (`input` with an `approval_response` payload)."),
+}
+
+/// Send any v2 frame: a JSON object with a string `type`. Commands other
+/// than the conversation ones need the admin token.
+#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams), request_body = Object,
+    security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+              CommandProblems))]
+async fn post_command(
+    State(state): State<AppState>,
+    Client(role): Client,
+    ApiQuery(params): ApiQuery<CommandParams>,
+    JsonBody(frame): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    send(&state, role, None, params, generic_frame(frame)?).await
+}
+
+/// Send any v2 frame to the runtime named in the path.
+#[utoipa::path(post, path = "/runtimes/{id}/commands", tag = "commands",
+    params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams),
+    request_body = Object, security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+              CommandProblems))]
+async fn post_runtime_command(
+    State(state): State<AppState>,
+    Client(role): Client,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<CommandParams>,
+    JsonBody(frame): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    send(&state, role, Some(id), params, generic_frame(frame)?).await
+}
+
+/// The command path shared by every endpoint.
+async fn send(
+    state: &AppState,
+    role: Role,
+    target: Option<String>,
+    params: CommandParams,
+    frame: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let request_id = frame.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if requires_admin(&kind) && role != Role::Admin {
+        return Err(ApiError::Forbidden(if state.auth.has_admin() {
+            format!("`{kind}` is a privileged command: it needs the admin token")
+        } else {
+            format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
+        }));
+    }
+    let wait_for = params.wait.unwrap_or(false).then(|| {
+        let asked = params.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
+        asked.min(state.settings.max_wait_timeout)
+    });
+    let link = state.runtimes.route(target.or(params.runtime).as_deref())?;
+    // Register before sending, so that a fast reply cannot be missed.
+    let mut waiting = match wait_for {
+        Some(_) => Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?),
+        None => None,
+    };
+    let cursor = state.hub.cursor();
+    let text = serde_json::to_string(&frame).expect("JSON maps serialise");
+    let written = link.send(text)?;
+    let deadline = tokio::time::Instant::now() + wait_for.unwrap_or(WRITE_WAIT);
+    match tokio::time::timeout_at(deadline, written).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(ApiError::RuntimeGone(request_id)),
+        Err(_) => return Err(ApiError::Timeout(request_id)),
+    }
+    let Some(waiting) = waiting.as_mut() else {
+        let accepted = Accepted { request_id, runtime_id: link.runtime_id.to_string(), kind, cursor };
+        return Ok((StatusCode::ACCEPTED, axum::Json(accepted)).into_response());
+    };
+    match timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), waiting.outcome()).await {
+        Ok(Outcome::Reply(bytes)) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+        Ok(Outcome::Disconnected) => Err(ApiError::RuntimeGone(request_id)),
+        Err(_) => Err(ApiError::Timeout(request_id)),
+    }
+}

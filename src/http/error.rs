@@ -1,0 +1,165 @@
+//! The one error type of the HTTP API, answered as `application/problem+json`
+//! (RFC 9457). Client mistakes are not logged as errors; internal ones are
+//! logged once, here.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::protocol::commands::CommandError;
+use crate::runtime::{PendingError, RouteError, SendError};
+
+/// Seconds a client should wait before retrying a `503`.
+const RETRY_AFTER_SECS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("several runtimes are online; name one with ?runtime=<id> or /runtimes/{{id}}/…")]
+    Ambiguous(Vec<String>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the runtime did not answer request {0:?} in time")]
+    Timeout(String),
+    #[error("the runtime disconnected before answering request {0:?}")]
+    RuntimeGone(String),
+    /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
+    #[error("{1}")]
+    Rejected(StatusCode, String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// An `application/problem+json` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:letta-bridge:runtime-offline`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What exactly was wrong, for a human.
+    pub detail: String,
+    /// With `409` ambiguous-runtime: the runtimes to choose from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<String>>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (S::NOT_FOUND, "not-found"),
+            Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json"),
+            Self::BadRequest(_) => (S::BAD_REQUEST, "bad-request"),
+            Self::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid-body"),
+            Self::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body-too-large"),
+            Self::UnsupportedMediaType(_) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+            Self::Ambiguous(_) => (S::CONFLICT, "ambiguous-runtime"),
+            Self::Conflict(_) => (S::CONFLICT, "conflict"),
+            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "runtime-unavailable"),
+            Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "reply-timeout"),
+            Self::RuntimeGone(_) => (S::BAD_GATEWAY, "runtime-disconnected"),
+            Self::Rejected(status, _) => (*status, "rejected"),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let detail = match &self {
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                "internal error; see the bridge's log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("urn:letta-bridge:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            candidates: match self {
+                Self::Ambiguous(c) => Some(c),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).expect("problems serialise");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::BadRequest(format!("invalid path: {}", r.body_text()))
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::Ambiguous(ids) => Self::Ambiguous(ids),
+            RouteError::Unknown(_) => Self::NotFound(e.to_string()),
+            RouteError::NoneOnline | RouteError::Offline(_) => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<PendingError> for ApiError {
+    fn from(e: PendingError) -> Self {
+        match e {
+            PendingError::Duplicate => Self::Conflict(e.to_string()),
+            PendingError::Full => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}

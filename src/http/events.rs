@@ -1,0 +1,193 @@
+//! `GET /events`: the event stream as Server-Sent Events.
+//!
+//! Each event's SSE bytes were framed once when published; this handler only
+//! filters and batches them. The stream sends `retry:` and a comment at once
+//! (first bytes immediately), a keepalive comment when idle, and ends cleanly
+//! at shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream;
+use serde::Deserialize;
+use tokio::time::{Instant, Interval, interval_at};
+use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{ApiQuery, Client};
+use super::openapi::ReadProblems;
+use super::{ApiError, AppState};
+use crate::hub::{Event, Hub, Read, Start, Subscription, control_frame};
+use crate::protocol::bridge::{Lagged, Reset};
+
+/// Most events read from the ring per wake-up (and written as one chunk).
+const BATCH: usize = 256;
+
+/// What EventSource should wait before reconnecting, in milliseconds.
+const RETRY_MS: u32 = 1000;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_events))
+}
+
+/// Filters and resume position of `GET /events`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events of this runtime id.
+    runtime: Option<String>,
+    /// Only events of this agent (events without an agent scope, such as
+    /// `runtime_online`, still pass).
+    agent_id: Option<String>,
+    /// Only events of this conversation (events without one still pass).
+    conversation_id: Option<String>,
+    /// Comma-separated event types to keep, e.g. `stream_delta,turn_finished`.
+    types: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header wins when both are given).
+    last_event_id: Option<String>,
+    /// Same as `last_event_id` (EventSource-style spelling).
+    #[serde(rename = "lastEventId")]
+    #[param(rename = "lastEventId")]
+    last_event_id_camel: Option<String>,
+}
+
+/// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
+/// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
+#[utoipa::path(get, path = "/events", tag = "events", params(EventParams),
+    security(("client" = [])),
+    responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = String),
+              ReadProblems))]
+async fn get_events(
+    State(state): State<AppState>,
+    _client: Client,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<EventParams>,
+) -> Result<Response, ApiError> {
+    let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
+    let start = cursor.as_deref().map_or(Start::Live, Start::After);
+    let (subscription, reset) = state.hub.subscribe(start);
+
+    let mut first = BytesMut::from(format!("retry: {RETRY_MS}\n: connected\n\n").as_bytes());
+    if let Some((reason, oldest, resume_after)) = reset {
+        let resume_from = state.hub.event_id(resume_after);
+        let body = Reset {
+            kind: "reset",
+            reason: reason.as_str(),
+            cursor: cursor.unwrap_or_default(),
+            oldest: oldest.map(|seq| state.hub.event_id(seq)),
+            resume_from: resume_from.clone(),
+        };
+        first.extend_from_slice(&control_frame(&resume_from, "reset", &body));
+    }
+    let keepalive = state.settings.keepalive;
+    let feed = Feed {
+        hub: state.hub.clone(),
+        subscription,
+        filter: Filter::from(params),
+        buf: Vec::with_capacity(BATCH),
+        first: Some(first.freeze()),
+        keepalive: interval_at(Instant::now() + keepalive, keepalive),
+        shutdown: state.shutdown.clone(),
+    };
+    let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
+        feed.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), feed))
+    }));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Which events a subscriber wants.
+struct Filter {
+    runtime: Option<String>,
+    agent_id: Option<String>,
+    conversation_id: Option<String>,
+    types: Option<Vec<String>>,
+}
+
+impl From<EventParams> for Filter {
+    fn from(p: EventParams) -> Self {
+        let types = p.types.map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
+        Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types }
+    }
+}
+
+impl Filter {
+    fn matches(&self, e: &Event) -> bool {
+        let same = |want: &Option<String>, have: Option<&str>| match (want, have) {
+            (Some(w), Some(h)) => w == h,
+            _ => true,
+        };
+        self.runtime.as_ref().is_none_or(|r| e.runtime_id.as_deref() == Some(r.as_str()))
+            && same(&self.agent_id, e.agent_id.as_deref())
+            && same(&self.conversation_id, e.conversation_id.as_deref())
+            && self.types.as_ref().is_none_or(|t| t.iter().any(|t| **t == *e.kind))
+    }
+}
+
+/// The state of one SSE response.
+struct Feed {
+    hub: Hub,
+    subscription: Subscription,
+    filter: Filter,
+    buf: Vec<Arc<Event>>,
+    first: Option<Bytes>,
+    keepalive: Interval,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    /// The next bytes to write; `None` ends the stream (shutdown).
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                read = self.subscription.recv(&mut self.buf, BATCH) => {
+                    let chunk = match read {
+                        Read::Lagged { missed, resume_after } => {
+                            let resume_from = self.hub.event_id(resume_after);
+                            let body = Lagged { kind: "lagged", missed, resume_from: resume_from.clone() };
+                            control_frame(&resume_from, "lagged", &body)
+                        }
+                        Read::Events => self.render(),
+                    };
+                    if !chunk.is_empty() {
+                        self.keepalive.reset();
+                        return Some(chunk);
+                    }
+                }
+                _ = self.keepalive.tick() => return Some(Bytes::from_static(b": keepalive\n\n")),
+            }
+        }
+    }
+
+    /// The matching events of `buf` as one chunk (no copy for a single event).
+    fn render(&mut self) -> Bytes {
+        let mut matching = self.buf.drain(..).filter(|e| self.filter.matches(e));
+        let Some(first) = matching.next() else {
+            return Bytes::new();
+        };
+        let Some(second) = matching.next() else {
+            return first.sse().clone();
+        };
+        let mut out = BytesMut::with_capacity(first.size() * 4);
+        for e in [first, second].into_iter().chain(matching) {
+            out.extend_from_slice(e.sse());
+        }
+        out.freeze()
+    }
+}

@@ -1,0 +1,99 @@
+//! Extractors whose every rejection is an [`ApiError`] (problem+json):
+//! JSON bodies (400 malformed / 415 / 413 / 422 wrong shape), query strings,
+//! path parameters, and the client's bearer token.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+use crate::auth::{Role, bearer};
+
+/// A JSON body, parsed with the path of the first wrong field in the error.
+/// A missing `Content-Type` is read as JSON; an empty body as `{}`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or("").trim();
+            if essence != "application/json" && !essence.ends_with("+json") {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "Content-Type must be application/json (got {essence:?})"
+                )));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(state.settings.max_body_bytes)
+            } else {
+                ApiError::BadRequest(format!("could not read the body: {}", r.body_text()))
+            }
+        })?;
+        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes }).map(JsonBody)
+    }
+}
+
+/// Parses JSON: syntax errors are `400`, valid JSON of the wrong shape `422`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::Invalid(if path == "." {
+                format!("wrong shape: {inner}")
+            } else {
+                format!("wrong shape at `{path}`: {inner}")
+            }),
+            _ => ApiError::MalformedJson(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::MalformedJson(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A query string; a bad one is a `400` problem.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Path parameters; bad ones are a `400` problem.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// The caller presented a client or admin token.
+pub struct Client(pub Role);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer(&parts.headers) {
+            None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
+            Some(token) => {
+                state.auth.client_role(Some(token)).map(Client).ok_or(ApiError::Unauthorized("invalid token"))
+            }
+        }
+    }
+}
+
+/// The caller presented the runtime token.
+pub struct RuntimeCaller;
+
+impl FromRequestParts<AppState> for RuntimeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer(&parts.headers) {
+            None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <runtime token>` header")),
+            Some(token) if state.auth.is_runtime(Some(token)) => Ok(RuntimeCaller),
+            Some(_) => Err(ApiError::Unauthorized("invalid runtime token")),
+        }
+    }
+}

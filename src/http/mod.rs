@@ -1,0 +1,98 @@
+//! The HTTP surface: the router, its layers, and the state handlers share.
+//! Handlers live in one file per concern; they reach runtimes only through
+//! `runtime::Runtimes` and events only through `hub::Hub`.
+
+mod commands;
+mod error;
+mod events;
+mod extract;
+mod openapi;
+mod runtime_side;
+mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Problem};
+pub use openapi::ApiDoc;
+
+use crate::auth::Auth;
+use crate::hub::Hub;
+use crate::runtime::{LinkSettings, Runtimes};
+
+/// Settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub keepalive: Duration,
+    pub wait_timeout: Duration,
+    pub max_wait_timeout: Duration,
+    pub link: LinkSettings,
+    pub started: Instant,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Auth,
+    pub hub: Hub,
+    pub runtimes: Runtimes,
+    pub settings: Arc<Settings>,
+    /// Cancelled at shutdown: SSE streams end, runtime sockets close with 1001.
+    pub shutdown: CancellationToken,
+    /// Runtime socket tasks, awaited at shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// The routes and their OpenAPI document, before state is attached.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(commands::routes())
+        .merge(events::routes())
+        .merge(status::routes())
+        .merge(runtime_side::routes())
+}
+
+/// The OpenAPI document the service serves at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The complete application: routes, OpenAPI, fallbacks and layers.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = routes().split_for_parts();
+    let api = Arc::new(api);
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .route("/openapi.json", axum::routing::get(move || openapi::serve(api.clone())))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // The path only: query strings may carry cursors or, later, tickets.
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::Rejected(axum::http::StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}

@@ -1,0 +1,103 @@
+//! The OpenAPI 3.1 document: info, auth schemes, and the response sets shared
+//! by many endpoints (every problem+json answer is documented).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+use super::Problem;
+use crate::hub::HubStats;
+use crate::protocol::bridge::{Lagged, Reset, RuntimeOffline, RuntimeOnline};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "letta-bridge",
+        description = "Drive a Letta Code runtime from plain HTTP: REST commands, an SSE event stream, and this document.\n\nClients authenticate with `Authorization: Bearer <client token>`; privileged commands need the admin token. The runtime itself connects to the WebSocket at `/ws` with the runtime token."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(Problem, HubStats, RuntimeOnline, RuntimeOffline, Reset, Lagged)),
+    tags(
+        (name = "commands", description = "Send v2 commands to a runtime"),
+        (name = "events", description = "The event stream (SSE)"),
+        (name = "status", description = "Runtimes, health and readiness"),
+        (name = "runtime", description = "Endpoints the Letta Code runtime itself calls")
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |desc: &str| {
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(desc)).build())
+        };
+        components.add_security_scheme(
+            "client",
+            bearer("LETTA_BRIDGE_CLIENT_TOKEN (conversation commands) or LETTA_BRIDGE_ADMIN_TOKEN (everything)"),
+        );
+        components.add_security_scheme("runtime", bearer("LETTA_BRIDGE_RUNTIME_TOKEN (the runtime's LETTA_API_KEY)"));
+    }
+}
+
+pub async fn serve(api: Arc<utoipa::openapi::OpenApi>) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(api)
+}
+
+/// A problem+json response with this description.
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build()
+        .into()
+}
+
+fn problems(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter().map(|(status, desc)| ((*status).to_owned(), problem(desc))).collect()
+}
+
+const AUTH_PROBLEMS: &[(&str, &str)] = &[
+    ("400", "Malformed JSON or a bad query string or path"),
+    ("401", "Missing or invalid bearer token"),
+    ("404", "No such endpoint or runtime"),
+    ("405", "Method not allowed"),
+];
+
+/// Errors any command endpoint can answer.
+pub struct CommandProblems;
+
+impl IntoResponses for CommandProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[
+            ("403", "The command needs the admin token"),
+            ("409", "Several runtimes are online and none was named (`candidates` lists them), or the request_id is already awaited"),
+            ("413", "Body over the size limit"),
+            ("415", "Content-Type is not JSON"),
+            ("422", "Valid JSON of the wrong shape"),
+            ("502", "The runtime disconnected before the command was written or answered"),
+            ("503", "No runtime online, or its queue is full (see Retry-After)"),
+            ("504", "The runtime did not answer within timeout_ms (wait=true)"),
+        ]));
+        map
+    }
+}
+
+/// Errors a read endpoint with client auth can answer.
+pub struct ReadProblems;
+
+impl IntoResponses for ReadProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(AUTH_PROBLEMS)
+    }
+}

@@ -1,0 +1,244 @@
+//! Endpoints the Letta Code runtime calls: `GET /v1/health`, `POST
+//! /v1/environments/register`, the WebSocket (`/ws`, `/ws/{connectionId}`),
+//! and `GET /v1/agents/{agent_id}/runtime-status`. All but health need the
+//! runtime token.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
+use super::openapi::ReadProblems;
+use super::{ApiError, AppState};
+use crate::auth::bearer;
+use crate::runtime::Connection;
+
+/// Runtime id used for a direct connection that names no `deviceId`.
+pub const DIRECT_DEVICE: &str = "direct";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_health))
+        .routes(routes!(post_register))
+        .routes(routes!(get_ws))
+        .routes(routes!(get_ws_connection))
+        .routes(routes!(get_runtime_status))
+}
+
+/// The body the runtime registers with.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// Stable per machine; the runtime's id here.
+    pub device_id: String,
+    pub connection_name: Option<String>,
+    pub listener_instance_id: Option<String>,
+    /// `lettaCodeVersion`, `os`, `nodeVersion`, `supported_commands`, …
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterResponse {
+    /// Stable for a device while the bridge runs.
+    pub connection_id: String,
+    /// Where the runtime opens its WebSocket.
+    pub ws_url: String,
+    /// Always false: one socket per runtime.
+    pub supports_split_status_channels: bool,
+    /// Always false.
+    pub supports_paired_listener_generations: bool,
+}
+
+/// Query of the WebSocket upgrade.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct WsParams {
+    /// The runtime's device id (`direct` when absent).
+    #[param(rename = "deviceId")]
+    pub device_id: Option<String>,
+    #[param(rename = "connectionName")]
+    pub connection_name: Option<String>,
+}
+
+/// Liveness for the runtime (no auth).
+#[utoipa::path(get, path = "/v1/health", tag = "runtime", responses((status = 200, description = "Up", body = Object)))]
+async fn get_health() -> Json<Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Register a runtime; answers the WebSocket URL to connect to.
+#[utoipa::path(post, path = "/v1/environments/register", tag = "runtime", request_body = RegisterRequest,
+    security(("runtime" = [])),
+    responses((status = 200, body = RegisterResponse),
+              (status = 413, description = "Body over the size limit", body = super::Problem, content_type = "application/problem+json"),
+              (status = 415, description = "Content-Type is not JSON", body = super::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Wrong shape (e.g. a bad deviceId)", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn post_register(
+    State(state): State<AppState>,
+    _runtime: RuntimeCaller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    check_device_id(&body.device_id)?;
+    let name = body.connection_name.map(check_name).transpose()?;
+    let base = ws_base(state.settings.public_url.as_deref(), &headers)?;
+    let metadata = body.metadata.map(Value::Object);
+    let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref());
+    tracing::info!(device = %body.device_id, %connection_id, listener = ?body.listener_instance_id, "runtime registered");
+    Ok(Json(RegisterResponse {
+        ws_url: format!("{base}/ws/{connection_id}"),
+        connection_id,
+        supports_split_status_channels: false,
+        supports_paired_listener_generations: false,
+    }))
+}
+
+/// The runtime's WebSocket (direct form, no registration needed). A bad or
+/// missing token is accepted and then closed with 1008 "unauthorized".
+#[utoipa::path(get, path = "/ws", tag = "runtime", params(WsParams), security(("runtime" = [])),
+    responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
+              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn get_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<WsParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let device = params.device_id.unwrap_or_else(|| DIRECT_DEVICE.to_owned());
+    upgrade(state, &headers, ws?, Ok(device), params.connection_name)
+}
+
+/// The runtime's WebSocket at the `wsUrl` handed out by registration. An
+/// unknown `connectionId` is closed with 1008 so the runtime registers again.
+#[utoipa::path(get, path = "/ws/{connection_id}", tag = "runtime",
+    params(("connection_id" = String, Path, description = "From registration"), WsParams),
+    security(("runtime" = [])),
+    responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
+              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn get_ws_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(connection_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<WsParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let device = match (state.runtimes.device_of_connection(&connection_id), params.device_id) {
+        (Some(registered), Some(given)) if *registered != *given => Err("deviceId does not match the registration"),
+        (Some(registered), _) => Ok(registered.to_string()),
+        (None, _) => Err("environment not found; register again"),
+    };
+    upgrade(state, &headers, ws?, device, params.connection_name)
+}
+
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(r: WebSocketUpgradeRejection) -> Self {
+        ApiError::Rejected(r.status(), format!("expected a WebSocket upgrade: {}", r.body_text()))
+    }
+}
+
+/// Upgrades, then either serves the runtime or closes with 1008.
+fn upgrade(
+    state: AppState,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+    device: Result<String, &'static str>,
+    name: Option<String>,
+) -> Result<Response, ApiError> {
+    let refusal = if !state.auth.is_runtime(bearer(headers)) {
+        Some("unauthorized")
+    } else {
+        match &device {
+            Err(why) => Some(*why),
+            Ok(id) => check_device_id(id).err().map(|_| "invalid deviceId"),
+        }
+    };
+    let name = name.and_then(|n| check_name(n).ok());
+    let max = state.settings.max_frame_bytes;
+    Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        match (refusal, device) {
+            (None, Ok(device)) => serve(state, socket, device, name).await,
+            (why, _) => {
+                tracing::info!(reason = why.unwrap_or("refused"), "runtime socket refused");
+                refuse(socket, why.unwrap_or("refused")).await;
+            }
+        }
+    }))
+}
+
+async fn serve(state: AppState, socket: WebSocket, device: String, name: Option<String>) {
+    let connected = state.runtimes.connect(&device, name);
+    let connection = Connection {
+        runtimes: state.runtimes.clone(),
+        link: connected.link,
+        commands: connected.commands,
+        replaced: connected.replaced,
+        shutdown: state.shutdown.clone(),
+        last_pong: connected.last_pong,
+        settings: state.settings.link,
+    };
+    state.tracker.track_future(connection.run(socket)).await;
+}
+
+async fn refuse(mut socket: WebSocket, reason: &'static str) {
+    let frame = CloseFrame { code: 1008, reason: Utf8Bytes::from_static(reason) };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Called by the runtime on `sync`; answers that the bridge has no extra status.
+#[utoipa::path(get, path = "/v1/agents/{agent_id}/runtime-status", tag = "runtime",
+    params(("agent_id" = String, Path, description = "Agent id")), security(("runtime" = [])),
+    responses((status = 200, description = "Nothing to add", body = Object), ReadProblems))]
+async fn get_runtime_status(_runtime: RuntimeCaller, ApiPath(agent_id): ApiPath<String>) -> Json<Value> {
+    Json(serde_json::json!({ "agent_id": agent_id, "conversations": [] }))
+}
+
+/// 1-128 characters of `[A-Za-z0-9._:-]`.
+fn check_device_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok { Ok(()) } else { Err(ApiError::Invalid("deviceId must be 1-128 characters of [A-Za-z0-9._:-]".into())) }
+}
+
+/// At most 256 characters, no control characters.
+fn check_name(name: String) -> Result<String, ApiError> {
+    if name.chars().count() <= 256 && !name.chars().any(char::is_control) {
+        Ok(name)
+    } else {
+        Err(ApiError::Invalid("connectionName must be at most 256 printable characters".into()))
+    }
+}
+
+/// `ws(s)://host[/prefix]` from LETTA_BRIDGE_PUBLIC_URL, else from `Host`.
+fn ws_base(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = public_url {
+        let url = url.trim_end_matches('/');
+        let url = if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            url.to_owned()
+        };
+        return Ok(url);
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let valid = !host.is_empty() && host.parse::<axum::http::uri::Authority>().is_ok_and(|a| a.as_str() == host);
+    if !valid {
+        return Err(ApiError::BadRequest("no usable Host header; set LETTA_BRIDGE_PUBLIC_URL".into()));
+    }
+    Ok(format!("ws://{host}"))
+}

@@ -1,0 +1,169 @@
+//! The event hub: gives every event an id `<epoch>-<seq>`, keeps the newest
+//! ones in a bounded replay ring, and lets subscribers read the ring from
+//! their own cursor.
+//!
+//! There is no per-subscriber queue: the ring is the queue. A subscriber holds
+//! only a cursor and a wake-up handle, reads whatever is new in one batch, and
+//! so can never slow the publisher or another subscriber. A subscriber whose
+//! unread events leave the ring gets an explicit `lagged` (live) or `reset`
+//! (resume) answer. The hub knows nothing of HTTP or runtimes.
+
+mod event;
+mod subscription;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+pub use event::{Cursor, Draft, Event, control_frame};
+pub use subscription::{Read, ResetInfo, ResetReason, Start, Subscription};
+
+/// Bounds of the replay ring; the oldest events leave first when any is hit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most events kept.
+    pub events: usize,
+    /// Most bytes (SSE frames) kept.
+    pub bytes: usize,
+    /// Oldest age kept (checked when publishing).
+    pub max_age: Duration,
+}
+
+/// Cheap to clone; all clones share one ring.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    epoch: Box<str>,
+    limits: Limits,
+    /// Readers (subscribers copying `Arc`s out) far outnumber the one writer
+    /// per publish, and both hold it only for memory work, never across `.await`.
+    ring: RwLock<Ring>,
+    /// Bumped after each publish to wake subscribers; they read the ring, not this.
+    wake: watch::Sender<u64>,
+    subscribers: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
+    /// Seq of the newest event ever published (0: none yet).
+    last_seq: u64,
+}
+
+/// Counts for `/status`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HubStats {
+    pub epoch: String,
+    /// Id of the newest event (`<epoch>-0` before the first).
+    pub cursor: String,
+    pub events_published: u64,
+    pub replay_events: usize,
+    pub replay_bytes: usize,
+    /// Oldest event id still in the ring.
+    pub replay_oldest: Option<String>,
+    pub subscribers: usize,
+}
+
+impl Hub {
+    /// A hub with a fresh random epoch.
+    pub fn new(limits: Limits) -> Self {
+        let epoch = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        Self::with_epoch(epoch, limits)
+    }
+
+    pub fn with_epoch(epoch: String, limits: Limits) -> Self {
+        let (wake, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                epoch: epoch.into_boxed_str(),
+                limits,
+                ring: RwLock::new(Ring::default()),
+                wake,
+                subscribers: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    /// The id clients see for `seq`.
+    pub fn event_id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.inner.epoch)
+    }
+
+    /// Id of the newest event: resuming from it yields only later events.
+    pub fn cursor(&self) -> String {
+        self.event_id(self.read().last_seq)
+    }
+
+    /// Gives `draft` the next id, stores it and wakes subscribers.
+    pub fn publish(&self, draft: Draft) -> Arc<Event> {
+        let now = Instant::now();
+        let event = {
+            let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
+            let seq = ring.last_seq + 1;
+            let event = Arc::new(Event::new(&self.inner.epoch, seq, draft, now));
+            ring.last_seq = seq;
+            ring.bytes += event.size();
+            ring.events.push_back(event.clone());
+            ring.evict(&self.inner.limits, now);
+            event
+        };
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+        event
+    }
+
+    /// Starts reading at `start`; see [`Start`].
+    pub fn subscribe(&self, start: Start<'_>) -> (Subscription, Option<ResetInfo>) {
+        let wake = self.inner.wake.subscribe();
+        let ring = self.read();
+        let (next, reset) = subscription::resolve_start(&self.inner.epoch, &ring.events, ring.last_seq, start);
+        drop(ring);
+        self.inner.subscribers.fetch_add(1, Ordering::Relaxed);
+        (Subscription::new(self.clone(), next, wake), reset)
+    }
+
+    pub fn stats(&self) -> HubStats {
+        let ring = self.read();
+        HubStats {
+            epoch: self.inner.epoch.to_string(),
+            cursor: self.event_id(ring.last_seq),
+            events_published: ring.last_seq,
+            replay_events: ring.events.len(),
+            replay_bytes: ring.bytes,
+            replay_oldest: ring.events.front().map(|e| self.event_id(e.seq)),
+            subscribers: self.inner.subscribers.load(Ordering::Relaxed),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        self.inner.ring.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Ring {
+    fn evict(&mut self, limits: &Limits, now: Instant) {
+        while let Some(front) = self.events.front() {
+            let too_many = self.events.len() > limits.events;
+            let too_big = self.bytes > limits.bytes && self.events.len() > 1;
+            let too_old = now.duration_since(front.at) > limits.max_age;
+            if !(too_many || too_big || too_old) {
+                break;
+            }
+            self.bytes -= front.size();
+            self.events.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+fn hub(events: usize) -> Hub {
+    Hub::with_epoch("ep".into(), Limits { events, bytes: usize::MAX, max_age: Duration::from_secs(3600) })
+}
+
+fn publish(hub: &Hub, n: usize) {
+    for i in 0..n {
+        hub.publish(Draft {
+            kind: "x".into(),
+            runtime_id: None,
+            agent_id: None,
+            conversation_id: None,
+            data: format!("{{\"i\":{i}}}"),
+        });
+    }
+}
+
+fn drain(sub: &mut Subscription) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let (mut seqs, mut lags, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(read) = sub.try_read(&mut buf, 3) {
+        if let Read::Lagged { missed, resume_after } = read {
+            lags.push((missed, resume_after));
+        }
+        seqs.extend(buf.drain(..).map(|e: Arc<Event>| e.seq));
+    }
+    (seqs, lags)
+}
+
+#[test]
+fn ids_are_epoch_and_a_gapless_sequence() {
+    let hub = hub(10);
+    assert_eq!(hub.cursor(), "ep-0");
+    publish(&hub, 3);
+    assert_eq!(hub.cursor(), "ep-3");
+    assert!(hub.stats().replay_oldest.as_deref() == Some("ep-1"));
+}
+
+#[test]
+fn a_live_subscriber_sees_only_later_events() {
+    let hub = hub(10);
+    publish(&hub, 2);
+    let (mut sub, reset) = hub.subscribe(Start::Live);
+    assert!(reset.is_none());
+    publish(&hub, 2);
+    assert_eq!(drain(&mut sub).0, vec![3, 4]);
+}
+
+#[test]
+fn resume_replays_exactly_the_events_after_the_cursor_then_continues_live() {
+    let hub = hub(100);
+    publish(&hub, 5);
+    let (mut sub, reset) = hub.subscribe(Start::After("ep-2"));
+    assert!(reset.is_none());
+    publish(&hub, 2); // published between subscribe and the first read
+    assert_eq!(drain(&mut sub).0, vec![3, 4, 5, 6, 7]);
+    publish(&hub, 1);
+    assert_eq!(drain(&mut sub).0, vec![8]);
+}
+
+#[test]
+fn resume_from_zero_replays_everything_held() {
+    let hub = hub(100);
+    publish(&hub, 4);
+    let (mut sub, reset) = hub.subscribe(Start::After("ep-0"));
+    assert!(reset.is_none());
+    assert_eq!(drain(&mut sub).0, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn cursors_that_cannot_be_honoured_get_a_reason() {
+    let hub = hub(3);
+    publish(&hub, 6); // ring holds 4..=6
+    for (cursor, reason) in [
+        ("garbage", ResetReason::Malformed),
+        ("other-2", ResetReason::OtherEpoch),
+        ("ep-7", ResetReason::Unknown),
+        ("ep-2", ResetReason::Expired),
+    ] {
+        let (mut sub, reset) = hub.subscribe(Start::After(cursor));
+        assert_eq!(reset, Some((reason, Some(4), 6)), "{cursor}");
+        assert!(drain(&mut sub).0.is_empty(), "a reset stream continues live");
+    }
+    let (_, reset) = hub.subscribe(Start::After("ep-3"));
+    assert!(reset.is_none(), "ep-3 needs 4.. which the ring still holds");
+}
+
+#[test]
+fn a_subscriber_overtaken_by_the_ring_is_told_how_much_it_missed() {
+    let hub = hub(4);
+    let (mut sub, _) = hub.subscribe(Start::Live);
+    publish(&hub, 10); // ring holds 7..=10
+    let (seqs, lags) = drain(&mut sub);
+    assert_eq!(lags, vec![(6, 6)]);
+    assert_eq!(seqs, vec![7, 8, 9, 10]);
+}
+
+#[test]
+fn the_byte_limit_evicts_oldest_first_but_keeps_the_newest() {
+    let hub = Hub::with_epoch("ep".into(), Limits { events: 100, bytes: 1, max_age: Duration::from_secs(60) });
+    publish(&hub, 3);
+    let stats = hub.stats();
+    assert_eq!(stats.replay_events, 1);
+    assert_eq!(stats.replay_oldest.as_deref(), Some("ep-3"));
+}
+
+#[test]
+fn subscribers_are_counted_until_dropped() {
+    let hub = hub(4);
+    let (a, _) = hub.subscribe(Start::Live);
+    let (b, _) = hub.subscribe(Start::Live);
+    assert_eq!(hub.stats().subscribers, 2);
+    drop((a, b));
+    assert_eq!(hub.stats().subscribers, 0);
+}
+
+#[tokio::test]
+async fn recv_wakes_on_publish() {
+    let hub = hub(4);
+    let (mut sub, _) = hub.subscribe(Start::Live);
+    let publisher = hub.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        sub.recv(&mut buf, 8).await;
+        buf.iter().map(|e| e.seq).collect::<Vec<_>>()
+    });
+    tokio::task::yield_now().await;
+    publish(&publisher, 1);
+    let got = tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    assert_eq!(got, vec![1]);
+}

@@ -1,0 +1,48 @@
+//! The `letta-bridge` binary: settings, logging, run until SIGINT/SIGTERM.
+
+use clap::Parser;
+use letta_bridge::{Application, Config, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    telemetry::init(config.log_format);
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("letta-bridge: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    print_generated_tokens(&app);
+    let stop = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        stop.cancel();
+    });
+    match app.run_until_stopped().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("letta-bridge: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints tokens generated at start, once, to stdout (never to the log).
+fn print_generated_tokens(app: &Application) {
+    let generated = &app.tokens().generated;
+    if generated.is_empty() {
+        return;
+    }
+    let addr = app.local_addr();
+    println!("letta-bridge generated these tokens (set them in the environment to keep them across restarts):");
+    for (name, token) in generated {
+        println!("  {name}={token}");
+    }
+    println!("Point a runtime at this bridge with:");
+    println!(
+        "  LETTA_BASE_URL=http://{addr} IGNORE_SELF_HOSTED_LISTENER_ERROR=1 LETTA_API_KEY={} letta remote --env-name local-dev --backend local",
+        app.tokens().runtime
+    );
+}

@@ -1,0 +1,60 @@
+//! Events the bridge itself publishes on the event stream. Their names are a
+//! reserved set: `runtime_online`, `runtime_offline`, `reset`, `lagged`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A runtime connected (or reconnected).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuntimeOnline {
+    /// Always `runtime_online`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub runtime_id: String,
+    pub connection_name: Option<String>,
+    /// `lettaCodeVersion` from the registration metadata.
+    pub version: Option<String>,
+    /// RFC 3339 time the connection was accepted.
+    pub online_since: String,
+}
+
+/// A runtime's socket closed, was replaced, or stopped answering pings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuntimeOffline {
+    /// Always `runtime_offline`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub runtime_id: String,
+    /// Why: `closed`, `heartbeat_timeout`, `shutdown`, `error`.
+    pub reason: String,
+}
+
+/// Sent to one subscriber whose resume cursor cannot be honoured; the stream
+/// continues live from `resume_from`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Reset {
+    /// Always `reset`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `malformed_cursor`, `unknown_cursor`, `expired_cursor` or `other_epoch`.
+    pub reason: &'static str,
+    /// The cursor the client sent.
+    pub cursor: String,
+    /// Oldest event id still held in the replay ring, if any.
+    pub oldest: Option<String>,
+    /// Where this stream continues from (also this event's `id:`).
+    pub resume_from: String,
+}
+
+/// Sent to one subscriber that fell so far behind that the ring dropped
+/// events it had not read; the stream continues with the oldest kept event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Lagged {
+    /// Always `lagged`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// How many events this subscriber missed.
+    pub missed: u64,
+    /// Where this stream continues from (also this event's `id:`).
+    pub resume_from: String,
+}

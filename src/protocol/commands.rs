@@ -1,0 +1,410 @@
+//! Commands clients send to the runtime: typed v2 shapes for the endpoints
+//! that have one, and the rules every frame obeys (type names, request ids,
+//! which commands need the admin token).
+//!
+//! Each typed body keeps unknown fields (`extra`) and sends them on untouched:
+//! the runtime evolves faster than this bridge.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// Longest `request_id` accepted from a client.
+pub const MAX_REQUEST_ID_LEN: usize = 256;
+
+/// Commands an ordinary client token may send. Everything else (files,
+/// terminals, memory, secrets, runtime_start, ...) needs the admin token.
+pub const CONVERSATION_COMMANDS: &[&str] =
+    &["input", "sync", "abort_message", "change_device_state", "approval_response"];
+
+/// True when `kind` needs the admin token.
+pub fn requires_admin(kind: &str) -> bool {
+    !CONVERSATION_COMMANDS.contains(&kind)
+}
+
+/// True for the frames that answer a command by its `request_id`.
+pub fn is_reply(kind: &str) -> bool {
+    kind == "input_accepted" || kind.ends_with("_response")
+}
+
+/// Why a command body was refused (answered as 422).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("`type` must be {expected:?} on this endpoint (got {got:?}); use POST /commands for other frames")]
+    WrongType { expected: &'static str, got: String },
+    #[error("`type` must be a string of 1-128 characters of [A-Za-z0-9_.:-]")]
+    BadType,
+    #[error("`request_id` must be a string of 1-{MAX_REQUEST_ID_LEN} printable characters")]
+    BadRequestId,
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Where a command applies on the runtime.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RuntimeScope {
+    /// Agent id, e.g. `agent-local-…`.
+    pub agent_id: String,
+    /// Conversation id, e.g. `local-conv-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `POST /input`: a v2 `input` frame (the bridge adds `type` and `request_id`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"},
+    "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "Hello"}]}
+})))]
+pub struct InputCommand {
+    /// Optional; must be `input` when given.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Correlates the runtime's `input_accepted`; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeScope>,
+    pub payload: InputPayload,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What an `input` carries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputPayload {
+    /// New user message(s) for the agent.
+    CreateMessage(CreateMessage),
+    /// The answer to an approval request.
+    ApprovalResponse(ApprovalResponse),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateMessage {
+    /// At least one message.
+    pub messages: Vec<InputMessage>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InputMessage {
+    pub role: MessageRole,
+    /// Text, or a list of content parts such as `{"type":"text","text":"…"}`.
+    pub content: MessageContent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageRole {
+    User,
+    System,
+    Assistant,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<Map<String, Value>>),
+}
+
+/// Answer to an approval request: a `decision`, or an `error`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalResponse {
+    /// The `request_id` of the approval request being answered.
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<ApprovalDecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "behavior", rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Allow {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updated_input: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selected_permission_suggestion_ids: Option<Vec<String>>,
+    },
+    Deny {
+        message: String,
+    },
+}
+
+/// `POST /approval`: an `input` frame whose payload is an approval response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"},
+    "payload": {"request_id": "approval-7", "decision": {"behavior": "allow"}}
+})))]
+pub struct ApprovalCommand {
+    /// Optional; must be `input` when given.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeScope>,
+    pub payload: ApprovalResponse,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `POST /sync`: ask the runtime to replay its state, answered by `sync_response`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
+pub struct SyncCommand {
+    /// Optional; must be `sync` when given.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_approvals: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_device_status: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `POST /abort`: an `abort_message` frame, answered by `abort_message_response`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
+pub struct AbortCommand {
+    /// Optional; must be `abort_message` when given.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeScope>,
+    /// Abort only this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A typed command body: its wire `type`, and its own checks.
+pub trait TypedCommand: Serialize {
+    const TYPE: &'static str;
+    fn given_type(&self) -> Option<&str>;
+    fn check(&self) -> Result<(), CommandError> {
+        Ok(())
+    }
+}
+
+impl TypedCommand for InputCommand {
+    const TYPE: &'static str = "input";
+    fn given_type(&self) -> Option<&str> {
+        self.kind.as_deref()
+    }
+    fn check(&self) -> Result<(), CommandError> {
+        match &self.payload {
+            InputPayload::CreateMessage(m) if m.messages.is_empty() => {
+                Err(CommandError::Invalid("payload.messages must hold at least one message"))
+            }
+            InputPayload::ApprovalResponse(a) => check_approval(a),
+            InputPayload::CreateMessage(_) => Ok(()),
+        }
+    }
+}
+
+impl TypedCommand for ApprovalCommand {
+    const TYPE: &'static str = "input";
+    fn given_type(&self) -> Option<&str> {
+        self.kind.as_deref()
+    }
+    fn check(&self) -> Result<(), CommandError> {
+        check_approval(&self.payload)
+    }
+}
+
+impl TypedCommand for SyncCommand {
+    const TYPE: &'static str = "sync";
+    fn given_type(&self) -> Option<&str> {
+        self.kind.as_deref()
+    }
+}
+
+impl TypedCommand for AbortCommand {
+    const TYPE: &'static str = "abort_message";
+    fn given_type(&self) -> Option<&str> {
+        self.kind.as_deref()
+    }
+}
+
+fn check_approval(a: &ApprovalResponse) -> Result<(), CommandError> {
+    if a.request_id.is_empty() {
+        return Err(CommandError::Invalid("payload.request_id must name the approval request"));
+    }
+    match (&a.decision, &a.error) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        _ => Err(CommandError::Invalid("payload needs exactly one of `decision` or `error`")),
+    }
+}
+
+/// Turns a typed body into the wire frame: checks it, sets `type`, and fills
+/// `request_id` (and `payload.kind` for approvals).
+pub fn typed_frame<C: TypedCommand>(cmd: &C) -> Result<Map<String, Value>, CommandError> {
+    if let Some(got) = cmd.given_type().filter(|t| *t != C::TYPE) {
+        return Err(CommandError::WrongType { expected: C::TYPE, got: got.to_owned() });
+    }
+    cmd.check()?;
+    let Value::Object(mut frame) = serde_json::to_value(cmd).expect("command bodies serialise") else {
+        unreachable!("command bodies are structs")
+    };
+    frame.insert("type".into(), C::TYPE.into());
+    if let Some(Value::Object(payload)) = frame.get_mut("payload") {
+        if C::TYPE == "input" && !payload.contains_key("kind") {
+            payload.insert("kind".into(), "approval_response".into());
+        }
+    }
+    fill_request_id(&mut frame)?;
+    Ok(frame)
+}
+
+/// Checks a free-form frame for `POST /commands` and fills its `request_id`.
+pub fn generic_frame(mut frame: Map<String, Value>) -> Result<Map<String, Value>, CommandError> {
+    match frame.get("type") {
+        Some(Value::String(t)) if crate::protocol::frame::is_valid_type(t) => {}
+        _ => return Err(CommandError::BadType),
+    }
+    fill_request_id(&mut frame)?;
+    Ok(frame)
+}
+
+fn fill_request_id(frame: &mut Map<String, Value>) -> Result<(), CommandError> {
+    match frame.get("request_id") {
+        None | Some(Value::Null) => {
+            frame.insert("request_id".into(), new_request_id().into());
+            Ok(())
+        }
+        Some(Value::String(id)) if valid_request_id(id) => Ok(()),
+        Some(_) => Err(CommandError::BadRequestId),
+    }
+}
+
+/// 1-256 characters, none of them control characters.
+pub fn valid_request_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && !id.chars().any(char::is_control)
+}
+
+/// A fresh request id (`req-` + UUID v4).
+pub fn new_request_id() -> String {
+    format!("req-{}", uuid::Uuid::new_v4())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input(v: Value) -> InputCommand {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn input_frame_gets_type_request_id_and_keeps_unknown_fields() {
+        let cmd = input(json!({
+            "runtime": {"agent_id": "a", "conversation_id": "c", "z": 1},
+            "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi", "m": 2}], "p": 3},
+            "future_field": true
+        }));
+        let f = typed_frame(&cmd).unwrap();
+        assert_eq!(f["type"], "input");
+        assert!(f["request_id"].as_str().unwrap().starts_with("req-"));
+        assert_eq!(f["future_field"], true);
+        assert_eq!(f["runtime"]["z"], 1);
+        assert_eq!(f["payload"]["p"], 3);
+        assert_eq!(f["payload"]["kind"], "create_message");
+        assert_eq!(f["payload"]["messages"][0]["m"], 2);
+    }
+
+    #[test]
+    fn a_given_request_id_is_kept_and_a_wrong_type_refused() {
+        let cmd = input(
+            json!({"request_id": "mine", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+        );
+        assert_eq!(typed_frame(&cmd).unwrap()["request_id"], "mine");
+        let cmd = input(
+            json!({"type": "sync", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+        );
+        assert!(matches!(typed_frame(&cmd), Err(CommandError::WrongType { .. })));
+    }
+
+    #[test]
+    fn empty_messages_and_half_approvals_are_refused() {
+        let cmd = input(json!({"payload": {"kind": "create_message", "messages": []}}));
+        assert!(matches!(typed_frame(&cmd), Err(CommandError::Invalid(_))));
+        let a: ApprovalCommand = serde_json::from_value(json!({"payload": {"request_id": "ap"}})).unwrap();
+        assert!(matches!(typed_frame(&a), Err(CommandError::Invalid(_))));
+    }
+
+    #[test]
+    fn approval_frames_are_inputs_with_an_approval_payload() {
+        let a: ApprovalCommand = serde_json::from_value(
+            json!({"payload": {"request_id": "ap", "decision": {"behavior": "deny", "message": "no"}}}),
+        )
+        .unwrap();
+        let f = typed_frame(&a).unwrap();
+        assert_eq!(f["type"], "input");
+        assert_eq!(f["payload"]["kind"], "approval_response");
+        assert_eq!(f["payload"]["decision"], json!({"behavior": "deny", "message": "no"}));
+    }
+
+    #[test]
+    fn generic_frames_need_a_valid_type_and_request_id() {
+        let ok = generic_frame(json!({"type": "read_file", "path": "/x"}).as_object().unwrap().clone()).unwrap();
+        assert!(ok["request_id"].is_string());
+        for bad in [
+            json!({}),
+            json!({"type": 3}),
+            json!({"type": "a b"}),
+            json!({"type": "x", "request_id": 5}),
+            json!({"type": "x", "request_id": ""}),
+        ] {
+            assert!(generic_frame(bad.as_object().unwrap().clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_conversation_commands_are_open_to_clients() {
+        for kind in ["input", "sync", "abort_message", "change_device_state", "approval_response"] {
+            assert!(!requires_admin(kind), "{kind}");
+        }
+        for kind in [
+            "read_file",
+            "write_file",
+            "terminal_spawn",
+            "secret_apply",
+            "list_memory",
+            "runtime_start",
+            "anything_new",
+        ] {
+            assert!(requires_admin(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn replies_are_recognised() {
+        assert!(is_reply("input_accepted") && is_reply("sync_response") && is_reply("read_file_response"));
+        assert!(!is_reply("stream_delta") && !is_reply("turn_finished"));
+    }
+}

@@ -1,0 +1,210 @@
+//! The one task that owns a runtime's socket: it writes queued commands,
+//! answers JSON pings, checks liveness with ping control frames, and turns
+//! every frame the runtime sends into a hub event (and a reply, when one is
+//! awaited). Nothing else touches the socket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::registry::{Link, Outgoing, Runtimes, unix_millis_now};
+use crate::hub::Draft;
+use crate::protocol::{commands::is_reply, parse_runtime_frame};
+
+/// Longest a single socket write may take before the runtime counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The JSON pong the runtime expects for each of its JSON pings.
+const JSON_PONG: &str = r#"{"type":"pong"}"#;
+
+/// Heartbeat and queue settings for runtime sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkSettings {
+    pub ping_interval: Duration,
+    pub max_missed_pongs: u32,
+}
+
+/// Everything the socket task needs; built by the WebSocket handler.
+pub struct Connection {
+    pub runtimes: Runtimes,
+    pub link: Link,
+    pub commands: mpsc::Receiver<Outgoing>,
+    pub replaced: CancellationToken,
+    pub shutdown: CancellationToken,
+    pub last_pong: Arc<AtomicU64>,
+    pub settings: LinkSettings,
+}
+
+/// How a connection ended (the `reason` of `runtime_offline`).
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Closed,
+    Replaced,
+    HeartbeatTimeout,
+    Shutdown,
+    Error,
+}
+
+impl End {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Replaced => "replaced",
+            Self::HeartbeatTimeout => "heartbeat_timeout",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Marks the connection gone however the task ends, panics included.
+struct OnGone<'a> {
+    runtimes: &'a Runtimes,
+    link: &'a Link,
+    end: End,
+}
+
+impl Drop for OnGone<'_> {
+    fn drop(&mut self) {
+        self.runtimes.disconnected(self.link, self.end.as_str());
+    }
+}
+
+impl Connection {
+    /// Serves the socket until it closes, is replaced, or the bridge stops.
+    #[tracing::instrument(name = "runtime", skip_all, fields(device = %self.link.runtime_id, generation = self.link.generation))]
+    pub async fn run(mut self, mut socket: WebSocket) {
+        tracing::info!("runtime connected");
+        let runtimes = self.runtimes.clone();
+        let link = self.link.clone();
+        let mut gone = OnGone { runtimes: &runtimes, link: &link, end: End::Error };
+        gone.end = self.serve(&mut socket).await;
+        tracing::info!(reason = gone.end.as_str(), "runtime disconnected");
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket) -> End {
+        let period = self.settings.ping_interval;
+        let mut ping = interval_at(Instant::now() + period, period);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut unanswered = 0u32;
+        let mut dropped = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => {
+                    close(socket, 1001, "bridge shutting down").await;
+                    return End::Shutdown;
+                }
+                () = self.replaced.cancelled() => {
+                    close(socket, 1000, "Replaced by new connection").await;
+                    return End::Replaced;
+                }
+                msg = socket.recv() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if self.on_text(socket, text.as_str(), &mut dropped).await.is_err() {
+                            return End::Error;
+                        }
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        let Ok(text) = std::str::from_utf8(&bytes) else {
+                            note_dropped(&mut dropped, "binary frame that is not UTF-8");
+                            continue;
+                        };
+                        if self.on_text(socket, text, &mut dropped).await.is_err() {
+                            return End::Error;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => {
+                        unanswered = 0;
+                        self.last_pong.store(unix_millis_now(), Ordering::Relaxed);
+                    }
+                    // The WebSocket layer answers ping control frames itself.
+                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return End::Closed,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "runtime socket error");
+                        return End::Error;
+                    }
+                },
+                Some(out) = self.commands.recv() => {
+                    if write(socket, Message::Text(out.text.into())).await.is_err() {
+                        return End::Error;
+                    }
+                    let _ = out.written.send(());
+                }
+                _ = ping.tick() => {
+                    if unanswered >= self.settings.max_missed_pongs {
+                        tracing::warn!(missed = unanswered, "runtime stopped answering pings");
+                        close(socket, 1011, "heartbeat timeout").await;
+                        return End::HeartbeatTimeout;
+                    }
+                    unanswered += 1;
+                    if write(socket, Message::Ping(Default::default())).await.is_err() {
+                        return End::Error;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One text frame from the runtime. `Err` only when the socket failed.
+    async fn on_text(&self, socket: &mut WebSocket, text: &str, dropped: &mut u64) -> Result<(), ()> {
+        let frame = match parse_runtime_frame(text, &self.link.runtime_id) {
+            Ok(frame) => frame,
+            Err(e) => {
+                note_dropped(dropped, &e.to_string());
+                return Ok(());
+            }
+        };
+        match frame.kind.as_str() {
+            "ping" => return write(socket, Message::Text(Utf8Bytes::from_static(JSON_PONG))).await,
+            "pong" => return Ok(()),
+            _ => {}
+        }
+        let reply_to = frame.request_id.filter(|_| is_reply(&frame.kind));
+        let event = self.runtimes.hub().publish(Draft {
+            kind: frame.kind,
+            runtime_id: Some(self.link.runtime_id.clone()),
+            agent_id: frame.agent_id,
+            conversation_id: frame.conversation_id,
+            data: frame.data,
+        });
+        if let Some(request_id) = reply_to {
+            self.runtimes.pending().complete(&self.link.runtime_id, &request_id, event.data());
+        }
+        Ok(())
+    }
+}
+
+/// Logs dropped frames without letting a flood flood the log: the 1st, 2nd,
+/// 4th, 8th, ... are logged with the running count.
+fn note_dropped(count: &mut u64, why: &str) {
+    *count += 1;
+    if count.is_power_of_two() {
+        tracing::warn!(dropped = *count, why, "dropped a runtime frame");
+    }
+}
+
+async fn write(socket: &mut WebSocket, msg: Message) -> Result<(), ()> {
+    match timeout(WRITE_TIMEOUT, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "runtime socket write failed");
+            Err(())
+        }
+        Err(_) => {
+            tracing::warn!("runtime socket write timed out");
+            Err(())
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let _ = write(socket, Message::Close(Some(frame))).await;
+}

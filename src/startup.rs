@@ -1,0 +1,102 @@
+//! Building and running the service: validate settings, bind (port 0 works,
+//! for tests), serve until the shutdown token is cancelled, then drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::{Config, Tokens};
+use crate::http::{self, AppState, Settings};
+use crate::hub::{Hub, Limits};
+use crate::runtime::{LinkSettings, Pending, Runtimes};
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    tokens: Tokens,
+    grace: std::time::Duration,
+}
+
+impl Application {
+    /// Validates `config` and binds its listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let tokens = config.tokens()?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let hub = Hub::new(Limits {
+            events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
+            bytes: config.replay_bytes,
+            max_age: config.replay_max_age,
+        });
+        let pending = Pending::new(config.max_pending);
+        let runtimes = Runtimes::new(hub.clone(), pending, config.command_queue as usize);
+        let settings = Settings {
+            public_url: config.public_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            max_frame_bytes: config.max_frame_bytes,
+            keepalive: config.keepalive,
+            wait_timeout: config.wait_timeout,
+            max_wait_timeout: config.max_wait_timeout,
+            link: LinkSettings { ping_interval: config.ping_interval, max_missed_pongs: config.max_missed_pongs },
+            started: Instant::now(),
+        };
+        let state = AppState {
+            auth: Auth::new(&tokens),
+            hub,
+            runtimes,
+            settings: Arc::new(settings),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        Ok(Self { listener, addr, state, tokens, grace: config.shutdown_grace })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The tokens in force (including generated ones).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Cancel it to stop the service gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled; then SSE streams end,
+    /// runtime sockets close with 1001, and in-flight requests finish within
+    /// the grace period.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, addr, state, grace, .. } = self;
+        let shutdown = state.shutdown.clone();
+        let tracker = state.tracker.clone();
+        tracing::info!(%addr, epoch = state.hub.epoch(), "letta-bridge listening");
+        let server = axum::serve(listener, http::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serving = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        tracker.close();
+        let drained = tokio::time::timeout(grace, async {
+            tracker.wait().await;
+            serving.await
+        })
+        .await;
+        match drained {
+            Ok(joined) => joined.context("server task panicked")?.context("server failed")?,
+            Err(_) => tracing::warn!(?grace, "shutdown grace period over; stopping with connections still open"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
