@@ -41,20 +41,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// Parses JSON: syntax errors are `400`, valid JSON of the wrong shape `422`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => ApiError::Invalid(if path == "." {
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|e| ApiError::MalformedJson(format!("malformed JSON: {e}")))?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A shape error can surface before a syntax error further on:
+            // report syntax first, so only valid JSON is "wrong shape".
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return Err(ApiError::MalformedJson(format!("malformed JSON: {syntax}")));
+            }
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            Err(ApiError::Invalid(if path == "." {
                 format!("wrong shape: {inner}")
             } else {
                 format!("wrong shape at `{path}`: {inner}")
-            }),
-            _ => ApiError::MalformedJson(format!("malformed JSON: {inner}")),
+            }))
         }
-    })?;
-    de.end().map_err(|e| ApiError::MalformedJson(format!("malformed JSON: {e}")))?;
-    Ok(value)
+    }
 }
 
 /// A query string; a bad one is a `400` problem.

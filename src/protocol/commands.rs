@@ -271,10 +271,12 @@ pub fn typed_frame<C: TypedCommand>(cmd: &C) -> Result<Map<String, Value>, Comma
         unreachable!("command bodies are structs")
     };
     frame.insert("type".into(), C::TYPE.into());
-    if let Some(Value::Object(payload)) = frame.get_mut("payload") {
-        if C::TYPE == "input" && !payload.contains_key("kind") {
-            payload.insert("kind".into(), "approval_response".into());
-        }
+    // `InputCommand` payloads carry their `kind` tag; approval bodies do not.
+    if let Some(Value::Object(payload)) = frame.get_mut("payload")
+        && C::TYPE == "input"
+        && !payload.contains_key("kind")
+    {
+        payload.insert("kind".into(), "approval_response".into());
     }
     fill_request_id(&mut frame)?;
     Ok(frame)

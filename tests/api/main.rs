@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests: the service on port 0, driven by real HTTP, SSE and
+//! WebSocket clients, with a fake Letta Code runtime.
+
+mod auth;
+mod bad_input;
+mod commands;
+mod events;
+mod helpers;
+mod openapi;
+mod runtimes;
+mod shutdown;

@@ -1,0 +1,61 @@
+# letta-bridge container image.
+#
+# The image listens on 0.0.0.0:8284 (LETTA_BRIDGE_LISTEN below). On a
+# non-loopback address the bridge refuses to start unless
+# LETTA_BRIDGE_RUNTIME_TOKEN and LETTA_BRIDGE_CLIENT_TOKEN are set (and
+# different); set LETTA_BRIDGE_ADMIN_TOKEN too if clients need privileged
+# commands. Example:
+#
+#   docker build -t letta-bridge .
+#   docker run --rm -p 127.0.0.1:8284:8284 \
+#     -e LETTA_BRIDGE_RUNTIME_TOKEN=... -e LETTA_BRIDGE_CLIENT_TOKEN=... \
+#     letta-bridge
+
+# ---- build ------------------------------------------------------------------
+FROM rust:1.95-bookworm AS builder
+WORKDIR /build
+
+# Dependency layer: build every dependency against placeholder sources, so
+# that editing src/ does not rebuild the dependency graph.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src tests/api \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs tests/api/main.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+# The real sources. COPY keeps the files' own timestamps, which may be older
+# than the placeholder build: touch them so cargo rebuilds the crate.
+COPY src ./src
+RUN find src -name '*.rs' -exec touch {} + \
+    && cargo build --release --locked \
+    && ./target/release/letta-bridge --version
+
+# ---- runtime ----------------------------------------------------------------
+FROM debian:bookworm-slim
+
+# The bridge speaks plain HTTP/WebSocket (no TLS: terminate it in front), so
+# no CA certificates. curl is only for the HEALTHCHECK below.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 letta-bridge \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin letta-bridge
+
+COPY --from=builder /build/target/release/letta-bridge /usr/local/bin/letta-bridge
+
+USER 10001:10001
+
+# Listen on all interfaces inside the container: this makes the two tokens
+# above mandatory. Every other setting keeps its default (see --help).
+ENV LETTA_BRIDGE_LISTEN=0.0.0.0:8284
+EXPOSE 8284
+
+# /healthz needs no token. If you change the port in LETTA_BRIDGE_LISTEN,
+# override this check too.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8284/healthz"]
+
+ENTRYPOINT ["/usr/local/bin/letta-bridge"]

@@ -1,0 +1,121 @@
+//! Bad input gets a clear problem+json answer, and the service keeps serving.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The service still answers and still delivers commands.
+async fn still_serving(app: &TestApp, rt: &mut FakeRuntime) {
+    assert_eq!(app.get_as(None, "/healthz").await.status(), 200);
+    let res = app.post("/sync", json!({"request_id": "still-ok"})).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(rt.next_frame().await["request_id"], "still-ok");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    for body in [&b"{"[..], b"{\"payload\": }", b"[1,2", b"\xff\xfe{}", b"{} {}"] {
+        let res = app.post_raw("/input", Some("application/json"), body.to_vec()).await;
+        let problem = assert_problem(res, 400).await;
+        assert_eq!(problem["type"], "urn:letta-bridge:malformed-json");
+    }
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let cases = [
+        ("/input", json!({}), "payload"),
+        (
+            "/input",
+            json!({"payload": {"kind": "create_message", "messages": [{"role": "robot", "content": "x"}]}}),
+            "payload",
+        ),
+        ("/input", json!({"payload": {"kind": "create_message", "messages": []}}), "at least one message"),
+        ("/input", json!({"payload": {"kind": "nope"}}), "payload"),
+        (
+            "/input",
+            json!({"type": "sync", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+            "POST /commands",
+        ),
+        ("/sync", json!({"recover_approvals": "yes"}), "recover_approvals"),
+        ("/sync", json!([1, 2]), "wrong shape"),
+        ("/sync", json!({"request_id": 7}), "request_id"),
+        ("/approval", json!({"payload": {"request_id": "a"}}), "exactly one"),
+        ("/commands", json!({"no_type": true}), "type"),
+        ("/commands", json!({"type": "has space"}), "type"),
+        ("/commands", json!("just a string"), "wrong shape"),
+    ];
+    for (path, body, hint) in cases {
+        let res = app.post(path, body.clone()).await;
+        let problem = assert_problem(res, 422).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(hint), "{path} {body}: {detail}");
+    }
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 4096).await;
+    let mut rt = app.runtime("dev-a").await;
+    let big =
+        json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x".repeat(10_000)}]}});
+    let problem = assert_problem(app.post("/input", big).await, 413).await;
+    assert!(problem["detail"].as_str().unwrap().contains("4096"));
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_415_and_a_missing_one_is_read_as_json() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let res = app.post_raw("/sync", Some("application/x-www-form-urlencoded"), "a=b").await;
+    assert_problem(res, 415).await;
+    let res = app.post_raw("/sync", None, r#"{"request_id":"no-ct"}"#).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(rt.next_frame().await["request_id"], "no-ct");
+    let res = app.post_raw("/sync", Some("application/json; charset=utf-8"), "").await;
+    assert_eq!(res.status(), 202, "an empty body is an empty object");
+    rt.next_frame().await;
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn bad_query_strings_unknown_paths_and_wrong_methods_are_problems() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    assert_problem(app.post("/sync?wait=maybe", json!({})).await, 400).await;
+    assert_problem(app.post("/sync?timeout_ms=-1", json!({})).await, 400).await;
+    assert_problem(app.get("/nope").await, 404).await;
+    assert_problem(app.get("/input").await, 405).await;
+    assert_problem(app.get("/ws").await, 400).await;
+    let many = "a=1&".repeat(10_000);
+    assert_eq!(app.post(&format!("/sync?{many}"), json!({})).await.status(), 202, "unknown parameters are ignored");
+    rt.next_frame().await;
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn runtime_frames_that_are_not_json_objects_are_dropped_and_the_socket_stays() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let mut sse = app.events("").await;
+    use tokio_tungstenite::tungstenite::Message;
+    for bad in
+        ["not json", "[1,2,3]", "42", "\"str\"", "{}", r#"{"type": 5}"#, r#"{"type": "bad type"}"#, "{\"type\":\"x\""]
+    {
+        rt.send_message(Message::text(bad));
+    }
+    rt.send_message(Message::binary(vec![0xff, 0x00, 0xfe]));
+    let deep = format!(r#"{{"type":"deep","v":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
+    rt.send_message(Message::text(deep));
+    rt.emit("still_here", "a", "c", json!({}));
+    let e = sse.next().await;
+    assert_eq!(e.event, "still_here", "bad frames were dropped, not published");
+    still_serving(&app, &mut rt).await;
+}

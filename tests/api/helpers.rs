@@ -1,0 +1,423 @@
+//! Test harness: `spawn_app()` starts the service on port 0; `TestApp` has a
+//! method per endpoint; `FakeRuntime` plays the Letta Code runtime over a
+//! real WebSocket; `Sse` reads the event stream like a browser would.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, Stream, StreamExt};
+use letta_bridge::{Application, Config};
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+
+pub const RUNTIME_TOKEN: &str = "test-runtime-token-0000000001";
+pub const CLIENT_TOKEN: &str = "test-client-token-00000000001";
+pub const ADMIN_TOKEN: &str = "test-admin-token-000000000001";
+
+/// How long any single expectation may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the service with test tokens, letting `tweak` change the config.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::for_tests();
+    config.runtime_token = Some(RUNTIME_TOKEN.into());
+    config.client_token = Some(CLIENT_TOKEN.into());
+    config.admin_token = Some(ADMIN_TOKEN.into());
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("the app builds");
+    let mut addr = app.local_addr();
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    TestApp { addr, http, shutdown, server: Some(server) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// POSTs JSON with the client token.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_as(Some(CLIENT_TOKEN), path, body).await
+    }
+
+    pub async fn post_as(&self, token: Option<&str>, path: &str, body: Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// POSTs raw bytes with the client token and the given content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).bearer_auth(CLIENT_TOKEN).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// GETs with the client token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(Some(CLIENT_TOKEN), path).await
+    }
+
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    /// Registers a device with `token`, as the runtime does.
+    pub async fn register_as(&self, token: Option<&str>, device: &str) -> reqwest::Response {
+        let body = json!({
+            "deviceId": device,
+            "connectionName": format!("{device}-name"),
+            "metadata": {"lettaCodeVersion": "0.32.18", "os": "linux", "nodeVersion": "v22.23.3",
+                         "environmentMessageProtocol": "v2-input", "supported_commands": ["input", "sync"]}
+        });
+        let mut req =
+            self.http.post(self.url("/v1/environments/register")).json(&body).header("X-Letta-Source", "letta-code");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Registers `device` and connects to the `wsUrl` it was given; returns
+    /// once the bridge serves the socket (a JSON ping got its pong).
+    pub async fn runtime(&self, device: &str) -> FakeRuntime {
+        let res = self.register_as(Some(RUNTIME_TOKEN), device).await;
+        assert_eq!(res.status(), 200);
+        let reg: Value = res.json().await.unwrap();
+        let url = format!("{}?deviceId={device}&connectionName={device}-name", reg["wsUrl"].as_str().unwrap());
+        FakeRuntime::connect_ready(&url).await
+    }
+
+    /// Connects straight to `/ws` without registering (the seed's form).
+    pub async fn direct_runtime(&self, device: Option<&str>) -> FakeRuntime {
+        let url = match device {
+            Some(d) => self.ws_url(&format!("/ws?deviceId={d}")),
+            None => self.ws_url("/ws"),
+        };
+        FakeRuntime::connect_ready(&url).await
+    }
+
+    /// Opens `GET /events` with this query (e.g. `?types=x`).
+    pub async fn events(&self, query: &str) -> Sse {
+        self.events_with(query, None).await
+    }
+
+    pub async fn events_with(&self, query: &str, last_event_id: Option<&str>) -> Sse {
+        let mut req = self.http.get(self.url(&format!("/events{query}"))).bearer_auth(CLIENT_TOKEN);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let res = req.send().await.expect("request sent");
+        assert_eq!(res.status(), 200, "GET /events{query}");
+        Sse::new(res)
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get_json("/status").await
+    }
+}
+
+/// Asserts a problem+json answer with this status; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let body: Value = res.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().unwrap().starts_with("urn:letta-bridge:"), "{body}");
+    assert!(!body["detail"].as_str().unwrap().is_empty(), "{body}");
+    body
+}
+
+/// What the fake runtime saw on its socket.
+#[derive(Debug)]
+pub enum Seen {
+    Frame(Value),
+    /// A WebSocket ping control frame (the bridge's liveness check).
+    Ping,
+    Close(Option<(u16, String)>),
+    /// The socket ended (with or without a close frame).
+    Ended,
+}
+
+enum Ctl {
+    Send(Message),
+    /// Stop reading: no more pongs, no replies (a hung runtime).
+    Silence,
+    /// Drop the TCP connection without a close frame.
+    Drop,
+}
+
+/// A Letta Code runtime stand-in speaking the v2 protocol of PROTOCOL.md:
+/// answers `sync`, `input`, `abort_message` and other commands with their
+/// reply frames (unless auto-replies are off) and emits enveloped events.
+pub struct FakeRuntime {
+    ctl: mpsc::UnboundedSender<Ctl>,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    pub auto_reply: Arc<AtomicBool>,
+    seq: AtomicU64,
+}
+
+impl FakeRuntime {
+    /// Connects with the runtime token; panics if the upgrade fails.
+    pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, WsError> {
+        let mut req = url.into_client_request()?;
+        if let Some(t) = token {
+            req.headers_mut().insert(AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let auto_reply = Arc::new(AtomicBool::new(true));
+        tokio::spawn(drive(socket, ctl_rx, seen_tx, auto_reply.clone()));
+        Ok(Self { ctl, seen, auto_reply, seq: AtomicU64::new(0) })
+    }
+
+    /// Connects and waits until the bridge answers a JSON ping.
+    pub async fn connect_ready(url: &str) -> Self {
+        let mut rt = Self::connect(url, Some(RUNTIME_TOKEN)).await.expect("runtime connects");
+        rt.send(json!({"type": "ping"}));
+        let pong = rt.next_frame().await;
+        assert_eq!(pong, json!({"type": "pong"}));
+        rt
+    }
+
+    pub fn send(&self, frame: Value) {
+        self.send_message(Message::text(frame.to_string()));
+    }
+
+    pub fn send_message(&self, msg: Message) {
+        let _ = self.ctl.send(Ctl::Send(msg));
+    }
+
+    /// Emits a runtime event with the v2 envelope.
+    pub fn emit(&self, kind: &str, agent: &str, conversation: &str, fields: Value) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut frame = json!({
+            "type": kind,
+            "runtime": {"agent_id": agent, "conversation_id": conversation},
+            "event_seq": seq,
+            "emitted_at": "2026-11-25T00:00:00.000Z",
+            "idempotency_key": format!("{kind}:{seq}:00000000-0000-4000-8000-000000000000"),
+        });
+        if let (Some(f), Some(extra)) = (frame.as_object_mut(), fields.as_object()) {
+            f.extend(extra.clone());
+        }
+        self.send(frame);
+    }
+
+    pub fn silence(&self) {
+        let _ = self.ctl.send(Ctl::Silence);
+    }
+
+    pub fn drop_connection(&self) {
+        let _ = self.ctl.send(Ctl::Drop);
+    }
+
+    pub fn close(&self) {
+        self.send_message(Message::Close(None));
+    }
+
+    /// The next thing seen (pings included).
+    pub async fn next_seen(&mut self) -> Seen {
+        tokio::time::timeout(WAIT, self.seen.recv()).await.expect("runtime saw nothing in time").unwrap_or(Seen::Ended)
+    }
+
+    /// The next JSON frame, skipping ping control frames.
+    pub async fn next_frame(&mut self) -> Value {
+        loop {
+            match self.next_seen().await {
+                Seen::Frame(v) => return v,
+                Seen::Ping => continue,
+                other => panic!("expected a frame, the runtime saw {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the bridge to close the socket; returns its close frame.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        loop {
+            match self.next_seen().await {
+                Seen::Close(frame) => return frame,
+                Seen::Ended => return None,
+                _ => continue,
+            }
+        }
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn drive(
+    mut socket: Socket,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    seen: mpsc::UnboundedSender<Seen>,
+    auto_reply: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::select! {
+            c = ctl.recv() => match c {
+                Some(Ctl::Send(msg)) => { let _ = socket.send(msg).await; }
+                Some(Ctl::Silence) => {
+                    // Hold the socket open but never read it again.
+                    while let Some(c) = ctl.recv().await {
+                        if matches!(c, Ctl::Drop) { return; }
+                    }
+                    return;
+                }
+                Some(Ctl::Drop) | None => return,
+            },
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(text.as_str()).expect("the bridge sends JSON");
+                    if auto_reply.load(Ordering::Relaxed) {
+                        for reply in replies_to(&frame) {
+                            let _ = socket.send(Message::text(reply.to_string())).await;
+                        }
+                    }
+                    let _ = seen.send(Seen::Frame(frame));
+                }
+                Some(Ok(Message::Ping(_))) => { let _ = seen.send(Seen::Ping); }
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = seen.send(Seen::Close(frame.map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string()))));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => { let _ = seen.send(Seen::Ended); return; }
+            }
+        }
+    }
+}
+
+/// The frames the real runtime answers a command with (PROTOCOL.md §3, §5).
+fn replies_to(frame: &Value) -> Vec<Value> {
+    let request_id = frame.get("request_id").cloned().unwrap_or(Value::Null);
+    let runtime = frame.get("runtime").cloned().unwrap_or(json!({"agent_id": "agent-1", "conversation_id": "conv-1"}));
+    match frame["type"].as_str().unwrap_or_default() {
+        "sync" => vec![
+            json!({"type": "update_loop_status", "runtime": runtime, "loop_status": {"status": "WAITING_ON_INPUT"}}),
+            json!({"type": "sync_response", "request_id": request_id, "runtime": runtime, "success": true}),
+        ],
+        "input" => vec![
+            json!({"type": "input_accepted", "request_id": request_id, "runtime": runtime, "accepted": true, "disposition": "started"}),
+        ],
+        "abort_message" => vec![
+            json!({"type": "abort_message_response", "request_id": request_id, "runtime": runtime, "aborted": false, "success": true}),
+        ],
+        "ping" | "pong" => vec![],
+        other if !request_id.is_null() => {
+            vec![json!({"type": format!("{other}_response"), "request_id": request_id, "success": true})]
+        }
+        _ => vec![],
+    }
+}
+
+/// One SSE event as a client sees it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
+
+/// An SSE reader over a live `GET /events` response.
+pub struct Sse {
+    stream: EventStream,
+}
+
+impl Sse {
+    pub fn new(res: reqwest::Response) -> Self {
+        use eventsource_stream::Eventsource;
+        let stream = res.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string()));
+        Self { stream: Box::pin(stream) }
+    }
+
+    /// The next event; panics if none comes in time or the stream ends.
+    pub async fn next(&mut self) -> SseEvent {
+        let item = tokio::time::timeout(WAIT, self.stream.next()).await.expect("no event in time");
+        let e = item.expect("stream ended").expect("stream error");
+        let data = serde_json::from_str(&e.data).unwrap_or_else(|_| panic!("event data is JSON: {}", e.data));
+        SseEvent { id: e.id, event: e.event, data }
+    }
+
+    /// The next event of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> SseEvent {
+        loop {
+            let e = self.next().await;
+            if e.event == kind {
+                return e;
+            }
+        }
+    }
+
+    /// True when the stream ends in time (no more events).
+    pub async fn ends(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await {
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// `(epoch, seq)` of an event id.
+pub fn seq_of(id: &str) -> (String, u64) {
+    let (epoch, seq) = id.rsplit_once('-').expect("id is <epoch>-<seq>");
+    (epoch.to_owned(), seq.parse().expect("seq is a number"))
+}

@@ -1,0 +1,59 @@
+//! The checked-in OpenAPI document equals what the service serves.
+//! Regenerate it with `UPDATE_OPENAPI=1 cargo test --test api openapi`.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+#[tokio::test]
+async fn openapi_document_is_checked_in_and_current() {
+    let app = spawn_app().await;
+    let served: Value = app.get_as(None, "/openapi.json").await.json().await.unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(CHECKED_IN, &pretty).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
+    assert!(
+        on_disk == pretty,
+        "openapi/openapi.json differs from /openapi.json; regenerate with `UPDATE_OPENAPI=1 cargo test --test api openapi`"
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_as(None, "/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/input",
+        "/sync",
+        "/abort",
+        "/approval",
+        "/commands",
+        "/runtimes/{id}/input",
+        "/runtimes/{id}/sync",
+        "/runtimes/{id}/abort",
+        "/runtimes/{id}/approval",
+        "/runtimes/{id}/commands",
+        "/events",
+        "/runtimes",
+        "/status",
+        "/healthz",
+        "/readyz",
+        "/v1/health",
+        "/v1/environments/register",
+        "/ws",
+        "/ws/{connection_id}",
+        "/v1/agents/{agent_id}/runtime-status",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    let input = &doc["paths"]["/input"]["post"]["responses"];
+    for status in ["200", "202", "400", "401", "403", "409", "413", "415", "422", "502", "503", "504"] {
+        assert!(input.get(status).is_some(), "POST /input does not document {status}");
+    }
+}

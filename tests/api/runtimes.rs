@@ -1,0 +1,197 @@
+//! Runtimes: registration, direct connect, heartbeats, replacement, routing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_registered_runtime_is_listed_online_with_its_name_and_version() {
+    let app = spawn_app().await;
+    let _rt = app.runtime("dev-a").await;
+    let list = app.get_json("/runtimes").await;
+    let rt = &list[0];
+    assert_eq!(rt["id"], "dev-a");
+    assert_eq!(rt["online"], true);
+    assert_eq!(rt["connection_name"], "dev-a-name");
+    assert_eq!(rt["version"], "0.32.18");
+    assert_eq!(rt["os"], "linux");
+    assert!(rt["connection_id"].as_str().unwrap().starts_with("conn-"));
+    assert!(rt["online_since"].as_str().unwrap().ends_with('Z'));
+    let status = app.status().await;
+    assert_eq!(status["runtimes_online"], 1);
+    assert_eq!(status["ready"], true);
+}
+
+#[tokio::test]
+async fn a_runtime_may_connect_straight_to_ws_without_registering() {
+    let app = spawn_app().await;
+    let mut rt = app.direct_runtime(None).await;
+    assert_eq!(ids(&app.get_json("/runtimes").await), ["direct"]);
+    let res = app.post("/sync", json!({})).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(rt.next_frame().await["type"], "sync");
+}
+
+#[tokio::test]
+async fn every_json_ping_from_the_runtime_gets_a_json_pong() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    for _ in 0..3 {
+        rt.send(json!({"type": "ping"}));
+        assert_eq!(rt.next_frame().await, json!({"type": "pong"}));
+    }
+    // Pings are answered, not published.
+    let mut sse = app.events("").await;
+    rt.send(json!({"type": "ping"}));
+    rt.emit("marker", "a", "c", json!({}));
+    assert_eq!(sse.next().await.event, "marker");
+}
+
+#[tokio::test]
+async fn the_bridge_checks_liveness_with_ping_control_frames_and_records_pongs() {
+    let app = spawn_app_with(|c| c.ping_interval = std::time::Duration::from_millis(50)).await;
+    let mut rt = app.runtime("dev-a").await;
+    loop {
+        if let Seen::Ping = rt.next_seen().await {
+            break;
+        }
+    }
+    // The fake runtime's WebSocket stack answers the ping; wait for the bridge to record it.
+    let mut sse = app.events("").await;
+    rt.emit("marker", "a", "c", json!({}));
+    sse.next_of("marker").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = app.get_json("/runtimes").await;
+        if list[0]["last_pong_at"].is_string() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no pong recorded: {list}");
+        rt.next_seen().await; // the next ping round trip
+    }
+}
+
+#[tokio::test]
+async fn a_runtime_that_stops_answering_pings_is_marked_offline() {
+    let app = spawn_app_with(|c| {
+        c.ping_interval = std::time::Duration::from_millis(50);
+        c.max_missed_pongs = 2;
+    })
+    .await;
+    let rt = app.runtime("dev-a").await;
+    let mut sse = app.events("?types=runtime_offline").await;
+    rt.silence();
+    let offline = sse.next().await;
+    assert_eq!(offline.data["runtime_id"], "dev-a");
+    assert_eq!(offline.data["reason"], "heartbeat_timeout");
+    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_runtime() {
+    let app = spawn_app().await;
+    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    let rt = app.runtime("dev-a").await;
+    assert_eq!(app.get_as(None, "/readyz").await.status(), 200);
+    let mut sse = app.events("?types=runtime_offline").await;
+    rt.close();
+    assert_eq!(sse.next().await.data["reason"], "closed");
+    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    let list = app.get_json("/runtimes").await;
+    assert_eq!(list[0]["online"], false);
+    assert!(list[0]["offline_since"].is_string());
+}
+
+#[tokio::test]
+async fn a_new_connection_from_the_same_device_replaces_the_old_one() {
+    let app = spawn_app().await;
+    let mut old = app.runtime("dev-a").await;
+    let mut sse = app.events("").await;
+    let mut new = app.runtime("dev-a").await;
+    assert_eq!(old.closed().await, Some((1000, "Replaced by new connection".into())));
+    // The old socket's late close must not mark the new connection offline.
+    new.emit("marker", "a", "c", json!({}));
+    let mut seen = Vec::new();
+    loop {
+        let e = sse.next().await;
+        seen.push(e.event.clone());
+        if e.event == "marker" {
+            break;
+        }
+    }
+    assert_eq!(seen, ["runtime_online", "marker"], "no runtime_offline for the replaced socket");
+    let list = app.get_json("/runtimes").await;
+    assert_eq!(ids(&list), ["dev-a"]);
+    assert_eq!(list[0]["online"], true);
+    assert_eq!(app.post("/sync", json!({})).await.status(), 202);
+    assert_eq!(new.next_frame().await["type"], "sync");
+}
+
+#[tokio::test]
+async fn two_devices_are_two_runtimes_and_commands_must_name_one() {
+    let app = spawn_app().await;
+    let mut a = app.runtime("dev-a").await;
+    let mut b = app.runtime("dev-b").await;
+    assert_eq!(ids(&app.get_json("/runtimes").await), ["dev-a", "dev-b"]);
+
+    let problem = assert_problem(app.post("/sync", json!({})).await, 409).await;
+    assert_eq!(problem["candidates"], json!(["dev-a", "dev-b"]));
+
+    assert_eq!(app.post("/sync?runtime=dev-b", json!({"request_id": "to-b"})).await.status(), 202);
+    assert_eq!(b.next_frame().await["request_id"], "to-b");
+    assert_eq!(app.post("/runtimes/dev-a/sync", json!({"request_id": "to-a"})).await.status(), 202);
+    assert_eq!(a.next_frame().await["request_id"], "to-a");
+    // Each got only its own command.
+    a.send(json!({"type": "ping"}));
+    assert_eq!(a.next_frame().await["type"], "pong");
+    b.send(json!({"type": "ping"}));
+    assert_eq!(b.next_frame().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn naming_an_unknown_runtime_is_404_and_an_offline_one_503() {
+    let app = spawn_app().await;
+    let a = app.runtime("dev-a").await;
+    assert_problem(app.post("/sync?runtime=nope", json!({})).await, 404).await;
+    let mut sse = app.events("?types=runtime_offline").await;
+    a.close();
+    sse.next().await;
+    let res = app.post("/runtimes/dev-a/sync", json!({})).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503).await;
+}
+
+#[tokio::test]
+async fn commands_with_no_runtime_online_are_503_with_retry_after() {
+    let app = spawn_app().await;
+    for path in ["/input", "/sync", "/abort", "/approval", "/commands"] {
+        let body = match path {
+            "/input" => json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}}),
+            "/approval" => json!({"payload": {"request_id": "ap", "decision": {"behavior": "allow"}}}),
+            "/commands" => json!({"type": "sync"}),
+            _ => json!({}),
+        };
+        let res = app.post(path, body).await;
+        assert_eq!(res.headers()["retry-after"], "2", "{path}");
+        assert_problem(res, 503).await;
+    }
+}
+
+#[tokio::test]
+async fn online_and_offline_events_carry_the_runtime_id() {
+    let app = spawn_app().await;
+    let mut sse = app.events("?types=runtime_online,runtime_offline").await;
+    let rt = app.runtime("dev-a").await;
+    let online = sse.next().await;
+    assert_eq!(online.event, "runtime_online");
+    assert_eq!(online.data["runtime_id"], "dev-a");
+    assert_eq!(online.data["version"], "0.32.18");
+    rt.drop_connection();
+    let offline = sse.next().await;
+    assert_eq!(offline.event, "runtime_offline");
+    assert_eq!(offline.data["runtime_id"], "dev-a");
+}
