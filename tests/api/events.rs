@@ -143,3 +143,33 @@ async fn a_cursor_that_cannot_be_honoured_gets_an_explicit_reset() {
         assert_eq!(sse.next().await.event, "after", "the stream continues live");
     }
 }
+
+#[tokio::test]
+async fn a_stalled_subscriber_blocks_nobody_and_is_told_what_it_missed() {
+    let app = spawn_app_with(|c| c.replay_events = 100).await;
+    let rt = app.runtime("dev-a").await;
+    // Opened, then never read while ~10 MB pass: far more than socket buffers hold.
+    let mut stalled = app.events("?types=big").await;
+    let mut fast = app.events("?types=big").await;
+    let pad = "x".repeat(16 * 1024);
+    for i in 0..600 {
+        rt.emit("big", "a", "c", json!({"i": i, "pad": pad}));
+        assert_eq!(fast.next().await.data["i"], i, "the fast subscriber gets every event, in order");
+    }
+    // The stalled one reads what its connection buffered, then learns of the gap.
+    let mut last = -1;
+    let lagged = loop {
+        let e = stalled.next().await;
+        if e.event == "lagged" {
+            break e;
+        }
+        let i = e.data["i"].as_i64().unwrap();
+        assert_eq!(i, last + 1, "no gap before the lagged signal");
+        last = i;
+    };
+    let missed = lagged.data["missed"].as_u64().unwrap();
+    assert!(missed > 0);
+    let next = stalled.next().await;
+    assert_eq!(next.data["i"].as_u64().unwrap(), (last + 1) as u64 + missed, "it resumes right after the gap");
+    assert_eq!(lagged.id, lagged.data["resume_from"].as_str().unwrap());
+}

@@ -1,0 +1,108 @@
+//! The binary itself: token rules at start-up, `--help`, tokens kept out of
+//! the log, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_letta-bridge");
+
+fn bridge() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LETTA_BRIDGE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn a_non_loopback_bind_without_tokens_is_refused_before_binding() {
+    let out = bridge().args(["--listen", "0.0.0.0:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on non-loopback address"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_setting_and_its_env_var() {
+    let out = bridge().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "LETTA_BRIDGE_LISTEN",
+        "LETTA_BRIDGE_RUNTIME_TOKEN",
+        "LETTA_BRIDGE_CLIENT_TOKEN",
+        "LETTA_BRIDGE_ADMIN_TOKEN",
+        "LETTA_BRIDGE_PUBLIC_URL",
+        "LETTA_BRIDGE_MAX_BODY_BYTES",
+        "LETTA_BRIDGE_KEEPALIVE",
+        "LETTA_BRIDGE_PING_INTERVAL",
+        "LETTA_BRIDGE_MAX_MISSED_PONGS",
+        "LETTA_BRIDGE_REPLAY_EVENTS",
+        "LETTA_BRIDGE_LOG_FORMAT",
+    ] {
+        assert!(help.contains(var), "--help does not mention {var}");
+    }
+}
+
+#[tokio::test]
+async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanly() {
+    let mut child = bridge()
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A deadline for the blocking reads below: past it the child is killed,
+    // its pipes close, and the reads fail the test instead of hanging it.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("letta remote") {
+        assert!(stdout.read_line(&mut printed).unwrap() > 0, "stdout ended early: {printed}");
+    }
+    let token = |name: &str| {
+        let line =
+            printed.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name} printed"));
+        line.split_once('=').unwrap().1.trim().to_owned()
+    };
+    let (runtime, client) = (token("LETTA_BRIDGE_RUNTIME_TOKEN"), token("LETTA_BRIDGE_CLIENT_TOKEN"));
+    assert!(printed.contains(&format!("LETTA_API_KEY={runtime}")));
+
+    // Use the client token once so the request path gets logged at trace level.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut log = Vec::new();
+    let mut buf = [0u8; 4096];
+    let addr = loop {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "log ended early");
+        log.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&log);
+        if let Some(rest) = text.split("addr=").nth(1) {
+            if let Some(addr) = rest.split_whitespace().next() {
+                break addr.to_owned();
+            }
+        }
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http.get(format!("http://{addr}/status")).bearer_auth(&client).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    stderr.read_to_end(&mut log).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("/status"), "the request was logged");
+    assert!(!log.contains(&client) && !log.contains(&runtime), "a token reached the log");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains(&client), "tokens are printed once");
+}
