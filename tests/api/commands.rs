@@ -105,7 +105,7 @@ async fn wait_true_returns_the_runtimes_reply_frame() {
 async fn an_unanswered_wait_times_out_with_504_and_leaves_nothing_pending() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
-    rt.auto_reply.store(false, std::sync::atomic::Ordering::Relaxed);
+    rt.quiet();
     let res = app.post("/sync?wait=true&timeout_ms=150", json!({"request_id": "slow-1"})).await;
     let problem = assert_problem(res, 504).await;
     assert!(problem["detail"].as_str().unwrap().contains("slow-1"));
@@ -117,12 +117,8 @@ async fn an_unanswered_wait_times_out_with_504_and_leaves_nothing_pending() {
 async fn a_wait_fails_with_502_when_the_runtime_disconnects_meanwhile() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
-    rt.auto_reply.store(false, std::sync::atomic::Ordering::Relaxed);
-    let waiting = {
-        let http = app.http.clone();
-        let url = app.url("/sync?wait=true&timeout_ms=30000");
-        tokio::spawn(async move { http.post(url).bearer_auth(CLIENT_TOKEN).json(&json!({})).send().await.unwrap() })
-    };
+    rt.quiet();
+    let waiting = app.post_in_background("/sync?wait=true&timeout_ms=30000", json!({}));
     rt.next_frame().await; // the sync arrived; now vanish without answering
     rt.drop_connection();
     let res = tokio::time::timeout(WAIT, waiting).await.expect("fails fast").unwrap();
@@ -134,14 +130,8 @@ async fn a_wait_fails_with_502_when_the_runtime_disconnects_meanwhile() {
 async fn the_same_request_id_cannot_be_awaited_twice_at_once() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
-    rt.auto_reply.store(false, std::sync::atomic::Ordering::Relaxed);
-    let first = {
-        let http = app.http.clone();
-        let url = app.url("/sync?wait=true&timeout_ms=5000");
-        tokio::spawn(async move {
-            http.post(url).bearer_auth(CLIENT_TOKEN).json(&json!({"request_id": "dup"})).send().await.unwrap()
-        })
-    };
+    rt.quiet();
+    let first = app.post_in_background("/sync?wait=true&timeout_ms=5000", json!({"request_id": "dup"}));
     rt.next_frame().await;
     assert_problem(app.post("/sync?wait=true", json!({"request_id": "dup"})).await, 409).await;
     rt.send(json!({"type": "sync_response", "request_id": "dup", "success": true}));

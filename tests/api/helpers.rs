@@ -74,6 +74,12 @@ impl TestApp {
         self.post_as(Some(CLIENT_TOKEN), path, body).await
     }
 
+    /// POSTs with the client token from a task (for requests that wait).
+    pub fn post_in_background(&self, path: &str, body: Value) -> tokio::task::JoinHandle<reqwest::Response> {
+        let req = self.http.post(self.url(path)).bearer_auth(CLIENT_TOKEN).json(&body);
+        tokio::spawn(async move { req.send().await.expect("request sent") })
+    }
+
     pub async fn post_as(&self, token: Option<&str>, path: &str, body: Value) -> reqwest::Response {
         let mut req = self.http.post(self.url(path)).json(&body);
         if let Some(t) = token {
@@ -207,7 +213,7 @@ enum Ctl {
 pub struct FakeRuntime {
     ctl: mpsc::UnboundedSender<Ctl>,
     seen: mpsc::UnboundedReceiver<Seen>,
-    pub auto_reply: Arc<AtomicBool>,
+    auto_reply: Arc<AtomicBool>,
     seq: AtomicU64,
 }
 
@@ -257,6 +263,11 @@ impl FakeRuntime {
             f.extend(extra.clone());
         }
         self.send(frame);
+    }
+
+    /// Keep receiving commands but stop answering them.
+    pub fn quiet(&self) {
+        self.auto_reply.store(false, Ordering::Relaxed);
     }
 
     pub fn silence(&self) {
