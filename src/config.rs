@@ -12,11 +12,12 @@ use clap::{Parser, ValueEnum};
 const MIN_TOKEN_LEN: usize = 16;
 
 /// letta-bridge: drive a Letta Code runtime from plain HTTP (REST, SSE, OpenAPI).
-#[derive(Debug, Clone, Parser)]
+// No `Debug`: the struct holds tokens, which must never be formatted.
+#[derive(Clone, Parser)]
 #[command(name = "letta-bridge", version, about, long_about = None)]
 pub struct Config {
     /// Address to listen on for both the runtime WebSocket and the HTTP API.
-    /// Binding anything but loopback requires all tokens to be set.
+    /// Binding anything but loopback requires the runtime and client tokens.
     #[arg(long, env = "LETTA_BRIDGE_LISTEN", default_value = "127.0.0.1:8284")]
     pub listen: SocketAddr,
 
@@ -209,6 +210,10 @@ impl Config {
             ("LETTA_BRIDGE_KEEPALIVE", self.keepalive.is_zero()),
             ("LETTA_BRIDGE_PING_INTERVAL", self.ping_interval.is_zero()),
             ("LETTA_BRIDGE_MAX_PENDING", self.max_pending == 0),
+            ("LETTA_BRIDGE_REPLAY_BYTES", self.replay_bytes == 0),
+            ("LETTA_BRIDGE_REPLAY_MAX_AGE", self.replay_max_age.is_zero()),
+            ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
+            ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
         ];
         if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));
@@ -225,7 +230,7 @@ impl Config {
     }
 }
 
-/// 244 random bits from the OS generator, as 62 hex characters.
+/// 244 random bits from the OS generator: `lb_` and 64 hex characters.
 fn generate_token() -> String {
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();

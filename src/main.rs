@@ -40,9 +40,14 @@ fn print_generated_tokens(app: &Application) {
     for (name, token) in generated {
         println!("  {name}={token}");
     }
+    // Show the runtime token only if it was generated here (and so printed above).
+    let key = if generated.iter().any(|(name, _)| *name == "LETTA_BRIDGE_RUNTIME_TOKEN") {
+        app.tokens().runtime.as_str()
+    } else {
+        "<LETTA_BRIDGE_RUNTIME_TOKEN>"
+    };
     println!("Point a runtime at this bridge with:");
     println!(
-        "  LETTA_BASE_URL=http://{addr} IGNORE_SELF_HOSTED_LISTENER_ERROR=1 LETTA_API_KEY={} letta remote --env-name local-dev --backend local",
-        app.tokens().runtime
+        "  LETTA_BASE_URL=http://{addr} IGNORE_SELF_HOSTED_LISTENER_ERROR=1 LETTA_API_KEY={key} letta remote --env-name local-dev --backend local"
     );
 }

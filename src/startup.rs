@@ -55,6 +55,7 @@ impl Application {
             runtimes,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
+            streams_shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         };
         Ok(Self { listener, addr, state, tokens, grace: config.shutdown_grace })
@@ -81,17 +82,21 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { listener, addr, state, grace, .. } = self;
         let shutdown = state.shutdown.clone();
+        let streams = state.streams_shutdown.clone();
         let tracker = state.tracker.clone();
         tracing::info!(%addr, epoch = state.hub.epoch(), "letta-bridge listening");
         let server = axum::serve(listener, http::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let serving = tokio::spawn(async move { server.await });
         shutdown.cancelled().await;
         tracker.close();
+        // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
             tracker.wait().await;
+            streams.cancel();
             serving.await
         })
         .await;
+        streams.cancel();
         match drained {
             Ok(joined) => joined.context("server task panicked")?.context("server failed")?,
             Err(_) => tracing::warn!(?grace, "shutdown grace period over; stopping with connections still open"),

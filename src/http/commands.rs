@@ -178,7 +178,13 @@ async fn send(
         let asked = params.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
         asked.min(state.settings.max_wait_timeout)
     });
-    let link = state.runtimes.route(target.or(params.runtime).as_deref())?;
+    let target = match (target, params.runtime) {
+        (Some(path), Some(query)) if path != query => {
+            return Err(ApiError::BadRequest(format!("the path names runtime {path:?} but ?runtime= names {query:?}")));
+        }
+        (path, query) => path.or(query),
+    };
+    let link = state.runtimes.route(target.as_deref())?;
     // Register before sending, so that a fast reply cannot be missed.
     let mut waiting = match wait_for {
         Some(_) => Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?),
@@ -191,7 +197,9 @@ async fn send(
     match tokio::time::timeout_at(deadline, written).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return Err(ApiError::RuntimeGone(request_id)),
-        Err(_) => return Err(ApiError::Timeout(request_id)),
+        Err(_) => {
+            return Err(ApiError::Timeout(format!("the runtime's socket did not take request {request_id:?} in time")));
+        }
     }
     let Some(waiting) = waiting.as_mut() else {
         let accepted = Accepted { request_id, runtime_id: link.runtime_id.to_string(), kind, cursor };
@@ -200,6 +208,6 @@ async fn send(
     match timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), waiting.outcome()).await {
         Ok(Outcome::Reply(bytes)) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
         Ok(Outcome::Disconnected) => Err(ApiError::RuntimeGone(request_id)),
-        Err(_) => Err(ApiError::Timeout(request_id)),
+        Err(_) => Err(ApiError::Timeout(format!("the runtime did not answer request {request_id:?} in time"))),
     }
 }

@@ -38,7 +38,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
-    #[error("the runtime did not answer request {0:?} in time")]
+    /// No reply in time, or the frame could not even be written in time.
+    #[error("{0}")]
     Timeout(String),
     #[error("the runtime disconnected before answering request {0:?}")]
     RuntimeGone(String),

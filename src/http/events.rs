@@ -94,7 +94,7 @@ async fn get_events(
         buf: Vec::with_capacity(BATCH),
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
-        shutdown: state.shutdown.clone(),
+        shutdown: state.streams_shutdown.clone(),
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
         feed.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), feed))

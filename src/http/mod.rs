@@ -19,7 +19,7 @@ use axum::http::{HeaderName, Request};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
@@ -49,8 +49,12 @@ pub struct AppState {
     pub hub: Hub,
     pub runtimes: Runtimes,
     pub settings: Arc<Settings>,
-    /// Cancelled at shutdown: SSE streams end, runtime sockets close with 1001.
+    /// Cancelled first at shutdown: runtime sockets close with 1001 (and
+    /// their `runtime_offline` events are published).
     pub shutdown: CancellationToken,
+    /// Cancelled once the runtime sockets are closed: SSE streams end, after
+    /// subscribers got those last events.
+    pub streams_shutdown: CancellationToken,
     /// Runtime socket tasks, awaited at shutdown.
     pub tracker: TaskTracker,
 }
@@ -81,11 +85,17 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // The path only: query strings may carry cursors or, later, tickets.
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    // The path only: query strings may carry cursors or, later, tickets.
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                // 503/504 are expected answers (runtime offline, reply late);
+                // real internal errors are logged once by `ApiError`.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 

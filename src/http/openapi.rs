@@ -87,7 +87,7 @@ impl IntoResponses for CommandProblems {
             ("422", "Valid JSON of the wrong shape"),
             ("502", "The runtime disconnected before the command was written or answered"),
             ("503", "No runtime online, or its queue is full (see Retry-After)"),
-            ("504", "The runtime did not answer within timeout_ms (wait=true)"),
+            ("504", "The runtime did not answer within timeout_ms (wait=true), or its socket did not take the command within 15 s"),
         ]));
         map
     }

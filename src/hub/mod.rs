@@ -125,7 +125,10 @@ impl Hub {
     /// Starts reading at `start`; see [`Start`].
     pub fn subscribe(&self, start: Start<'_>) -> (Subscription, Option<ResetInfo>) {
         let wake = self.inner.wake.subscribe();
-        let ring = self.read();
+        // Apply the age limit now too: an idle ring must not resume from
+        // events older than it promises to keep.
+        let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
+        ring.evict(&self.inner.limits, Instant::now());
         let (next, reset) = subscription::resolve_start(&self.inner.epoch, &ring.events, ring.last_seq, start);
         drop(ring);
         self.inner.subscribers.fetch_add(1, Ordering::Relaxed);

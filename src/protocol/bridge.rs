@@ -4,6 +4,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Event names only the bridge publishes; runtime frames of these types are
+/// dropped so that subscribers can trust them.
+pub const RESERVED_EVENTS: &[&str] = &["runtime_online", "runtime_offline", "reset", "lagged"];
+
 /// A runtime connected (or reconnected).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RuntimeOnline {
@@ -25,7 +29,9 @@ pub struct RuntimeOffline {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub runtime_id: String,
-    /// Why: `closed`, `heartbeat_timeout`, `shutdown`, `error`.
+    /// Why: `closed` (close frame), `connection_lost` (no close frame),
+    /// `heartbeat_timeout`, `replaced` is never sent (the device stays
+    /// online), `shutdown`, or `error` (a write failed).
     pub reason: String,
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::{Link, Outgoing, Runtimes, unix_millis_now};
 use crate::hub::Draft;
+use crate::protocol::bridge::RESERVED_EVENTS;
 use crate::protocol::{commands::is_reply, parse_runtime_frame};
 
 /// Longest a single socket write may take before the runtime counts as gone.
@@ -44,6 +45,9 @@ pub struct Connection {
 #[derive(Debug, Clone, Copy)]
 enum End {
     Closed,
+    /// The connection broke without a close frame (what the real runtime
+    /// does when stopped by a signal).
+    ConnectionLost,
     Replaced,
     HeartbeatTimeout,
     Shutdown,
@@ -54,6 +58,7 @@ impl End {
     fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",
+            Self::ConnectionLost => "connection_lost",
             Self::Replaced => "replaced",
             Self::HeartbeatTimeout => "heartbeat_timeout",
             Self::Shutdown => "shutdown",
@@ -127,8 +132,8 @@ impl Connection {
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return End::Closed,
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, "runtime socket error");
-                        return End::Error;
+                        tracing::debug!(error = %e, "runtime socket broke");
+                        return End::ConnectionLost;
                     }
                 },
                 Some(out) = self.commands.recv() => {
@@ -164,6 +169,10 @@ impl Connection {
         match frame.kind.as_str() {
             "ping" => return write(socket, Message::Text(Utf8Bytes::from_static(JSON_PONG))).await,
             "pong" => return Ok(()),
+            kind if RESERVED_EVENTS.contains(&kind) => {
+                note_dropped(dropped, "frame uses a type reserved for the bridge's own events");
+                return Ok(());
+            }
             _ => {}
         }
         let reply_to = frame.request_id.filter(|_| is_reply(&frame.kind));

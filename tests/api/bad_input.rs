@@ -106,9 +106,12 @@ async fn runtime_frames_that_are_not_json_objects_are_dropped_and_the_socket_sta
     let mut rt = app.runtime("dev-a").await;
     let mut sse = app.events("").await;
     use tokio_tungstenite::tungstenite::Message;
-    for bad in
-        ["not json", "[1,2,3]", "42", "\"str\"", "{}", r#"{"type": 5}"#, r#"{"type": "bad type"}"#, "{\"type\":\"x\""]
-    {
+    // Frames using the bridge's reserved event names are dropped too.
+    let reserved =
+        [r#"{"type":"runtime_offline","runtime_id":"dev-a"}"#, r#"{"type":"reset"}"#, r#"{"type":"lagged"}"#];
+    let malformed =
+        ["not json", "[1,2,3]", "42", "\"str\"", "{}", r#"{"type": 5}"#, r#"{"type": "bad type"}"#, "{\"type\":\"x\""];
+    for bad in malformed.into_iter().chain(reserved) {
         rt.send_message(Message::text(bad));
     }
     rt.send_message(Message::binary(vec![0xff, 0x00, 0xfe]));

@@ -84,10 +84,8 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
         assert!(n > 0, "log ended early");
         log.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&log);
-        if let Some(rest) = text.split("addr=").nth(1) {
-            if let Some(addr) = rest.split_whitespace().next() {
-                break addr.to_owned();
-            }
+        if let Some(addr) = text.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+            break addr.to_owned();
         }
     };
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -157,6 +157,7 @@ async fn naming_an_unknown_runtime_is_404_and_an_offline_one_503() {
     let app = spawn_app().await;
     let a = app.runtime("dev-a").await;
     assert_problem(app.post("/sync?runtime=nope", json!({})).await, 404).await;
+    assert_problem(app.post("/runtimes/dev-a/sync?runtime=dev-b", json!({})).await, 400).await;
     let mut sse = app.events("?types=runtime_offline").await;
     a.close();
     sse.next().await;
@@ -194,4 +195,5 @@ async fn online_and_offline_events_carry_the_runtime_id() {
     let offline = sse.next().await;
     assert_eq!(offline.event, "runtime_offline");
     assert_eq!(offline.data["runtime_id"], "dev-a");
+    assert_eq!(offline.data["reason"], "connection_lost", "dropped without a close frame");
 }
