@@ -94,6 +94,14 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_REPLAY_MAX_AGE", default_value = "15m", value_parser = humantime::parse_duration)]
     pub replay_max_age: Duration,
 
+    /// How long an `Idempotency-Key` is remembered.
+    #[arg(long, env = "LETTA_BRIDGE_IDEMPOTENCY_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+
+    /// Most `Idempotency-Key`s remembered at once (the oldest go first).
+    #[arg(long, env = "LETTA_BRIDGE_IDEMPOTENCY_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub idempotency_keys: u32,
+
     /// Time a shutdown waits for streams and runtime sockets to close.
     #[arg(long, env = "LETTA_BRIDGE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

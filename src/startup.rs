@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, Settings};
+use crate::http::{self, AppState, Idempotency, Settings};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{LinkSettings, Pending, Runtimes};
 
@@ -57,6 +57,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             streams_shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
         };
         Ok(Self { listener, addr, state, tokens, grace: config.shutdown_grace })
     }

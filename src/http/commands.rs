@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,13 +14,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
+use super::idempotency;
 use super::openapi::CommandProblems;
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::protocol::commands::{
     AbortCommand, ApprovalCommand, InputCommand, SyncCommand, generic_frame, requires_admin, typed_frame,
 };
-use crate::runtime::Outcome;
+use crate::runtime::{Outcome, Scope};
 
 /// Longest a non-waiting command waits for its frame to reach the socket.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
@@ -53,6 +54,19 @@ pub struct CommandParams {
     timeout_ms: Option<u64>,
 }
 
+/// The `Idempotency-Key` header of command endpoints.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documentation only: the header is read by `idempotency::key`
+pub struct IdempotencyKey {
+    /// A repeat with the same key within LETTA_BRIDGE_IDEMPOTENCY_WINDOW
+    /// returns the first answer (with `Idempotent-Replayed: true`) and sends
+    /// nothing; the same key with a different request is 422. 1-255 visible
+    /// ASCII characters.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
 /// A command was queued and written to the runtime's socket.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
@@ -83,7 +97,7 @@ pub struct ReplyFrame {
 macro_rules! typed_handlers {
     ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $summary:literal)),* $(,)?) => {$(
         #[doc = $summary]
-        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams), request_body = $body,
+        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams, IdempotencyKey), request_body = $body,
             security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
                       (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -91,16 +105,18 @@ macro_rules! typed_handlers {
         async fn $plain(
             State(state): State<AppState>,
             Client(role): Client,
+            headers: HeaderMap,
             ApiQuery(params): ApiQuery<CommandParams>,
             JsonBody(body): JsonBody<$body>,
         ) -> Result<Response, ApiError> {
-            send(&state, role, None, params, typed_frame(&body)?).await
+            let frame = typed_frame(&body)?;
+            once(&state, &headers, $path, None, &body, || send(&state, role, None, params, frame)).await
         }
 
         #[doc = $summary]
         #[doc = " (to the runtime named in the path)"]
         #[utoipa::path(post, path = $rpath, tag = "commands",
-            params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams),
+            params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams, IdempotencyKey),
             request_body = $body, security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
                       (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -108,11 +124,13 @@ macro_rules! typed_handlers {
         async fn $routed(
             State(state): State<AppState>,
             Client(role): Client,
+            headers: HeaderMap,
             ApiPath(id): ApiPath<String>,
             ApiQuery(params): ApiQuery<CommandParams>,
             JsonBody(body): JsonBody<$body>,
         ) -> Result<Response, ApiError> {
-            send(&state, role, Some(id), params, typed_frame(&body)?).await
+            let frame = typed_frame(&body)?;
+            once(&state, &headers, $path, Some(&id), &body, || send(&state, role, Some(id.clone()), params, frame)).await
         }
     )*};
 }
@@ -126,7 +144,7 @@ typed_handlers! {
 
 /// Send any v2 frame: a JSON object with a string `type`. Commands other
 /// than the conversation ones need the admin token.
-#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams), request_body = Object,
+#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams, IdempotencyKey), request_body = Object,
     security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
               (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -134,15 +152,17 @@ typed_handlers! {
 async fn post_command(
     State(state): State<AppState>,
     Client(role): Client,
+    headers: HeaderMap,
     ApiQuery(params): ApiQuery<CommandParams>,
-    JsonBody(frame): JsonBody<Map<String, Value>>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    send(&state, role, None, params, generic_frame(frame)?).await
+    let frame = generic_frame(body.clone())?;
+    once(&state, &headers, "/commands", None, &body, || send(&state, role, None, params, frame)).await
 }
 
 /// Send any v2 frame to the runtime named in the path.
 #[utoipa::path(post, path = "/runtimes/{id}/commands", tag = "commands",
-    params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams),
+    params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams, IdempotencyKey),
     request_body = Object, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
               (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -150,11 +170,41 @@ async fn post_command(
 async fn post_runtime_command(
     State(state): State<AppState>,
     Client(role): Client,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<CommandParams>,
-    JsonBody(frame): JsonBody<Map<String, Value>>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    send(&state, role, Some(id), params, generic_frame(frame)?).await
+    let frame = generic_frame(body.clone())?;
+    once(&state, &headers, "/commands", Some(&id), &body, || send(&state, role, Some(id.clone()), params, frame)).await
+}
+
+/// Runs a command at most once per `Idempotency-Key`. The request is
+/// identified by its endpoint, the runtime named in the path, and the body
+/// as the client sent it (before a `request_id` is generated).
+async fn once<F: Future<Output = Result<Response, ApiError>>>(
+    state: &AppState,
+    headers: &HeaderMap,
+    endpoint: &str,
+    runtime: Option<&str>,
+    body: &impl Serialize,
+    run: impl FnOnce() -> F,
+) -> Result<Response, ApiError> {
+    let request = || {
+        let body = serde_json::to_string(body).expect("request bodies serialise");
+        format!("{endpoint}\n{}\n{body}", runtime.unwrap_or(""))
+    };
+    let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
+    idempotency::once(&state.idempotency, headers, request, max_wait, run).await
+}
+
+/// The `runtime` scope a command names, if any.
+fn scope_of(frame: &Map<String, Value>) -> Option<Scope> {
+    let runtime = frame.get("runtime")?;
+    Some(Scope {
+        agent_id: runtime.get("agent_id")?.as_str()?.to_owned(),
+        conversation_id: runtime.get("conversation_id").and_then(Value::as_str).map(str::to_owned),
+    })
 }
 
 /// The command path shared by every endpoint.
@@ -192,7 +242,7 @@ async fn send(
     };
     let cursor = state.hub.cursor();
     let text = serde_json::to_string(&frame).expect("JSON maps serialise");
-    let written = link.send(text)?;
+    let written = link.send(text, scope_of(&frame))?;
     let deadline = tokio::time::Instant::now() + wait_for.unwrap_or(WRITE_WAIT);
     match tokio::time::timeout_at(deadline, written).await {
         Ok(Ok(())) => {}

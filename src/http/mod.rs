@@ -6,6 +6,7 @@ mod commands;
 mod error;
 mod events;
 mod extract;
+mod idempotency;
 mod openapi;
 mod runtime_side;
 mod status;
@@ -23,6 +24,8 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
+pub use extract::parse_json;
+pub use idempotency::Idempotency;
 pub use openapi::ApiDoc;
 
 use crate::auth::Auth;
@@ -57,6 +60,8 @@ pub struct AppState {
     pub streams_shutdown: CancellationToken,
     /// Runtime socket tasks, awaited at shutdown.
     pub tracker: TaskTracker,
+    /// Answers remembered by `Idempotency-Key`.
+    pub idempotency: Arc<Idempotency>,
 }
 
 /// The routes and their OpenAPI document, before state is attached.

@@ -19,7 +19,7 @@ use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::auth::bearer;
-use crate::runtime::Connection;
+use crate::runtime::{Connection, ScopeCache};
 
 /// Runtime id used for a direct connection that names no `deviceId`.
 pub const DIRECT_DEVICE: &str = "direct";
@@ -188,6 +188,8 @@ async fn serve(state: AppState, socket: WebSocket, device: String, name: Option<
         shutdown: state.shutdown.clone(),
         last_pong: connected.last_pong,
         settings: state.settings.link,
+        scopes: ScopeCache::new(connected.scopes),
+        resync: connected.resync,
     };
     state.tracker.track_future(connection.run(socket)).await;
 }

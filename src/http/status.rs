@@ -33,6 +33,8 @@ pub struct Status {
     pub runtime_connects: u64,
     /// Commands waiting for their reply (`wait=true`).
     pub pending_replies: usize,
+    /// Runtime socket tasks running (one per open runtime socket).
+    pub runtime_tasks: usize,
     pub events: HubStats,
 }
 
@@ -56,6 +58,7 @@ async fn get_status(State(state): State<AppState>, _client: Client) -> Json<Stat
         runtimes,
         runtime_connects: state.runtimes.connects(),
         pending_replies: state.runtimes.pending().len(),
+        runtime_tasks: state.tracker.len(),
         events: state.hub.stats(),
     })
 }

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::{Link, Outgoing, Runtimes, unix_millis_now};
+use super::{Scope, ScopeCache};
 use crate::hub::Draft;
 use crate::protocol::bridge::RESERVED_EVENTS;
 use crate::protocol::{commands::is_reply, parse_runtime_frame};
@@ -39,6 +40,10 @@ pub struct Connection {
     pub shutdown: CancellationToken,
     pub last_pong: Arc<AtomicU64>,
     pub settings: LinkSettings,
+    /// Scopes seen on this device (events and commands), for re-sync.
+    pub scopes: ScopeCache,
+    /// Scopes to `sync` as soon as the socket is served (a reconnect).
+    pub resync: Vec<Scope>,
 }
 
 /// How a connection ended (the `reason` of `runtime_offline`).
@@ -98,6 +103,16 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut unanswered = 0u32;
         let mut dropped = 0u64;
+        if !self.resync.is_empty() {
+            // Subscribers get the current state without noticing the gap. The
+            // replies flow like any event; nothing waits for them.
+            tracing::info!(scopes = self.resync.len(), "re-syncing the runtime after its reconnect");
+            for scope in std::mem::take(&mut self.resync) {
+                if write(socket, Message::Text(scope.sync_frame().into())).await.is_err() {
+                    return End::Error;
+                }
+            }
+        }
         loop {
             tokio::select! {
                 biased;
@@ -137,6 +152,9 @@ impl Connection {
                     }
                 },
                 Some(out) = self.commands.recv() => {
+                    if let Some(scope) = &out.scope {
+                        self.scopes.note(&scope.agent_id, scope.conversation_id.as_deref());
+                    }
                     if write(socket, Message::Text(out.text.into())).await.is_err() {
                         return End::Error;
                     }
@@ -158,7 +176,7 @@ impl Connection {
     }
 
     /// One text frame from the runtime. `Err` only when the socket failed.
-    async fn on_text(&self, socket: &mut WebSocket, text: &str, dropped: &mut u64) -> Result<(), ()> {
+    async fn on_text(&mut self, socket: &mut WebSocket, text: &str, dropped: &mut u64) -> Result<(), ()> {
         let frame = match parse_runtime_frame(text, &self.link.runtime_id) {
             Ok(frame) => frame,
             Err(e) => {
@@ -174,6 +192,9 @@ impl Connection {
                 return Ok(());
             }
             _ => {}
+        }
+        if let Some(agent) = &frame.agent_id {
+            self.scopes.note(agent, frame.conversation_id.as_deref());
         }
         let reply_to = frame.request_id.filter(|_| is_reply(&frame.kind));
         let event = self.runtimes.hub().publish(Draft {

@@ -7,7 +7,9 @@
 mod connection;
 mod pending;
 mod registry;
+mod scopes;
 
 pub use connection::{Connection, LinkSettings};
 pub use pending::{Outcome, Pending, PendingError, Waiting};
 pub use registry::{Connected, Link, Outgoing, RouteError, RuntimeInfo, Runtimes, SendError};
+pub use scopes::{MAX_SCOPES, Scope, ScopeCache, SharedScopes};

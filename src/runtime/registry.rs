@@ -15,13 +15,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::Pending;
+use super::{Pending, Scope, SharedScopes};
 use crate::hub::{Draft, Hub};
 use crate::protocol::bridge::{RuntimeOffline, RuntimeOnline};
 
 /// A frame queued for a runtime's socket; `written` fires once it is on the wire.
 pub struct Outgoing {
     pub text: String,
+    /// The command's runtime scope, remembered for re-sync after a reconnect.
+    pub scope: Option<Scope>,
     pub written: oneshot::Sender<()>,
 }
 
@@ -43,9 +45,9 @@ pub enum SendError {
 
 impl Link {
     /// Queues `text` for the socket; resolves once it is written.
-    pub fn send(&self, text: String) -> Result<oneshot::Receiver<()>, SendError> {
+    pub fn send(&self, text: String, scope: Option<Scope>) -> Result<oneshot::Receiver<()>, SendError> {
         let (written, rx) = oneshot::channel();
-        self.tx.try_send(Outgoing { text, written }).map_err(|e| match e {
+        self.tx.try_send(Outgoing { text, scope, written }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Gone,
         })?;
@@ -61,6 +63,10 @@ pub struct Connected {
     pub replaced: CancellationToken,
     /// Unix millis of the last pong control frame (0: none yet).
     pub last_pong: Arc<AtomicU64>,
+    /// The device's scopes, kept across its connections.
+    pub scopes: SharedScopes,
+    /// Scopes to `sync` now: those seen before, when this is a reconnect.
+    pub resync: Vec<Scope>,
 }
 
 /// Why a command has no runtime to go to.
@@ -128,6 +134,7 @@ struct Device {
     node_version: Option<String>,
     live: Option<Live>,
     offline_since: Option<SystemTime>,
+    scopes: SharedScopes,
 }
 
 struct Live {
@@ -202,8 +209,14 @@ impl Runtimes {
         }
         device.offline_since = None;
         let live = device.live.as_ref().expect("just set");
-        let connected =
-            Connected { link, commands, replaced: live.replaced.clone(), last_pong: live.last_pong.clone() };
+        let connected = Connected {
+            link,
+            commands,
+            replaced: live.replaced.clone(),
+            last_pong: live.last_pong.clone(),
+            scopes: device.scopes.clone(),
+            resync: device.scopes.list(),
+        };
         let online = RuntimeOnline {
             kind: "runtime_online",
             runtime_id: key.to_string(),

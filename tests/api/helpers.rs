@@ -2,6 +2,7 @@
 //! method per endpoint; `FakeRuntime` plays the Letta Code runtime over a
 //! real WebSocket; `Sse` reads the event stream like a browser would.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -215,6 +216,8 @@ pub struct FakeRuntime {
     seen: mpsc::UnboundedReceiver<Seen>,
     auto_reply: Arc<AtomicBool>,
     seq: AtomicU64,
+    /// Frames that arrived before the readiness pong (e.g. re-sync commands).
+    early: VecDeque<Value>,
 }
 
 impl FakeRuntime {
@@ -229,15 +232,22 @@ impl FakeRuntime {
         let (seen_tx, seen) = mpsc::unbounded_channel();
         let auto_reply = Arc::new(AtomicBool::new(true));
         tokio::spawn(drive(socket, ctl_rx, seen_tx, auto_reply.clone()));
-        Ok(Self { ctl, seen, auto_reply, seq: AtomicU64::new(0) })
+        Ok(Self { ctl, seen, auto_reply, seq: AtomicU64::new(0), early: VecDeque::new() })
     }
 
     /// Connects and waits until the bridge answers a JSON ping.
     pub async fn connect_ready(url: &str) -> Self {
         let mut rt = Self::connect(url, Some(RUNTIME_TOKEN)).await.expect("runtime connects");
         rt.send(json!({"type": "ping"}));
-        let pong = rt.next_frame().await;
-        assert_eq!(pong, json!({"type": "pong"}));
+        let mut early = VecDeque::new();
+        loop {
+            let frame = rt.next_frame().await;
+            if frame == json!({"type": "pong"}) {
+                break;
+            }
+            early.push_back(frame);
+        }
+        rt.early = early;
         rt
     }
 
@@ -265,6 +275,11 @@ impl FakeRuntime {
         self.send(frame);
     }
 
+    /// Frames that came before the readiness pong, not yet taken by `next_frame`.
+    pub fn early_frames(&self) -> &VecDeque<Value> {
+        &self.early
+    }
+
     /// Keep receiving commands but stop answering them.
     pub fn quiet(&self) {
         self.auto_reply.store(false, Ordering::Relaxed);
@@ -289,6 +304,9 @@ impl FakeRuntime {
 
     /// The next JSON frame, skipping ping control frames.
     pub async fn next_frame(&mut self) -> Value {
+        if let Some(frame) = self.early.pop_front() {
+            return frame;
+        }
         loop {
             match self.next_seen().await {
                 Seen::Frame(v) => return v,

@@ -8,5 +8,6 @@ mod commands;
 mod events;
 mod helpers;
 mod openapi;
+mod reliability;
 mod runtimes;
 mod shutdown;
