@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod commands;
 mod events;
+mod faults;
 mod helpers;
 mod openapi;
 mod reliability;
