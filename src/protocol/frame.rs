@@ -13,9 +13,10 @@ use serde_json::value::RawValue;
 /// Longest frame `type` accepted (it becomes the SSE `event:` name).
 pub const MAX_TYPE_LEN: usize = 128;
 
-/// Deepest nesting accepted: what common JSON parsers (serde_json's default
-/// recursion limit among them) can read back on the subscriber side.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting accepted (the frame object itself is level 1): what
+/// common JSON parsers can read back on the subscriber side; serde_json's
+/// default recursion limit reads 127 levels, not 128.
+pub const MAX_DEPTH: usize = 127;
 
 /// A validated runtime frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +212,8 @@ mod tests {
     fn deep_nesting_is_rejected_not_overflowed() {
         let nest = |n: usize| format!(r#"{{"type":"x","v":{}{}}}"#, "[".repeat(n), "]".repeat(n));
         assert_eq!(parse(&nest(100_000)), Err(FrameError::TooDeep));
-        assert!(parse(&nest(MAX_DEPTH - 1)).is_ok());
+        let deepest = parse(&nest(MAX_DEPTH - 1)).expect("the deepest accepted frame");
+        serde_json::from_str::<Value>(&deepest.data).expect("subscribers' parsers can read the deepest frame");
         assert_eq!(parse(&nest(MAX_DEPTH)), Err(FrameError::TooDeep));
         assert!(parse(r#"{"type":"x","s":"[[[[\"[[["}"#).is_ok(), "brackets in strings do not count");
     }
