@@ -44,6 +44,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
             de.end().map_err(|e| ApiError::MalformedJson(format!("malformed JSON: {e}")))?;
+            // serde's derived structs also accept arrays (fields by position).
+            let text = std::str::from_utf8(bytes).unwrap_or("");
+            if !crate::protocol::frame::starts_with_object(text) {
+                return Err(ApiError::Invalid("wrong shape: the body must be a JSON object".into()));
+            }
             Ok(value)
         }
         Err(e) => {

@@ -75,6 +75,11 @@ pub fn is_valid_type(kind: &str) -> bool {
 /// untouched; a non-string `request_id` or a non-object `runtime` is kept in
 /// the data but not used for routing.
 pub fn parse_runtime_frame(text: &str, runtime_id: &str) -> Result<RuntimeFrame, FrameError> {
+    // serde's derived structs also accept arrays (fields by position): only
+    // an object is a frame. (Found by the `runtime_frame` fuzz target.)
+    if !starts_with_object(text) {
+        return Err(FrameError::Json("not a JSON object".into()));
+    }
     let head: Head<'_> = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
     if !is_valid_type(&head.kind) {
         return Err(FrameError::BadType);
@@ -100,6 +105,11 @@ pub fn parse_runtime_frame(text: &str, runtime_id: &str) -> Result<RuntimeFrame,
         conversation_id: scope.conversation_id,
         data,
     })
+}
+
+/// True when the first non-whitespace character of `text` opens an object.
+pub fn starts_with_object(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{')
 }
 
 /// Deepest array/object nesting of valid JSON `text` (brackets inside
@@ -135,8 +145,8 @@ fn nesting_depth(text: &str) -> usize {
 /// escape them), so turning them into spaces keeps the JSON equal and makes it
 /// safe for a single SSE `data:` line.
 fn splice_runtime_id(text: &str, runtime_id: &str) -> String {
-    let body = text.trim_start();
-    let rest = &body[1..]; // the parse above proved `body` starts with '{'
+    let body = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    let rest = &body[1..]; // `starts_with_object` checked the '{'
     let id = serde_json::to_string(runtime_id).expect("strings serialise");
     let mut out = String::with_capacity(text.len() + id.len() + 16);
     out.push_str("{\"runtime_id\":");
@@ -197,8 +207,18 @@ mod tests {
 
     #[test]
     fn non_objects_and_bad_types_are_rejected() {
-        for bad in ["", "null", "[]", "\"ping\"", "{}", r#"{"type":1}"#, "{\"type\":\"x\"} trailing", "{\"type\":\"x\""]
-        {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            r#"["x", 2]"#,
+            " [\"ping\"]",
+            "\"ping\"",
+            "{}",
+            r#"{"type":1}"#,
+            "{\"type\":\"x\"} trailing",
+            "{\"type\":\"x\"",
+        ] {
             assert!(matches!(parse(bad), Err(FrameError::Json(_))), "{bad:?}");
         }
         for bad in [r#"{"type":""}"#, r#"{"type":"a\nb"}"#, r#"{"type":"a b"}"#] {

@@ -118,3 +118,14 @@ async fn without_an_admin_token_privileged_commands_are_refused_for_everyone() {
     let problem = assert_problem(res, 403).await;
     assert!(problem["detail"].as_str().unwrap().contains("no LETTA_BRIDGE_ADMIN_TOKEN"), "{problem}");
 }
+
+#[tokio::test]
+async fn registration_bodies_must_be_objects_with_a_valid_device_id() {
+    let app = spawn_app().await;
+    let post = |body: serde_json::Value| {
+        app.http.post(app.url("/v1/environments/register")).bearer_auth(RUNTIME_TOKEN).json(&body).send()
+    };
+    for body in [json!(["dev-a", "name"]), json!({}), json!({"deviceId": "has space"}), json!({"deviceId": ""})] {
+        assert_problem(post(body.clone()).await.unwrap(), 422).await;
+    }
+}

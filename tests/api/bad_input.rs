@@ -44,6 +44,12 @@ async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
         ),
         ("/sync", json!({"recover_approvals": "yes"}), "recover_approvals"),
         ("/sync", json!([1, 2]), "wrong shape"),
+        ("/sync", json!([null, "req-by-position"]), "wrong shape"),
+        (
+            "/input",
+            json!([null, null, null, {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}]),
+            "wrong shape",
+        ),
         ("/sync", json!({"request_id": 7}), "request_id"),
         ("/approval", json!({"payload": {"request_id": "a"}}), "exactly one"),
         ("/commands", json!({"no_type": true}), "type"),
