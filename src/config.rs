@@ -45,6 +45,12 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.com,http://localhost:3000`. None by default;
+    /// requests from other origins get 403 (the bridge's own page is allowed).
+    #[arg(long, env = "LETTA_BRIDGE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// Largest HTTP request body accepted, in bytes (413 beyond).
     #[arg(long, env = "LETTA_BRIDGE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -130,6 +136,8 @@ pub enum ConfigError {
     SameTokens(&'static str, &'static str),
     #[error("LETTA_BRIDGE_PUBLIC_URL must start with http://, https://, ws:// or wss:// (got {0:?})")]
     PublicUrl(String),
+    #[error("LETTA_BRIDGE_CORS_ORIGINS entries must look like https://host[:port] (got {0:?})")]
+    CorsOrigin(String),
     #[error("LETTA_BRIDGE_MAX_WAIT_TIMEOUT must not be below LETTA_BRIDGE_WAIT_TIMEOUT")]
     WaitTimeouts,
     #[error("{0} must be greater than zero")]
@@ -208,6 +216,9 @@ impl Config {
             if !ok || url.len() <= "wss://".len() {
                 return Err(ConfigError::PublicUrl(url.clone()));
             }
+        }
+        if let Some(bad) = self.cors_origins.iter().find(|o| !crate::http::valid_origin(o)) {
+            return Err(ConfigError::CorsOrigin(bad.clone()));
         }
         if self.max_wait_timeout < self.wait_timeout {
             return Err(ConfigError::WaitTimeouts);

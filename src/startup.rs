@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, Idempotency, Settings};
+use crate::http::{self, AppState, Idempotency, Settings, Tickets};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{LinkSettings, Pending, Runtimes};
 
@@ -46,6 +46,7 @@ impl Application {
             keepalive: config.keepalive,
             wait_timeout: config.wait_timeout,
             max_wait_timeout: config.max_wait_timeout,
+            cors_origins: config.cors_origins.clone().into(),
             link: LinkSettings { ping_interval: config.ping_interval, max_missed_pongs: config.max_missed_pongs },
             started: Instant::now(),
         };
@@ -58,6 +59,7 @@ impl Application {
             streams_shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
+            tickets: Arc::new(Tickets::default()),
         };
         Ok(Self { listener, addr, state, tokens, grace: config.shutdown_grace })
     }

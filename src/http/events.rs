@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{ApiQuery, Client};
+use super::extract::ApiQuery;
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
+use crate::auth::bearer;
 use crate::hub::{Event, Hub, Read, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
 
@@ -55,20 +56,39 @@ pub struct EventParams {
     #[serde(rename = "lastEventId")]
     #[param(rename = "lastEventId")]
     last_event_id_camel: Option<String>,
+    /// A single-use ticket from `POST /tickets`, instead of the
+    /// `Authorization` header (for `EventSource`, which cannot set headers).
+    ticket: Option<String>,
 }
 
 /// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams),
-    security(("client" = [])),
+    security(("client" = []), ("ticket" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = String),
               ReadProblems))]
 async fn get_events(
     State(state): State<AppState>,
-    _client: Client,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
+    match (bearer(&headers), params.ticket.as_deref()) {
+        (Some(token), _) => {
+            state.auth.client_role(Some(token)).ok_or(ApiError::Unauthorized("invalid token"))?;
+        }
+        (None, Some(ticket)) => {
+            if !state.tickets.redeem(ticket, std::time::Instant::now()) {
+                return Err(ApiError::Unauthorized(
+                    "invalid, used or expired ticket; get a new one from POST /tickets",
+                ));
+            }
+        }
+        (None, None) => {
+            return Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
+            ));
+        }
+    }
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
     let start = cursor.as_deref().map_or(Start::Live, Start::After);

@@ -8,8 +8,10 @@ mod events;
 mod extract;
 mod idempotency;
 mod openapi;
+mod origin;
 mod runtime_side;
 mod status;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ pub use error::{ApiError, Problem};
 pub use extract::parse_json;
 pub use idempotency::Idempotency;
 pub use openapi::ApiDoc;
+pub use origin::valid_origin;
+pub use tickets::Tickets;
 
 use crate::auth::Auth;
 use crate::hub::Hub;
@@ -41,6 +45,8 @@ pub struct Settings {
     pub keepalive: Duration,
     pub wait_timeout: Duration,
     pub max_wait_timeout: Duration,
+    /// Browser origins allowed besides the bridge's own.
+    pub cors_origins: Arc<[String]>,
     pub link: LinkSettings,
     pub started: Instant,
 }
@@ -62,6 +68,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Answers remembered by `Idempotency-Key`.
     pub idempotency: Arc<Idempotency>,
+    /// Single-use stream tickets for `EventSource`.
+    pub tickets: Arc<Tickets>,
 }
 
 /// The routes and their OpenAPI document, before state is attached.
@@ -71,6 +79,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(status::routes())
         .merge(runtime_side::routes())
+        .merge(tickets::routes())
 }
 
 /// The OpenAPI document the service serves at `/openapi.json`.
@@ -83,12 +92,21 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
     let api = Arc::new(api);
     let request_id = HeaderName::from_static("x-request-id");
-    router
+    let cors = origin::cors(&state.settings.cors_origins);
+    let origins = state.settings.cors_origins.clone();
+    let router = router
         .route("/openapi.json", axum::routing::get(move || openapi::serve(api.clone())))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .with_state(state)
+        .with_state(state);
+    // Outermost first: the origin check, then CORS (answers allowed preflights).
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(origins, origin::check_origin))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()

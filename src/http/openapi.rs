@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
@@ -43,6 +43,13 @@ impl Modify for SecuritySchemes {
             bearer("LETTA_BRIDGE_CLIENT_TOKEN (conversation commands) or LETTA_BRIDGE_ADMIN_TOKEN (everything)"),
         );
         components.add_security_scheme("runtime", bearer("LETTA_BRIDGE_RUNTIME_TOKEN (the runtime's LETTA_API_KEY)"));
+        components.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A single-use ticket from POST /tickets (GET /events only)",
+            ))),
+        );
     }
 }
 

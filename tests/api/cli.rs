@@ -1,5 +1,5 @@
-//! The binary itself: token rules at start-up, `--help`, tokens kept out of
-//! the log, and a clean exit on SIGTERM.
+//! The binary itself: token rules at start-up, `--help`, tokens and tickets
+//! kept out of the log, and a clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -91,6 +91,12 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let res = http.get(format!("http://{addr}/status")).bearer_auth(&client).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    let ticket: serde_json::Value =
+        http.post(format!("http://{addr}/tickets")).bearer_auth(&client).send().await.unwrap().json().await.unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let stream = http.get(format!("http://{addr}/events?ticket={ticket}")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    drop(stream);
 
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
@@ -100,6 +106,7 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
     let log = String::from_utf8_lossy(&log);
     assert!(log.contains("/status"), "the request was logged");
     assert!(!log.contains(&client) && !log.contains(&runtime), "a token reached the log");
+    assert!(log.contains("/events") && !log.contains(&ticket), "a ticket reached the log");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(!rest.contains(&client), "tokens are printed once");
