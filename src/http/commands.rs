@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
-use super::idempotency;
 use super::openapi::CommandProblems;
 use super::{ApiError, AppState};
+use super::{idempotency, metrics};
 use crate::auth::Role;
 use crate::protocol::commands::{
     AbortCommand, ApprovalCommand, InputCommand, SyncCommand, generic_frame, requires_admin, typed_frame,
@@ -207,8 +207,25 @@ fn scope_of(frame: &Map<String, Value>) -> Option<Scope> {
     })
 }
 
-/// The command path shared by every endpoint.
+/// The command path shared by every endpoint, counted by type and status.
 async fn send(
+    state: &AppState,
+    role: Role,
+    target: Option<String>,
+    params: CommandParams,
+    frame: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let kind = metrics::command_label(frame.get("type").and_then(Value::as_str).unwrap_or_default());
+    let result = deliver(state, role, target, params, frame).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status().as_u16(),
+    };
+    ::metrics::counter!(metrics::COMMANDS, "type" => kind, "status" => status.to_string()).increment(1);
+    result
+}
+
+async fn deliver(
     state: &AppState,
     role: Role,
     target: Option<String>,

@@ -21,6 +21,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::ApiQuery;
+use super::metrics;
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::auth::bearer;
@@ -95,7 +96,11 @@ async fn get_events(
     let (subscription, reset) = state.hub.subscribe(start);
 
     let mut first = BytesMut::from(format!("retry: {RETRY_MS}\n: connected\n\n").as_bytes());
+    if cursor.is_some() && reset.is_none() {
+        ::metrics::counter!(metrics::REPLAY_HITS).increment(1);
+    }
     if let Some((reason, oldest, resume_after)) = reset {
+        ::metrics::counter!(metrics::RESETS, "reason" => reason.as_str()).increment(1);
         let resume_from = state.hub.event_id(resume_after);
         let body = Reset {
             kind: "reset",
@@ -179,6 +184,7 @@ impl Feed {
                 read = self.subscription.recv(&mut self.buf, BATCH) => {
                     let chunk = match read {
                         Read::Lagged { missed, resume_after } => {
+                            ::metrics::counter!(metrics::LAGGED).increment(1);
                             let resume_from = self.hub.event_id(resume_after);
                             let body = Lagged { kind: "lagged", missed, resume_from: resume_from.clone() };
                             control_frame(&resume_from, "lagged", &body)

@@ -3,10 +3,12 @@
 //! `runtime::Runtimes` and events only through `hub::Hub`.
 
 mod commands;
+mod console;
 mod error;
 mod events;
 mod extract;
 mod idempotency;
+mod metrics;
 mod openapi;
 mod origin;
 mod runtime_side;
@@ -25,6 +27,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use self::metrics::init as init_metrics;
 pub use error::{ApiError, Problem};
 pub use extract::parse_json;
 pub use idempotency::Idempotency;
@@ -80,6 +83,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(status::routes())
         .merge(runtime_side::routes())
         .merge(tickets::routes())
+        .merge(console::routes())
+        .merge(metrics::routes())
 }
 
 /// The OpenAPI document the service serves at `/openapi.json`.
@@ -96,6 +101,7 @@ pub fn app(state: AppState) -> Router {
     let origins = state.settings.cors_origins.clone();
     let router = router
         .route("/openapi.json", axum::routing::get(move || openapi::serve(api.clone())))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))

@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod helpers;
 mod openapi;
+mod ops;
 mod reliability;
 mod runtimes;
 mod shutdown;

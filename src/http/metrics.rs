@@ -1,0 +1,103 @@
+//! `GET /metrics`: Prometheus text format. Counters are recorded where things
+//! happen (commands, resumes, resets, lags, request latency); gauges and
+//! totals that state already knows (runtimes, subscribers, events, pending
+//! replies) are read at scrape time, so the event hot path records nothing.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::extract::Client;
+use super::openapi::ReadProblems;
+use crate::protocol::commands::CONVERSATION_COMMANDS;
+
+pub const REQUEST_SECONDS: &str = "letta_bridge_http_request_duration_seconds";
+pub const COMMANDS: &str = "letta_bridge_commands_total";
+pub const REPLAY_HITS: &str = "letta_bridge_replay_hits_total";
+pub const RESETS: &str = "letta_bridge_resets_total";
+pub const LAGGED: &str = "letta_bridge_lagged_total";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_metrics))
+}
+
+/// The process-wide recorder (a process has one, whatever the number of apps in it).
+fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.into()), &buckets)
+            .expect("buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be incomplete");
+        }
+        handle
+    })
+}
+
+/// Installs the recorder and describes every metric (call once at start).
+pub fn init() {
+    handle();
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("letta_bridge_runtimes_online", "Runtimes with an open, answering socket");
+    describe_counter!("letta_bridge_runtime_connects_total", "Runtime connections accepted");
+    describe_counter!(COMMANDS, "Commands by type (conversation types by name, else other) and HTTP status");
+    describe_counter!("letta_bridge_events_published_total", "Events published to the hub");
+    describe_gauge!("letta_bridge_sse_subscribers", "Open event streams");
+    describe_gauge!("letta_bridge_replay_events", "Events held in the replay ring");
+    describe_gauge!("letta_bridge_replay_bytes", "Bytes held in the replay ring");
+    describe_counter!(REPLAY_HITS, "Event streams resumed from the replay ring");
+    describe_counter!(RESETS, "Event streams whose resume cursor got a reset, by reason");
+    describe_counter!(LAGGED, "Lagged signals: a subscriber was overtaken by the ring");
+    describe_gauge!("letta_bridge_pending_replies", "Commands awaiting their reply (wait=true)");
+    describe_gauge!("letta_bridge_runtime_tasks", "Runtime socket tasks running");
+    describe_histogram!(REQUEST_SECONDS, metrics::Unit::Seconds, "HTTP latency to the response head, by route");
+    // Present from the start, at zero.
+    metrics::counter!(REPLAY_HITS).increment(0);
+    metrics::counter!(LAGGED).increment(0);
+}
+
+/// The `type` label of a command: conversation commands by name, the rest
+/// as `other` (free-form types must not grow the label set without bound).
+pub fn command_label(kind: &str) -> &'static str {
+    CONVERSATION_COMMANDS.iter().find(|c| **c == kind).copied().unwrap_or("other")
+}
+
+/// Records each routed request's latency (to the response head; SSE streams
+/// count until their headers are sent).
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(REQUEST_SECONDS, "method" => method, "route" => route, "status" => status)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "status", security(("client" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), ReadProblems))]
+async fn get_metrics(State(state): State<AppState>, _client: Client) -> impl IntoResponse {
+    let hub = state.hub.stats();
+    metrics::gauge!("letta_bridge_runtimes_online").set(state.runtimes.online_count() as f64);
+    metrics::counter!("letta_bridge_runtime_connects_total").absolute(state.runtimes.connects());
+    metrics::counter!("letta_bridge_events_published_total").absolute(hub.events_published);
+    metrics::gauge!("letta_bridge_sse_subscribers").set(hub.subscribers as f64);
+    metrics::gauge!("letta_bridge_replay_events").set(hub.replay_events as f64);
+    metrics::gauge!("letta_bridge_replay_bytes").set(hub.replay_bytes as f64);
+    metrics::gauge!("letta_bridge_pending_replies").set(state.runtimes.pending().len() as f64);
+    metrics::gauge!("letta_bridge_runtime_tasks").set(state.tracker.len() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
+}
