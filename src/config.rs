@@ -63,6 +63,12 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
     pub keepalive: Duration,
 
+    /// End each event stream after this long (e.g. `10m`); clients resume with
+    /// `Last-Event-ID` (EventSource does so by itself). Unset: streams last
+    /// until the client leaves. Useful behind proxies that rebalance.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_STREAM_DURATION", value_parser = humantime::parse_duration)]
+    pub max_stream_duration: Option<Duration>,
+
     /// Interval between WebSocket ping control frames sent to each runtime.
     #[arg(long, env = "LETTA_BRIDGE_PING_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,

@@ -45,6 +45,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             max_frame_bytes: config.max_frame_bytes,
             keepalive: config.keepalive,
+            max_stream_duration: config.max_stream_duration,
             wait_timeout: config.wait_timeout,
             max_wait_timeout: config.max_wait_timeout,
             cors_origins: config.cors_origins.clone().into(),

@@ -15,14 +15,16 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use serde::Deserialize;
-use tokio::time::{Instant, Interval, interval_at};
+use std::pin::Pin;
+
+use tokio::time::{Instant, Interval, Sleep, interval_at, sleep};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::ApiQuery;
 use super::metrics;
-use super::openapi::ReadProblems;
+use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
 use crate::auth::bearer;
 use crate::hub::{Event, Hub, Read, Start, Subscription, control_frame};
@@ -66,7 +68,7 @@ pub struct EventParams {
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams),
     security(("client" = []), ("ticket" = [])),
-    responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
               ReadProblems))]
 async fn get_events(
     State(state): State<AppState>,
@@ -120,6 +122,7 @@ async fn get_events(
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: state.streams_shutdown.clone(),
+        ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
         feed.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), feed))
@@ -169,10 +172,13 @@ struct Feed {
     first: Option<Bytes>,
     keepalive: Interval,
     shutdown: CancellationToken,
+    /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
+    ends: Option<Pin<Box<Sleep>>>,
 }
 
 impl Feed {
-    /// The next bytes to write; `None` ends the stream (shutdown).
+    /// The next bytes to write; `None` ends the stream (shutdown or the
+    /// stream's maximum duration).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
             return Some(first);
@@ -181,6 +187,7 @@ impl Feed {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return None,
+                () = async { self.ends.as_mut().expect("guarded").await }, if self.ends.is_some() => return None,
                 read = self.subscription.recv(&mut self.buf, BATCH) => {
                     let chunk = match read {
                         Read::Lagged { missed, resume_after } => {

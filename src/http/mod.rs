@@ -46,6 +46,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_frame_bytes: usize,
     pub keepalive: Duration,
+    pub max_stream_duration: Option<Duration>,
     pub wait_timeout: Duration,
     pub max_wait_timeout: Duration,
     /// Browser origins allowed besides the bridge's own.

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::Problem;
 use crate::hub::HubStats;
-use crate::protocol::bridge::{Lagged, Reset, RuntimeOffline, RuntimeOnline};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,7 @@ use crate::protocol::bridge::{Lagged, Reset, RuntimeOffline, RuntimeOnline};
         description = "Drive a Letta Code runtime from plain HTTP: REST commands, an SSE event stream, and this document.\n\nClients authenticate with `Authorization: Bearer <client token>`; privileged commands need the admin token. The runtime itself connects to the WebSocket at `/ws` with the runtime token."
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(Problem, HubStats, RuntimeOnline, RuntimeOffline, Reset, Lagged)),
+    components(schemas(Problem, HubStats)),
     tags(
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
@@ -55,6 +55,68 @@ impl Modify for SecuritySchemes {
 
 pub async fn serve(api: Arc<utoipa::openapi::OpenApi>) -> Json<Arc<utoipa::openapi::OpenApi>> {
     Json(api)
+}
+
+/// One server-sent event of `GET /events`, as SSE parsers see it: `data` is
+/// a JSON string whose schema is one of the typed events or, for any other
+/// type, the passthrough `RuntimeEvent`.
+pub struct SseEvent;
+
+/// Registers `T` and what it references.
+fn register<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
+fn event_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    use crate::protocol::events::*;
+    register::<RuntimeOnline>(schemas);
+    register::<RuntimeOffline>(schemas);
+    register::<Reset>(schemas);
+    register::<Lagged>(schemas);
+    register::<StreamDelta>(schemas);
+    register::<TurnFinished>(schemas);
+    register::<InputAccepted>(schemas);
+    register::<SyncResponse>(schemas);
+    register::<AbortMessageResponse>(schemas);
+    register::<UpdateLoopStatus>(schemas);
+    register::<UpdateDeviceStatus>(schemas);
+    register::<UpdateQueue>(schemas);
+    register::<UpdateSubagentState>(schemas);
+    register::<RuntimeEvent>(schemas);
+}
+
+impl PartialSchema for SseEvent {
+    fn schema() -> RefOr<Schema> {
+        let mut names = Vec::new();
+        event_schemas(&mut names);
+        let mut any = AnyOfBuilder::new();
+        for (name, _) in names.iter().filter(|(n, _)| n != "EventScope") {
+            any = any.item(Ref::from_schema_name(name.as_str()));
+        }
+        let string = |desc: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(desc)).build();
+        let data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The event as one line of JSON"))
+            .content_media_type("application/json")
+            .content_schema(Some(Schema::AnyOf(any.build())))
+            .build();
+        ObjectBuilder::new()
+            .description(Some(
+                "One server-sent event. `event` is the frame type; the bridge's own are `runtime_online`, `runtime_offline`, `reset` and `lagged`. The stream opens with a `retry:` field and sends `:` comments as keepalives.",
+            ))
+            .property("id", string("`<epoch>-<seq>`; resume with `Last-Event-ID`"))
+            .property("event", string("The event type"))
+            .property("retry", ObjectBuilder::new().schema_type(Type::Integer).description(Some("Reconnect delay in ms")))
+            .property("data", data)
+            .into()
+    }
+}
+
+impl ToSchema for SseEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        event_schemas(schemas);
+    }
 }
 
 /// A problem+json response with this description.

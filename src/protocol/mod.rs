@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod commands;
+pub mod events;
 pub mod frame;
 
 pub use frame::{FrameError, RuntimeFrame, parse_runtime_frame};

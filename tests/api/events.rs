@@ -173,3 +173,16 @@ async fn a_stalled_subscriber_blocks_nobody_and_is_told_what_it_missed() {
     assert_eq!(next.data["i"].as_u64().unwrap(), (last + 1) as u64 + missed, "it resumes right after the gap");
     assert_eq!(lagged.id, lagged.data["resume_from"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn a_maximum_stream_duration_ends_streams_cleanly_for_a_resume() {
+    let app = spawn_app_with(|c| c.max_stream_duration = Some(Duration::from_millis(200))).await;
+    let rt = app.runtime("dev-a").await;
+    let mut sse = app.events("?types=e").await;
+    rt.emit("e", "a", "c", json!({"i": 0}));
+    let first = sse.next().await;
+    assert!(sse.ends().await, "the stream ends by itself");
+    rt.emit("e", "a", "c", json!({"i": 1}));
+    let mut resumed = app.events_with("?types=e", Some(&first.id)).await;
+    assert_eq!(resumed.next().await.data["i"], 1, "nothing lost across the end");
+}
