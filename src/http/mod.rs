@@ -96,13 +96,13 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The complete application: routes, OpenAPI, fallbacks and layers.
 pub fn app(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
-    let api = Arc::new(api);
     let request_id = HeaderName::from_static("x-request-id");
     let cors = origin::cors(&state.settings.cors_origins);
     let origins = state.settings.cors_origins.clone();
     let router = router
-        .route("/openapi.json", axum::routing::get(move || openapi::serve(api.clone())))
         .route_layer(axum::middleware::from_fn(metrics::track))
+        // Swagger UI at /docs (assets compiled in), and the document at /openapi.json.
+        .merge(openapi::docs(api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))

@@ -2,13 +2,11 @@
 //! by many endpoints (every problem+json answer is documented).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use axum::Json;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::Problem;
 use crate::hub::HubStats;
@@ -53,8 +51,11 @@ impl Modify for SecuritySchemes {
     }
 }
 
-pub async fn serve(api: Arc<utoipa::openapi::OpenApi>) -> Json<Arc<utoipa::openapi::OpenApi>> {
-    Json(api)
+/// `/docs` (Swagger UI, every asset embedded in the binary; no validator
+/// badge, which would load from the internet) and `/openapi.json`.
+pub fn docs(api: utoipa::openapi::OpenApi) -> SwaggerUi {
+    let config = Config::default().validator_url("none").persist_authorization(false).try_it_out_enabled(true);
+    SwaggerUi::new("/docs").url("/openapi.json", api).config(config)
 }
 
 /// One server-sent event of `GET /events`, as SSE parsers see it: `data` is

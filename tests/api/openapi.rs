@@ -57,3 +57,22 @@ async fn openapi_document_describes_every_endpoint() {
         assert!(input.get(status).is_some(), "POST /input does not document {status}");
     }
 }
+
+#[tokio::test]
+async fn the_docs_ui_is_served_from_the_binary_with_nothing_from_elsewhere() {
+    let app = spawn_app().await;
+    let page = app.get_as(None, "/docs/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui-bundle.js"));
+    let init = app.get_as(None, "/docs/swagger-initializer.js").await.text().await.unwrap();
+    assert!(init.contains("\"url\": \"/openapi.json\"") && init.contains("\"validatorUrl\": \"none\""), "{init}");
+    for text in [&html, &init] {
+        assert!(!text.contains("http://") && !text.contains("https://"), "an external URL: {text}");
+    }
+    for asset in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/swagger-ui-standalone-preset.js"] {
+        let res = app.get_as(None, asset).await;
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(res.bytes().await.unwrap().len() > 1000, "{asset} is the real asset");
+    }
+}

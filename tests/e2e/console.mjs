@@ -10,6 +10,7 @@
 // whole run is capped at DEADLINE_MS.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -203,6 +204,7 @@ async function main() {
   let bridge, proxy, runtime, context, userDataDir;
   const pageErrors = [];
   try {
+    check(existsSync(BIN), `no bridge binary at ${BIN} (run \`cargo build\` first, or pass its path)`);
     const port = await freePort();
     const http = `http://127.0.0.1:${port}`;
     log(`bridge ${BIN} on ${http}`);
@@ -262,6 +264,9 @@ async function main() {
     await page.waitForSelector('#events details[data-type="input_accepted"]');
     const assistantCount = await page.locator('#events .assistant').count();
     check(assistantCount === 1, `deltas of one message should share one bubble; found ${assistantCount} bubbles`);
+    const row = page.locator('#events details[data-type="turn_finished"]').first();
+    await row.locator('summary').click();
+    await expectText(page, '#events details[data-type="turn_finished"][open] pre', null, /"stop_reason": "end_turn"/);
     const status = await page.textContent('#status');
     check(/Accepted: \S+ → e2e-runtime/.test(status ?? ''), `#status says ${JSON.stringify(status)}`);
     log('first turn rendered');
@@ -317,14 +322,15 @@ async function main() {
   }
 }
 
-/** Waits until some element matching `selector` has exactly `text`. */
-async function expectText(page, selector, text) {
+/** Waits until some element matching `selector` has exactly `text` (or text matching `re`). */
+async function expectText(page, selector, text, re = null) {
   try {
-    await page.waitForFunction(([sel, want]) => [...document.querySelectorAll(sel)].some((e) => e.textContent === want),
-      [selector, text], { timeout: STEP_MS });
+    await page.waitForFunction(([sel, want, src]) => [...document.querySelectorAll(sel)]
+      .some((e) => (src ? new RegExp(src).test(e.textContent) : e.textContent === want)),
+    [selector, text, re?.source ?? null], { timeout: STEP_MS });
   } catch {
     const seen = await page.$$eval(selector, (es) => es.map((e) => e.textContent)).catch(() => []);
-    throw new Failure(`no ${selector} with text ${JSON.stringify(text)}; found ${JSON.stringify(seen)}`);
+    throw new Failure(`no ${selector} with text ${re ?? JSON.stringify(text)}; found ${JSON.stringify(seen)}`);
   }
 }
 
