@@ -19,7 +19,8 @@ use super::{ApiError, AppState};
 use super::{idempotency, metrics};
 use crate::auth::Role;
 use crate::protocol::commands::{
-    AbortCommand, ApprovalCommand, InputCommand, SyncCommand, generic_frame, requires_admin, typed_frame,
+    AbortCommand, ApprovalCommand, GenericCommand, InputCommand, SyncCommand, generic_frame, requires_admin,
+    typed_frame,
 };
 use crate::runtime::{Outcome, Scope};
 
@@ -49,10 +50,29 @@ pub struct CommandParams {
     /// `true`: hold the request until the runtime's reply with the same
     /// `request_id` arrives (`input_accepted`, `sync_response`, `*_response`).
     wait: Option<bool>,
-    /// With `wait=true`: how long to wait, in milliseconds (default 30000,
-    /// capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    /// With `wait=true`: how long to wait, in milliseconds (100 to 3600000;
+    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    #[param(minimum = 100, maximum = 3_600_000)]
     timeout_ms: Option<u64>,
 }
+
+/// Query parameters of the `/runtimes/{id}/…` command endpoints (the runtime
+/// is in the path). Documentation only: they are read as [`CommandParams`].
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct WaitParams {
+    /// `true`: hold the request until the runtime's reply with the same
+    /// `request_id` arrives (`input_accepted`, `sync_response`, `*_response`).
+    wait: Option<bool>,
+    /// With `wait=true`: how long to wait, in milliseconds (100 to 3600000;
+    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    #[param(minimum = 100, maximum = 3_600_000)]
+    timeout_ms: Option<u64>,
+}
+
+/// Bounds of `timeout_ms`.
+const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 
 /// The `Idempotency-Key` header of command endpoints.
 #[derive(Debug, IntoParams)]
@@ -63,7 +83,7 @@ pub struct IdempotencyKey {
     /// returns the first answer (with `Idempotent-Replayed: true`) and sends
     /// nothing; the same key with a different request is 422. 1-255 visible
     /// ASCII characters.
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
     idempotency_key: Option<String>,
 }
 
@@ -95,9 +115,9 @@ pub struct ReplyFrame {
 }
 
 macro_rules! typed_handlers {
-    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $summary:literal)),* $(,)?) => {$(
+    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $summary:literal)),* $(,)?) => {$(
         #[doc = $summary]
-        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams, IdempotencyKey), request_body = $body,
+        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams, IdempotencyKey), request_body = $doc_body,
             security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
                       (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -116,8 +136,8 @@ macro_rules! typed_handlers {
         #[doc = $summary]
         #[doc = " (to the runtime named in the path)"]
         #[utoipa::path(post, path = $rpath, tag = "commands",
-            params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams, IdempotencyKey),
-            request_body = $body, security(("client" = [])),
+            params(("id" = String, Path, description = "Runtime id (its deviceId)"), WaitParams, IdempotencyKey),
+            request_body = $doc_body, security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
                       (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
                       CommandProblems))]
@@ -136,15 +156,15 @@ macro_rules! typed_handlers {
 }
 
 typed_handlers! {
-    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, "Send a message (or an approval) to the agent: a v2 `input` frame."),
-    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, "Ask the runtime to replay its state (`sync`)."),
-    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, "Abort the running turn (`abort_message`)."),
-    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, "Answer an approval request (`input` with an `approval_response` payload)."),
+    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, "Send a message (or an approval) to the agent: a v2 `input` frame."),
+    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, Option<SyncCommand>, "Ask the runtime to replay its state (`sync`)."),
+    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, Option<AbortCommand>, "Abort the running turn (`abort_message`)."),
+    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, "Answer an approval request (`input` with an `approval_response` payload)."),
 }
 
 /// Send any v2 frame: a JSON object with a string `type`. Commands other
 /// than the conversation ones need the admin token.
-#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams, IdempotencyKey), request_body = Object,
+#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams, IdempotencyKey), request_body = GenericCommand,
     security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
               (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
@@ -162,8 +182,8 @@ async fn post_command(
 
 /// Send any v2 frame to the runtime named in the path.
 #[utoipa::path(post, path = "/runtimes/{id}/commands", tag = "commands",
-    params(("id" = String, Path, description = "Runtime id (its deviceId)"), CommandParams, IdempotencyKey),
-    request_body = Object, security(("client" = [])),
+    params(("id" = String, Path, description = "Runtime id (its deviceId)"), WaitParams, IdempotencyKey),
+    request_body = GenericCommand, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
               (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
               CommandProblems))]
@@ -241,11 +261,16 @@ async fn deliver(
             format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
         }));
     }
+    if let Some(ms) = params.timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
+        return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
+    }
     let wait_for = params.wait.unwrap_or(false).then(|| {
         let asked = params.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
         asked.min(state.settings.max_wait_timeout)
     });
-    let target = match (target, params.runtime) {
+    // An empty `?runtime=` names nothing.
+    let query = params.runtime.filter(|r| !r.is_empty());
+    let target = match (target, query) {
         (Some(path), Some(query)) if path != query => {
             return Err(ApiError::BadRequest(format!("the path names runtime {path:?} but ?runtime= names {query:?}")));
         }

@@ -75,18 +75,21 @@ async fn get_events(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
-    match (bearer(&headers), params.ticket.as_deref()) {
-        (Some(token), _) => {
-            state.auth.client_role(Some(token)).ok_or(ApiError::Unauthorized("invalid token"))?;
+    // A ticket counts only when no `Authorization` header is sent at all: a
+    // header that is present must hold a valid token.
+    let has_header = headers.contains_key(axum::http::header::AUTHORIZATION);
+    match (has_header, params.ticket.as_deref()) {
+        (true, _) => {
+            state.auth.client_role(bearer(&headers)).ok_or(ApiError::Unauthorized("invalid token"))?;
         }
-        (None, Some(ticket)) => {
+        (false, Some(ticket)) => {
             if !state.tickets.redeem(ticket, std::time::Instant::now()) {
                 return Err(ApiError::Unauthorized(
                     "invalid, used or expired ticket; get a new one from POST /tickets",
                 ));
             }
         }
-        (None, None) => {
+        (false, None) => {
             return Err(ApiError::Unauthorized(
                 "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
             ));

@@ -11,7 +11,7 @@ use super::{ApiError, AppState};
 use crate::auth::{Role, bearer};
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
-/// A missing `Content-Type` is read as JSON; an empty body as `{}`.
+/// A missing `Content-Type` is read as JSON; an empty or `null` body as `{}`.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -34,7 +34,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::BadRequest(format!("could not read the body: {}", r.body_text()))
             }
         })?;
-        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes }).map(JsonBody)
+        // No body, or a JSON `null`, means "no parameters".
+        let trimmed = bytes.trim_ascii();
+        parse_json(if trimmed.is_empty() || trimmed == b"null" { b"{}" } else { &bytes }).map(JsonBody)
     }
 }
 

@@ -88,14 +88,21 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(metrics::routes())
 }
 
+/// The router and the complete OpenAPI document it serves.
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = routes().split_for_parts();
+    openapi::refine(&mut api);
+    (router, api)
+}
+
 /// The OpenAPI document the service serves at `/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    split().1
 }
 
 /// The complete application: routes, OpenAPI, fallbacks and layers.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = routes().split_for_parts();
+    let (router, api) = split();
     let request_id = HeaderName::from_static("x-request-id");
     let cors = origin::cors(&state.settings.cors_origins);
     let origins = state.settings.cors_origins.clone();

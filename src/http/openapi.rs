@@ -2,7 +2,7 @@
 //! by many endpoints (every problem+json answer is documented).
 
 use std::collections::BTreeMap;
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
@@ -45,7 +45,7 @@ impl Modify for SecuritySchemes {
             "ticket",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "ticket",
-                "A single-use ticket from POST /tickets (GET /events only)",
+                "A single-use ticket from POST /tickets; GET /events only, and only without an Authorization header",
             ))),
         );
     }
@@ -117,6 +117,22 @@ impl PartialSchema for SseEvent {
 impl ToSchema for SseEvent {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         event_schemas(schemas);
+    }
+}
+
+/// Rules the derived schemas cannot state, added to the merged document.
+pub fn refine(api: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = api.components.as_mut() else { return };
+    // An approval answer carries exactly one of `decision` and `error` that
+    // is not null (null counts as absent).
+    if let Some(base) = components.schemas.remove("ApprovalResponse") {
+        let needs = |field: &str, kind: Type| {
+            ObjectBuilder::new().required(field).property(field, ObjectBuilder::new().schema_type(kind)).build()
+        };
+        let exactly_one =
+            OneOfBuilder::new().item(needs("decision", Type::Object)).item(needs("error", Type::String)).build();
+        let refined = AllOfBuilder::new().item(base).item(Schema::OneOf(exactly_one)).build();
+        components.schemas.insert("ApprovalResponse".into(), Schema::AllOf(refined).into());
     }
 }
 

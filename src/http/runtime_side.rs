@@ -38,7 +38,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// Stable per machine; the runtime's id here.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub device_id: String,
+    /// At most 256 characters, no control characters.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,256}$")]
     pub connection_name: Option<String>,
     pub listener_instance_id: Option<String>,
     /// `lettaCodeVersion`, `os`, `nodeVersion`, `supported_commands`, …

@@ -61,9 +61,11 @@ pub struct RuntimeScope {
 pub struct InputCommand {
     /// Optional; must be `input` when given.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^input$")]
     pub kind: Option<String>,
     /// Correlates the runtime's `input_accepted`; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeScope>,
@@ -85,6 +87,7 @@ pub enum InputPayload {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateMessage {
     /// At least one message.
+    #[schema(min_items = 1)]
     pub messages: Vec<InputMessage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -120,6 +123,7 @@ pub enum MessageContent {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalResponse {
     /// The `request_id` of the approval request being answered.
+    #[schema(min_length = 1)]
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<ApprovalDecision>,
@@ -154,8 +158,10 @@ pub enum ApprovalDecision {
 pub struct ApprovalCommand {
     /// Optional; must be `input` when given.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^input$")]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeScope>,
@@ -170,8 +176,10 @@ pub struct ApprovalCommand {
 pub struct SyncCommand {
     /// Optional; must be `sync` when given.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^sync$")]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeScope>,
@@ -189,8 +197,10 @@ pub struct SyncCommand {
 pub struct AbortCommand {
     /// Optional; must be `abort_message` when given.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^abort_message$")]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeScope>,
@@ -305,7 +315,22 @@ fn fill_request_id(frame: &mut Map<String, Value>) -> Result<(), CommandError> {
 
 /// 1-256 characters, none of them control characters.
 pub fn valid_request_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && !id.chars().any(char::is_control)
+    !id.is_empty() && id.chars().count() <= MAX_REQUEST_ID_LEN && !id.chars().any(char::is_control)
+}
+
+/// The documented shape of `POST /commands`: any v2 frame.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"type": "list_in_directory", "path": "/home"})))]
+pub struct GenericCommand {
+    /// The frame type; commands other than the conversation ones need the admin token.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
+    pub kind: String,
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
+    pub request_id: Option<String>,
+    /// Every other field goes to the runtime untouched.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// A fresh request id (`req-` + UUID v4).

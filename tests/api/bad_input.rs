@@ -88,6 +88,9 @@ async fn a_non_json_content_type_is_415_and_a_missing_one_is_read_as_json() {
     let res = app.post_raw("/sync", Some("application/json; charset=utf-8"), "").await;
     assert_eq!(res.status(), 202, "an empty body is an empty object");
     rt.next_frame().await;
+    let res = app.post_raw("/abort", Some("application/json"), "null").await;
+    assert_eq!(res.status(), 202, "a null body is an empty object");
+    assert_eq!(rt.next_frame().await["type"], "abort_message");
     still_serving(&app, &mut rt).await;
 }
 
@@ -97,6 +100,10 @@ async fn bad_query_strings_unknown_paths_and_wrong_methods_are_problems() {
     let mut rt = app.runtime("dev-a").await;
     assert_problem(app.post("/sync?wait=maybe", json!({})).await, 400).await;
     assert_problem(app.post("/sync?timeout_ms=-1", json!({})).await, 400).await;
+    for ms in ["0", "99", "3600001"] {
+        let problem = assert_problem(app.post(&format!("/sync?wait=true&timeout_ms={ms}"), json!({})).await, 400).await;
+        assert!(problem["detail"].as_str().unwrap().contains("between 100 and 3600000"));
+    }
     assert_problem(app.get("/nope").await, 404).await;
     assert_problem(app.get("/input").await, 405).await;
     assert_problem(app.get("/ws").await, 400).await;

@@ -105,3 +105,12 @@ async fn a_cross_site_page_cannot_open_the_runtime_socket() {
         .unwrap();
     assert_problem(res, 403).await;
 }
+
+#[tokio::test]
+async fn a_ticket_does_not_excuse_a_bad_authorization_header() {
+    let app = spawn_app().await;
+    let t = ticket(&app).await;
+    let res =
+        app.http.get(app.url(&format!("/events?ticket={t}"))).header("Authorization", "Bearer ").send().await.unwrap();
+    assert_problem(res, 401).await;
+}
