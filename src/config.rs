@@ -21,6 +21,15 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_LISTEN", default_value = "127.0.0.1:8284")]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain for TLS: with `--tls-key`, the one port serves
+    /// HTTPS and `wss://` (for LAN or internet deployments without a proxy).
+    #[arg(long, env = "LETTA_BRIDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "LETTA_BRIDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Token the runtime presents (`LETTA_API_KEY` on the runtime side).
     /// Generated and printed once when unset on a loopback bind.
     #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKEN", hide_env_values = true)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +19,8 @@ use crate::runtime::{LinkSettings, Pending, Runtimes};
 
 pub struct Application {
     listener: TcpListener,
+    /// Set when the listener serves HTTPS and `wss://`.
+    tls: Option<RustlsConfig>,
     addr: SocketAddr,
     state: AppState,
     tokens: Tokens,
@@ -33,6 +36,14 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("cannot load TLS certificate {cert:?} and key {key:?}"))?,
+            ),
+            _ => None,
+        };
         let hub = Hub::new(Limits {
             events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
             bytes: config.replay_bytes,
@@ -42,6 +53,7 @@ impl Application {
         let runtimes = Runtimes::new(hub.clone(), pending, config.command_queue as usize);
         let settings = Settings {
             public_url: config.public_url.clone(),
+            tls: tls.is_some(),
             max_body_bytes: config.max_body_bytes,
             max_frame_bytes: config.max_frame_bytes,
             keepalive: config.keepalive,
@@ -63,7 +75,7 @@ impl Application {
             idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(Tickets::default()),
         };
-        Ok(Self { listener, addr, state, tokens, grace: config.shutdown_grace })
+        Ok(Self { listener, tls, addr, state, tokens, grace: config.shutdown_grace })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -85,13 +97,28 @@ impl Application {
     /// runtime sockets close with 1001, and in-flight requests finish within
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, addr, state, grace, .. } = self;
+        let Self { listener, tls, addr, state, grace, .. } = self;
         let shutdown = state.shutdown.clone();
         let streams = state.streams_shutdown.clone();
         let tracker = state.tracker.clone();
-        tracing::info!(%addr, epoch = state.hub.epoch(), "letta-bridge listening");
-        let server = axum::serve(listener, http::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let serving = tokio::spawn(async move { server.await });
+        tracing::info!(%addr, tls = tls.is_some(), epoch = state.hub.epoch(), "letta-bridge listening");
+        let app = http::app(state);
+        let serving = match tls {
+            None => {
+                let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+                tokio::spawn(async move { server.await })
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    handle.graceful_shutdown(Some(grace));
+                });
+                tokio::spawn(server.serve(app.into_make_service()))
+            }
+        };
         shutdown.cancelled().await;
         tracker.close();
         // Runtimes first (their offline events reach subscribers), then streams.

@@ -43,6 +43,8 @@ use crate::runtime::{LinkSettings, Runtimes};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub public_url: Option<String>,
+    /// True when this listener speaks TLS (the `wsUrl` is then `wss://`).
+    pub tls: bool,
     pub max_body_bytes: usize,
     pub max_frame_bytes: usize,
     pub keepalive: Duration,

@@ -95,7 +95,7 @@ async fn post_register(
 ) -> Result<Json<RegisterResponse>, ApiError> {
     check_device_id(&body.device_id)?;
     let name = body.connection_name.map(check_name).transpose()?;
-    let base = ws_base(state.settings.public_url.as_deref(), &headers)?;
+    let base = ws_base(state.settings.public_url.as_deref(), state.settings.tls, &headers)?;
     let metadata = body.metadata.map(Value::Object);
     let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref());
     tracing::info!(device = %body.device_id, %connection_id, listener = ?body.listener_instance_id, "runtime registered");
@@ -227,8 +227,9 @@ fn check_name(name: String) -> Result<String, ApiError> {
     }
 }
 
-/// `ws(s)://host[/prefix]` from LETTA_BRIDGE_PUBLIC_URL, else from `Host`.
-fn ws_base(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+/// `ws(s)://host[/prefix]` from LETTA_BRIDGE_PUBLIC_URL, else from `Host`
+/// (`wss` when this listener speaks TLS).
+fn ws_base(public_url: Option<&str>, tls: bool, headers: &HeaderMap) -> Result<String, ApiError> {
     if let Some(url) = public_url {
         let url = url.trim_end_matches('/');
         let url = if let Some(rest) = url.strip_prefix("https://") {
@@ -245,5 +246,5 @@ fn ws_base(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, ApiE
     if !valid {
         return Err(ApiError::BadRequest("no usable Host header; set LETTA_BRIDGE_PUBLIC_URL".into()));
     }
-    Ok(format!("ws://{host}"))
+    Ok(format!("{}://{host}", if tls { "wss" } else { "ws" }))
 }

@@ -14,3 +14,4 @@ mod ops;
 mod reliability;
 mod runtimes;
 mod shutdown;
+mod tls;
