@@ -24,9 +24,11 @@ RUN mkdir -p src tests/api \
     && cargo build --release --locked \
     && rm -rf src
 
-# The real sources. COPY keeps the files' own timestamps, which may be older
-# than the placeholder build: touch them so cargo rebuilds the crate.
+# The real sources (assets/ holds the web console, compiled into the binary).
+# COPY keeps the files' own timestamps, which may be older than the
+# placeholder build: touch them so cargo rebuilds the crate.
 COPY src ./src
+COPY assets ./assets
 RUN find src -name '*.rs' -exec touch {} + \
     && cargo build --release --locked \
     && ./target/release/letta-bridge --version
@@ -34,8 +36,9 @@ RUN find src -name '*.rs' -exec touch {} + \
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# The bridge speaks plain HTTP/WebSocket (no TLS: terminate it in front), so
-# no CA certificates. curl is only for the HEALTHCHECK below.
+# The bridge makes no outgoing TLS connections (it can serve TLS itself with
+# LETTA_BRIDGE_TLS_CERT/KEY, or sit behind a proxy), so no CA certificates.
+# curl is only for the HEALTHCHECK below.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
@@ -53,8 +56,8 @@ USER 10001:10001
 ENV LETTA_BRIDGE_LISTEN=0.0.0.0:8284
 EXPOSE 8284
 
-# /healthz needs no token. If you change the port in LETTA_BRIDGE_LISTEN,
-# override this check too.
+# /healthz needs no token. If you change the port in LETTA_BRIDGE_LISTEN or
+# serve TLS, override this check too.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8284/healthz"]
 
