@@ -41,6 +41,20 @@ fn help_documents_every_setting_and_its_env_var() {
         "LETTA_BRIDGE_MAX_MISSED_PONGS",
         "LETTA_BRIDGE_REPLAY_EVENTS",
         "LETTA_BRIDGE_LOG_FORMAT",
+        "LETTA_BRIDGE_TLS_CERT",
+        "LETTA_BRIDGE_TLS_KEY",
+        "LETTA_BRIDGE_CORS_ORIGINS",
+        "LETTA_BRIDGE_MAX_STREAM_DURATION",
+        "LETTA_BRIDGE_MAX_FRAME_BYTES",
+        "LETTA_BRIDGE_WAIT_TIMEOUT",
+        "LETTA_BRIDGE_MAX_WAIT_TIMEOUT",
+        "LETTA_BRIDGE_MAX_PENDING",
+        "LETTA_BRIDGE_COMMAND_QUEUE",
+        "LETTA_BRIDGE_REPLAY_BYTES",
+        "LETTA_BRIDGE_REPLAY_MAX_AGE",
+        "LETTA_BRIDGE_IDEMPOTENCY_WINDOW",
+        "LETTA_BRIDGE_IDEMPOTENCY_KEYS",
+        "LETTA_BRIDGE_SHUTDOWN_GRACE",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -110,4 +124,44 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(!rest.contains(&client), "tokens are printed once");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
+    let mut child = bridge()
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--runtime-token", "json-runtime-token-0001", "--client-token", "json-client-token-00001"])
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "log ended early");
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("each log line is JSON");
+        if let Some(addr) = entry["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http.get(format!("http://{addr}/healthz")).header("x-request-id", "json-log-req-1").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    child.wait().unwrap();
+    let entries: Vec<serde_json::Value> =
+        rest.lines().map(|l| serde_json::from_str(l).expect("each log line is JSON")).collect();
+    assert!(
+        entries.iter().any(|e| e.to_string().contains("json-log-req-1") && e["span"]["path"] == "/healthz"),
+        "no request log line with the request id: {rest}"
+    );
 }
