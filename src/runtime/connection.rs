@@ -114,6 +114,9 @@ impl Connection {
             }
         }
         loop {
+            // Order matters under load: commands (bounded by the queue) and
+            // the heartbeat go before reading, so a runtime that floods frames
+            // cannot starve either.
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => {
@@ -123,6 +126,26 @@ impl Connection {
                 () = self.replaced.cancelled() => {
                     close(socket, 1000, "Replaced by new connection").await;
                     return End::Replaced;
+                }
+                Some(out) = self.commands.recv() => {
+                    if let Some(scope) = &out.scope {
+                        self.scopes.note(&scope.agent_id, scope.conversation_id.as_deref());
+                    }
+                    if write(socket, Message::Text(out.text.into())).await.is_err() {
+                        return End::Error;
+                    }
+                    let _ = out.written.send(());
+                }
+                _ = ping.tick() => {
+                    if unanswered >= self.settings.max_missed_pongs {
+                        tracing::warn!(missed = unanswered, "runtime stopped answering pings");
+                        close(socket, 1011, "heartbeat timeout").await;
+                        return End::HeartbeatTimeout;
+                    }
+                    unanswered += 1;
+                    if write(socket, Message::Ping(Default::default())).await.is_err() {
+                        return End::Error;
+                    }
                 }
                 msg = socket.recv() => match msg {
                     Some(Ok(Message::Text(text))) => {
@@ -151,26 +174,6 @@ impl Connection {
                         return End::ConnectionLost;
                     }
                 },
-                Some(out) = self.commands.recv() => {
-                    if let Some(scope) = &out.scope {
-                        self.scopes.note(&scope.agent_id, scope.conversation_id.as_deref());
-                    }
-                    if write(socket, Message::Text(out.text.into())).await.is_err() {
-                        return End::Error;
-                    }
-                    let _ = out.written.send(());
-                }
-                _ = ping.tick() => {
-                    if unanswered >= self.settings.max_missed_pongs {
-                        tracing::warn!(missed = unanswered, "runtime stopped answering pings");
-                        close(socket, 1011, "heartbeat timeout").await;
-                        return End::HeartbeatTimeout;
-                    }
-                    unanswered += 1;
-                    if write(socket, Message::Ping(Default::default())).await.is_err() {
-                        return End::Error;
-                    }
-                }
             }
         }
     }
