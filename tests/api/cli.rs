@@ -16,6 +16,23 @@ fn bridge() -> Command {
     cmd
 }
 
+/// Spawns with stderr piped and a 30 s deadline for the blocking reads that
+/// follow: past it the child is killed, its pipes close, and the reads fail
+/// the test instead of hanging it.
+fn spawn_with_deadline(cmd: &mut Command) -> std::process::Child {
+    let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        // Only if that pid is still a bridge (pids are reused once it exits).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("letta-bridge") {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    child
+}
+
 #[test]
 fn a_non_loopback_bind_without_tokens_is_refused_before_binding() {
     let out = bridge().args(["--listen", "0.0.0.0:0"]).output().unwrap();
@@ -62,20 +79,9 @@ fn help_documents_every_setting_and_its_env_var() {
 
 #[tokio::test]
 async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanly() {
-    let mut child = bridge()
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A deadline for the blocking reads below: past it the child is killed,
-    // its pipes close, and the reads fail the test instead of hanging it.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-    });
+    let mut cmd = bridge();
+    cmd.args(["--listen", "127.0.0.1:0"]).env("RUST_LOG", "trace").stdout(Stdio::piped());
+    let mut child = spawn_with_deadline(&mut cmd);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
     while !printed.contains("letta remote") {
@@ -128,19 +134,12 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
-    let mut child = bridge()
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+    let mut cmd = bridge();
+    cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--runtime-token", "json-runtime-token-0001", "--client-token", "json-client-token-00001"])
         .env("RUST_LOG", "info,tower_http=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-    });
+        .stdout(Stdio::null());
+    let mut child = spawn_with_deadline(&mut cmd);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let addr = loop {
