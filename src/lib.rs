@@ -13,8 +13,11 @@
 //! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket,
 //!   replies awaited by `request_id`.
-//! - [`http`]: axum handlers, extractors, the one error type, OpenAPI.
-//! - [`startup`]: binds (port 0 in tests) and runs until shutdown.
+//! - [`http`]: axum handlers, one file per concern: commands (with
+//!   `Idempotency-Key`), events (SSE), status, the runtime's own endpoints,
+//!   stream tickets, CORS/Origin checks, metrics, the console page, OpenAPI
+//!   and the docs UI; extractors and the one error type.
+//! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!
 //! # Data flow
