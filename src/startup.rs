@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -105,6 +106,13 @@ impl Application {
         let app = http::app(state);
         let serving = match tls {
             None => {
+                // No Nagle delay: events and commands are small writes that
+                // must leave at once (axum-server's acceptor does the same).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
                 let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
                 tokio::spawn(async move { server.await })
             }
