@@ -110,17 +110,18 @@ async fn resume_with_last_event_id_replays_exactly_the_missed_events() {
         rt.emit("e", "a", "c", json!({"i": i}));
     }
     let mut wait_for_last = app.events_with("?types=e", Some(&second.id)).await;
-    let got: Vec<i64> = futures_collect(&mut wait_for_last, 3).await;
+    let got: Vec<i64> = next_is(&mut wait_for_last, 3).await;
     assert_eq!(got, [2, 3, 4]);
     // The query forms work too, and the header wins over them.
     let mut by_query = app.events(&format!("?types=e&lastEventId={}", second.id)).await;
-    assert_eq!(futures_collect(&mut by_query, 3).await, [2, 3, 4]);
+    assert_eq!(next_is(&mut by_query, 3).await, [2, 3, 4]);
     let mut both =
         app.events_with(&format!("?types=e&last_event_id={}-0", seq_of(&second.id).0), Some(&second.id)).await;
-    assert_eq!(futures_collect(&mut both, 3).await, [2, 3, 4]);
+    assert_eq!(next_is(&mut both, 3).await, [2, 3, 4]);
 }
 
-async fn futures_collect(sse: &mut Sse, n: usize) -> Vec<i64> {
+/// The `i` field of the next `n` events.
+async fn next_is(sse: &mut Sse, n: usize) -> Vec<i64> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(sse.next().await.data["i"].as_i64().unwrap());
