@@ -3,6 +3,11 @@
 use clap::Parser;
 use letta_bridge::{Application, Config, shutdown, telemetry};
 
+/// mimalloc instead of glibc's malloc: the request path allocates often, and
+/// glibc's malloc/free were ~31% of the instructions per command (callgrind).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();

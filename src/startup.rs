@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, Idempotency, Settings, Tickets};
+use crate::http::{self, AppState, Idempotency, Settings, Shared, Tickets};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{LinkSettings, Pending, Runtimes};
 
@@ -65,7 +65,7 @@ impl Application {
             link: LinkSettings { ping_interval: config.ping_interval, max_missed_pongs: config.max_missed_pongs },
             started: Instant::now(),
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             auth: Auth::new(&tokens),
             hub,
             runtimes,
@@ -75,7 +75,7 @@ impl Application {
             tracker: TaskTracker::new(),
             idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(Tickets::default()),
-        };
+        });
         Ok(Self { listener, tls, addr, state, tokens, grace: config.shutdown_grace })
     }
 

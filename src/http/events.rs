@@ -211,19 +211,23 @@ impl Feed {
         }
     }
 
-    /// The matching events of `buf` as one chunk (no copy for a single event).
+    /// The matching events of `buf` as one chunk: no copy for a single
+    /// event, else one allocation of the exact size.
     fn render(&mut self) -> Bytes {
-        let mut matching = self.buf.drain(..).filter(|e| self.filter.matches(e));
-        let Some(first) = matching.next() else {
-            return Bytes::new();
+        let filter = &self.filter;
+        self.buf.retain(|e| filter.matches(e));
+        let chunk = match self.buf.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.sse().clone(),
+            many => {
+                let mut out = BytesMut::with_capacity(many.iter().map(|e| e.size()).sum());
+                for e in many {
+                    out.extend_from_slice(e.sse());
+                }
+                out.freeze()
+            }
         };
-        let Some(second) = matching.next() else {
-            return first.sse().clone();
-        };
-        let mut out = BytesMut::with_capacity(first.size() * 4);
-        for e in [first, second].into_iter().chain(matching) {
-            out.extend_from_slice(e.sse());
-        }
-        out.freeze()
+        self.buf.clear();
+        chunk
     }
 }

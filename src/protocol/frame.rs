@@ -84,7 +84,7 @@ pub fn parse_runtime_frame(text: &str, runtime_id: &str) -> Result<RuntimeFrame,
     if !is_valid_type(&head.kind) {
         return Err(FrameError::BadType);
     }
-    if nesting_depth(text) > MAX_DEPTH {
+    if may_nest_deeper_than(text, MAX_DEPTH) && nesting_depth(text) > MAX_DEPTH {
         return Err(FrameError::TooDeep);
     }
     let request_id = head.request_id.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
@@ -110,6 +110,12 @@ pub fn parse_runtime_frame(text: &str, runtime_id: &str) -> Result<RuntimeFrame,
 /// True when the first non-whitespace character of `text` opens an object.
 pub fn starts_with_object(text: &str) -> bool {
     text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{')
+}
+
+/// False when `text` has too few brackets to nest deeper than `max`: a cheap
+/// (vectorised) count that spares almost every frame the exact scan.
+fn may_nest_deeper_than(text: &str, max: usize) -> bool {
+    text.bytes().filter(|&b| b == b'{' || b == b'[').count() > max
 }
 
 /// Deepest array/object nesting of valid JSON `text` (brackets inside
@@ -152,7 +158,7 @@ fn splice_runtime_id(text: &str, runtime_id: &str) -> String {
     out.push_str("{\"runtime_id\":");
     out.push_str(&id);
     out.push(',');
-    if rest.contains(['\n', '\r']) {
+    if memchr::memchr2(b'\n', b'\r', rest.as_bytes()).is_some() {
         out.extend(rest.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
     } else {
         out.push_str(rest);
