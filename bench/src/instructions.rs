@@ -1,0 +1,111 @@
+//! A noise-free figure: instructions the bridge executes per delivered event,
+//! counted by valgrind's callgrind. Two runs with the same setup (runtime +
+//! S subscribers), one publishing no events and one publishing K; the
+//! difference divided by K × S cancels start-up, connections and shutdown.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+
+use crate::deliver::{self, Shared};
+use crate::options::Args;
+use crate::report::Figure;
+use crate::runtime::{self, Pace, publish};
+use crate::sse;
+use crate::stats::now_ns;
+use crate::target::{Bridge, Launch};
+
+/// Under valgrind everything in the bridge is ~50× slower.
+const SLOW: Duration = Duration::from_secs(120);
+
+/// Total instructions of one callgrind run of the bridge: a runtime, `subs`
+/// subscribers, `events` events published at `rate`.
+async fn run(args: &Args, binary: &Path, dir: &Path, subs: usize, events: usize, tag: &str) -> anyhow::Result<u64> {
+    let out: PathBuf = dir.join(format!("callgrind.{tag}.{subs}.{events}.out"));
+    let _ = std::fs::remove_file(&out);
+    let mut launch = Launch::new(binary, args);
+    launch.wrapper = vec![
+        args.valgrind.clone().into(),
+        "--tool=callgrind".into(),
+        OsString::from(format!("--callgrind-out-file={}", out.display())),
+    ];
+    // No timer work during the runs: keepalives and pings would add
+    // instructions that depend on how long the run took.
+    launch.extra_env.push(("LETTA_BRIDGE_KEEPALIVE".into(), "1h".into()));
+    launch.extra_env.push(("LETTA_BRIDGE_PING_INTERVAL".into(), "1h".into()));
+    launch.ready_timeout = SLOW;
+    let bridge = Bridge::spawn(&launch, args, dir).await?;
+    let measured = async {
+        let target = &bridge.target;
+        let ws = runtime::connect(target, "bench", SLOW).await?;
+        let (mut sink, stream) = ws.split();
+        let drainer = tokio::spawn(runtime::drain(stream));
+        let streams = tokio::time::timeout(SLOW, sse::open_many(target, subs, 8, |_| None))
+            .await
+            .context("opening subscribers under valgrind timed out")??;
+        let shared = Shared::new();
+        let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), false))).collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pace = Pace::Steady { count: events, per_sec: args.callgrind_rate };
+        let o = deliver::run(shared, tasks, now_ns(), publish(&mut sink, args.size, pace), SLOW * 3).await?;
+        let want = (events * subs) as u64;
+        if o.total.events != want {
+            bail!("under callgrind {} of {want} deliveries arrived ({} missed)", o.total.events, o.total.missed);
+        }
+        let _ = sink.close().await;
+        drainer.abort();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        anyhow::Ok(())
+    }
+    .await;
+    let stopped = bridge.stop(SLOW).await;
+    measured?;
+    stopped?;
+    let text = std::fs::read_to_string(&out).with_context(|| format!("callgrind wrote no {}", out.display()))?;
+    let total = totals(&text).with_context(|| format!("no totals/summary line in {}", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    Ok(total)
+}
+
+/// The `totals:` (or `summary:`) figure of a callgrind out file: Ir first.
+fn totals(text: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("totals:"))
+        .or_else(|| text.lines().find(|l| l.starts_with("summary:")))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One repetition: per delivered event at `--callgrind-subscribers`, and per
+/// event with one subscriber.
+pub async fn measure(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Vec<Figure>> {
+    let k = args.callgrind_events;
+    let mut figures = Vec::new();
+    for subs in [args.callgrind_subscribers, 1] {
+        let idle = run(args, binary, dir, subs, 0, "idle").await?;
+        let busy = run(args, binary, dir, subs, k, "busy").await?;
+        let per = busy.saturating_sub(idle) as f64 / (k * subs) as f64;
+        let name = if subs == 1 {
+            "instructions per event, 1 sub (publish + 1 delivery)".to_owned()
+        } else {
+            format!("instructions per delivered event, {subs} subs")
+        };
+        figures.push(Figure::new(name, per, "instr").note(format!(
+            "Ir {busy} with {k} events − {idle} with none, {subs} subs, {} events/s, {} B frames",
+            args.callgrind_rate, args.size
+        )));
+    }
+    Ok(figures)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_totals_then_summary() {
+        assert_eq!(super::totals("events: Ir\nsummary: 42\n"), Some(42));
+        assert_eq!(super::totals("events: Ir\ntotals: 7\nsummary: 42\n"), Some(7));
+    }
+}

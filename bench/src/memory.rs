@@ -1,0 +1,150 @@
+//! Memory: the bridge's RSS idle and per idle SSE subscriber. Subscriptions
+//! are held by `bench hold` child processes (≤ 9,000 each) from several
+//! 127.0.0.x source addresses; the subscriber count is capped by what the
+//! bridge's own open-file limit leaves, and the cap is explained.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::hold::PER_PROCESS;
+use crate::report::{Figure, Goal};
+use crate::target::Target;
+
+/// Descriptors left free in the bridge (for the listener's next accept, logs,
+/// the runtime's socket).
+const FD_HEADROOM: usize = 16;
+
+/// `VmRSS` of `pid`, in bytes.
+pub fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no process {pid}"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb * 1024)
+}
+
+/// RSS once it stops moving: samples 250 ms apart until two agree within
+/// 64 KiB (at most 5 s).
+pub async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let mut last = rss(pid)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = rss(pid)?;
+        if now.abs_diff(last) <= 64 * 1024 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// The soft open-file limit of `pid` and how many descriptors it has open.
+fn fds(pid: u32) -> anyhow::Result<(usize, usize)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+    Ok((soft, open))
+}
+
+/// Child processes holding subscriptions.
+struct Holders {
+    children: Vec<Child>,
+    held: usize,
+}
+
+impl Holders {
+    /// Opens `count` more subscriptions in new children.
+    async fn add(&mut self, target: &Target, count: usize) -> anyhow::Result<()> {
+        let mut starting = Vec::new();
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(PER_PROCESS);
+            let mut child = tokio::process::Command::new(std::env::current_exe()?)
+                .args(["hold", "--addr", &target.addr, "--token", &target.client_token])
+                .args(["--count", &n.to_string(), "--first", &(self.held + count - left).to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdout = child.stdout.take().context("holder stdout")?;
+            starting.push((n, BufReader::new(stdout).lines()));
+            self.children.push(child);
+            left -= n;
+        }
+        for (n, mut lines) in starting {
+            let line = tokio::time::timeout(Duration::from_secs(180), lines.next_line())
+                .await
+                .context("a holder did not finish opening within 180 s")??
+                .unwrap_or_default();
+            let mut parts = line.splitn(4, ' ');
+            let (Some("ready"), Some(ok)) = (parts.next(), parts.next()) else {
+                bail!("a holder said {line:?}");
+            };
+            let ok: usize = ok.parse()?;
+            self.held += ok;
+            if ok < n {
+                bail!("a holder opened {ok} of {n} subscriptions: {}", parts.nth(1).unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        for mut c in self.children {
+            drop(c.stdin.take());
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.wait()).await;
+        }
+    }
+}
+
+/// One repetition against the bridge `pid` at `target`, which must have no
+/// other subscribers.
+pub async fn measure(target: &Target, pid: u32, counts: &[usize]) -> anyhow::Result<Vec<Figure>> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = settled_rss(pid).await?;
+    let mut figures = vec![Figure::new("idle RSS", idle as f64 / 1e6, "MB").goal(Goal::AtMost(10.0))];
+    let (limit, open_idle) = fds(pid)?;
+    let cap = limit.saturating_sub(open_idle + FD_HEADROOM);
+    let mut counts = counts.to_vec();
+    counts.sort_unstable();
+    let mut holders = Holders { children: Vec::new(), held: 0 };
+    let result = async {
+        for asked in counts {
+            let n = asked.min(cap);
+            if n > holders.held {
+                holders.add(target, n - holders.held).await?;
+            }
+            let with = settled_rss(pid).await?;
+            let (_, open) = fds(pid)?;
+            let capped = n < asked;
+            let label = if capped { format!("{asked} subs asked, capped") } else { format!("{asked} subs") };
+            let note = if capped {
+                format!(
+                    "{n} connected: the bridge's open-file limit {limit} − {open_idle} descriptors open at idle − {FD_HEADROOM} kept free; the bridge had {open} open"
+                )
+            } else {
+                format!("{n} connected; the bridge had {open} descriptors open")
+            };
+            figures.push(Figure::new(format!("RSS, {label}"), with as f64 / 1e6, "MB").note(note));
+            figures.push(
+                Figure::new(format!("per idle sub, {label}"), with.saturating_sub(idle) as f64 / n as f64 / 1e3, "KB")
+                    .goal(Goal::AtMost(8.0)),
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    holders.close().await;
+    result.map(|()| figures)
+}

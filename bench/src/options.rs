@@ -1,0 +1,270 @@
+//! Command-line options: the target, the scenario selection and the workload
+//! knobs, plus the hidden helper subcommands the harness re-executes itself
+//! with (`hold`, `relay`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Measure a bridge (letta-bridge or anything with the same surface) over
+/// loopback, next to raw tokio-tungstenite baselines measured in the same run.
+///
+/// Either point it at a running bridge (`--http-url`, `--ws-url`, tokens) or let
+/// it start one (`--spawn PATH`, needed for start-up and instruction counts, and
+/// for memory unless `--pid` is given). Prints one table and writes the same
+/// figures as JSON.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about, long_about, after_help = AFTER_HELP)]
+pub struct Args {
+    /// The bridge's plain-HTTP base URL (REST commands and `GET /events`).
+    /// Ignored with `--spawn`.
+    #[arg(long, default_value = "http://127.0.0.1:8284", value_name = "URL")]
+    pub http_url: String,
+
+    /// The runtime WebSocket URL for direct mode (connect with the bearer
+    /// runtime token). Default: `ws://<host of --http-url>/ws?deviceId=bench`.
+    /// Ignored with `--register` (the registration answers the URL) and with `--spawn`.
+    #[arg(long, value_name = "URL")]
+    pub ws_url: Option<String>,
+
+    /// Token the fake runtime presents. Generated with `--spawn`.
+    #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKEN", hide_env_values = true, default_value = "")]
+    pub runtime_token: String,
+
+    /// Token the HTTP clients and SSE subscribers present. Generated with `--spawn`.
+    #[arg(long, env = "LETTA_BRIDGE_CLIENT_TOKEN", hide_env_values = true, default_value = "")]
+    pub client_token: String,
+
+    /// Registration mode: the fake runtime first calls `POST
+    /// /v1/environments/register` at `--http-url` and connects to the `wsUrl`
+    /// it answers (plus `?deviceId=…&connectionName=…`). Default: direct mode.
+    #[arg(long)]
+    pub register: bool,
+
+    /// Start the bridge binary at PATH on a free loopback port with generated
+    /// tokens, once per scenario (fresh state each time). Required for
+    /// `startup` and `instructions`; gives `memory` its pid.
+    #[arg(long, value_name = "PATH")]
+    pub spawn: Option<PathBuf>,
+
+    /// Extra environment for spawned bridges, `KEY=VALUE` (repeatable), e.g.
+    /// `--bridge-env RUST_LOG=warn`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub bridge_env: Vec<String>,
+
+    /// Pid of a bridge the harness did not spawn, for the `memory` scenario
+    /// (RSS from /proc/PID/status).
+    #[arg(long)]
+    pub pid: Option<u32>,
+
+    /// Run every scenario.
+    #[arg(long, conflicts_with = "only")]
+    pub all: bool,
+
+    /// Run these scenarios only (comma-separated). The baselines a selected
+    /// scenario is compared to are added unless `--no-baselines`.
+    #[arg(long, value_delimiter = ',', value_name = "SCENARIOS")]
+    pub only: Vec<Scenario>,
+
+    /// Do not add baseline scenarios to an `--only` selection (ratios then show `-`).
+    #[arg(long)]
+    pub no_baselines: bool,
+
+    /// Repetitions; every figure is the median of its repetitions.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+
+    /// Events (or commands) per steady-rate latency measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub count: usize,
+
+    /// Steady publish rate for latency measurements, per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+
+    /// Size of each runtime frame (its JSON) in latency runs, in bytes.
+    #[arg(long, default_value_t = 200)]
+    pub size: usize,
+
+    /// Subscriber counts for the event hop and the raw relay (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
+    pub subscribers: Vec<usize>,
+
+    /// Concurrencies (keep-alive connections) for `POST /input`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 64])]
+    pub input_concurrency: Vec<usize>,
+
+    /// Concurrencies for `POST /sync?wait=true`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8])]
+    pub sync_concurrency: Vec<usize>,
+
+    /// Seconds each saturation run publishes (event hop at saturation, raw
+    /// relay at saturation, sync round trips).
+    #[arg(long, default_value_t = 2.0)]
+    pub saturation_secs: f64,
+
+    /// Subscribers for the fan-out throughput run.
+    #[arg(long, default_value_t = 1000)]
+    pub fanout_subscribers: usize,
+
+    /// Event sizes for the fan-out run, bytes of runtime frame JSON (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [200, 4096])]
+    pub fanout_sizes: Vec<usize>,
+
+    /// Seconds the fan-out run publishes at saturation.
+    #[arg(long, default_value_t = 3.0)]
+    pub fanout_secs: f64,
+
+    /// Idle SSE subscriber counts for the memory run; a count above what the
+    /// bridge's open-file limit allows is capped (and the cap explained).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 20_000])]
+    pub memory_subscribers: Vec<usize>,
+
+    /// Spawns per repetition for the start-up time (their median is the rep's figure).
+    #[arg(long, default_value_t = 5)]
+    pub startup_runs: usize,
+
+    /// Subscribers in the callgrind run for instructions per delivered event.
+    #[arg(long, default_value_t = 100)]
+    pub callgrind_subscribers: usize,
+
+    /// Events published in the callgrind run (the other run of the pair publishes none).
+    #[arg(long, default_value_t = 2000)]
+    pub callgrind_events: usize,
+
+    /// Publish rate in the callgrind runs, per second (the bridge runs ~50x slower there).
+    #[arg(long, default_value_t = 1000)]
+    pub callgrind_rate: u64,
+
+    /// The valgrind binary.
+    #[arg(long, default_value = "valgrind", value_name = "PATH")]
+    pub valgrind: PathBuf,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results.json", value_name = "PATH")]
+    pub json: PathBuf,
+
+    /// Keep the working directory (bridge logs, callgrind files) instead of removing it.
+    #[arg(long)]
+    pub keep_work_dir: bool,
+
+    #[command(subcommand)]
+    pub helper: Option<Helper>,
+}
+
+const AFTER_HELP: &str = "\
+Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout, memory, startup, instructions.
+  hop               raw tokio-tungstenite client -> server hop on loopback (baseline)
+  relay             raw tokio-tungstenite relay: publisher -> server -> N receivers, steady and saturated (baseline)
+  event-hop         runtime frame -> SSE subscribers at --rate, p50/p99/p999 per --subscribers count
+  event-saturation  the same, publishing as fast as the socket allows: latency, published/s, delivered/s, missed
+  input             POST /input -> frame at the runtime, keep-alive raw HTTP/1.1 at --input-concurrency
+  sync              POST /sync?wait=true round trips per second and latency at --sync-concurrency
+  fanout            deliveries/s and MB/s to --fanout-subscribers at --fanout-sizes, publishing at saturation
+  memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid)
+  startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
+  instructions      callgrind instructions per delivered and per published event (needs --spawn and valgrind)
+
+Example: cargo run --release --manifest-path bench/Cargo.toml -- --all --spawn target/release/letta-bridge";
+
+/// One measured scenario, in the order they run.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scenario {
+    Hop,
+    Relay,
+    EventHop,
+    EventSaturation,
+    Input,
+    Sync,
+    Fanout,
+    Memory,
+    Startup,
+    Instructions,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 10] = [
+        Scenario::Hop,
+        Scenario::Relay,
+        Scenario::EventHop,
+        Scenario::EventSaturation,
+        Scenario::Input,
+        Scenario::Sync,
+        Scenario::Fanout,
+        Scenario::Memory,
+        Scenario::Startup,
+        Scenario::Instructions,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Hop => "hop",
+            Scenario::Relay => "relay",
+            Scenario::EventHop => "event-hop",
+            Scenario::EventSaturation => "event-saturation",
+            Scenario::Input => "input",
+            Scenario::Sync => "sync",
+            Scenario::Fanout => "fanout",
+            Scenario::Memory => "memory",
+            Scenario::Startup => "startup",
+            Scenario::Instructions => "instructions",
+        }
+    }
+
+    /// The baselines this scenario's ratios refer to.
+    pub fn baselines(self) -> &'static [Scenario] {
+        match self {
+            Scenario::EventHop | Scenario::EventSaturation | Scenario::Fanout => &[Scenario::Hop, Scenario::Relay],
+            Scenario::Input | Scenario::Sync => &[Scenario::Hop],
+            _ => &[],
+        }
+    }
+}
+
+impl Args {
+    /// The scenarios to run, in order.
+    pub fn scenarios(&self) -> Vec<Scenario> {
+        let mut chosen: Vec<Scenario> = if self.all || self.only.is_empty() {
+            Scenario::ALL.to_vec()
+        } else {
+            let mut v = self.only.clone();
+            if !self.no_baselines {
+                v.extend(self.only.iter().flat_map(|s| s.baselines().iter().copied()));
+            }
+            v
+        };
+        chosen.sort();
+        chosen.dedup();
+        chosen
+    }
+}
+
+/// Helpers the harness runs as child processes of itself.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Helper {
+    /// Hold idle SSE subscriptions open: prints `ready N` once all are open,
+    /// exits when stdin closes. Used by the memory scenario to get past the
+    /// per-process open-file limit.
+    #[command(hide = true)]
+    Hold {
+        /// host:port of the bridge's HTTP listener.
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        count: usize,
+        /// Index of the first connection (picks the 127.0.0.x source addresses).
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+    },
+    /// The raw tokio-tungstenite relay server: prints `port N`, serves until
+    /// stdin closes.
+    #[command(hide = true)]
+    Relay,
+}
+
+/// Where the working files go.
+pub fn work_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("letta-bench-{}", std::process::id()))
+}

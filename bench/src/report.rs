@@ -1,0 +1,301 @@
+//! Figures and their presentation: each repetition yields named figures; the
+//! report keeps every raw value, prints one table of medians with ratios to
+//! the baselines and the issue's targets, and writes the same as JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::stats::median;
+
+/// A target from the issue, checked against a figure's median.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    /// At most this many times the baseline named by `vs_hop`.
+    HopTimes(f64),
+}
+
+/// One measured figure of one repetition.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// Name of the raw-hop figure this one is divided by.
+    pub vs_hop: Option<String>,
+    /// Name of the raw-relay figure this one is divided by.
+    pub vs_relay: Option<String>,
+    pub goal: Option<Goal>,
+    pub note: Option<String>,
+}
+
+impl Figure {
+    pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self { name: name.into(), value, unit, vs_hop: None, vs_relay: None, goal: None, note: None }
+    }
+    pub fn goal(mut self, goal: Goal) -> Self {
+        self.goal = Some(goal);
+        self
+    }
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// p50, p99 and p999 figures named `<prefix> p50` etc. (µs), compared to the
+/// same percentile of the given baselines.
+pub fn latency(prefix: &str, p: [f64; 3], hop: Option<&str>, relay: Option<&str>) -> Vec<Figure> {
+    ["p50", "p99", "p999"]
+        .iter()
+        .zip(p)
+        .map(|(q, v)| {
+            let mut f = Figure::new(format!("{prefix} {q}"), v, "µs");
+            f.vs_hop = hop.map(|h| format!("{h} {q}"));
+            f.vs_relay = relay.map(|r| format!("{r} {q}"));
+            f
+        })
+        .collect()
+}
+
+struct Row {
+    scenario: &'static str,
+    figure: Figure,
+    values: Vec<f64>,
+}
+
+/// The run's header: what was measured, where and how.
+pub struct Header {
+    pub machine: String,
+    pub date: String,
+    pub bridge: String,
+    pub options: String,
+    pub limits: String,
+}
+
+/// Every figure of the run.
+#[derive(Default)]
+pub struct Results {
+    rows: Vec<Row>,
+    errors: Vec<(String, String)>,
+}
+
+impl Results {
+    /// Adds one repetition's figures.
+    pub fn add(&mut self, scenario: &'static str, figures: Vec<Figure>) {
+        for f in figures {
+            match self.rows.iter_mut().find(|r| r.figure.name == f.name) {
+                Some(row) => {
+                    row.values.push(f.value);
+                    if f.note.is_some() {
+                        row.figure.note = f.note;
+                    }
+                }
+                None => self.rows.push(Row { scenario, values: vec![f.value], figure: f }),
+            }
+        }
+    }
+
+    pub fn error(&mut self, case: String, error: String) {
+        self.errors.push((case, error));
+    }
+
+    fn median_of(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.figure.name == name).map(|r| median(&r.values))
+    }
+
+    fn ratio(&self, row: &Row, baseline: &Option<String>) -> Option<f64> {
+        let b = self.median_of(baseline.as_deref()?)?;
+        let v = median(&row.values);
+        (b.is_finite() && b != 0.0 && v.is_finite()).then_some(v / b)
+    }
+
+    fn verdict(&self, row: &Row) -> Option<String> {
+        let v = median(&row.values);
+        let (ok, text) = match row.figure.goal? {
+            Goal::AtMost(t) => (v <= t, format!("≤ {} {}", num(t), row.figure.unit)),
+            Goal::AtLeast(t) => (v >= t, format!("≥ {} {}", num(t), row.figure.unit)),
+            Goal::HopTimes(t) => (self.ratio(row, &row.figure.vs_hop)? <= t, format!("≤ {t}× hop")),
+        };
+        Some(format!("{} {text}", if ok && v.is_finite() { "met" } else { "MISSED" }))
+    }
+
+    /// The table, as printed.
+    pub fn table(&self, header: &Header) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "machine: {}", header.machine);
+        let _ = writeln!(out, "date:    {}", header.date);
+        let _ = writeln!(out, "bridge:  {}", header.bridge);
+        let _ = writeln!(out, "options: {}", header.options);
+        let _ = writeln!(out, "limits:  {}", header.limits);
+        let _ = writeln!(
+            out,
+            "figures: median of the repetitions; ratio = figure / the same figure of the baseline (raw hop; raw relay at the same receiver count)\n"
+        );
+        let width = self.rows.iter().map(|r| r.figure.name.chars().count()).max().unwrap_or(10).max(10);
+        let _ = writeln!(out, "{:<width$}  {:>12}  {:<5}  {:>8}  {:>8}  target", "name", "figure", "unit", "÷hop", "÷relay");
+        let _ = writeln!(out, "{}", "-".repeat(width + 52));
+        let mut scenario = "";
+        for row in &self.rows {
+            if row.scenario != scenario {
+                scenario = row.scenario;
+                let _ = writeln!(out, "[{scenario}]");
+            }
+            let ratio = |b: &Option<String>| self.ratio(row, b).map_or("-".to_owned(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>12}  {:<5}  {:>8}  {:>8}  {}{}",
+                row.figure.name,
+                num(median(&row.values)),
+                row.figure.unit,
+                ratio(&row.figure.vs_hop),
+                ratio(&row.figure.vs_relay),
+                self.verdict(row).unwrap_or_default(),
+                row.figure.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default(),
+            );
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(out, "\nfailed:");
+            for (case, e) in &self.errors {
+                let _ = writeln!(out, "  {case}: {e}");
+            }
+        }
+        out
+    }
+
+    /// The same figures as JSON, with every repetition's raw value.
+    pub fn json(&self, header: &Header) -> Value {
+        let figures: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "scenario": r.scenario,
+                    "name": r.figure.name,
+                    "value": finite(median(&r.values)),
+                    "unit": r.figure.unit,
+                    "reps": r.values.iter().map(|v| finite(*v)).collect::<Vec<_>>(),
+                    "baseline_hop": r.figure.vs_hop,
+                    "ratio_hop": self.ratio(r, &r.figure.vs_hop),
+                    "baseline_relay": r.figure.vs_relay,
+                    "ratio_relay": self.ratio(r, &r.figure.vs_relay),
+                    "target": self.verdict(r),
+                    "note": r.figure.note,
+                })
+            })
+            .collect();
+        let errors: Vec<Value> = self.errors.iter().map(|(c, e)| json!({ "case": c, "error": e })).collect();
+        json!({
+            "machine": header.machine,
+            "date": header.date,
+            "bridge": header.bridge,
+            "options": header.options,
+            "limits": header.limits,
+            "figures": figures,
+            "errors": errors,
+        })
+    }
+
+    pub fn write_json(&self, header: &Header, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, serde_json::to_string_pretty(&self.json(header))? + "\n")?;
+        Ok(())
+    }
+}
+
+fn finite(v: f64) -> Value {
+    if v.is_finite() { json!(v) } else { Value::Null }
+}
+
+/// A figure with about three significant digits, thousands grouped.
+pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        let s = format!("{:.0}", v.abs());
+        let mut grouped = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if v < 0.0 { format!("-{grouped}") } else { grouped }
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The machine: cores, CPU model, kernel, memory.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {model}, Linux {}, {:.1} GiB RAM (bench and bridge share the cores)",
+        kernel.trim(),
+        mem_kb as f64 / 1024.0 / 1024.0
+    )
+}
+
+/// Now, as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(1_234_567.8), "1,234,568");
+        assert_eq!(num(123.4), "123");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(1.234), "1.23");
+        assert_eq!(num(f64::NAN), "-");
+    }
+
+    #[test]
+    fn ratios_and_goals_use_medians() {
+        let mut r = Results::default();
+        r.add("hop", latency("raw hop", [10.0, 20.0, 30.0], None, None));
+        for v in [30.0, 50.0] {
+            r.add("input", latency("input", [v, v, v], Some("raw hop"), None));
+        }
+        r.rows[4].figure.goal = Some(Goal::HopTimes(2.0));
+        let row = &r.rows[4];
+        assert_eq!(r.ratio(row, &row.figure.vs_hop), Some(2.0));
+        assert!(r.verdict(row).unwrap().starts_with("met"));
+    }
+}
