@@ -60,7 +60,7 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
 enum Env {
     None,
     Relay(Relay),
-    Bridge { target: Target, spawned: Option<Bridge> },
+    Bridge { target: Target, spawned: Option<Box<Bridge>> },
 }
 
 /// Runs every case of the selected scenarios into `results`.
@@ -79,14 +79,20 @@ pub async fn run_all(args: &Args, work: &Path, results: &mut Results) {
     }
 }
 
-async fn run_case(args: &Args, work: &Path, scenario: Scenario, case: Case, results: &mut Results) -> anyhow::Result<()> {
+async fn run_case(
+    args: &Args,
+    work: &Path,
+    scenario: Scenario,
+    case: Case,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     let env = match case {
         Case::RelaySteady(_) | Case::RelaySaturated { .. } => Env::Relay(Relay::spawn().await?),
         Case::EventHop(_) | Case::EventSaturation(_) | Case::Input(_) | Case::Sync(_) | Case::Fanout(_) => {
             match &args.spawn {
                 Some(binary) => {
                     let bridge = Bridge::spawn(&Launch::new(binary, args), args, work).await?;
-                    Env::Bridge { target: bridge.target.clone(), spawned: Some(bridge) }
+                    Env::Bridge { target: bridge.target.clone(), spawned: Some(Box::new(bridge)) }
                 }
                 None => Env::Bridge { target: Target::from_args(args)?, spawned: None },
             }

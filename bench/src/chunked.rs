@@ -68,7 +68,9 @@ enum State {
     /// The CRLF after chunk data.
     DataEnd,
     /// After the last (zero) chunk: the trailer section.
-    Trailer { line_empty: bool },
+    Trailer {
+        line_empty: bool,
+    },
     Done,
 }
 

@@ -122,9 +122,10 @@ pub async fn sync(target: &Target, args: &Args, concurrency: usize) -> anyhow::R
         return Err(e);
     }
     let name = format!("sync?wait=true, concurrency {concurrency}");
-    let mut figures =
-        vec![Figure::new(format!("{name}: round trips/s"), hist.len() as f64 / elapsed.as_secs_f64(), "/s")
-            .note(format!("the runtime answered {answered} syncs"))];
+    let mut figures = vec![
+        Figure::new(format!("{name}: round trips/s"), hist.len() as f64 / elapsed.as_secs_f64(), "/s")
+            .note(format!("the runtime answered {answered} syncs")),
+    ];
     figures.extend(latency(&name, hist.percentiles(), Some("raw hop"), None));
     Ok(figures)
 }

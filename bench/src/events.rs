@@ -115,7 +115,11 @@ pub fn saturated_figures(o: &Outcome, name: &str, relay: Option<&str>, with_late
     let per_relay = |what: &str| relay.map(|r| format!("{r}: {what}"));
     let mut delivered = Figure::new(format!("{name}: delivered/s"), o.delivered_per_sec(), "/s");
     delivered.vs_relay = per_relay("delivered/s");
-    let mut mbs = Figure::new(format!("{name}: MB/s received"), o.total.bytes as f64 / 1e6 / o.deliver_time.as_secs_f64(), "MB/s");
+    let mut mbs = Figure::new(
+        format!("{name}: MB/s received"),
+        o.total.bytes as f64 / 1e6 / o.deliver_time.as_secs_f64(),
+        "MB/s",
+    );
     mbs.vs_relay = per_relay("MB/s received");
     let mut published = Figure::new(format!("{name}: published/s"), o.published_per_sec(), "/s");
     published.vs_relay = per_relay("published/s");
@@ -124,7 +128,12 @@ pub fn saturated_figures(o: &Outcome, name: &str, relay: Option<&str>, with_late
         o.total.missed as f64 / (o.published as f64 * o.subscribers as f64).max(1.0) * 100.0,
         "%",
     )
-    .note(format!("{} lagged notices, {} events missed of {} sent", o.total.lags, o.total.missed, o.published * o.subscribers as u64));
+    .note(format!(
+        "{} lagged notices, {} events missed of {} sent",
+        o.total.lags,
+        o.total.missed,
+        o.published * o.subscribers as u64
+    ));
     let mut figures = vec![delivered, mbs, published, missed];
     if with_latency {
         figures.extend(latency(name, percentiles(o), None, relay));
@@ -146,7 +155,13 @@ pub async fn relay_steady(relay: &Relay, args: &Args, n: usize) -> anyhow::Resul
 }
 
 /// The raw relay at saturation with `n` receivers and `size`-byte frames.
-pub async fn relay_saturated(relay: &Relay, args: &Args, n: usize, size: usize, secs: f64) -> anyhow::Result<Vec<Figure>> {
+pub async fn relay_saturated(
+    relay: &Relay,
+    args: &Args,
+    n: usize,
+    size: usize,
+    secs: f64,
+) -> anyhow::Result<Vec<Figure>> {
     let with_latency = size == args.size;
     let o = relay.run(n, size, Pace::Saturate(Duration::from_secs_f64(secs)), with_latency).await?;
     Ok(saturated_figures(&o, &saturated_name(n, size, true), None, with_latency))

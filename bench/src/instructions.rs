@@ -72,10 +72,8 @@ async fn run(args: &Args, binary: &Path, dir: &Path, subs: usize, events: usize,
 
 /// The `totals:` (or `summary:`) figure of a callgrind out file: Ir first.
 fn totals(text: &str) -> Option<u64> {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("totals:"))
-        .or_else(|| text.lines().find(|l| l.starts_with("summary:")))?;
+    let line =
+        text.lines().find(|l| l.starts_with("totals:")).or_else(|| text.lines().find(|l| l.starts_with("summary:")))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

@@ -82,9 +82,7 @@ impl Relay {
         let t0 = std::time::Instant::now();
         let shared = Shared::new();
         let mut tasks = Vec::with_capacity(receivers);
-        let mut opened = futures_util::stream::iter(0..receivers)
-            .map(|_| receiver(&self.addr))
-            .buffer_unordered(64);
+        let mut opened = futures_util::stream::iter(0..receivers).map(|_| receiver(&self.addr)).buffer_unordered(64);
         while let Some(ws) = opened.next().await {
             let ws = ws?;
             let shared = shared.clone();
@@ -187,12 +185,15 @@ pub fn serve() -> anyhow::Result<()> {
 }
 
 async fn connection(tcp: TcpStream, tx: broadcast::Sender<Message>) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
     let mut path = String::new();
-    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+    // The callback's error type is tungstenite's (a whole HTTP response); it never fails here.
+    #[allow(clippy::result_large_err)]
+    let record_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         path = req.uri().path().to_owned();
         Ok(resp)
-    })
-    .await?;
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, record_path).await?;
     if path == "/pub" {
         while let Some(msg) = ws.next().await {
             let msg = msg?;

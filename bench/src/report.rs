@@ -136,7 +136,11 @@ impl Results {
             "figures: median of the repetitions; ratio = figure / the same figure of the baseline (raw hop; raw relay at the same receiver count)\n"
         );
         let width = self.rows.iter().map(|r| r.figure.name.chars().count()).max().unwrap_or(10).max(10);
-        let _ = writeln!(out, "{:<width$}  {:>12}  {:<5}  {:>8}  {:>8}  target", "name", "figure", "unit", "÷hop", "÷relay");
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>12}  {:<5}  {:>8}  {:>8}  target",
+            "name", "figure", "unit", "÷hop", "÷relay"
+        );
         let _ = writeln!(out, "{}", "-".repeat(width + 52));
         let mut scenario = "";
         for row in &self.rows {

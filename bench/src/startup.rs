@@ -75,15 +75,15 @@ pub async fn measure(binary: &Path, env: &[(String, String)], runs: usize) -> an
     let (binary, env) = (binary.to_owned(), env.to_vec());
     let times = tokio::task::spawn_blocking(move || (0..runs.max(1)).map(|_| once(&binary, &env)).collect::<Vec<_>>());
     let times: Vec<f64> = times.await?.into_iter().collect::<anyhow::Result<_>>()?;
-    Ok(vec![
-        Figure::new("start-up to first /healthz 200", median(&times), "ms")
-            .goal(Goal::AtMost(50.0))
-            .note(format!("median of {} spawns; min {:.1} ms", times.len(), times.iter().copied().fold(f64::INFINITY, f64::min))),
-    ])
+    Ok(vec![Figure::new("start-up to first /healthz 200", median(&times), "ms").goal(Goal::AtMost(50.0)).note(
+        format!("median of {} spawns; min {:.1} ms", times.len(), times.iter().copied().fold(f64::INFINITY, f64::min)),
+    )])
 }
 
 /// The binary's size figure.
 pub fn binary_size(binary: &Path) -> anyhow::Result<Figure> {
     let len = std::fs::metadata(binary).with_context(|| format!("{}", binary.display()))?.len();
-    Ok(Figure::new("release binary size", len as f64 / 1e6, "MB").goal(Goal::AtMost(15.0)).note(binary.display().to_string()))
+    Ok(Figure::new("release binary size", len as f64 / 1e6, "MB")
+        .goal(Goal::AtMost(15.0))
+        .note(binary.display().to_string()))
 }

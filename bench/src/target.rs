@@ -127,8 +127,7 @@ impl Bridge {
                 bail!("the bridge exited during start-up ({status}); log {}:\n{}", self.log.display(), self.log_tail());
             }
             if let Ok(mut conn) = HttpConn::connect(&self.target.addr).await
-                && let Ok(Ok(r)) =
-                    tokio::time::timeout(timeout, conn.request("GET", "/healthz", None, None)).await
+                && let Ok(Ok(r)) = tokio::time::timeout(timeout, conn.request("GET", "/healthz", None, None)).await
                 && r.status == 200
             {
                 return Ok(());
