@@ -1,6 +1,7 @@
 //! Command endpoints: validate a body, pick the runtime, queue the frame on
-//! its socket task, and either answer `202` at once or wait for the reply
-//! frame with the same `request_id` (`?wait=true`).
+//! its socket task, and either answer `202` at once, wait for the reply
+//! frame with the same `request_id` (`?wait=true`), or, for `input`, follow
+//! the turn to its end (`?wait=completion`, see [`super::turn`]).
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
 use super::openapi::CommandProblems;
+use super::turn::{Turn, TurnResult};
 use super::{ApiError, AppState};
 use super::{idempotency, metrics};
 use crate::auth::Role;
@@ -41,19 +43,48 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(post_runtime_command))
 }
 
-/// Query parameters of every command endpoint.
+/// Query parameters of the command endpoints other than input and approval.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CommandParams {
     /// Runtime id to send to; needed when several runtimes are online.
     runtime: Option<String>,
     /// `true`: hold the request until the runtime's reply with the same
-    /// `request_id` arrives (`input_accepted`, `sync_response`, `*_response`).
+    /// `request_id` arrives (`sync_response`, `*_response`).
     wait: Option<bool>,
     /// With `wait=true`: how long to wait, in milliseconds (100 to 3600000;
     /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
     #[param(minimum = 100, maximum = 3_600_000)]
     timeout_ms: Option<u64>,
+}
+
+/// Query parameters of `POST /input` and `POST /approval`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InputParams {
+    /// Runtime id to send to; needed when several runtimes are online.
+    runtime: Option<String>,
+    /// `true`: hold the request until the runtime's `input_accepted`.
+    /// `completion`: hold it until the turn finishes, and answer with the
+    /// assembled assistant text, the stop reason and the turn's event ids.
+    #[param(inline)]
+    wait: Option<InputWait>,
+    /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
+    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    #[param(minimum = 100, maximum = 3_600_000)]
+    timeout_ms: Option<u64>,
+}
+
+/// What an input command waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InputWait {
+    /// Answer `202` at once.
+    False,
+    /// The runtime's `input_accepted`.
+    True,
+    /// The end of the turn (`turn_finished`).
+    Completion,
 }
 
 /// Query parameters of the `/runtimes/{id}/…` command endpoints (the runtime
@@ -63,12 +94,49 @@ pub struct CommandParams {
 #[allow(dead_code)]
 pub struct WaitParams {
     /// `true`: hold the request until the runtime's reply with the same
-    /// `request_id` arrives (`input_accepted`, `sync_response`, `*_response`).
+    /// `request_id` arrives (`sync_response`, `*_response`).
     wait: Option<bool>,
     /// With `wait=true`: how long to wait, in milliseconds (100 to 3600000;
     /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
     #[param(minimum = 100, maximum = 3_600_000)]
     timeout_ms: Option<u64>,
+}
+
+/// Query parameters of `/runtimes/{id}/input` and `/runtimes/{id}/approval`.
+/// Documentation only: they are read as [`InputParams`].
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct InputWaitParams {
+    /// `true`: hold the request until the runtime's `input_accepted`.
+    /// `completion`: hold it until the turn finishes, and answer with the
+    /// assembled assistant text, the stop reason and the turn's event ids.
+    #[param(inline)]
+    wait: Option<InputWait>,
+    /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
+    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    #[param(minimum = 100, maximum = 3_600_000)]
+    timeout_ms: Option<u64>,
+}
+
+/// What every command endpoint's query asks for.
+struct Request {
+    runtime: Option<String>,
+    wait: InputWait,
+    timeout_ms: Option<u64>,
+}
+
+impl From<CommandParams> for Request {
+    fn from(p: CommandParams) -> Self {
+        let wait = if p.wait.unwrap_or(false) { InputWait::True } else { InputWait::False };
+        Self { runtime: p.runtime, wait, timeout_ms: p.timeout_ms }
+    }
+}
+
+impl From<InputParams> for Request {
+    fn from(p: InputParams) -> Self {
+        Self { runtime: p.runtime, wait: p.wait.unwrap_or(InputWait::False), timeout_ms: p.timeout_ms }
+    }
 }
 
 /// Bounds of `timeout_ms`.
@@ -102,6 +170,16 @@ pub struct Accepted {
     pub cursor: String,
 }
 
+/// What a `200` carries: the runtime's reply (`wait=true`) or, for input
+/// commands with `wait=completion`, the finished turn.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only
+pub enum Replied {
+    Reply(ReplyFrame),
+    Turn(TurnResult),
+}
+
 /// A runtime reply frame (e.g. `input_accepted`, `sync_response`), as sent by
 /// the runtime plus `runtime_id`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,51 +193,51 @@ pub struct ReplyFrame {
 }
 
 macro_rules! typed_handlers {
-    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $summary:literal)),* $(,)?) => {$(
+    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $params:ty, $rparams:ty, $summary:literal)),* $(,)?) => {$(
         #[doc = $summary]
-        #[utoipa::path(post, path = $path, tag = "commands", params(CommandParams, IdempotencyKey), request_body = $doc_body,
+        #[utoipa::path(post, path = $path, tag = "commands", params($params, IdempotencyKey), request_body = $doc_body,
             security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+                      (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn", body = Replied),
                       CommandProblems))]
         async fn $plain(
             State(state): State<AppState>,
             Client(role): Client,
             headers: HeaderMap,
-            ApiQuery(params): ApiQuery<CommandParams>,
+            ApiQuery(params): ApiQuery<$params>,
             JsonBody(body): JsonBody<$body>,
         ) -> Result<Response, ApiError> {
             let frame = typed_frame(&body)?;
-            once(&state, &headers, $path, None, &body, || send(&state, role, None, params, frame)).await
+            once(&state, &headers, $path, None, &body, || send(&state, role, None, params.into(), frame)).await
         }
 
         #[doc = $summary]
         #[doc = " (to the runtime named in the path)"]
         #[utoipa::path(post, path = $rpath, tag = "commands",
-            params(("id" = String, Path, description = "Runtime id (its deviceId)"), WaitParams, IdempotencyKey),
+            params(("id" = String, Path, description = "Runtime id (its deviceId)"), $rparams, IdempotencyKey),
             request_body = $doc_body, security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+                      (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn", body = Replied),
                       CommandProblems))]
         async fn $routed(
             State(state): State<AppState>,
             Client(role): Client,
             headers: HeaderMap,
             ApiPath(id): ApiPath<String>,
-            ApiQuery(params): ApiQuery<CommandParams>,
+            ApiQuery(params): ApiQuery<$params>,
             JsonBody(body): JsonBody<$body>,
         ) -> Result<Response, ApiError> {
             let frame = typed_frame(&body)?;
-            once(&state, &headers, $path, Some(&id), &body, || send(&state, role, Some(id.clone()), params, frame)).await
+            once(&state, &headers, $path, Some(&id), &body, || send(&state, role, Some(id.clone()), params.into(), frame)).await
         }
     )*};
 }
 
 typed_handlers! {
-    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, "Send a message (or an approval) to the agent: a v2 `input` frame."),
-    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, Option<SyncCommand>, "Ask the runtime to replay its state (`sync`)."),
-    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, Option<AbortCommand>, "Abort the running turn (`abort_message`)."),
-    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, "Answer an approval request (`input` with an `approval_response` payload)."),
+    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, InputParams, InputWaitParams, "Send a message (or an approval) to the agent: a v2 `input` frame."),
+    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, Option<SyncCommand>, CommandParams, WaitParams, "Ask the runtime to replay its state (`sync`)."),
+    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, Option<AbortCommand>, CommandParams, WaitParams, "Abort the running turn (`abort_message`)."),
+    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, InputParams, InputWaitParams, "Answer an approval request (`input` with an `approval_response` payload)."),
 }
 
 /// Send any v2 frame: a JSON object with a string `type`. Commands other
@@ -177,7 +255,7 @@ async fn post_command(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let frame = generic_frame(body.clone())?;
-    once(&state, &headers, "/commands", None, &body, || send(&state, role, None, params, frame)).await
+    once(&state, &headers, "/commands", None, &body, || send(&state, role, None, params.into(), frame)).await
 }
 
 /// Send any v2 frame to the runtime named in the path.
@@ -196,7 +274,8 @@ async fn post_runtime_command(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let frame = generic_frame(body.clone())?;
-    once(&state, &headers, "/commands", Some(&id), &body, || send(&state, role, Some(id.clone()), params, frame)).await
+    once(&state, &headers, "/commands", Some(&id), &body, || send(&state, role, Some(id.clone()), params.into(), frame))
+        .await
 }
 
 /// Runs a command at most once per `Idempotency-Key`. The request is
@@ -232,11 +311,11 @@ async fn send(
     state: &AppState,
     role: Role,
     target: Option<String>,
-    params: CommandParams,
+    request: Request,
     frame: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(frame.get("type").and_then(Value::as_str).unwrap_or_default());
-    let result = deliver(state, role, target, params, frame).await;
+    let result = deliver(state, role, target, request, frame).await;
     let status = match &result {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
@@ -249,8 +328,8 @@ async fn deliver(
     state: &AppState,
     role: Role,
     target: Option<String>,
-    params: CommandParams,
-    frame: Map<String, Value>,
+    request: Request,
+    mut frame: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
     let request_id = frame.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -261,15 +340,15 @@ async fn deliver(
             format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
         }));
     }
-    if let Some(ms) = params.timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
+    if let Some(ms) = request.timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
         return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
     }
-    let wait_for = params.wait.unwrap_or(false).then(|| {
-        let asked = params.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
+    let wait_for = (request.wait != InputWait::False).then(|| {
+        let asked = request.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
         asked.min(state.settings.max_wait_timeout)
     });
     // An empty `?runtime=` names nothing.
-    let query = params.runtime.filter(|r| !r.is_empty());
+    let query = request.runtime.filter(|r| !r.is_empty());
     let target = match (target, query) {
         (Some(path), Some(query)) if path != query => {
             return Err(ApiError::BadRequest(format!("the path names runtime {path:?} but ?runtime= names {query:?}")));
@@ -277,11 +356,16 @@ async fn deliver(
         (path, query) => path.or(query),
     };
     let link = state.runtimes.route(target.as_deref())?;
-    // Register before sending, so that a fast reply cannot be missed.
-    let mut waiting = match wait_for {
-        Some(_) => Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?),
-        None => None,
-    };
+    // Register (or subscribe) before sending, so that a fast reply cannot be missed.
+    let mut turn = None;
+    let mut waiting = None;
+    match request.wait {
+        InputWait::False => {}
+        InputWait::True => {
+            waiting = Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?)
+        }
+        InputWait::Completion => turn = Some(Turn::start(&state.hub, link.runtime_id.clone(), &mut frame)?),
+    }
     let cursor = state.hub.cursor();
     let text = serde_json::to_string(&frame).expect("JSON maps serialise");
     let written = link.send(text, scope_of(&frame))?;
@@ -292,6 +376,13 @@ async fn deliver(
         Err(_) => {
             return Err(ApiError::Timeout(format!("the runtime's socket did not take request {request_id:?} in time")));
         }
+    }
+    if let Some(turn) = turn {
+        let finished = turn.finish(deadline).await?;
+        if finished.stop_reason == "error" {
+            return Err(ApiError::TurnFailed(Box::new(finished)));
+        }
+        return Ok(axum::Json(finished).into_response());
     }
     let Some(waiting) = waiting.as_mut() else {
         let accepted = Accepted { request_id, runtime_id: link.runtime_id.to_string(), kind, cursor };

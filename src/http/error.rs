@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::turn::TurnResult;
 use crate::protocol::commands::CommandError;
 use crate::runtime::{PendingError, RouteError, SendError};
 
@@ -43,6 +44,9 @@ pub enum ApiError {
     Timeout(String),
     #[error("the runtime disconnected before answering request {0:?}")]
     RuntimeGone(String),
+    /// `wait=completion`: the turn ended with `stop_reason: "error"`.
+    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
+    TurnFailed(Box<TurnResult>),
     /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
     #[error("{1}")]
     Rejected(StatusCode, String),
@@ -63,6 +67,9 @@ pub struct Problem {
     /// With `409` ambiguous-runtime: the runtimes to choose from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<String>>,
+    /// With `502` turn-failed: the finished turn, as `wait=completion` answers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<Box<TurnResult>>,
 }
 
 impl ApiError {
@@ -87,6 +94,7 @@ impl ApiError {
             Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "runtime-unavailable"),
             Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "reply-timeout"),
             Self::RuntimeGone(_) => (S::BAD_GATEWAY, "runtime-disconnected"),
+            Self::TurnFailed(_) => (S::BAD_GATEWAY, "turn-failed"),
             Self::Rejected(status, _) => (*status, "rejected"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -108,10 +116,13 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
-            candidates: match self {
-                Self::Ambiguous(c) => Some(c),
-                _ => None,
-            },
+            candidates: None,
+            turn: None,
+        };
+        let problem = match self {
+            Self::Ambiguous(c) => Problem { candidates: Some(c), ..problem },
+            Self::TurnFailed(t) => Problem { turn: Some(t), ..problem },
+            _ => problem,
         };
         let body = serde_json::to_vec(&problem).expect("problems serialise");
         let mut response = (status, body).into_response();

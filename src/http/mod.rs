@@ -14,6 +14,7 @@ mod origin;
 mod runtime_side;
 mod status;
 mod tickets;
+mod turn;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -167,13 +167,13 @@ impl IntoResponses for CommandProblems {
         let mut map = problems(AUTH_PROBLEMS);
         map.extend(problems(&[
             ("403", "The command needs the admin token"),
-            ("409", "Several runtimes are online and none was named (`candidates` lists them), or the request_id is already awaited"),
+            ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input"),
             ("413", "Body over the size limit"),
             ("415", "Content-Type is not JSON"),
             ("422", "Valid JSON of the wrong shape"),
-            ("502", "The runtime disconnected before the command was written or answered"),
+            ("502", "The runtime disconnected before the command was written or answered, or (wait=completion) the turn ended with `stop_reason: \"error\"` (`type` urn:letta-bridge:turn-failed; the turn is under `turn`)"),
             ("503", "No runtime online, or its queue is full (see Retry-After)"),
-            ("504", "The runtime did not answer within timeout_ms (wait=true), or its socket did not take the command within 15 s"),
+            ("504", "The runtime did not answer (wait=true) or finish the turn (wait=completion) within timeout_ms, or its socket did not take the command within 15 s"),
         ]));
         map
     }

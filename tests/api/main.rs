@@ -15,3 +15,4 @@ mod reliability;
 mod runtimes;
 mod shutdown;
 mod tls;
+mod turns;

@@ -20,8 +20,13 @@ def replies(frame):
             {"type": "sync_response", "request_id": request_id, "runtime": runtime, "success": True},
         ]
     if kind == "input":
+        # Accepted, then a one-piece turn, so that `?wait=completion` finishes.
         return [{"type": "input_accepted", "request_id": request_id, "runtime": runtime,
-                 "accepted": True, "disposition": "started"}]
+                 "accepted": True, "disposition": "started"},
+                {"type": "stream_delta", "runtime": runtime,
+                 "delta": {"id": "msg-1", "message_type": "assistant_message",
+                           "content": [{"type": "text", "text": "ok"}]}},
+                {"type": "turn_finished", "runtime": runtime, "turn_id": "turn-1", "stop_reason": "end_turn"}]
     if kind == "abort_message":
         return [{"type": "abort_message_response", "request_id": request_id, "runtime": runtime,
                  "aborted": False, "success": True}]
