@@ -209,13 +209,60 @@ async fn refuse(mut socket: WebSocket, reason: &'static str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-/// Called by the runtime on `sync`; answers that the bridge has no extra status.
-#[utoipa::path(get, path = "/v1/agents/{agent_id}/runtime-status", tag = "runtime",
-    params(("agent_id" = String, Path, description = "Agent id")), security(("runtime" = [])),
-    responses((status = 200, description = "Nothing to add", body = Object), ReadProblems))]
-async fn get_runtime_status(_runtime: RuntimeCaller, ApiPath(agent_id): ApiPath<String>) -> Json<Value> {
-    Json(serde_json::json!({ "agent_id": agent_id, "conversations": [] }))
+/// Query of `GET /v1/agents/{agent_id}/runtime-status`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuntimeStatusParams {
+    /// Comma-separated conversation ids.
+    conversation_ids: Option<String>,
 }
+
+/// What the runtime reads before it recovers a conversation (e.g. after a
+/// reconnect): a conversation that is `IDLE` here, with no conflicting
+/// listener, is its own to recover. The bridge runs no agents itself, so
+/// every conversation asked about is idle on its side.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuntimeStatus {
+    pub agent_id: String,
+    /// One entry per conversation id asked about.
+    pub statuses: Vec<ConversationStatus>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationStatus {
+    pub conversation_id: String,
+    /// Always `IDLE`: no run of this conversation is active on the bridge.
+    #[schema(pattern = "^IDLE$")]
+    pub state: &'static str,
+    /// Always false: the bridge holds one socket per runtime device.
+    pub has_conflicting_listeners: bool,
+}
+
+/// Called by the runtime on `sync` and before it recovers a conversation.
+#[utoipa::path(get, path = "/v1/agents/{agent_id}/runtime-status", tag = "runtime",
+    params(("agent_id" = String, Path, description = "Agent id"), RuntimeStatusParams), security(("runtime" = [])),
+    responses((status = 200, description = "The conversations asked about, all idle on the bridge", body = RuntimeStatus), ReadProblems))]
+async fn get_runtime_status(
+    _runtime: RuntimeCaller,
+    ApiPath(agent_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RuntimeStatusParams>,
+) -> Json<RuntimeStatus> {
+    let ids = params.conversation_ids.unwrap_or_default();
+    let statuses = ids
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .take(MAX_STATUS_CONVERSATIONS)
+        .map(|id| ConversationStatus {
+            conversation_id: id.to_owned(),
+            state: "IDLE",
+            has_conflicting_listeners: false,
+        })
+        .collect();
+    Json(RuntimeStatus { agent_id, statuses })
+}
+
+/// Most conversations one runtime-status answer lists.
+const MAX_STATUS_CONVERSATIONS: usize = 100;
 
 /// 1-128 characters of `[A-Za-z0-9._:-]`.
 fn check_device_id(id: &str) -> Result<(), ApiError> {

@@ -197,3 +197,23 @@ async fn online_and_offline_events_carry_the_runtime_id() {
     assert_eq!(offline.data["runtime_id"], "dev-a");
     assert_eq!(offline.data["reason"], "connection_lost", "dropped without a close frame");
 }
+
+#[tokio::test]
+async fn runtime_status_says_each_conversation_asked_about_is_idle_so_the_runtime_may_recover_it() {
+    let app = spawn_app().await;
+    let path = "/v1/agents/agent-local-1/runtime-status?conversation_ids=local-conv-1,local-conv-2";
+    assert_eq!(app.get_as(Some(CLIENT_TOKEN), path).await.status(), 401, "runtime token only");
+    let res = app.get_as(Some(RUNTIME_TOKEN), path).await;
+    assert_eq!(res.status(), 200);
+    let status: Value = res.json().await.unwrap();
+    // The runtime reads `statuses.find(s => s.conversation_id === id)`, then
+    // `has_conflicting_listeners` and `state === "IDLE"` (letta-code 0.32.18,
+    // recovery-ownership.ts).
+    assert_eq!(
+        status,
+        json!({"agent_id": "agent-local-1", "statuses": [
+            {"conversation_id": "local-conv-1", "state": "IDLE", "has_conflicting_listeners": false},
+            {"conversation_id": "local-conv-2", "state": "IDLE", "has_conflicting_listeners": false}
+        ]})
+    );
+}

@@ -1,0 +1,130 @@
+//! One live setup per test: a scripted model server, the bridge binary, and
+//! the real runtime pointed at both, with a subscriber on `GET /events` that
+//! saw the runtime come online.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::bridge::{ADMIN_TOKEN, BridgeProcess, RUNTIME_TOKEN, Sse, SseEvent};
+use crate::letta::{self, LettaRuntime, RuntimeOptions};
+use crate::model_server::{ModelServer, Reply};
+
+/// How long any single expectation on the live runtime may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The reply the model server streams unless a test scripts another.
+pub fn greeting() -> Reply {
+    Reply::new(["Hello", " from", " the", " scripted", " model", "."])
+}
+
+/// Fields drop in order: the runtime stops before the bridge, the temp
+/// folder goes last (kept when the test failed).
+pub struct Live {
+    pub runtime: LettaRuntime,
+    /// A subscriber opened before the runtime started.
+    pub events: Sse,
+    pub bridge: BridgeProcess,
+    pub model: ModelServer,
+    pub opts: RuntimeOptions,
+    /// The runtime's id at the bridge (its `deviceId`).
+    pub runtime_id: String,
+    _dir: TempDir,
+}
+
+impl Live {
+    /// Starts everything, or returns `None` (after printing `SKIPPED`) when
+    /// the runtime is not installed and `CI` is unset.
+    pub async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, |_| {}).await
+    }
+
+    pub async fn start_with(test: &str, tweak: impl FnOnce(&mut RuntimeOptions)) -> Option<Self> {
+        let launcher = letta::launcher_or_skip(test)?;
+        assert!(letta::git_available(), "the runtime needs git on PATH");
+        let dir = TempDir(letta::temp_dir(test));
+        let model = ModelServer::start(greeting()).await;
+        let bridge = BridgeProcess::start(dir.0.join("bridge.log"), &[]);
+        let mut events = bridge.events("").await;
+        let mut opts = RuntimeOptions::new(launcher, bridge.base_url(), RUNTIME_TOKEN.into(), dir.0.join("home"));
+        opts.model_base_url = Some(model.base_url());
+        tweak(&mut opts);
+        let runtime = LettaRuntime::start(&opts);
+        let online = events.next_of("runtime_online", WAIT).await;
+        let runtime_id = online.data["runtime_id"].as_str().expect("runtime_online names the runtime").to_owned();
+        Some(Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir })
+    }
+
+    /// Starts the runtime again with the same options (same `HOME`, so the
+    /// same `deviceId`).
+    pub fn restart_runtime(&mut self) {
+        self.runtime.stop();
+        self.runtime = LettaRuntime::start(&self.opts);
+    }
+
+    /// Creates an agent on the model server's `fake-model` and a conversation
+    /// with `runtime_start` (admin token, awaited); returns the scope
+    /// `{agent_id, conversation_id}` the runtime assigned.
+    pub async fn create_agent(&self) -> Value {
+        let res = self
+            .bridge
+            .post_as(
+                ADMIN_TOKEN,
+                "/commands?wait=true&timeout_ms=30000",
+                &json!({
+                    "type": "runtime_start",
+                    "create_agent": {
+                        "body": {"name": "probe", "model": "lmstudio/fake-model", "system": "You are a test agent."},
+                        "memfs": false,
+                        "pin_global": false
+                    },
+                    "create_conversation": {}
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "runtime_start answered");
+        let reply: Value = res.json().await.unwrap();
+        assert_eq!(reply["type"], "runtime_start_response", "{reply}");
+        assert_eq!(reply["success"], true, "{reply}");
+        let scope = reply["runtime"].clone();
+        assert!(scope["agent_id"].as_str().is_some_and(|a| a.starts_with("agent-")), "{reply}");
+        assert!(scope["conversation_id"].is_string(), "{reply}");
+        scope
+    }
+}
+
+/// An `input` body with one user message for `scope`.
+pub fn message(scope: &Value, text: &str) -> Value {
+    json!({
+        "runtime": scope,
+        "payload": {"kind": "create_message", "messages": [{"role": "user", "content": text}]}
+    })
+}
+
+/// The assistant text carried by the `stream_delta` events of one turn, in order.
+pub fn assistant_text(events: &[SseEvent], run_id: Option<&str>) -> String {
+    events
+        .iter()
+        .filter(|e| e.event == "stream_delta" && e.data["delta"]["message_type"] == "assistant_message")
+        .filter(|e| run_id.is_none_or(|r| e.data["delta"]["run_id"] == r))
+        .flat_map(|e| match &e.data["delta"]["content"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str().map(str::to_owned)).collect(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// A temp folder removed on drop unless the test failed.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- kept for diagnosis: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! A scripted OpenAI-compatible model server on loopback, for running real
+//! Letta Code agent turns offline (PROTOCOL.md §5): `GET /v1/models` lists
+//! `fake-model`, and `POST /v1/chat/completions` streams the scripted reply
+//! as `chat.completion.chunk` SSE, piece by piece, with an optional delay
+//! between pieces. Every request is recorded.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+/// The model id the server lists; agents use `lmstudio/fake-model`.
+pub const MODEL_ID: &str = "fake-model";
+
+/// What the model answers to a chat completion.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// Text pieces, one `chat.completion.chunk` each.
+    pub pieces: Vec<String>,
+    /// Pause before each piece (to keep a turn running, e.g. for an abort).
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn new<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
+        Self { pieces: pieces.into_iter().map(Into::into).collect(), delay: Duration::ZERO }
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// The whole reply text, as the pieces reassemble.
+    pub fn text(&self) -> String {
+        self.pieces.concat()
+    }
+}
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The JSON body, or `Null` when there was none or it was not JSON.
+    pub body: Value,
+}
+
+struct Shared {
+    /// The reply to every chat completion; a std mutex: never held across `.await`.
+    reply: Mutex<Reply>,
+    requests: Mutex<Vec<Recorded>>,
+    /// Counts chat completions received, so tests can await one.
+    chats: watch::Sender<usize>,
+}
+
+/// The running server; stops when dropped.
+pub struct ModelServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    chats: watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ModelServer {
+    /// Binds 127.0.0.1:0 and serves `reply` to every chat completion.
+    pub async fn start(reply: Reply) -> Self {
+        let (chats_tx, chats) = watch::channel(0);
+        let shared = Arc::new(Shared { reply: Mutex::new(reply), requests: Mutex::default(), chats: chats_tx });
+        let app = Router::new()
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(chat_completions))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the model server binds");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, chats, task }
+    }
+
+    /// The base URL to give the runtime as `LMSTUDIO_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Replaces the scripted reply for the chat completions that follow.
+    pub fn set_reply(&self, reply: Reply) {
+        *self.shared.reply.lock().unwrap() = reply;
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The chat completion requests received so far.
+    pub fn chat_requests(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.uri.starts_with("/v1/chat/completions")).collect()
+    }
+
+    /// Waits until at least `n` chat completions have arrived.
+    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) {
+        let mut rx = self.chats.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|&count| count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("the model server did not get {n} chat completion(s) in {timeout:?}"))
+            .expect("the model server is running");
+    }
+}
+
+fn record(shared: &Shared, method: &Method, uri: String, body: Value) {
+    shared.requests.lock().unwrap().push(Recorded { method: method.to_string(), uri, body });
+}
+
+async fn models(State(shared): State<Arc<Shared>>, req: Request) -> impl IntoResponse {
+    record(&shared, req.method(), req.uri().to_string(), Value::Null);
+    axum::Json(
+        json!({"object": "list", "data": [{"id": MODEL_ID, "object": "model", "owned_by": "letta-bridge-tests"}]}),
+    )
+}
+
+async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> StatusCode {
+    record(&shared, req.method(), req.uri().to_string(), Value::Null);
+    StatusCode::NOT_FOUND
+}
+
+async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let streaming = body["stream"].as_bool().unwrap_or(false);
+    let model = body["model"].as_str().unwrap_or(MODEL_ID).to_owned();
+    record(&shared, &parts.method, parts.uri.to_string(), body);
+    shared.chats.send_modify(|n| *n += 1);
+    let reply = shared.reply.lock().unwrap().clone();
+
+    if !streaming {
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text()}, "finish_reason": "stop"}],
+            "usage": usage(&reply),
+        }))
+        .into_response();
+    }
+
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        let chunk = |choices: Value, extra: Option<Value>| {
+            let mut c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": choices});
+            if let Some(usage) = extra {
+                c["usage"] = usage;
+            }
+            Ok(Bytes::from(format!("data: {c}\n\n")))
+        };
+        let delta = |d: Value, finish: Value| json!([{"index": 0, "delta": d, "finish_reason": finish}]);
+        // A send fails once the runtime hung up (an abort): stop then.
+        if tx.send(chunk(delta(json!({"role": "assistant", "content": ""}), Value::Null), None)).await.is_err() {
+            return;
+        }
+        for piece in &reply.pieces {
+            if !reply.delay.is_zero() {
+                tokio::time::sleep(reply.delay).await;
+            }
+            if tx.send(chunk(delta(json!({"content": piece}), Value::Null), None)).await.is_err() {
+                return;
+            }
+        }
+        let tail = [
+            chunk(delta(json!({}), json!("stop")), None),
+            chunk(json!([]), Some(usage(&reply))),
+            Ok(Bytes::from_static(b"data: [DONE]\n\n")),
+        ];
+        for frame in tail {
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .unwrap()
+}
+
+fn usage(reply: &Reply) -> Value {
+    let completion = reply.pieces.len();
+    json!({"prompt_tokens": 100, "completion_tokens": completion, "total_tokens": 100 + completion})
+}
