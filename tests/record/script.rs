@@ -182,10 +182,13 @@ pub async fn run(launcher: PathBuf) -> Recording {
         json!({"type": "input", "request_id": id, "runtime": scope,
                "payload": {"kind": "create_message", "messages": [{"role": "user", "content": text}]}})
     };
-    let turn = rec.step(Some(input("rec-input", "hi")), |f| has(f, "turn_finished"), SEC / 2, 60 * SEC).await;
+    // With a client_message_id, as the bridge sends it.
+    let mut hi = input("rec-input", "hi");
+    hi["payload"]["messages"][0]["client_message_id"] = json!("cm-recorder-1");
+    let turn = rec.step(Some(hi), |f| has(f, "turn_finished"), SEC / 2, 60 * SEC).await;
     exchanges.push(Exchange {
         name: "turn",
-        about: "input create_message \"hi\": a full turn, the model streams four text pieces",
+        about: "input create_message \"hi\" (with a client_message_id): a full turn, the model streams four text pieces",
         steps: vec![turn],
     });
 
@@ -243,6 +246,20 @@ pub async fn run(launcher: PathBuf) -> Recording {
         name: "unknown_agent",
         about: "input create_message for an agent the runtime does not have",
         steps: vec![unknown_agent],
+    });
+
+    let approval = rec
+        .window(
+            Some(json!({"type": "input", "request_id": "rec-approval-unknown", "runtime": scope,
+                        "payload": {"kind": "approval_response", "request_id": "approval-recorder-unknown",
+                                    "decision": {"behavior": "allow"}}})),
+            3 * SEC,
+        )
+        .await;
+    exchanges.push(Exchange {
+        name: "approval_unknown",
+        about: "input approval_response (allow) for an approval request that does not exist (no tool call was recorded)",
+        steps: vec![approval],
     });
 
     let invalid = rec
