@@ -53,7 +53,27 @@ impl Live {
         let runtime = LettaRuntime::start(&opts);
         let online = events.next_of("runtime_online", WAIT).await;
         let runtime_id = online.data["runtime_id"].as_str().expect("runtime_online names the runtime").to_owned();
-        Some(Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir })
+        let live = Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir };
+        live.runtime_ready().await;
+        Some(live)
+    }
+
+    /// Waits until the runtime answers a `sync`. The bridge reports it online
+    /// at the upgrade, but the runtime registers its side of the connection a
+    /// few milliseconds later, asynchronously: a command that arrives before
+    /// that is handled, yet the events of its scope go nowhere (seen: an
+    /// input for an unknown agent got `input_accepted` but never its
+    /// `turn_finished`). So tests start once a sync round trip worked.
+    pub async fn runtime_ready(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let probe = json!({"runtime": {"agent_id": "agent-readiness-probe", "conversation_id": "default"}});
+        loop {
+            let res = self.bridge.post("/sync?wait=true&timeout_ms=1000", &probe).await;
+            if res.status() == 200 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the runtime never answered a sync: {}", res.status());
+        }
     }
 
     /// Starts the runtime again with the same options (same `HOME`, so the
@@ -67,6 +87,11 @@ impl Live {
     /// with `runtime_start` (admin token, awaited); returns the scope
     /// `{agent_id, conversation_id}` the runtime assigned.
     pub async fn create_agent(&self) -> Value {
+        self.create_agent_on("lmstudio/fake-model").await
+    }
+
+    /// Like [`Live::create_agent`], on another model handle.
+    pub async fn create_agent_on(&self, model: &str) -> Value {
         let res = self
             .bridge
             .post_as(
@@ -75,7 +100,7 @@ impl Live {
                 &json!({
                     "type": "runtime_start",
                     "create_agent": {
-                        "body": {"name": "probe", "model": "lmstudio/fake-model", "system": "You are a test agent."},
+                        "body": {"name": "probe", "model": model, "system": "You are a test agent."},
                         "memfs": false,
                         "pin_global": false
                     },

@@ -123,6 +123,9 @@ async fn input_wait_completion_answers_with_the_finished_turn() {
     let ids: Vec<&str> = turn["event_ids"].as_array().expect("event_ids").iter().map(|v| v.as_str().unwrap()).collect();
     let finished = live.events.next_matching(WAIT, "turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
     assert_eq!(ids.last().copied(), Some(finished.id.as_str()), "the last id is turn_finished's");
+    let first = live.events.seen.iter().find(|e| e.id == ids[0]).expect("the first id is on the stream");
+    assert_eq!(first.event, "input_accepted", "the turn's events start with input_accepted");
+    assert_eq!(first.data["request_id"], turn["request_id"]);
     let on_stream: Vec<&str> = live.events.seen.iter().map(|e| e.id.as_str()).collect();
     let mut at = 0;
     for id in &ids {
@@ -157,4 +160,22 @@ async fn input_wait_completion_for_an_unknown_agent_is_a_turn_failed_502() {
     assert!(problem["detail"].as_str().unwrap_or_default().contains("agent-does-not-exist"), "{problem}");
     assert_eq!(problem["turn"]["stop_reason"], "error", "{problem}");
     assert_eq!(problem["turn"]["agent_id"], "agent-does-not-exist", "{problem}");
+}
+
+#[tokio::test]
+async fn a_turn_on_a_model_the_server_does_not_list_ends_in_an_error() {
+    let Some(live) = Live::start("unlisted_model").await else { return };
+    let scope = live.create_agent_on("lmstudio/not-listed").await;
+
+    let res = live.bridge.post("/input?wait=completion&timeout_ms=30000", &message(&scope, "hi")).await;
+    let status = res.status();
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(status, 502, "{problem}");
+    assert_eq!(problem["type"], "urn:letta-bridge:turn-failed", "{problem}");
+    assert_eq!(problem["turn"]["stop_reason"], "error", "{problem}");
+    // The runtime's error here is a JSON document in a string (an llm_error).
+    let error = problem["turn"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Unknown model") && error.contains("not-listed"), "{error}");
+    assert!(live.model.requests().iter().any(|r| r.uri == "/v1/models"), "the runtime asked for the models");
+    assert!(live.model.chat_requests().is_empty(), "and did not call an unlisted one");
 }

@@ -18,11 +18,16 @@ pub const INSTALL_HINT: &str =
 /// The launcher: `$LETTA_CODE_BIN`, else the one `.ci/letta-runtime`
 /// installs under `.ci/cache`. `None` when it does not exist.
 pub fn launcher() -> Option<PathBuf> {
-    let path = match std::env::var_os("LETTA_CODE_BIN") {
+    let path = launcher_path();
+    path.is_file().then_some(path)
+}
+
+/// Where the launcher is looked for.
+pub fn launcher_path() -> PathBuf {
+    match std::env::var_os("LETTA_CODE_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(".ci/cache/letta-code-{LETTA_CODE_VERSION}/bin/letta")),
-    };
-    path.is_file().then_some(path)
+    }
 }
 
 /// The launcher, or `None` after printing why the test is skipped. Under CI
@@ -32,10 +37,11 @@ pub fn launcher_or_skip(test: &str) -> Option<PathBuf> {
     if let Some(path) = launcher() {
         return Some(path);
     }
+    let at = launcher_path();
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: the Letta Code runtime is missing and CI is set: {INSTALL_HINT}");
+        panic!("{test}: no Letta Code runtime at {} and CI is set: {INSTALL_HINT}", at.display());
     }
-    eprintln!("SKIPPED: {test}: the Letta Code runtime is not installed; {INSTALL_HINT}");
+    eprintln!("SKIPPED: {test}: no Letta Code runtime at {}; {INSTALL_HINT}", at.display());
     None
 }
 
