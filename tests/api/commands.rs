@@ -76,7 +76,9 @@ async fn sync_abort_and_approval_become_their_v2_frames() {
 async fn wait_true_returns_the_runtimes_reply_frame() {
     let app = spawn_app().await;
     let _rt = app.runtime("dev-a").await;
-    let res = app.post("/sync?wait=true", json!({"request_id": "s-1"})).await;
+    // The real runtime drops a sync without a runtime scope unanswered.
+    let scope = json!({"agent_id": "agent-1", "conversation_id": "conv-1"});
+    let res = app.post("/sync?wait=true", json!({"request_id": "s-1", "runtime": scope})).await;
     assert_eq!(res.status(), 200);
     let reply: Value = res.json().await.unwrap();
     assert_eq!(reply["type"], "sync_response");
@@ -88,8 +90,10 @@ async fn wait_true_returns_the_runtimes_reply_frame() {
     assert_eq!(reply["type"], "input_accepted");
     assert_eq!(reply["disposition"], "started");
 
-    let reply: Value = app.post("/abort?wait=true&timeout_ms=2000", json!({})).await.json().await.unwrap();
+    let reply: Value =
+        app.post("/abort?wait=true&timeout_ms=2000", json!({"runtime": scope})).await.json().await.unwrap();
     assert_eq!(reply["type"], "abort_message_response");
+    assert_eq!(reply["aborted"], false, "nothing was running");
 
     let reply: Value = app
         .post_as(Some(ADMIN_TOKEN), "/commands?wait=true", json!({"type": "list_in_directory", "path": "/"}))
@@ -145,10 +149,12 @@ async fn the_cursor_at_acceptance_resumes_exactly_after_the_command() {
     let mut live = app.events("").await;
     rt.emit("before", "a", "c", json!({}));
     live.next_of("before").await; // published before the command is accepted
-    let accepted: Value = app.post("/sync", json!({"request_id": "cur-1"})).await.json().await.unwrap();
+    let scope = json!({"agent_id": "agent-1", "conversation_id": "conv-1"});
+    let accepted: Value =
+        app.post("/sync", json!({"request_id": "cur-1", "runtime": scope})).await.json().await.unwrap();
     let mut sse = app.events_with("", accepted["cursor"].as_str()).await;
     let first = sse.next().await;
     assert_eq!(first.event, "update_loop_status", "the first event after acceptance is the runtime's answer");
-    let reply = sse.next().await;
+    let reply = sse.next_of("sync_response").await;
     assert_eq!((reply.event.as_str(), reply.data["request_id"].as_str()), ("sync_response", Some("cur-1")));
 }

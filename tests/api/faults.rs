@@ -70,7 +70,8 @@ async fn a_reconnect_storm_leaves_one_consistent_online_runtime() {
     assert_eq!(status["pending_replies"], 0);
     assert_eq!(status["runtime_connects"], 21);
     assert_eq!(status["runtimes"].as_array().unwrap().len(), 1);
-    let reply: Value = app.post("/sync?wait=true", json!({})).await.json().await.unwrap();
+    let scope = json!({"agent_id": "agent-1", "conversation_id": "conv-1"});
+    let reply: Value = app.post("/sync?wait=true", json!({"runtime": scope})).await.json().await.unwrap();
     assert_eq!(reply["type"], "sync_response", "the survivor answers");
 }
 

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::fixtures;
 use std::time::Duration;
 
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -122,14 +124,10 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
-    /// Registers a device with `token`, as the runtime does.
+    /// Registers a device with `token`, as the runtime does: the recorded
+    /// registration body and headers (fixture `register`).
     pub async fn register_as(&self, token: Option<&str>, device: &str) -> reqwest::Response {
-        let body = json!({
-            "deviceId": device,
-            "connectionName": format!("{device}-name"),
-            "metadata": {"lettaCodeVersion": "0.32.18", "os": "linux", "nodeVersion": "v22.23.3",
-                         "environmentMessageProtocol": "v2-input", "supported_commands": ["input", "sync"]}
-        });
+        let body = fixtures::registration_body(device, &format!("{device}-name"));
         let mut req =
             self.http.post(self.url("/v1/environments/register")).json(&body).header("X-Letta-Source", "letta-code");
         if let Some(t) = token {
@@ -208,14 +206,17 @@ enum Ctl {
     Drop,
 }
 
-/// A Letta Code runtime stand-in speaking the v2 protocol of PROTOCOL.md:
-/// answers `sync`, `input`, `abort_message` and other commands with their
-/// reply frames (unless auto-replies are off) and emits enveloped events.
+/// A Letta Code runtime stand-in: answers commands with the frames the real
+/// runtime sent in the recording (`fixtures`, see [`replies_to`]) unless
+/// auto-replies are off, and emits events in the runtime's envelope.
 pub struct FakeRuntime {
     ctl: mpsc::UnboundedSender<Ctl>,
     seen: mpsc::UnboundedReceiver<Seen>,
     auto_reply: Arc<AtomicBool>,
-    seq: AtomicU64,
+    /// Replay the whole recorded turn on `input`, not just `input_accepted`.
+    full_turns: Arc<AtomicBool>,
+    /// The runtime's `event_seq`, shared by `emit` and the replayed replies.
+    seq: Arc<AtomicU64>,
     /// Frames that arrived before the readiness pong (e.g. re-sync commands).
     early: VecDeque<Value>,
 }
@@ -227,12 +228,22 @@ impl FakeRuntime {
         if let Some(t) = token {
             req.headers_mut().insert(AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
         }
+        Self::connect_request(req).await
+    }
+
+    /// Connects with this upgrade request (URL and headers as given).
+    pub async fn connect_request(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Self, WsError> {
         let (socket, _) = tokio_tungstenite::connect_async(req).await?;
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let (seen_tx, seen) = mpsc::unbounded_channel();
         let auto_reply = Arc::new(AtomicBool::new(true));
-        tokio::spawn(drive(socket, ctl_rx, seen_tx, auto_reply.clone()));
-        Ok(Self { ctl, seen, auto_reply, seq: AtomicU64::new(0), early: VecDeque::new() })
+        let full_turns = Arc::new(AtomicBool::new(false));
+        let seq = Arc::new(AtomicU64::new(0));
+        let replies = Replies { auto: auto_reply.clone(), full_turns: full_turns.clone(), seq: seq.clone() };
+        tokio::spawn(drive(socket, ctl_rx, seen_tx, replies));
+        Ok(Self { ctl, seen, auto_reply, full_turns, seq, early: VecDeque::new() })
     }
 
     /// Connects and waits until the bridge answers a JSON ping.
@@ -259,20 +270,33 @@ impl FakeRuntime {
         let _ = self.ctl.send(Ctl::Send(msg));
     }
 
-    /// Emits a runtime event with the v2 envelope.
+    /// Emits a runtime event in the runtime's envelope (`event_seq`,
+    /// `emitted_at`, `idempotency_key` as recorded, see `fixtures::envelope`).
     pub fn emit(&self, kind: &str, agent: &str, conversation: &str, fields: Value) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut frame = json!({
-            "type": kind,
-            "runtime": {"agent_id": agent, "conversation_id": conversation},
-            "event_seq": seq,
-            "emitted_at": "2026-11-25T00:00:00.000Z",
-            "idempotency_key": format!("{kind}:{seq}:00000000-0000-4000-8000-000000000000"),
-        });
-        if let (Some(f), Some(extra)) = (frame.as_object_mut(), fields.as_object()) {
-            f.extend(extra.clone());
+        let mut frame = fixtures::envelope(kind, seq);
+        frame.insert("type".into(), kind.into());
+        frame.insert("runtime".into(), json!({"agent_id": agent, "conversation_id": conversation}));
+        if let Some(extra) = fields.as_object() {
+            frame.extend(extra.clone());
         }
-        self.send(frame);
+        self.send(Value::Object(frame));
+    }
+
+    /// Sends step `i` of a recorded exchange as the answer to `command`
+    /// (the frames the real runtime sent, with this command's values).
+    pub fn play(&self, exchange: &str, i: usize, command: &Value) {
+        for frame in fixtures::replay(exchange, i, command, &|| self.seq.fetch_add(1, Ordering::Relaxed) + 1) {
+            self.send(frame);
+        }
+    }
+
+    /// From now on, answer `input` with the whole recorded turn (fixture
+    /// `turn`: `input_accepted`, loop status, the assistant deltas,
+    /// `turn_finished`), as the real runtime does; by default only
+    /// `input_accepted`, so that tests can script the turn with `emit`.
+    pub fn play_recorded_turns(&self) {
+        self.full_turns.store(true, Ordering::Relaxed);
     }
 
     /// Frames that came before the readiness pong, not yet taken by `next_frame`.
@@ -330,11 +354,18 @@ impl FakeRuntime {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// How the socket task answers commands.
+struct Replies {
+    auto: Arc<AtomicBool>,
+    full_turns: Arc<AtomicBool>,
+    seq: Arc<AtomicU64>,
+}
+
 async fn drive(
     mut socket: Socket,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     seen: mpsc::UnboundedSender<Seen>,
-    auto_reply: Arc<AtomicBool>,
+    replies: Replies,
 ) {
     loop {
         tokio::select! {
@@ -352,8 +383,10 @@ async fn drive(
             msg = socket.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let frame: Value = serde_json::from_str(text.as_str()).expect("the bridge sends JSON");
-                    if auto_reply.load(Ordering::Relaxed) {
-                        for reply in replies_to(&frame) {
+                    if replies.auto.load(Ordering::Relaxed) {
+                        let full = replies.full_turns.load(Ordering::Relaxed);
+                        let next_seq = || replies.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                        for reply in replies_to(&frame, full, &next_seq) {
                             let _ = socket.send(Message::text(reply.to_string())).await;
                         }
                     }
@@ -370,27 +403,34 @@ async fn drive(
     }
 }
 
-/// The frames the real runtime answers a command with (PROTOCOL.md §3, §5).
-fn replies_to(frame: &Value) -> Vec<Value> {
-    let request_id = frame.get("request_id").cloned().unwrap_or(Value::Null);
-    let runtime = frame.get("runtime").cloned().unwrap_or(json!({"agent_id": "agent-1", "conversation_id": "conv-1"}));
-    match frame["type"].as_str().unwrap_or_default() {
-        "sync" => vec![
-            json!({"type": "update_loop_status", "runtime": runtime, "loop_status": {"status": "WAITING_ON_INPUT"}}),
-            json!({"type": "sync_response", "request_id": request_id, "runtime": runtime, "success": true}),
-        ],
-        "input" => vec![
-            json!({"type": "input_accepted", "request_id": request_id, "runtime": runtime, "accepted": true, "disposition": "started"}),
-        ],
-        "abort_message" => vec![
-            json!({"type": "abort_message_response", "request_id": request_id, "runtime": runtime, "aborted": false, "success": true}),
-        ],
-        "ping" | "pong" => vec![],
-        other if !request_id.is_null() => {
-            vec![json!({"type": format!("{other}_response"), "request_id": request_id, "success": true})]
-        }
-        _ => vec![],
-    }
+/// The frames the real runtime answered this command with, from the
+/// recording (tests/fixtures): the exchange whose command matches, replayed
+/// with this command's values. What the recording shows:
+/// - `sync`, `input`, `abort_message`, `change_device_state` without a valid
+///   runtime scope are dropped unanswered (`sync_without_runtime`);
+/// - `sync` replays the state events, then `sync_response` (`sync`);
+/// - `input` create_message: `input_accepted` (or the whole turn, `turn`);
+///   an approval_response was not recorded: its `input_accepted` is assumed;
+/// - `abort_message` with no turn running: `abort_message_response`
+///   `aborted: false` (`abort_idle`);
+/// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;
+/// - anything else, JSON pings included, gets no answer at all
+///   (`unknown_command`, `server_ping`).
+pub fn replies_to(frame: &Value, full_turns: bool, next_seq: &dyn Fn() -> u64) -> Vec<Value> {
+    let kind = frame["type"].as_str().unwrap_or_default();
+    let scoped = fixtures::is_runtime_scope(&frame["runtime"]);
+    let exchange = match kind {
+        "sync" | "input" | "abort_message" | "change_device_state" if !scoped => return vec![],
+        "input" => "turn",
+        "sync" => "sync",
+        "abort_message" => "abort_idle",
+        "runtime_start" => "runtime_start",
+        "change_device_state" => "change_device_state",
+        "list_in_directory" => "list_in_directory",
+        _ => return vec![],
+    };
+    let whole = kind != "input" || (full_turns && frame["payload"]["kind"] == "create_message");
+    fixtures::replay_where(exchange, 0, frame, next_seq, |f| whole || f["type"] == "input_accepted")
 }
 
 /// One SSE event as a client sees it.
