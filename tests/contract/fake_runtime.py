@@ -1,38 +1,133 @@
 """A stand-in Letta Code runtime for the contract tests: connects straight to
 the bridge's WebSocket with the runtime token and answers commands with the
-reply frames the real runtime sends (PROTOCOL.md §3), so awaited commands
-(`?wait=true`) complete while schemathesis explores the API."""
+frames the real runtime sent in the recording (tests/fixtures/letta-code-*/,
+written by tests/record), as the Rust FakeRuntime does (tests/api/helpers.rs,
+tests/api/fixtures.rs):
+
+- `sync`, `input`, `abort_message`, `change_device_state` without a valid
+  runtime scope are dropped unanswered, as the runtime drops them;
+- `sync` -> the state events, then `sync_response`;
+- `input` create_message -> the whole recorded turn (`input_accepted`, loop
+  status, assistant deltas, `turn_finished`), so `?wait=completion` finishes;
+  approval_response -> the recorded `input_accepted`;
+- `abort_message` -> `abort_message_response` (nothing running);
+- `runtime_start`, `change_device_state`, `list_in_directory` -> as recorded;
+- anything else gets no answer (an awaited one ends in 504, as with the real
+  runtime)."""
 
 import asyncio
+import itertools
 import json
+import pathlib
+import re
 import sys
 
 from websockets.asyncio.client import connect
 
+RUNTIME_VERSION = "0.32.18"
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / f"letta-code-{RUNTIME_VERSION}"
+
+TIMESTAMP = "2026-11-25T12:34:56.789Z"
+AGENT = "agent-local-00000000-0000-4000-8000-000000000001"
+CONVERSATION = "local-conv-1"
+STAND_INS = {
+    "<home>": "/home/runtime",
+    "<tmp>": "/tmp/runtime",
+    "<runtime-package>": "/opt/letta-code/package",
+    "<device-id>": "00000000-0000-4000-a000-000000000001",
+    "<listener-instance-id>": "00000000-0000-4000-a000-000000000002",
+    "<os>": "linux",
+    "<nodeVersion>": "v22.23.3",
+}
+UUID_PLACEHOLDER = re.compile(r"<uuid-(\d+)>")
+TIMESTAMP_MASK = re.compile(r"^0000-00-00T[0:.]*[^0-9]*$")
+
+_seq = itertools.count(1)
+_fixtures = {}
+
+
+def step(name, i=0):
+    if name not in _fixtures:
+        _fixtures[name] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return _fixtures[name]["steps"][i]
+
+
+def is_runtime_scope(v):
+    """The runtime's own test (isRuntimeScope in letta-code)."""
+    if not isinstance(v, dict):
+        return False
+    conversation, agent = v.get("conversation_id"), v.get("agent_id", ...)
+    return isinstance(conversation, str) and conversation != "" and (
+        agent is None or (isinstance(agent, str) and agent != ""))
+
+
+def replay(name, command, keep=lambda f: True):
+    """The recorded frames of `name`, answering `command`: its values in
+    place of the recorded command's, fresh event envelopes."""
+    recorded = step(name)["send"]
+    whole = {v: command.get(k) for k, v in recorded.items() if k != "type" and isinstance(v, str)}
+    live_scope = command.get("runtime") if isinstance(command.get("runtime"), dict) else {}
+    parts = []
+    for key, placeholder, default in (("agent_id", "<agent-id>", AGENT),
+                                      ("conversation_id", "<conversation-id>", CONVERSATION)):
+        value = live_scope.get(key) or command.get(key) or default
+        rec = (recorded.get("runtime") or {}).get(key)
+        if isinstance(rec, str) and rec != placeholder:
+            parts.append((rec, value))
+        parts.append((placeholder, value))
+    parts.extend(STAND_INS.items())
+
+    def string(s):
+        if s in whole and isinstance(whole[s], str):
+            return whole[s]
+        if TIMESTAMP_MASK.match(s):
+            return "".join(t if m == "0" else m for m, t in zip(s, TIMESTAMP + "0" * len(s)))
+        for rec, live in parts:
+            s = s.replace(rec, live)
+        return UUID_PLACEHOLDER.sub(lambda m: f"00000000-0000-4000-8000-{int(m.group(1)):012d}", s)
+
+    def value(v):
+        if isinstance(v, str):
+            return string(v)
+        if isinstance(v, list):
+            return [value(i) for i in v]
+        if isinstance(v, dict):
+            # A field the live command lacks (request_id) disappears.
+            return {k: value(x) for k, x in v.items()
+                    if not (isinstance(x, str) and x in whole and whole[x] is None)}
+        return v
+
+    out = []
+    for frame in step(name)["frames"]:
+        if not keep(frame):
+            continue
+        frame = value(frame)
+        if frame.get("event_seq") == "<event-seq>":
+            seq = next(_seq)
+            frame["event_seq"] = seq
+            if isinstance(frame.get("idempotency_key"), str):
+                frame["idempotency_key"] = frame["idempotency_key"].replace("<event-seq>", str(seq))
+        out.append(frame)
+    return out
+
 
 def replies(frame):
     kind = frame.get("type")
-    request_id = frame.get("request_id")
-    runtime = frame.get("runtime") or {"agent_id": "agent-1", "conversation_id": "conv-1"}
-    if kind == "sync":
-        return [
-            {"type": "update_loop_status", "runtime": runtime, "loop_status": {"status": "WAITING_ON_INPUT"}},
-            {"type": "sync_response", "request_id": request_id, "runtime": runtime, "success": True},
-        ]
+    scoped = is_runtime_scope(frame.get("runtime"))
+    if kind in ("sync", "input", "abort_message", "change_device_state") and not scoped:
+        return []
     if kind == "input":
-        # Accepted, then a one-piece turn, so that `?wait=completion` finishes.
-        return [{"type": "input_accepted", "request_id": request_id, "runtime": runtime,
-                 "accepted": True, "disposition": "started"},
-                {"type": "stream_delta", "runtime": runtime,
-                 "delta": {"id": "msg-1", "message_type": "assistant_message",
-                           "content": [{"type": "text", "text": "ok"}]}},
-                {"type": "turn_finished", "runtime": runtime, "turn_id": "turn-1", "stop_reason": "end_turn"}]
-    if kind == "abort_message":
-        return [{"type": "abort_message_response", "request_id": request_id, "runtime": runtime,
-                 "aborted": False, "success": True}]
-    if isinstance(request_id, str) and kind not in ("ping", "pong"):
-        return [{"type": f"{kind}_response", "request_id": request_id, "success": True}]
-    return []
+        if (frame.get("payload") or {}).get("kind") == "create_message":
+            return replay("turn", frame)
+        return replay("turn", frame, keep=lambda f: f.get("type") == "input_accepted")
+    exchange = {
+        "sync": "sync",
+        "abort_message": "abort_idle",
+        "runtime_start": "runtime_start",
+        "change_device_state": "change_device_state",
+        "list_in_directory": "list_in_directory",
+    }.get(kind)
+    return replay(exchange, frame) if exchange else []
 
 
 async def main(url, token):
