@@ -292,3 +292,18 @@ async fn a_recorded_turn_reaches_subscribers_as_the_scripted_reply_and_its_end()
     assert_eq!(text, "Hello from the scripted model.", "the model's pieces as the runtime streamed them");
     assert_eq!(finished.data["stop_reason"], "end_turn");
 }
+
+#[tokio::test]
+async fn the_bridges_resync_after_a_reconnect_has_the_shape_of_the_recorded_sync() {
+    let app = spawn_app().await;
+    let rt = app.runtime("dev-conf").await;
+    let mut sse = app.events("?types=marker,runtime_offline").await;
+    rt.emit("marker", "agent-1", "conv-1", json!({}));
+    sse.next_of("marker").await;
+    rt.close();
+    sse.next_of("runtime_offline").await;
+    let mut again = app.runtime("dev-conf").await;
+    let resync = again.next_frame().await;
+    assert_same_shape(&resync, &realise(recorded_command("sync", 0)), &[], "re-sync");
+    assert!(fixtures::is_runtime_scope(&resync["runtime"]), "the runtime takes the re-sync's scope");
+}
