@@ -67,7 +67,8 @@ async fn assert_still_the_one_connection(live: &mut Live) {
     let scope = json!({"agent_id": "agent-marker", "conversation_id": "default"});
     let res = live.bridge.post("/sync?wait=true&timeout_ms=15000", &json!({"runtime": scope})).await;
     assert_eq!(res.status(), 200);
-    live.events.next_of("sync_response", WAIT).await;
+    let marker = res.json::<Value>().await.unwrap()["request_id"].clone();
+    live.events.next_matching(WAIT, "the marker's sync_response", |e| e.data["request_id"] == marker).await;
     assert!(!live.events.seen.iter().any(|e| e.event == "runtime_offline"), "{}", live.events.summary());
 }
 
@@ -102,7 +103,8 @@ async fn sync_waits_for_the_sync_response_and_the_state_reaches_subscribers() {
     for kind in ["update_loop_status", "update_queue", "update_subagent_state"] {
         assert!(state.contains(&kind), "{kind} before sync_response: {}", live.events.summary());
     }
-    let loop_status = live.events.seen.iter().rev().find(|e| e.event == "update_loop_status").unwrap();
+    let loop_status =
+        live.events.seen.iter().rev().find(|e| e.event == "update_loop_status" && e.data["runtime"] == scope).unwrap();
     assert_eq!(loop_status.data["loop_status"]["status"], "WAITING_ON_INPUT", "{}", loop_status.data);
 }
 

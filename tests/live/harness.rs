@@ -141,12 +141,13 @@ pub fn assistant_text(events: &[SseEvent], run_id: Option<&str>) -> String {
         .collect()
 }
 
-/// A temp folder removed on drop unless the test failed.
+/// A temp folder removed on drop unless the test failed or `LETTA_LIVE_KEEP`
+/// is set (then the runtime's and the bridge's logs stay there).
 struct TempDir(PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("LETTA_LIVE_KEEP").is_some() {
             eprintln!("--- kept for diagnosis: {}", self.0.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.0);
