@@ -5,6 +5,10 @@ use letta_bridge::{Application, Config, shutdown, telemetry};
 
 /// mimalloc instead of glibc's malloc: the request path allocates often, and
 /// glibc's malloc/free were ~31% of the instructions per command (callgrind).
+/// Built with `no_thp`: otherwise mimalloc asks for transparent huge pages on
+/// its 1 GiB arena (`MADV_HUGEPAGE`) and every touched 2 MiB of heap becomes
+/// resident whole: 17.6 MB idle RSS instead of 10, 63 KB instead of 49 KB per
+/// idle SSE subscriber (bench `memory`, BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

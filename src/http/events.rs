@@ -121,7 +121,8 @@ async fn get_events(
         hub: state.hub.clone(),
         subscription,
         filter: Filter::from(params),
-        buf: Vec::with_capacity(BATCH),
+        // Grows on the first events: an idle subscriber holds no batch buffer.
+        buf: Vec::new(),
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: state.streams_shutdown.clone(),
