@@ -2,6 +2,8 @@
 //! counted by valgrind's callgrind. Two runs with the same setup (runtime +
 //! S subscribers), one publishing no events and one publishing K; the
 //! difference divided by K × S cancels start-up, connections and shutdown.
+//! The same pair of runs with N `POST /input` instead gives the instructions
+//! per command.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,20 +13,30 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::deliver::{self, Shared};
+use crate::http::HttpConn;
 use crate::options::Args;
 use crate::report::Figure;
+use crate::runtime::Ws;
 use crate::runtime::{self, Pace, publish};
 use crate::sse;
 use crate::stats::now_ns;
-use crate::target::{Bridge, Launch};
+use crate::target::{Bridge, Launch, Target};
 
 /// Under valgrind everything in the bridge is ~50× slower.
 const SLOW: Duration = Duration::from_secs(120);
 
-/// Total instructions of one callgrind run of the bridge: a runtime, `subs`
-/// subscribers, `events` events published at `rate`.
-async fn run(args: &Args, binary: &Path, dir: &Path, subs: usize, events: usize, tag: &str) -> anyhow::Result<u64> {
-    let out: PathBuf = dir.join(format!("callgrind.{tag}.{subs}.{events}.out"));
+/// What one callgrind run does once the bridge is up.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// A runtime and `subs` subscribers; `events` events published at `--callgrind-rate`.
+    Events { subs: usize, events: usize },
+    /// A runtime and one keep-alive client sending `inputs` `POST /input`, one at a time.
+    Inputs { inputs: usize },
+}
+
+/// Total instructions of one callgrind run of the bridge.
+async fn run(args: &Args, binary: &Path, dir: &Path, work: Work, tag: &str) -> anyhow::Result<u64> {
+    let out: PathBuf = dir.join(format!("callgrind.{tag}.{work:?}.out").replace([' ', '{', '}', ':', ','], ""));
     let _ = std::fs::remove_file(&out);
     let mut launch = Launch::new(binary, args);
     launch.wrapper = vec![
@@ -41,22 +53,10 @@ async fn run(args: &Args, binary: &Path, dir: &Path, subs: usize, events: usize,
     let measured = async {
         let target = &bridge.target;
         let ws = runtime::connect(target, "bench", SLOW).await?;
-        let (mut sink, stream) = ws.split();
-        let drainer = tokio::spawn(runtime::drain(stream));
-        let streams = tokio::time::timeout(SLOW, sse::open_many(target, subs, 8, |_| None))
-            .await
-            .context("opening subscribers under valgrind timed out")??;
-        let shared = Shared::new();
-        let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), false))).collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let pace = Pace::Steady { count: events, per_sec: args.callgrind_rate };
-        let o = deliver::run(shared, tasks, now_ns(), publish(&mut sink, args.size, pace), SLOW * 3).await?;
-        let want = (events * subs) as u64;
-        if o.total.events != want {
-            bail!("under callgrind {} of {want} deliveries arrived ({} missed)", o.total.events, o.total.missed);
+        match work {
+            Work::Events { subs, events } => deliveries(args, target, ws, subs, events).await?,
+            Work::Inputs { inputs } => commands(target, ws, inputs).await?,
         }
-        let _ = sink.close().await;
-        drainer.abort();
         tokio::time::sleep(Duration::from_millis(300)).await;
         anyhow::Ok(())
     }
@@ -68,6 +68,47 @@ async fn run(args: &Args, binary: &Path, dir: &Path, subs: usize, events: usize,
     let total = totals(&text).with_context(|| format!("no totals/summary line in {}", out.display()))?;
     let _ = std::fs::remove_file(&out);
     Ok(total)
+}
+
+/// Publishes `events` to `subs` subscribers and checks every delivery arrived.
+async fn deliveries(args: &Args, target: &Target, ws: Ws, subs: usize, events: usize) -> anyhow::Result<()> {
+    let (mut sink, stream) = ws.split();
+    let drainer = tokio::spawn(runtime::drain(stream));
+    let streams = tokio::time::timeout(SLOW, sse::open_many(target, subs, 8, |_| None))
+        .await
+        .context("opening subscribers under valgrind timed out")??;
+    let shared = Shared::new();
+    let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), false))).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pace = Pace::Steady { count: events, per_sec: args.callgrind_rate };
+    let o = deliver::run(shared, tasks, now_ns(), publish(&mut sink, args.size, pace), SLOW * 3).await?;
+    let want = (events * subs) as u64;
+    if o.total.events != want {
+        bail!("under callgrind {} of {want} deliveries arrived ({} missed)", o.total.events, o.total.missed);
+    }
+    let _ = sink.close().await;
+    drainer.abort();
+    Ok(())
+}
+
+/// Sends `inputs` `POST /input` on one keep-alive connection (one warm-up
+/// request first, in both runs of the pair), each answered 202.
+async fn commands(target: &Target, ws: Ws, inputs: usize) -> anyhow::Result<()> {
+    let (_sink, stream) = ws.split();
+    let drainer = tokio::spawn(runtime::drain(stream));
+    let mut conn = HttpConn::connect(&target.addr).await?;
+    let path = target.path("/input");
+    let body = br#"{"payload":{"kind":"create_message","messages":[{"role":"user","content":"bench"}]}}"#;
+    for _ in 0..=inputs {
+        let r = tokio::time::timeout(SLOW, conn.request("POST", &path, Some(&target.client_token), Some(body)))
+            .await
+            .context("POST /input under valgrind timed out")??;
+        if r.status != 202 {
+            bail!("POST /input answered {}: {}", r.status, r.text());
+        }
+    }
+    drainer.abort();
+    Ok(())
 }
 
 /// The `totals:` (or `summary:`) figure of a callgrind out file: Ir first.
@@ -83,8 +124,8 @@ pub async fn measure(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<V
     let k = args.callgrind_events;
     let mut figures = Vec::new();
     for subs in [args.callgrind_subscribers, 1] {
-        let idle = run(args, binary, dir, subs, 0, "idle").await?;
-        let busy = run(args, binary, dir, subs, k, "busy").await?;
+        let idle = run(args, binary, dir, Work::Events { subs, events: 0 }, "idle").await?;
+        let busy = run(args, binary, dir, Work::Events { subs, events: k }, "busy").await?;
         let per = busy.saturating_sub(idle) as f64 / (k * subs) as f64;
         let name = if subs == 1 {
             "instructions per event, 1 sub (publish + 1 delivery)".to_owned()
@@ -96,6 +137,14 @@ pub async fn measure(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<V
             args.callgrind_rate, args.size
         )));
     }
+    let n = args.callgrind_inputs;
+    let idle = run(args, binary, dir, Work::Inputs { inputs: 0 }, "idle").await?;
+    let busy = run(args, binary, dir, Work::Inputs { inputs: n }, "busy").await?;
+    let per = busy.saturating_sub(idle) as f64 / n as f64;
+    figures.push(
+        Figure::new("instructions per POST /input (request → frame → 202)", per, "instr")
+            .note(format!("Ir {busy} with {n} inputs − {idle} with none, one keep-alive client")),
+    );
     Ok(figures)
 }
 

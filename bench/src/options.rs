@@ -129,11 +129,17 @@ pub struct Args {
     pub callgrind_subscribers: usize,
 
     /// Events published in the callgrind run (the other run of the pair publishes none).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 500)]
     pub callgrind_events: usize,
 
-    /// Publish rate in the callgrind runs, per second (the bridge runs ~50x slower there).
+    /// `POST /input` requests in the callgrind run for instructions per command.
     #[arg(long, default_value_t = 1000)]
+    pub callgrind_inputs: usize,
+
+    /// Publish rate in the callgrind runs, per second. The bridge runs ~50x
+    /// slower there: keep each event's deliveries apart (no batching), or
+    /// the count depends on how loaded the machine was.
+    #[arg(long, default_value_t = 100)]
     pub callgrind_rate: u64,
 
     /// The valgrind binary.

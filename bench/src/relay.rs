@@ -79,7 +79,6 @@ impl Relay {
 
     /// Runs `receivers` receivers and one publisher through the relay.
     pub async fn run(&self, receivers: usize, size: usize, pace: Pace, latency: bool) -> anyhow::Result<Outcome> {
-        let t0 = std::time::Instant::now();
         let shared = Shared::new();
         let mut tasks = Vec::with_capacity(receivers);
         let mut opened = futures_util::stream::iter(0..receivers).map(|_| receiver(&self.addr)).buffer_unordered(64);
@@ -90,13 +89,10 @@ impl Relay {
         }
         let (mut publisher, _) =
             tokio_tungstenite::connect_async_with_config(format!("ws://{}/pub", self.addr), None, true).await?;
-        eprintln!("DBG opened {:?}", t0.elapsed());
         let start = now_ns();
         let outcome =
             deliver::run(shared, tasks, start, publish(&mut publisher, size, pace), Duration::from_secs(60)).await;
-        eprintln!("DBG ran {:?}", t0.elapsed());
         let _ = publisher.close(None).await;
-        eprintln!("DBG closed {:?}", t0.elapsed());
         outcome
     }
 
