@@ -307,3 +307,41 @@ async fn the_bridges_resync_after_a_reconnect_has_the_shape_of_the_recorded_sync
     assert_same_shape(&resync, &realise(recorded_command("sync", 0)), &[], "re-sync");
     assert!(fixtures::is_runtime_scope(&resync["runtime"]), "the runtime takes the re-sync's scope");
 }
+
+/// What the runtime did after a close with this fixture's code: (code,
+/// reason, registered again, connected again).
+fn recorded_close(name: &str) -> (u16, String, bool, bool) {
+    let f = fixtures::fixture(name);
+    let paths: Vec<&str> = f["requests"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+    (
+        f["close"]["code"].as_u64().unwrap() as u16,
+        f["close"]["reason"].as_str().unwrap().to_owned(),
+        paths.contains(&"/v1/environments/register"),
+        f["reconnected"] == true,
+    )
+}
+
+#[tokio::test]
+async fn the_bridges_close_codes_make_the_runtime_do_what_the_recording_shows() {
+    // A replaced socket: the runtime stops reconnecting (it would fight the new one).
+    let (code, reason, _, reconnected) = recorded_close("replaced_1000");
+    assert!(!reconnected, "the recording: no reconnect after {code} {reason:?}");
+    let app = spawn_app().await;
+    let mut old = app.runtime("dev-conf").await;
+    let _new = app.runtime("dev-conf").await;
+    assert_eq!(old.closed().await, Some((code, reason)));
+
+    // An unknown connection id: the runtime registers again.
+    let (code, _, registered, reconnected) = recorded_close("reregister_after_1008");
+    assert!(registered && reconnected, "the recording: {code} makes the runtime register again");
+    let url = app.ws_url("/ws/conn-unknown?deviceId=dev-x");
+    let mut stale = FakeRuntime::connect(&url, Some(RUNTIME_TOKEN)).await.unwrap();
+    assert_eq!(stale.closed().await.map(|(c, _)| c), Some(code));
+
+    // Shutdown: the runtime reconnects at once, without registering again.
+    let (code, reason, registered, reconnected) = recorded_close("reconnect_after_1001");
+    assert!(reconnected && !registered, "the recording: {code} makes the runtime reconnect");
+    let mut rt = app.runtime("dev-other").await;
+    app.shutdown.cancel();
+    assert_eq!(rt.closed().await, Some((code, reason)));
+}

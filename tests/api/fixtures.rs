@@ -38,6 +38,9 @@ const FILES: &[(&str, &str)] = fixture_files![
     "change_device_state",
     "list_in_directory",
     "server_ping",
+    "reconnect_after_1001",
+    "reregister_after_1008",
+    "replaced_1000",
 ];
 
 /// The exchanges made of command steps (`steps: [{send, frames}]`).
@@ -56,6 +59,8 @@ pub const EXCHANGES: &[&str] = &[
     "change_device_state",
     "list_in_directory",
     "server_ping",
+    "reconnect_after_1001",
+    "reregister_after_1008",
 ];
 
 /// What the fake runtime puts in for the placeholders.

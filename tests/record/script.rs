@@ -42,6 +42,25 @@ pub struct Exchange {
     pub steps: Vec<Step>,
 }
 
+/// The server closed the socket: what the runtime did next.
+pub struct Reconnection {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub close: (u16, &'static str),
+    pub closed_at: Instant,
+    /// What still came on the closed socket (the runtime's close reply).
+    pub old_socket: Vec<Received>,
+    /// HTTP requests until the next upgrade (included), in order.
+    pub requests: Vec<Captured>,
+    pub reconnected: bool,
+    /// Frames on the new socket before any command.
+    pub first_frames: Vec<Received>,
+    /// Commands sent on the new socket.
+    pub steps: Vec<Step>,
+    /// Whether the runtime process was still running at the end.
+    pub alive_after: bool,
+}
+
 pub struct Recording {
     pub started_at: Instant,
     pub connected_at: Instant,
@@ -51,6 +70,7 @@ pub struct Recording {
     /// Frames in the first seconds after connecting, before any command.
     pub first_frames: Vec<Received>,
     pub exchanges: Vec<Exchange>,
+    pub reconnections: Vec<Reconnection>,
     pub pings: Vec<Received>,
     pub control_pings: Vec<Instant>,
     /// What the server saw after the runtime was stopped by SIGTERM.
@@ -103,6 +123,42 @@ impl Rec {
         // Requests and frames race a little: let stragglers land.
         tokio::time::sleep(Duration::from_millis(50)).await;
         Step { send, sent_at, frames, timed_out, http: self.http(), model: self.model_requests() }
+    }
+
+    /// Closes the socket with `code`, then waits up to `max` for the
+    /// runtime to connect again; on success the session is the new socket.
+    async fn close_and_wait(
+        &mut self,
+        name: &'static str,
+        about: &'static str,
+        code: u16,
+        reason: &'static str,
+        max: Duration,
+    ) -> Reconnection {
+        self.session.close(code, reason);
+        let closed_at = Instant::now();
+        let (old_socket, _) = self.session.collect(|_| false, SEC / 2, SEC / 2).await;
+        let next = tokio::time::timeout(max, self.server.sockets.recv()).await.ok().flatten();
+        let reconnected = next.is_some();
+        let mut first_frames = Vec::new();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let requests = self.http();
+        if let Some((at, socket)) = next {
+            self.session = Session::start(at, socket);
+            first_frames = self.window(None, 2 * SEC).await.frames;
+        }
+        Reconnection {
+            name,
+            about,
+            close: (code, reason),
+            closed_at,
+            old_socket,
+            requests,
+            reconnected,
+            first_frames,
+            steps: Vec::new(),
+            alive_after: true,
+        }
     }
 
     /// Sends `send` (if any) and collects for a fixed `window` (for
@@ -332,9 +388,68 @@ pub async fn run(launcher: PathBuf) -> Recording {
         }
     }
 
+    let pings = rec.session.ping_log.clone();
+    let control_pings = rec.session.control_ping_log.clone();
+
+    // Closes from the server side (PROTOCOL.md §1): the codes the bridge uses.
+    let sync_again = |id: &str| json!({"type": "sync", "request_id": id, "runtime": scope});
+    let mut reconnections = Vec::new();
+    let mut r = rec
+        .close_and_wait(
+            "reconnect_after_1001",
+            "the server closes with 1001 (the bridge shutting down): the runtime reconnects; then a sync at once",
+            1001,
+            "bridge shutting down",
+            20 * SEC,
+        )
+        .await;
+    if r.reconnected {
+        r.steps.push(
+            rec.step(Some(sync_again("rec-sync-after-1001")), |f| has(f, "sync_response"), SEC / 2, 10 * SEC).await,
+        );
+    }
+    reconnections.push(r);
+    let mut r = rec
+        .close_and_wait(
+            "reregister_after_1008",
+            "the server closes with 1008 (environment not found): the runtime registers again; then a sync",
+            1008,
+            "environment not found; register again",
+            20 * SEC,
+        )
+        .await;
+    if r.reconnected {
+        r.steps.push(
+            rec.step(Some(sync_again("rec-sync-after-1008")), |f| has(f, "sync_response"), SEC / 2, 10 * SEC).await,
+        );
+    }
+    reconnections.push(r);
+
     runtime.stop();
     let stopped_at = Instant::now();
     let (after_stop, _) = rec.session.collect(|_| false, SEC, 2 * SEC).await;
+
+    // A second runtime on the same HOME (same device), replaced: 1000
+    // "Replaced by new connection" should stop it for good.
+    let mut second = LettaRuntime::start(&opts);
+    let socket = tokio::time::timeout(Duration::from_secs(60), rec.server.sockets.recv()).await.ok().flatten();
+    if let Some((at, socket)) = socket {
+        rec.session = Session::start(at, socket);
+        rec.window(None, SEC).await; // its registration: already recorded above
+        let mut r = rec
+            .close_and_wait(
+                "replaced_1000",
+                "the server closes with 1000 \"Replaced by new connection\": the runtime stops reconnecting",
+                1000,
+                "Replaced by new connection",
+                8 * SEC,
+            )
+            .await;
+        r.alive_after = second.alive();
+        reconnections.push(r);
+    }
+    second.stop();
+
     Recording {
         started_at,
         connected_at,
@@ -342,8 +457,9 @@ pub async fn run(launcher: PathBuf) -> Recording {
         upgrade,
         first_frames: first.frames,
         exchanges,
-        pings: rec.session.ping_log.clone(),
-        control_pings: rec.session.control_ping_log.clone(),
+        reconnections,
+        pings,
+        control_pings,
         after_stop,
         stopped_at,
         home,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -38,7 +38,12 @@ impl Session {
         let (control_tx, control_pings) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
-                if sink.send(msg).await.is_err() {
+                let closing = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || closing {
+                    // Dropping our half ends the TCP connection once the
+                    // reader has the runtime's close reply: until then the
+                    // runtime's `ws` does not report the close (it waited
+                    // ~20 s when the server kept the connection open).
                     return;
                 }
             }
@@ -87,6 +92,11 @@ impl Session {
 
     pub fn send(&self, frame: &Value) {
         let _ = self.out.send(Message::text(frame.to_string()));
+    }
+
+    /// Closes the socket from the server side with this code and reason.
+    pub fn close(&self, code: u16, reason: &str) {
+        let _ = self.out.send(Message::Close(Some(CloseFrame { code, reason: reason.to_owned().into() })));
     }
 
     fn drain_pings(&mut self) {

@@ -105,6 +105,33 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
     );
     timings.insert("pings_ms_after_connect".into(), rec.pings.iter().map(|p| ms(p.at - rec.connected_at)).collect());
 
+    for r in &rec.reconnections {
+        let requests: Vec<Value> = r.requests.iter().map(|c| request(&mut n, c)).collect();
+        let steps: Vec<Value> = r.steps.iter().map(|s| step(&mut n, s)).collect();
+        save(
+            &dir,
+            r.name,
+            json!({
+                "recorded_with": recorded_with,
+                "about": r.about,
+                "close": {"code": r.close.0, "reason": r.close.1},
+                "old_socket_frames": frames(&mut n, &r.old_socket),
+                "requests": requests,
+                "reconnected": r.reconnected,
+                "first_frames": frames(&mut n, &r.first_frames),
+                "steps": steps,
+                "runtime_alive_after": r.alive_after,
+            }),
+        );
+        timings.insert(
+            r.name.into(),
+            json!({
+                "requests_ms_after_close": r.requests.iter().map(|c| json!([c.path, ms(c.at.saturating_duration_since(r.closed_at))])).collect::<Vec<_>>(),
+                "steps": r.steps.iter().map(|s| offsets(&s.frames, s.sent_at)).collect::<Vec<_>>(),
+            }),
+        );
+    }
+
     save(
         &dir,
         "disconnect",
