@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs `"$@"` in the background, waits for stdin to close, then terminates
-/// it and waits for it, so it is reaped here and never left a zombie.
-const GUARD: &str = r#""$@" & pid=$!; read _ignored; kill -TERM "$pid" 2> /dev/null; wait "$pid""#;
+/// it (SIGKILL 10 s after SIGTERM if it is still there) and waits for it, so
+/// it is reaped here and never left a zombie. The escalation matters when the
+/// test process died: then nothing reads the child's stderr either, and a
+/// process that cannot log may not stop on SIGTERM (seen with the bridge).
+const GUARD: &str = r#""$@" & pid=$!; read _ignored; kill -TERM "$pid" 2> /dev/null; (sleep 10; kill -KILL "$pid" 2> /dev/null) & wait "$pid""#;
 
 pub struct Guarded {
     child: Child,
