@@ -259,13 +259,16 @@ async fn commands_leave_the_bridge_in_the_shape_the_runtime_accepted() {
 }
 
 #[tokio::test]
-#[ignore = "bridge gap (PROTOCOL drift): POST /sync and /abort without a runtime scope are sent, and the real runtime drops them unanswered (fixture sync_without_runtime)"]
+#[ignore = "bridge gap: commands without a runtime scope the runtime takes (conversation_id missing) are sent, and the real runtime drops them unanswered (fixture sync_without_runtime)"]
 async fn commands_without_a_runtime_scope_are_refused_rather_than_sent_into_silence() {
     let app = spawn_app().await;
     let _rt = app.runtime("dev-conf").await;
     for path in ["/sync", "/abort"] {
         assert_problem(app.post(path, json!({})).await, 422).await;
     }
+    let agent_only = json!({"runtime": {"agent_id": "agent-1"},
+                            "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}});
+    assert_problem(app.post("/input", agent_only).await, 422).await;
 }
 
 #[tokio::test]
