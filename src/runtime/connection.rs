@@ -21,6 +21,10 @@ use crate::protocol::{commands::is_reply, parse_runtime_frame};
 /// Longest a single socket write may take before the runtime counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest the socket task holds commands after the upgrade while it waits
+/// for the runtime's first pong (see `serve`); then they go anyway.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The JSON pong the runtime expects for each of its JSON pings.
 const JSON_PONG: &str = r#"{"type":"pong"}"#;
 
@@ -101,19 +105,27 @@ impl Connection {
         let period = self.settings.ping_interval;
         let mut ping = interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut unanswered = 0u32;
         let mut dropped = 0u64;
-        if !self.resync.is_empty() {
-            // Subscribers get the current state without noticing the gap. The
-            // replies flow like any event; nothing waits for them.
-            tracing::info!(scopes = self.resync.len(), "re-syncing the runtime after its reconnect");
-            for scope in std::mem::take(&mut self.resync) {
-                if write(socket, Message::Text(scope.sync_frame().into())).await.is_err() {
+        // The runtime sets up its side of a new connection just after the
+        // upgrade: a command that reaches it before then is accepted, but the
+        // events of its turn go nowhere (seen with letta-code 0.32.18). Its
+        // WebSocket library answers a ping control frame as soon as the
+        // socket is open, so commands (and re-syncs) wait for that first
+        // pong, or for SETTLE_TIMEOUT with a runtime that does not answer.
+        if write(socket, Message::Ping(Default::default())).await.is_err() {
+            return End::Error;
+        }
+        let mut unanswered = 1u32;
+        let mut settled = false;
+        let settle = tokio::time::sleep(SETTLE_TIMEOUT);
+        tokio::pin!(settle);
+        loop {
+            if !settled && (unanswered == 0 || settle.is_elapsed()) {
+                settled = true;
+                if self.resync(socket).await.is_err() {
                     return End::Error;
                 }
             }
-        }
-        loop {
             // Order matters under load: commands (bounded by the queue) and
             // the heartbeat go before reading, so a runtime that floods frames
             // cannot starve either.
@@ -127,7 +139,15 @@ impl Connection {
                     close(socket, 1000, "Replaced by new connection").await;
                     return End::Replaced;
                 }
-                Some(out) = self.commands.recv() => {
+                () = &mut settle, if !settled => {}
+                Some(out) = self.commands.recv(), if settled => {
+                    // Its HTTP request already answered 504 ("not taken in
+                    // time"): sending it now would be a send the client was
+                    // told did not happen, and might retry.
+                    if out.written.is_closed() {
+                        tracing::debug!("dropping a command whose request gave up before it was written");
+                        continue;
+                    }
                     if let Some(scope) = &out.scope {
                         self.scopes.note(&scope.agent_id, scope.conversation_id.as_deref());
                     }
@@ -176,6 +196,20 @@ impl Connection {
                 },
             }
         }
+    }
+
+    /// After a reconnect: one `sync` per scope seen before, so subscribers
+    /// get the current state without noticing the gap. The replies flow like
+    /// any event; nothing waits for them.
+    async fn resync(&mut self, socket: &mut WebSocket) -> Result<(), ()> {
+        if self.resync.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(scopes = self.resync.len(), "re-syncing the runtime after its reconnect");
+        for scope in std::mem::take(&mut self.resync) {
+            write(socket, Message::Text(scope.sync_frame().into())).await?;
+        }
+        Ok(())
     }
 
     /// One text frame from the runtime. `Err` only when the socket failed.

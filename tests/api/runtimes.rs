@@ -217,3 +217,39 @@ async fn runtime_status_says_each_conversation_asked_about_is_idle_so_the_runtim
         ]})
     );
 }
+
+#[tokio::test]
+async fn commands_to_a_new_connection_wait_for_its_first_pong() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    // The real runtime sets up its side just after the upgrade; a command
+    // that arrives before then gets input_accepted but its turn's events are
+    // lost. Its WebSocket library answers pings once it is open, so the
+    // bridge pings first and holds commands until the pong.
+    let app = spawn_app().await;
+    let mut request = app.ws_url("/ws?deviceId=slow-start").into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {RUNTIME_TOKEN}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let first = tokio::time::timeout(WAIT, socket.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first, Message::Ping(_)), "the bridge pings first, got {first:?}");
+
+    // tungstenite sends its pong on the next read: until then the runtime is unsettled.
+    let body = json!({"runtime": {"agent_id": "agent-1", "conversation_id": "conv-1"},
+                      "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}});
+    let held = app.post("/input?runtime=slow-start&wait=true&timeout_ms=300", body.clone()).await;
+    let problem = assert_problem(held, 504).await;
+    assert!(problem["detail"].as_str().unwrap().contains("socket did not take"), "{problem}");
+
+    // Reading sends the pong and settles the connection. The command whose
+    // request was answered 504 is never sent (the client was told it was
+    // not); the next one is.
+    let mut after = body;
+    after["request_id"] = json!("after-pong");
+    let pending = app.post_in_background("/input?runtime=slow-start", after);
+    let next = tokio::time::timeout(WAIT, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(pending.await.unwrap().status(), 202);
+    let frame: Value = serde_json::from_str(next.to_text().unwrap()).unwrap();
+    assert_eq!((frame["type"].as_str(), frame["request_id"].as_str()), (Some("input"), Some("after-pong")));
+    let _ = socket.close(None).await;
+}
