@@ -26,6 +26,7 @@ enum Case {
     Sync(usize),
     Fanout(usize),
     Memory,
+    RelayMemory(usize),
     Startup,
     Instructions,
 }
@@ -50,7 +51,7 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
         Scenario::Input => args.input_concurrency.iter().map(|&c| Case::Input(c)).collect(),
         Scenario::Sync => args.sync_concurrency.iter().map(|&c| Case::Sync(c)).collect(),
         Scenario::Fanout => args.fanout_sizes.iter().map(|&s| Case::Fanout(s)).collect(),
-        Scenario::Memory => vec![Case::Memory],
+        Scenario::Memory => vec![Case::Memory, Case::RelayMemory(args.relay_memory_receivers)],
         Scenario::Startup => vec![Case::Startup],
         Scenario::Instructions => vec![Case::Instructions],
     }
@@ -87,7 +88,7 @@ async fn run_case(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     let env = match case {
-        Case::RelaySteady(_) | Case::RelaySaturated { .. } => Env::Relay(Relay::spawn().await?),
+        Case::RelaySteady(_) | Case::RelaySaturated { .. } | Case::RelayMemory(_) => Env::Relay(Relay::spawn().await?),
         Case::EventHop(_) | Case::EventSaturation(_) | Case::Input(_) | Case::Sync(_) | Case::Fanout(_) => {
             match &args.spawn {
                 Some(binary) => {
@@ -149,11 +150,17 @@ async fn one(args: &Args, work: &Path, case: Case, env: &Env) -> anyhow::Result<
         Case::Input(c) => commands::input(target()?, args, c).await,
         Case::Sync(c) => commands::sync(target()?, args, c).await,
         Case::Fanout(size) => events::fanout(target()?, args, size).await,
+        Case::RelayMemory(n) => relay()?.memory(n).await,
         Case::Memory => match (&args.spawn, args.pid) {
-            (_, Some(pid)) => memory::measure(&Target::from_args(args)?, pid, &args.memory_subscribers).await,
+            (_, Some(pid)) => {
+                memory::measure(&Target::from_args(args)?, pid, &args.memory_subscribers, args.relay_memory_receivers)
+                    .await
+            }
             (Some(binary), None) => {
                 let bridge = Bridge::spawn(&Launch::new(binary, args), args, work).await?;
-                let r = memory::measure(&bridge.target, bridge.pid, &args.memory_subscribers).await;
+                let r =
+                    memory::measure(&bridge.target, bridge.pid, &args.memory_subscribers, args.relay_memory_receivers)
+                        .await;
                 let _ = bridge.stop(Duration::from_secs(30)).await;
                 r
             }

@@ -120,6 +120,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 20_000])]
     pub memory_subscribers: Vec<usize>,
 
+    /// Idle receivers of the raw relay for its RSS per receiver (the memory baseline).
+    #[arg(long, default_value_t = 5000)]
+    pub relay_memory_receivers: usize,
+
     /// Spawns per repetition for the start-up time (their median is the rep's figure).
     #[arg(long, default_value_t = 5)]
     pub startup_runs: usize,
@@ -167,7 +171,7 @@ Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout
   input             POST /input -> frame at the runtime, keep-alive raw HTTP/1.1 at --input-concurrency
   sync              POST /sync?wait=true round trips per second and latency at --sync-concurrency
   fanout            deliveries/s and MB/s to --fanout-subscribers at --fanout-sizes, publishing at saturation
-  memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid)
+  memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid); raw relay RSS per idle receiver
   startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
   instructions      callgrind instructions per delivered and per published event (needs --spawn and valgrind)
 

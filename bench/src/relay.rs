@@ -17,6 +17,8 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::deliver::{self, Outcome, Shared, SubStats, record_latency, stamp_of};
+use crate::memory;
+use crate::report::Figure;
 use crate::runtime::{Pace, publish};
 use crate::stats::{Hist, now_ns};
 
@@ -75,6 +77,38 @@ impl Relay {
         let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await??.unwrap_or_default();
         let port = line.strip_prefix("port ").context("relay did not say its port")?;
         Ok(Relay { addr: format!("127.0.0.1:{port}"), child })
+    }
+
+    /// The relay process's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// RSS per idle receiver: `n` receivers connected and subscribed, the
+    /// relay's RSS before and after (the baseline for the bridge's RSS per
+    /// idle SSE subscriber).
+    pub async fn memory(&self, n: usize) -> anyhow::Result<Vec<Figure>> {
+        let pid = self.pid().context("relay exited")?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = memory::settled_rss(pid).await?;
+        let held: Vec<ClientWs> = futures_util::stream::iter(0..n)
+            .map(|_| receiver(&self.addr))
+            .buffer_unordered(64)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        let with = memory::settled_rss(pid).await?;
+        drop(held);
+        Ok(vec![
+            Figure::new("raw relay idle RSS", idle as f64 / 1e6, "MB"),
+            Figure::new(
+                format!("raw relay per idle receiver, {n} receivers"),
+                with.saturating_sub(idle) as f64 / n as f64 / 1e3,
+                "KB",
+            )
+            .note("tokio-tungstenite server connection + broadcast receiver: the floor for a minimal Rust server"),
+        ])
     }
 
     /// Runs `receivers` receivers and one publisher through the relay.
