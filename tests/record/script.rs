@@ -134,6 +134,7 @@ impl Rec {
         code: u16,
         reason: &'static str,
         max: Duration,
+        immediate: Option<Value>,
     ) -> Reconnection {
         self.session.close(code, reason);
         let closed_at = Instant::now();
@@ -141,11 +142,17 @@ impl Rec {
         let next = tokio::time::timeout(max, self.server.sockets.recv()).await.ok().flatten();
         let reconnected = next.is_some();
         let mut first_frames = Vec::new();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut steps = Vec::new();
+        // The upgrade's capture is queued before the socket is handed over.
         let requests = self.http();
         if let Some((at, socket)) = next {
             self.session = Session::start(at, socket);
-            first_frames = self.window(None, 2 * SEC).await.frames;
+            if immediate.is_some() {
+                // Sent the moment the socket is up, as the bridge's re-sync is.
+                steps.push(self.window(immediate, 3 * SEC).await);
+            } else {
+                first_frames = self.window(None, 2 * SEC).await.frames;
+            }
         }
         Reconnection {
             name,
@@ -156,7 +163,7 @@ impl Rec {
             requests,
             reconnected,
             first_frames,
-            steps: Vec::new(),
+            steps,
             alive_after: true,
         }
     }
@@ -397,10 +404,12 @@ pub async fn run(launcher: PathBuf) -> Recording {
     let mut r = rec
         .close_and_wait(
             "reconnect_after_1001",
-            "the server closes with 1001 (the bridge shutting down): the runtime reconnects; then a sync at once",
+            "the server closes with 1001 (the bridge shutting down): the runtime reconnects; a sync sent the moment \
+             the socket is up (as the bridge re-syncs), then another",
             1001,
             "bridge shutting down",
             20 * SEC,
+            Some(sync_again("rec-sync-at-once-after-1001")),
         )
         .await;
     if r.reconnected {
@@ -416,6 +425,7 @@ pub async fn run(launcher: PathBuf) -> Recording {
             1008,
             "environment not found; register again",
             20 * SEC,
+            None,
         )
         .await;
     if r.reconnected {
@@ -443,6 +453,7 @@ pub async fn run(launcher: PathBuf) -> Recording {
                 1000,
                 "Replaced by new connection",
                 8 * SEC,
+                None,
             )
             .await;
         r.alive_after = second.alive();
