@@ -13,6 +13,11 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written is dropped. By default the
+        // subscriber reports the failure with `eprintln!`, which panics when
+        // stderr is a closed pipe — in whatever task was logging, e.g. the
+        // signal handler, and then SIGTERM no longer stopped the bridge.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -164,3 +164,22 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
         "no request log line with the request id: {rest}"
     );
 }
+
+#[test]
+fn sigterm_stops_the_bridge_even_when_nothing_reads_its_log_any_more() {
+    let mut cmd = bridge();
+    cmd.args(["--listen", "127.0.0.1:0"]).env("RUST_LOG", "debug").stdout(Stdio::null());
+    let mut child = spawn_with_deadline(&mut cmd);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "stderr ended before the bridge listened");
+    }
+    // Whoever read the log is gone: every later log line hits a broken pipe.
+    drop(stderr);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // Killed by the 30 s deadline instead, it would not exit with 0.
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
