@@ -41,6 +41,7 @@ const FILES: &[(&str, &str)] = fixture_files![
     "reconnect_after_1001",
     "reregister_after_1008",
     "replaced_1000",
+    "first_command_at_once",
 ];
 
 /// The exchanges made of command steps (`steps: [{send, frames}]`).
@@ -61,6 +62,7 @@ pub const EXCHANGES: &[&str] = &[
     "server_ping",
     "reconnect_after_1001",
     "reregister_after_1008",
+    "first_command_at_once",
 ];
 
 /// What the fake runtime puts in for the placeholders.

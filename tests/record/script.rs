@@ -445,7 +445,22 @@ pub async fn run(launcher: PathBuf) -> Recording {
     let socket = tokio::time::timeout(Duration::from_secs(60), rec.server.sockets.recv()).await.ok().flatten();
     if let Some((at, socket)) = socket {
         rec.session = Session::start(at, socket);
-        rec.window(None, SEC).await; // its registration: already recorded above
+        rec.http(); // its registration: as recorded above
+        // A fresh process's first command, sent the moment its socket is up.
+        let at_once = rec
+            .step(
+                Some(json!({"type": "input", "request_id": "rec-input-at-once", "runtime": unknown_scope,
+                            "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}})),
+                |f| has(f, "turn_finished"),
+                SEC,
+                10 * SEC,
+            )
+            .await;
+        exchanges.push(Exchange {
+            name: "first_command_at_once",
+            about: "a new runtime process: input (unknown agent) sent the moment its socket is up",
+            steps: vec![at_once],
+        });
         let mut r = rec
             .close_and_wait(
                 "replaced_1000",
