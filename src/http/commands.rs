@@ -193,12 +193,12 @@ pub struct ReplyFrame {
 }
 
 macro_rules! typed_handlers {
-    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $params:ty, $rparams:ty, $summary:literal)),* $(,)?) => {$(
+    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $params:ty, $rparams:ty, $replied:ty, $summary:literal)),* $(,)?) => {$(
         #[doc = $summary]
         #[utoipa::path(post, path = $path, tag = "commands", params($params, IdempotencyKey), request_body = $doc_body,
             security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn", body = Replied),
+                      (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = $replied),
                       CommandProblems))]
         async fn $plain(
             State(state): State<AppState>,
@@ -217,7 +217,7 @@ macro_rules! typed_handlers {
             params(("id" = String, Path, description = "Runtime id (its deviceId)"), $rparams, IdempotencyKey),
             request_body = $doc_body, security(("client" = [])),
             responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn", body = Replied),
+                      (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = $replied),
                       CommandProblems))]
         async fn $routed(
             State(state): State<AppState>,
@@ -234,10 +234,10 @@ macro_rules! typed_handlers {
 }
 
 typed_handlers! {
-    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, InputParams, InputWaitParams, "Send a message (or an approval) to the agent: a v2 `input` frame."),
-    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, Option<SyncCommand>, CommandParams, WaitParams, "Ask the runtime to replay its state (`sync`)."),
-    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, Option<AbortCommand>, CommandParams, WaitParams, "Abort the running turn (`abort_message`)."),
-    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, InputParams, InputWaitParams, "Answer an approval request (`input` with an `approval_response` payload)."),
+    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, InputParams, InputWaitParams, Replied, "Send a message (or an approval) to the agent: a v2 `input` frame."),
+    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, SyncCommand, CommandParams, WaitParams, ReplyFrame, "Ask the runtime to replay its state (`sync`)."),
+    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, AbortCommand, CommandParams, WaitParams, ReplyFrame, "Abort the running turn (`abort_message`)."),
+    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, InputParams, InputWaitParams, Replied, "Answer an approval request (`input` with an `approval_response` payload)."),
 }
 
 /// Send any v2 frame: a JSON object with a string `type`. Commands other

@@ -40,16 +40,29 @@ pub enum CommandError {
     Invalid(&'static str),
 }
 
-/// Where a command applies on the runtime.
+/// Where a command applies on the runtime. Required on every conversation
+/// command: the runtime silently drops an `input`, `sync` or `abort_message`
+/// without both ids (letta-code 0.32.18 logs it as unparseable and never
+/// answers), so the bridge refuses it with `422` instead.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RuntimeScope {
     /// Agent id, e.g. `agent-local-…`.
+    #[schema(min_length = 1)]
     pub agent_id: String,
-    /// Conversation id, e.g. `local-conv-1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversation_id: Option<String>,
+    /// Conversation id, e.g. `local-conv-1` (`default` is the agent's default conversation).
+    #[schema(min_length = 1)]
+    pub conversation_id: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl RuntimeScope {
+    fn check(&self) -> Result<(), CommandError> {
+        if self.agent_id.is_empty() || self.conversation_id.is_empty() {
+            return Err(CommandError::Invalid("runtime.agent_id and runtime.conversation_id must not be empty"));
+        }
+        Ok(())
+    }
 }
 
 /// `POST /input`: a v2 `input` frame (the bridge adds `type` and `request_id`).
@@ -67,8 +80,7 @@ pub struct InputCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<RuntimeScope>,
+    pub runtime: RuntimeScope,
     pub payload: InputPayload,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -163,15 +175,14 @@ pub struct ApprovalCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<RuntimeScope>,
+    pub runtime: RuntimeScope,
     pub payload: ApprovalResponse,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 /// `POST /sync`: ask the runtime to replay its state, answered by `sync_response`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
 pub struct SyncCommand {
     /// Optional; must be `sync` when given.
@@ -181,8 +192,7 @@ pub struct SyncCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<RuntimeScope>,
+    pub runtime: RuntimeScope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover_approvals: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,7 +202,7 @@ pub struct SyncCommand {
 }
 
 /// `POST /abort`: an `abort_message` frame, answered by `abort_message_response`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
 pub struct AbortCommand {
     /// Optional; must be `abort_message` when given.
@@ -202,8 +212,7 @@ pub struct AbortCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<RuntimeScope>,
+    pub runtime: RuntimeScope,
     /// Abort only this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -226,6 +235,7 @@ impl TypedCommand for InputCommand {
         self.kind.as_deref()
     }
     fn check(&self) -> Result<(), CommandError> {
+        self.runtime.check()?;
         match &self.payload {
             InputPayload::CreateMessage(m) if m.messages.is_empty() => {
                 Err(CommandError::Invalid("payload.messages must hold at least one message"))
@@ -242,6 +252,7 @@ impl TypedCommand for ApprovalCommand {
         self.kind.as_deref()
     }
     fn check(&self) -> Result<(), CommandError> {
+        self.runtime.check()?;
         check_approval(&self.payload)
     }
 }
@@ -251,12 +262,18 @@ impl TypedCommand for SyncCommand {
     fn given_type(&self) -> Option<&str> {
         self.kind.as_deref()
     }
+    fn check(&self) -> Result<(), CommandError> {
+        self.runtime.check()
+    }
 }
 
 impl TypedCommand for AbortCommand {
     const TYPE: &'static str = "abort_message";
     fn given_type(&self) -> Option<&str> {
         self.kind.as_deref()
+    }
+    fn check(&self) -> Result<(), CommandError> {
+        self.runtime.check()
     }
 }
 
@@ -343,8 +360,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn scope() -> Value {
+        json!({"agent_id": "a", "conversation_id": "c"})
+    }
+
     fn input(v: Value) -> InputCommand {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn conversation_commands_need_both_ids_of_their_scope() {
+        let body = |runtime: Value| json!({"runtime": runtime, "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}});
+        assert!(serde_json::from_value::<InputCommand>(body(json!({"agent_id": "a"}))).is_err());
+        assert!(serde_json::from_value::<SyncCommand>(json!({})).is_err());
+        let empty = input(body(json!({"agent_id": "a", "conversation_id": ""})));
+        assert!(matches!(typed_frame(&empty), Err(CommandError::Invalid(_))));
+        let sync: SyncCommand =
+            serde_json::from_value(json!({"runtime": {"agent_id": "", "conversation_id": "c"}})).unwrap();
+        assert!(matches!(typed_frame(&sync), Err(CommandError::Invalid(_))));
     }
 
     #[test]
@@ -367,27 +400,28 @@ mod tests {
     #[test]
     fn a_given_request_id_is_kept_and_a_wrong_type_refused() {
         let cmd = input(
-            json!({"request_id": "mine", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+            json!({"request_id": "mine", "runtime": scope(), "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
         );
         assert_eq!(typed_frame(&cmd).unwrap()["request_id"], "mine");
         let cmd = input(
-            json!({"type": "sync", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+            json!({"type": "sync", "runtime": scope(), "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
         );
         assert!(matches!(typed_frame(&cmd), Err(CommandError::WrongType { .. })));
     }
 
     #[test]
     fn empty_messages_and_half_approvals_are_refused() {
-        let cmd = input(json!({"payload": {"kind": "create_message", "messages": []}}));
+        let cmd = input(json!({"runtime": scope(), "payload": {"kind": "create_message", "messages": []}}));
         assert!(matches!(typed_frame(&cmd), Err(CommandError::Invalid(_))));
-        let a: ApprovalCommand = serde_json::from_value(json!({"payload": {"request_id": "ap"}})).unwrap();
+        let a: ApprovalCommand =
+            serde_json::from_value(json!({"runtime": scope(), "payload": {"request_id": "ap"}})).unwrap();
         assert!(matches!(typed_frame(&a), Err(CommandError::Invalid(_))));
     }
 
     #[test]
     fn approval_frames_are_inputs_with_an_approval_payload() {
         let a: ApprovalCommand = serde_json::from_value(
-            json!({"payload": {"request_id": "ap", "decision": {"behavior": "deny", "message": "no"}}}),
+            json!({"runtime": scope(), "payload": {"request_id": "ap", "decision": {"behavior": "deny", "message": "no"}}}),
         )
         .unwrap();
         let f = typed_frame(&a).unwrap();

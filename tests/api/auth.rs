@@ -66,7 +66,7 @@ async fn client_endpoints_refuse_missing_wrong_and_runtime_tokens() {
             assert_eq!(res.headers()["www-authenticate"], "Bearer", "{path}");
             assert_problem(res, 401).await;
         }
-        let res = app.post_as(token, "/sync", json!({})).await;
+        let res = app.post_as(token, "/sync", scoped(json!({}))).await;
         assert_problem(res, 401).await;
     }
 }

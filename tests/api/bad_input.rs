@@ -7,7 +7,7 @@ use crate::helpers::*;
 /// The service still answers and still delivers commands.
 async fn still_serving(app: &TestApp, rt: &mut FakeRuntime) {
     assert_eq!(app.get_as(None, "/healthz").await.status(), 200);
-    let res = app.post("/sync", json!({"request_id": "still-ok"})).await;
+    let res = app.post("/sync", scoped(json!({"request_id": "still-ok"}))).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["request_id"], "still-ok");
 }
@@ -29,19 +29,24 @@ async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
     let cases = [
-        ("/input", json!({}), "payload"),
+        ("/input", scoped(json!({})), "payload"),
         (
             "/input",
             json!({"payload": {"kind": "create_message", "messages": [{"role": "robot", "content": "x"}]}}),
             "payload",
         ),
-        ("/input", json!({"payload": {"kind": "create_message", "messages": []}}), "at least one message"),
+        ("/input", scoped(json!({"payload": {"kind": "create_message", "messages": []}})), "at least one message"),
         ("/input", json!({"payload": {"kind": "nope"}}), "payload"),
         (
             "/input",
-            json!({"type": "sync", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+            scoped(
+                json!({"type": "sync", "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
+            ),
             "POST /commands",
         ),
+        ("/sync", json!({}), "runtime"),
+        ("/abort", json!({"runtime": {"agent_id": "agent-1"}}), "conversation_id"),
+        ("/sync", json!({"runtime": {"agent_id": "", "conversation_id": "c"}}), "must not be empty"),
         ("/sync", json!({"recover_approvals": "yes"}), "recover_approvals"),
         ("/sync", json!([1, 2]), "wrong shape"),
         ("/sync", json!([null, "req-by-position"]), "wrong shape"),
@@ -50,8 +55,8 @@ async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
             json!([null, null, null, {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}]),
             "wrong shape",
         ),
-        ("/sync", json!({"request_id": 7}), "request_id"),
-        ("/approval", json!({"payload": {"request_id": "a"}}), "exactly one"),
+        ("/sync", scoped(json!({"request_id": 7})), "request_id"),
+        ("/approval", scoped(json!({"payload": {"request_id": "a"}})), "exactly one"),
         ("/commands", json!({"no_type": true}), "type"),
         ("/commands", json!({"type": "has space"}), "type"),
         ("/commands", json!("just a string"), "wrong shape"),
@@ -69,8 +74,9 @@ async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
 async fn a_body_over_the_limit_is_413() {
     let app = spawn_app_with(|c| c.max_body_bytes = 4096).await;
     let mut rt = app.runtime("dev-a").await;
-    let big =
-        json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x".repeat(10_000)}]}});
+    let big = scoped(
+        json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x".repeat(10_000)}]}}),
+    );
     let problem = assert_problem(app.post("/input", big).await, 413).await;
     assert!(problem["detail"].as_str().unwrap().contains("4096"));
     still_serving(&app, &mut rt).await;
@@ -82,15 +88,15 @@ async fn a_non_json_content_type_is_415_and_a_missing_one_is_read_as_json() {
     let mut rt = app.runtime("dev-a").await;
     let res = app.post_raw("/sync", Some("application/x-www-form-urlencoded"), "a=b").await;
     assert_problem(res, 415).await;
-    let res = app.post_raw("/sync", None, r#"{"request_id":"no-ct"}"#).await;
+    let scoped_body = r#"{"request_id":"no-ct","runtime":{"agent_id":"agent-1","conversation_id":"conv-1"}}"#;
+    let res = app.post_raw("/sync", None, scoped_body).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["request_id"], "no-ct");
+    // An empty or null body is an empty object: no runtime scope, so 422.
     let res = app.post_raw("/sync", Some("application/json; charset=utf-8"), "").await;
-    assert_eq!(res.status(), 202, "an empty body is an empty object");
-    rt.next_frame().await;
+    assert!(assert_problem(res, 422).await["detail"].as_str().unwrap().contains("runtime"));
     let res = app.post_raw("/abort", Some("application/json"), "null").await;
-    assert_eq!(res.status(), 202, "a null body is an empty object");
-    assert_eq!(rt.next_frame().await["type"], "abort_message");
+    assert!(assert_problem(res, 422).await["detail"].as_str().unwrap().contains("runtime"));
     still_serving(&app, &mut rt).await;
 }
 
@@ -98,17 +104,22 @@ async fn a_non_json_content_type_is_415_and_a_missing_one_is_read_as_json() {
 async fn bad_query_strings_unknown_paths_and_wrong_methods_are_problems() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
-    assert_problem(app.post("/sync?wait=maybe", json!({})).await, 400).await;
-    assert_problem(app.post("/sync?timeout_ms=-1", json!({})).await, 400).await;
+    assert_problem(app.post("/sync?wait=maybe", scoped(json!({}))).await, 400).await;
+    assert_problem(app.post("/sync?timeout_ms=-1", scoped(json!({}))).await, 400).await;
     for ms in ["0", "99", "3600001"] {
-        let problem = assert_problem(app.post(&format!("/sync?wait=true&timeout_ms={ms}"), json!({})).await, 400).await;
+        let problem =
+            assert_problem(app.post(&format!("/sync?wait=true&timeout_ms={ms}"), scoped(json!({}))).await, 400).await;
         assert!(problem["detail"].as_str().unwrap().contains("between 100 and 3600000"));
     }
     assert_problem(app.get("/nope").await, 404).await;
     assert_problem(app.get("/input").await, 405).await;
     assert_problem(app.get("/ws").await, 400).await;
     let many = "a=1&".repeat(10_000);
-    assert_eq!(app.post(&format!("/sync?{many}"), json!({})).await.status(), 202, "unknown parameters are ignored");
+    assert_eq!(
+        app.post(&format!("/sync?{many}"), scoped(json!({}))).await.status(),
+        202,
+        "unknown parameters are ignored"
+    );
     rt.next_frame().await;
     still_serving(&app, &mut rt).await;
 }

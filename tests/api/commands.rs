@@ -110,7 +110,7 @@ async fn an_unanswered_wait_times_out_with_504_and_leaves_nothing_pending() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
     rt.quiet();
-    let res = app.post("/sync?wait=true&timeout_ms=150", json!({"request_id": "slow-1"})).await;
+    let res = app.post("/sync?wait=true&timeout_ms=150", scoped(json!({"request_id": "slow-1"}))).await;
     let problem = assert_problem(res, 504).await;
     assert!(problem["detail"].as_str().unwrap().contains("slow-1"));
     assert_eq!(rt.next_frame().await["request_id"], "slow-1", "the command was still delivered");
@@ -122,7 +122,7 @@ async fn a_wait_fails_with_502_when_the_runtime_disconnects_meanwhile() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
     rt.quiet();
-    let waiting = app.post_in_background("/sync?wait=true&timeout_ms=30000", json!({}));
+    let waiting = app.post_in_background("/sync?wait=true&timeout_ms=30000", scoped(json!({})));
     rt.next_frame().await; // the sync arrived; now vanish without answering
     rt.drop_connection();
     let res = tokio::time::timeout(WAIT, waiting).await.expect("fails fast").unwrap();
@@ -135,9 +135,9 @@ async fn the_same_request_id_cannot_be_awaited_twice_at_once() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
     rt.quiet();
-    let first = app.post_in_background("/sync?wait=true&timeout_ms=5000", json!({"request_id": "dup"}));
+    let first = app.post_in_background("/sync?wait=true&timeout_ms=5000", scoped(json!({"request_id": "dup"})));
     rt.next_frame().await;
-    assert_problem(app.post("/sync?wait=true", json!({"request_id": "dup"})).await, 409).await;
+    assert_problem(app.post("/sync?wait=true", scoped(json!({"request_id": "dup"}))).await, 409).await;
     rt.send(json!({"type": "sync_response", "request_id": "dup", "success": true}));
     assert_eq!(first.await.unwrap().status(), 200);
 }

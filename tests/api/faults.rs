@@ -28,9 +28,9 @@ async fn a_runtime_dropping_mid_turn_fails_waits_fast_and_refuses_new_commands()
     assert_eq!(sse.next().await.event, "stream_delta");
     let waiting = app.post_in_background(
         "/input?wait=true&timeout_ms=30000",
-        json!({
+        scoped(json!({
             "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "more"}]}
-        }),
+        })),
     );
     rt.next_frame().await;
     rt.drop_connection();
@@ -38,7 +38,7 @@ async fn a_runtime_dropping_mid_turn_fails_waits_fast_and_refuses_new_commands()
     assert_eq!((offline.event.as_str(), offline.data["reason"].as_str()), ("runtime_offline", Some("connection_lost")));
     let res = tokio::time::timeout(WAIT, waiting).await.expect("the wait fails fast").unwrap();
     assert_problem(res, 502).await;
-    assert_problem(app.post("/sync", json!({})).await, 503).await;
+    assert_problem(app.post("/sync", scoped(json!({}))).await, 503).await;
     let status = status_until(&app, "the socket task ended", |s| s["runtime_tasks"] == 0).await;
     assert_eq!(status["pending_replies"], 0);
 }
@@ -51,7 +51,7 @@ async fn a_reconnect_storm_leaves_one_consistent_online_runtime() {
         if i % 2 == 0 {
             // Replaced while a command awaits its reply on the old socket.
             current.quiet();
-            let waiting = app.post_in_background("/sync?wait=true", json!({}));
+            let waiting = app.post_in_background("/sync?wait=true", scoped(json!({})));
             current.next_frame().await;
             let next = app.runtime("dev-a").await;
             assert_eq!(current.closed().await, Some((1000, "Replaced by new connection".into())));
@@ -169,7 +169,7 @@ async fn hostile_bodies_and_headers_get_clear_answers_and_harm_nothing() {
     assert_problem(res, status).await;
 
     let huge = "y".repeat(900_000);
-    let body = json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": huge}]}});
+    let body = scoped(json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": huge}]}}));
     assert_eq!(app.post("/input", body).await.status(), 202, "a huge string under the limit is fine");
     assert_eq!(rt.next_frame().await["payload"]["messages"][0]["content"].as_str().unwrap().len(), 900_000);
 
@@ -185,7 +185,7 @@ async fn hostile_bodies_and_headers_get_clear_answers_and_harm_nothing() {
         "huge headers are refused (or the connection closed)"
     );
 
-    let res = app.post("/sync", json!({"request_id": "after"})).await;
+    let res = app.post("/sync", scoped(json!({"request_id": "after"}))).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["request_id"], "after");
 }
@@ -211,5 +211,5 @@ async fn a_runtime_flooding_frames_slows_nobody_and_nothing_breaks() {
     }
     assert_eq!(count, 20_000, "every event delivered or accounted for by a lagged signal");
     assert_eq!(app.get_as(None, "/healthz").await.status(), 200);
-    assert_eq!(app.post("/sync", json!({})).await.status(), 202);
+    assert_eq!(app.post("/sync", scoped(json!({}))).await.status(), 202);
 }

@@ -490,3 +490,12 @@ pub fn seq_of(id: &str) -> (String, u64) {
     let (epoch, seq) = id.rsplit_once('-').expect("id is <epoch>-<seq>");
     (epoch.to_owned(), seq.parse().expect("seq is a number"))
 }
+
+/// `body` with the runtime scope every conversation command needs (the
+/// real runtime drops `input`, `sync` and `abort_message` without one).
+pub fn scoped(mut body: Value) -> Value {
+    if let Some(map) = body.as_object_mut() {
+        map.entry("runtime").or_insert_with(|| json!({"agent_id": "agent-1", "conversation_id": "conv-1"}));
+    }
+    body
+}

@@ -9,7 +9,7 @@ async fn metrics_need_a_token_and_cover_runtimes_commands_events_and_streams() {
     let app = spawn_app_with(|c| c.replay_events = 2).await;
     assert_problem(app.get_as(None, "/metrics").await, 401).await;
     let rt = app.runtime("dev-a").await;
-    assert_eq!(app.post("/sync", json!({})).await.status(), 202);
+    assert_eq!(app.post("/sync", scoped(json!({}))).await.status(), 202);
     let mut sse = app.events("").await;
     rt.emit("e", "a", "c", json!({}));
     let id = sse.next_of("e").await.id;

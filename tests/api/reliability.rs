@@ -71,7 +71,7 @@ async fn a_repeated_idempotency_key_returns_the_first_answer_and_sends_nothing()
     assert_eq!(again.json::<Value>().await.unwrap(), first, "same answer, same request_id");
     // The runtime got the input once: the next frame it sees is a later marker.
     assert_eq!(rt.next_frame().await["request_id"], first["request_id"]);
-    app.post("/sync", json!({"request_id": "marker"})).await;
+    app.post("/sync", scoped(json!({"request_id": "marker"}))).await;
     assert_eq!(rt.next_frame().await["request_id"], "marker");
 }
 
@@ -82,7 +82,7 @@ async fn the_same_key_with_a_different_request_is_422() {
     assert_eq!(post_keyed(&app, "/input", "key-2", message("a", "c")).await.status(), 202);
     rt.next_frame().await;
     assert_problem(post_keyed(&app, "/input", "key-2", message("a", "other")).await, 422).await;
-    assert_problem(post_keyed(&app, "/sync", "key-2", json!({})).await, 422).await;
+    assert_problem(post_keyed(&app, "/sync", "key-2", scoped(json!({}))).await, 422).await;
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn a_repeat_during_the_first_request_waits_for_its_answer() {
             .post(app.url("/sync?wait=true"))
             .bearer_auth(CLIENT_TOKEN)
             .header("Idempotency-Key", "key-3")
-            .json(&json!({"request_id": "s-3"}));
+            .json(&scoped(json!({"request_id": "s-3"})));
         tokio::spawn(async move { req.send().await.unwrap() })
     };
     let first = send(&app);
@@ -106,7 +106,7 @@ async fn a_repeat_during_the_first_request_waits_for_its_answer() {
     let (a, b) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!((a.status(), b.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
     assert_eq!(a.json::<Value>().await.unwrap(), b.json::<Value>().await.unwrap());
-    app.post("/sync", json!({"request_id": "marker"})).await;
+    app.post("/sync", scoped(json!({"request_id": "marker"}))).await;
     assert_eq!(rt.next_frame().await["request_id"], "marker", "the command went out once");
 }
 
@@ -127,6 +127,6 @@ async fn a_malformed_idempotency_key_is_400() {
     let app = spawn_app().await;
     let _rt = app.runtime("dev-a").await;
     for key in ["", "has space", &"k".repeat(256)] {
-        assert_problem(post_keyed(&app, "/sync", key, json!({})).await, 400).await;
+        assert_problem(post_keyed(&app, "/sync", key, scoped(json!({}))).await, 400).await;
     }
 }

@@ -31,7 +31,7 @@ async fn a_runtime_may_connect_straight_to_ws_without_registering() {
     let app = spawn_app().await;
     let mut rt = app.direct_runtime(None).await;
     assert_eq!(ids(&app.get_json("/runtimes").await), ["direct"]);
-    let res = app.post("/sync", json!({})).await;
+    let res = app.post("/sync", scoped(json!({}))).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "sync");
 }
@@ -127,7 +127,7 @@ async fn a_new_connection_from_the_same_device_replaces_the_old_one() {
     let list = app.get_json("/runtimes").await;
     assert_eq!(ids(&list), ["dev-a"]);
     assert_eq!(list[0]["online"], true);
-    assert_eq!(app.post("/sync", json!({})).await.status(), 202);
+    assert_eq!(app.post("/sync", scoped(json!({}))).await.status(), 202);
     assert_eq!(new.next_frame().await["type"], "sync");
 }
 
@@ -138,12 +138,12 @@ async fn two_devices_are_two_runtimes_and_commands_must_name_one() {
     let mut b = app.runtime("dev-b").await;
     assert_eq!(ids(&app.get_json("/runtimes").await), ["dev-a", "dev-b"]);
 
-    let problem = assert_problem(app.post("/sync", json!({})).await, 409).await;
+    let problem = assert_problem(app.post("/sync", scoped(json!({}))).await, 409).await;
     assert_eq!(problem["candidates"], json!(["dev-a", "dev-b"]));
 
-    assert_eq!(app.post("/sync?runtime=dev-b", json!({"request_id": "to-b"})).await.status(), 202);
+    assert_eq!(app.post("/sync?runtime=dev-b", scoped(json!({"request_id": "to-b"}))).await.status(), 202);
     assert_eq!(b.next_frame().await["request_id"], "to-b");
-    assert_eq!(app.post("/runtimes/dev-a/sync", json!({"request_id": "to-a"})).await.status(), 202);
+    assert_eq!(app.post("/runtimes/dev-a/sync", scoped(json!({"request_id": "to-a"}))).await.status(), 202);
     assert_eq!(a.next_frame().await["request_id"], "to-a");
     // Each got only its own command.
     a.send(json!({"type": "ping"}));
@@ -156,12 +156,12 @@ async fn two_devices_are_two_runtimes_and_commands_must_name_one() {
 async fn naming_an_unknown_runtime_is_404_and_an_offline_one_503() {
     let app = spawn_app().await;
     let a = app.runtime("dev-a").await;
-    assert_problem(app.post("/sync?runtime=nope", json!({})).await, 404).await;
-    assert_problem(app.post("/runtimes/dev-a/sync?runtime=dev-b", json!({})).await, 400).await;
+    assert_problem(app.post("/sync?runtime=nope", scoped(json!({}))).await, 404).await;
+    assert_problem(app.post("/runtimes/dev-a/sync?runtime=dev-b", scoped(json!({}))).await, 400).await;
     let mut sse = app.events("?types=runtime_offline").await;
     a.close();
     sse.next().await;
-    let res = app.post("/runtimes/dev-a/sync", json!({})).await;
+    let res = app.post("/runtimes/dev-a/sync", scoped(json!({}))).await;
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503).await;
 }
@@ -176,6 +176,7 @@ async fn commands_with_no_runtime_online_are_503_with_retry_after() {
             "/commands" => json!({"type": "sync"}),
             _ => json!({}),
         };
+        let body = if path == "/commands" { body } else { scoped(body) };
         let res = app.post(path, body).await;
         assert_eq!(res.headers()["retry-after"], "2", "{path}");
         assert_problem(res, 503).await;

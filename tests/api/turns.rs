@@ -155,13 +155,13 @@ async fn a_runtime_dropping_mid_turn_is_a_502_not_a_hang() {
 }
 
 #[tokio::test]
-async fn wait_completion_needs_an_agent_scope_and_an_input_endpoint() {
+async fn wait_completion_needs_a_runtime_scope_and_an_input_endpoint() {
     let app = spawn_app().await;
     let _rt = app.runtime("dev-a").await;
     let unscoped = json!({"payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}});
     let problem = assert_problem(app.post("/input?wait=completion", unscoped).await, 422).await;
-    assert!(problem["detail"].as_str().unwrap().contains("runtime.agent_id"), "{problem}");
-    assert_problem(app.post("/sync?wait=completion", json!({})).await, 400).await;
+    assert!(problem["detail"].as_str().unwrap().contains("runtime"), "{problem}");
+    assert_problem(app.post("/sync?wait=completion", scoped(json!({}))).await, 400).await;
 }
 
 #[tokio::test]

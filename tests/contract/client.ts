@@ -16,6 +16,7 @@ type Accepted = paths["/input"]["post"]["responses"][202]["content"]["applicatio
 type Reply = paths["/sync"]["post"]["responses"][200]["content"]["application/json"];
 type Problem = paths["/input"]["post"]["responses"][422]["content"]["application/problem+json"];
 type RuntimeList = paths["/runtimes"]["get"]["responses"][200]["content"]["application/json"];
+type Turn = Schemas["TurnResult"];
 
 export function accepted(a: Accepted): [string, string, string] {
   const requestId: string = a.request_id;
@@ -34,6 +35,14 @@ export function problem(p: Problem): [number, string] {
   const status: number = p.status;
   const detail: string = p.detail;
   return [status, detail];
+}
+
+// POST /input?wait=completion: the finished turn in one answer.
+export function finished(t: Turn): [string, string, string[]] {
+  const text: string = t.text;
+  const stop: string = t.stop_reason;
+  const ids: string[] = t.event_ids;
+  return [text, stop, ids];
 }
 
 export function onTurn(e: Schemas["TurnFinished"]): string {
