@@ -93,7 +93,8 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
         Some(path) => format!("{} ({}, spawned per case)", target::version_of(path), path.display()),
         None => format!("external: {} (runtime {})", args.http_url, if args.register { "registers" } else { "direct" }),
     };
-    let header = Header {
+    let load_at_start = report::loadavg();
+    let mut header = Header {
         machine: report::machine(),
         date: report::utc_now(),
         bridge,
@@ -101,11 +102,13 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
         limits: format!(
             "open files {soft} (hard {hard}) per process, bench and bridge alike; MB = 10^6 B, KB = 10^3 B"
         ),
+        load: String::new(),
     };
     let names: Vec<&str> = args.scenarios().iter().map(|s| s.name()).collect();
     eprintln!("scenarios: {}; {} repetitions; working files in {}", names.join(", "), args.reps, work.display());
     let mut results = Results::default();
     cases::run_all(&args, &work, &mut results).await;
+    header.load = format!("{load_at_start} at the start, {} at the end (1, 5, 15 min averages)", report::loadavg());
     let table = results.table(&header);
     println!("\n{table}");
     println!("total time {:.0} s", started.elapsed().as_secs_f64());

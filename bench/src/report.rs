@@ -74,6 +74,8 @@ pub struct Header {
     pub bridge: String,
     pub options: String,
     pub limits: String,
+    /// The machine's load averages at the start and the end of the run (other work on a shared machine).
+    pub load: String,
 }
 
 /// Every figure of the run.
@@ -131,6 +133,7 @@ impl Results {
         let _ = writeln!(out, "bridge:  {}", header.bridge);
         let _ = writeln!(out, "options: {}", header.options);
         let _ = writeln!(out, "limits:  {}", header.limits);
+        let _ = writeln!(out, "load:    {}", header.load);
         let _ = writeln!(
             out,
             "figures: median of the repetitions; ratio = figure / the same figure of the baseline (raw hop; raw relay at the same receiver count)\n"
@@ -198,6 +201,7 @@ impl Results {
             "bridge": header.bridge,
             "options": header.options,
             "limits": header.limits,
+            "load": header.load,
             "figures": figures,
             "errors": errors,
         })
@@ -258,6 +262,12 @@ pub fn machine() -> String {
         kernel.trim(),
         mem_kb as f64 / 1024.0 / 1024.0
     )
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Now, as `YYYY-MM-DD HH:MM:SS UTC`.
