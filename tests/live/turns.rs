@@ -179,3 +179,30 @@ async fn a_turn_on_a_model_the_server_does_not_list_ends_in_an_error() {
     assert!(live.model.requests().iter().any(|r| r.uri == "/v1/models"), "the runtime asked for the models");
     assert!(live.model.chat_requests().is_empty(), "and did not call an unlisted one");
 }
+
+#[tokio::test]
+async fn a_queued_input_after_an_abort_waits_for_and_answers_with_its_own_turn() {
+    let Some(mut live) = Live::start("queued_completion").await else { return };
+    let scope = live.create_agent().await;
+    live.model.set_reply(Reply::new(["slow "; 40]).with_delay(Duration::from_millis(250)));
+    assert_eq!(live.bridge.post("/input", &message(&scope, "take your time")).await.status(), 202);
+    live.events
+        .next_matching(WAIT, "an assistant delta", |e| {
+            in_scope(e, "stream_delta", &scope) && e.data["delta"]["message_type"] == "assistant_message"
+        })
+        .await;
+    let res = live.bridge.post("/abort?wait=true&timeout_ms=15000", &json!({"runtime": scope})).await;
+    assert_eq!(res.status(), 200);
+
+    // The runtime queues the next input behind the aborted turn's wind-down
+    // (recorded: turn_after_abort); the answer must be the new turn only.
+    live.model.set_reply(greeting());
+    let res = live.bridge.post("/input?wait=completion&timeout_ms=30000", &message(&scope, "again")).await;
+    let status = res.status();
+    let turn: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{turn}");
+    assert_eq!(turn["text"], greeting().text(), "{turn}");
+    assert_eq!(turn["stop_reason"], "end_turn", "{turn}");
+    assert!(matches!(turn["disposition"].as_str(), Some("queued" | "started")), "{turn}");
+    eprintln!("disposition after an abort: {}", turn["disposition"]);
+}
