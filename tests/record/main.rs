@@ -31,4 +31,8 @@ async fn record_fixtures_from_the_real_runtime() {
     let package = std::fs::canonicalize(&launcher).ok().and_then(|l| Some(l.parent()?.parent()?.join("package")));
     let dir = write::fixtures(&recording, package.as_deref());
     eprintln!("fixtures written to {}", dir.display());
+    // The runtime's throwaway HOME and log (kept when the recording fails).
+    if let Some(tmp) = recording.home.parent() {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
 }
