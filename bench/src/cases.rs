@@ -88,7 +88,7 @@ async fn run_case(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     let env = match case {
-        Case::RelaySteady(_) | Case::RelaySaturated { .. } | Case::RelayMemory(_) => Env::Relay(Relay::spawn().await?),
+        Case::RelaySteady(_) | Case::RelaySaturated { .. } => Env::Relay(Relay::spawn().await?),
         Case::EventHop(_) | Case::EventSaturation(_) | Case::Input(_) | Case::Sync(_) | Case::Fanout(_) => {
             match &args.spawn {
                 Some(binary) => {
@@ -150,7 +150,15 @@ async fn one(args: &Args, work: &Path, case: Case, env: &Env) -> anyhow::Result<
         Case::Input(c) => commands::input(target()?, args, c).await,
         Case::Sync(c) => commands::sync(target()?, args, c).await,
         Case::Fanout(size) => events::fanout(target()?, args, size).await,
-        Case::RelayMemory(n) => relay()?.memory(n).await,
+        Case::RelayMemory(n) => {
+            // A fresh relay (port) per repetition: thousands of closed
+            // loopback connections to one port would exhaust the ephemeral
+            // ports connect() may use while they sit in TIME_WAIT.
+            let relay = Relay::spawn().await?;
+            let figures = relay.memory(n).await;
+            relay.stop().await;
+            figures
+        }
         Case::Memory => match (&args.spawn, args.pid) {
             (_, Some(pid)) => {
                 memory::measure(&Target::from_args(args)?, pid, &args.memory_subscribers, args.relay_memory_receivers)
