@@ -1,7 +1,7 @@
 //! Turns volatile values into stable placeholders, so re-recording the same
 //! runtime version gives (almost) no diff and the fake runtime can put its
 //! own values back: named literals (`<agent-id>`, `<home>`, …), UUIDs
-//! (`<uuid-N>`, numbered by first appearance over the whole recording),
+//! (`<uuid-N>`, numbered by first appearance in each fixture file),
 //! ISO timestamps (every digit 0, so the format shows), event sequence
 //! numbers, and the runtime's Node version and OS.
 
@@ -29,6 +29,12 @@ impl Normaliser {
         }
         self.named.push((literal, placeholder.into()));
         self.named.sort_by_key(|(l, _)| std::cmp::Reverse(l.len()));
+    }
+
+    /// Starts a new fixture file: UUIDs are numbered per file, so a change
+    /// in one exchange does not renumber the others.
+    pub fn new_file(&mut self) {
+        self.uuids.clear();
     }
 
     /// A runtime frame: the generic rules plus its envelope (`event_seq`

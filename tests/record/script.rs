@@ -458,7 +458,9 @@ pub async fn run(launcher: PathBuf) -> Recording {
             .await;
         exchanges.push(Exchange {
             name: "first_command_at_once",
-            about: "a new runtime process: input (unknown agent) sent the moment its socket is up",
+            about: "a new runtime process: input (unknown agent) sent the moment its socket is up. The outcome \
+                    varies between recordings (a race in the runtime): either the whole error turn, or input_accepted, \
+                    update_device_status, update_loop_status WAITING_ON_INPUT and no turn_finished at all",
             steps: vec![at_once],
         });
         let mut r = rec

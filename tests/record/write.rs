@@ -51,6 +51,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
     let mut timings = serde_json::Map::new();
     let ms = |d: Duration| d.as_millis() as u64;
 
+    n.new_file();
     let http: Vec<Value> = rec.http_before_socket.iter().map(|c| request(&mut n, c)).collect();
     save(
         &dir,
@@ -69,6 +70,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
         }),
     );
 
+    n.new_file();
     save(
         &dir,
         "connect",
@@ -82,6 +84,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
     timings.insert("connect".into(), offsets(&rec.first_frames, rec.connected_at));
 
     for Exchange { name, about, steps } in &rec.exchanges {
+        n.new_file();
         let steps_json: Vec<Value> = steps.iter().map(|s| step(&mut n, s)).collect();
         save(&dir, name, json!({"recorded_with": recorded_with, "about": about, "steps": steps_json}));
         let t: Vec<Value> = steps.iter().map(|s| offsets(&s.frames, s.sent_at)).collect();
@@ -93,6 +96,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
     let pings: Vec<Value> =
         rec.pings.iter().map(|p| json!({"frame": n.frame(&p.frame), "after_connect_s": after(p.at)})).collect();
     let control: Vec<u64> = rec.control_pings.iter().map(|&at| after(at)).collect();
+    n.new_file();
     save(
         &dir,
         "ping",
@@ -106,6 +110,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
     timings.insert("pings_ms_after_connect".into(), rec.pings.iter().map(|p| ms(p.at - rec.connected_at)).collect());
 
     for r in &rec.reconnections {
+        n.new_file();
         let requests: Vec<Value> = r.requests.iter().map(|c| request(&mut n, c)).collect();
         let steps: Vec<Value> = r.steps.iter().map(|s| step(&mut n, s)).collect();
         save(
@@ -132,6 +137,7 @@ pub fn fixtures(rec: &Recording, package: Option<&Path>) -> PathBuf {
         );
     }
 
+    n.new_file();
     save(
         &dir,
         "disconnect",
