@@ -21,8 +21,8 @@ use super::{ApiError, AppState};
 use super::{idempotency, metrics};
 use crate::auth::Role;
 use crate::protocol::commands::{
-    AbortCommand, ApprovalCommand, GenericCommand, InputCommand, SyncCommand, generic_frame, requires_admin,
-    typed_frame,
+    AbortCommand, ApprovalCommand, GenericCommand, InputCommand, SyncCommand, UNANSWERED_COMMANDS, generic_frame,
+    requires_admin, typed_frame,
 };
 use crate::runtime::{Outcome, Scope};
 
@@ -342,6 +342,12 @@ async fn deliver(
     }
     if let Some(ms) = request.timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
         return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
+    }
+    // Nothing will ever answer these by request_id: wait=true answers 202
+    // once written, as without it (their effect shows on GET /events).
+    let mut request = request;
+    if request.wait == InputWait::True && UNANSWERED_COMMANDS.contains(&kind.as_str()) {
+        request.wait = InputWait::False;
     }
     let wait_for = (request.wait != InputWait::False).then(|| {
         let asked = request.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);

@@ -309,14 +309,39 @@ pub fn typed_frame<C: TypedCommand>(cmd: &C) -> Result<Map<String, Value>, Comma
     Ok(frame)
 }
 
+/// Conversation commands the runtime drops unanswered without a runtime
+/// scope it accepts (letta-code 0.32.18: `isRuntimeScope`).
+const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change_device_state"];
+
+/// Commands the runtime never answers by `request_id` (letta-code 0.32.18):
+/// `?wait=true` on one answers `202` once it is written.
+pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
+
 /// Checks a free-form frame for `POST /commands` and fills its `request_id`.
 pub fn generic_frame(mut frame: Map<String, Value>) -> Result<Map<String, Value>, CommandError> {
-    match frame.get("type") {
-        Some(Value::String(t)) if crate::protocol::frame::is_valid_type(t) => {}
+    let kind = match frame.get("type") {
+        Some(Value::String(t)) if crate::protocol::frame::is_valid_type(t) => t.as_str(),
         _ => return Err(CommandError::BadType),
+    };
+    if kind == "approval_response" {
+        return Err(CommandError::Invalid(
+            "an approval response is an `input` frame whose payload.kind is `approval_response`: use POST /approval",
+        ));
+    }
+    if SCOPED_COMMANDS.contains(&kind) && !frame.get("runtime").is_some_and(is_runtime_scope) {
+        return Err(CommandError::Invalid(
+            "this command needs `runtime` with a non-empty `conversation_id` and an `agent_id` (a non-empty string or null); the runtime drops it otherwise",
+        ));
     }
     fill_request_id(&mut frame)?;
     Ok(frame)
+}
+
+/// The runtime's own test of a scope: a non-empty `conversation_id`, and an
+/// `agent_id` that is null or a non-empty string.
+fn is_runtime_scope(scope: &Value) -> bool {
+    let non_empty = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
+    non_empty(&scope["conversation_id"]) && scope.get("agent_id").is_some_and(|a| a.is_null() || non_empty(a))
 }
 
 fn fill_request_id(frame: &mut Map<String, Value>) -> Result<(), CommandError> {
@@ -335,13 +360,53 @@ pub fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.chars().count() <= MAX_REQUEST_ID_LEN && !id.chars().any(char::is_control)
 }
 
-/// The documented shape of `POST /commands`: any v2 frame.
+/// The documented shape of `POST /commands`: any v2 frame. The four
+/// conversation commands carry a runtime scope the runtime accepts; a
+/// top-level `approval_response` is not a frame (approvals are `input`s).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only: bodies are read as JSON maps
+pub enum GenericCommand {
+    Conversation(ScopedFrame),
+    Other(OtherFrame),
+}
+
+/// `input`, `sync`, `abort_message` or `change_device_state`, sent as is.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"type": "change_device_state", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "payload": {"mode": "default"}})))]
+pub struct ScopedFrame {
+    #[serde(rename = "type")]
+    #[schema(pattern = "^(input|sync|abort_message|change_device_state)$")]
+    pub kind: String,
+    pub runtime: FrameScope,
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
+    pub request_id: Option<String>,
+    /// Every other field goes to the runtime untouched.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A scope as the runtime tests it: a conversation, and an agent or null.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrameScope {
+    #[schema(min_length = 1)]
+    pub conversation_id: String,
+    /// An agent id, or null for the runtime's default.
+    #[schema(min_length = 1, required = true)]
+    pub agent_id: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// Any other frame type, sent as is; types other than the conversation
+/// ones need the admin token.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(examples(json!({"type": "list_in_directory", "path": "/home"})))]
-pub struct GenericCommand {
-    /// The frame type; commands other than the conversation ones need the admin token.
+pub struct OtherFrame {
     #[serde(rename = "type")]
-    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
+    #[schema(
+        pattern = "^(?!(input|sync|abort_message|change_device_state|approval_response)$)[A-Za-z0-9_.:-]{1,128}$"
+    )]
     pub kind: String,
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
@@ -428,6 +493,18 @@ mod tests {
         assert_eq!(f["type"], "input");
         assert_eq!(f["payload"]["kind"], "approval_response");
         assert_eq!(f["payload"]["decision"], json!({"behavior": "deny", "message": "no"}));
+    }
+
+    #[test]
+    fn generic_conversation_frames_need_a_scope_the_runtime_takes() {
+        let frame = |v: Value| generic_frame(v.as_object().unwrap().clone());
+        assert!(frame(json!({"type": "sync"})).is_err());
+        assert!(frame(json!({"type": "sync", "runtime": {"agent_id": "a"}})).is_err());
+        assert!(frame(json!({"type": "change_device_state", "runtime": {"conversation_id": "c"}})).is_err());
+        assert!(frame(json!({"type": "approval_response", "runtime": scope()})).is_err());
+        assert!(frame(json!({"type": "sync", "runtime": scope()})).is_ok());
+        assert!(frame(json!({"type": "sync", "runtime": {"agent_id": null, "conversation_id": "c"}})).is_ok());
+        assert!(frame(json!({"type": "read_file", "path": "/x"})).is_ok(), "other commands carry no scope");
     }
 
     #[test]

@@ -100,7 +100,8 @@ async fn conversation_commands_are_open_to_client_tokens_but_device_commands_nee
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "read_file");
     // Conversation commands pass with the client token, through /commands too.
-    let res = app.post("/commands", json!({"type": "change_device_state", "payload": {"mode": "default"}})).await;
+    let res =
+        app.post("/commands", scoped(json!({"type": "change_device_state", "payload": {"mode": "default"}}))).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "change_device_state");
 }

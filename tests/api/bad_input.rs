@@ -59,6 +59,9 @@ async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
         ("/approval", scoped(json!({"payload": {"request_id": "a"}})), "exactly one"),
         ("/commands", json!({"no_type": true}), "type"),
         ("/commands", json!({"type": "has space"}), "type"),
+        ("/commands", json!({"type": "sync"}), "needs `runtime`"),
+        ("/commands", json!({"type": "input", "runtime": {"agent_id": "a"}, "payload": {}}), "conversation_id"),
+        ("/commands", scoped(json!({"type": "approval_response"})), "POST /approval"),
         ("/commands", json!("just a string"), "wrong shape"),
     ];
     for (path, body, hint) in cases {

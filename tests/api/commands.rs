@@ -158,3 +158,16 @@ async fn the_cursor_at_acceptance_resumes_exactly_after_the_command() {
     let reply = sse.next_of("sync_response").await;
     assert_eq!((reply.event.as_str(), reply.data["request_id"].as_str()), ("sync_response", Some("cur-1")));
 }
+
+#[tokio::test]
+async fn waiting_on_a_command_the_runtime_never_answers_returns_once_it_is_written() {
+    // letta-code answers change_device_state with state events only, never
+    // by request_id: a wait could only time out, so it is not one.
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    rt.quiet();
+    let body = scoped(json!({"type": "change_device_state", "payload": {"mode": "default"}}));
+    let res = app.post("/commands?wait=true&timeout_ms=60000", body).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(rt.next_frame().await["type"], "change_device_state");
+}

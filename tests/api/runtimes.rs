@@ -176,7 +176,7 @@ async fn commands_with_no_runtime_online_are_503_with_retry_after() {
             "/commands" => json!({"type": "sync"}),
             _ => json!({}),
         };
-        let body = if path == "/commands" { body } else { scoped(body) };
+        let body = scoped(body);
         let res = app.post(path, body).await;
         assert_eq!(res.headers()["retry-after"], "2", "{path}");
         assert_problem(res, 503).await;

@@ -9,7 +9,8 @@ tests/api/fixtures.rs):
 - `sync` -> the state events, then `sync_response`;
 - `input` create_message -> the whole recorded turn (`input_accepted`, loop
   status, assistant deltas, `turn_finished`), so `?wait=completion` finishes;
-  approval_response -> the recorded `input_accepted`;
+  approval_response -> `input_accepted` with `accepted: false` (recorded for
+  an approval request that is not pending);
 - `abort_message` -> `abort_message_response` (nothing running);
 - `runtime_start`, `change_device_state`, `list_in_directory` -> as recorded;
 - anything else gets no answer (an awaited one ends in 504, as with the real
@@ -119,7 +120,8 @@ def replies(frame):
     if kind == "input":
         if (frame.get("payload") or {}).get("kind") == "create_message":
             return replay("turn", frame)
-        return replay("turn", frame, keep=lambda f: f.get("type") == "input_accepted")
+        # An approval for a request that is not pending, as recorded.
+        return replay("approval_unknown", frame)
     exchange = {
         "sync": "sync",
         "abort_message": "abort_idle",
