@@ -41,6 +41,25 @@ impl Live {
     }
 
     pub async fn start_with(test: &str, tweak: impl FnOnce(&mut RuntimeOptions)) -> Option<Self> {
+        let live = Self::launch(test, tweak, None).await?.0;
+        live.runtime_ready().await;
+        Some(live)
+    }
+
+    /// Starts everything and sends `input` to `path` again and again while
+    /// the bridge answers `503` (no runtime online yet), so that the first
+    /// accepted one reaches the bridge the moment the runtime's socket is
+    /// up; returns the setup and that first answer that is not a 503.
+    pub async fn start_racing(test: &str, path: &str, input: &Value) -> Option<(Self, reqwest::Response)> {
+        let (live, first) = Self::launch(test, |_| {}, Some((path, input))).await?;
+        Some((live, first.expect("an answer")))
+    }
+
+    async fn launch(
+        test: &str,
+        tweak: impl FnOnce(&mut RuntimeOptions),
+        race: Option<(&str, &Value)>,
+    ) -> Option<(Self, Option<reqwest::Response>)> {
         let launcher = letta::launcher_or_skip(test)?;
         assert!(letta::git_available(), "the runtime needs git on PATH");
         let dir = TempDir(letta::temp_dir(test));
@@ -51,11 +70,23 @@ impl Live {
         opts.model_base_url = Some(model.base_url());
         tweak(&mut opts);
         let runtime = LettaRuntime::start(&opts);
+        let mut first = None;
+        if let Some((path, input)) = race {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let res = bridge.post(path, input).await;
+                if res.status() != 503 {
+                    first = Some(res);
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "the runtime never came online");
+                // 503 until the runtime connects; retry at once, bounded by the deadline.
+                tokio::task::yield_now().await;
+            }
+        }
         let online = events.next_of("runtime_online", WAIT).await;
         let runtime_id = online.data["runtime_id"].as_str().expect("runtime_online names the runtime").to_owned();
-        let live = Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir };
-        live.runtime_ready().await;
-        Some(live)
+        Some((Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir }, first))
     }
 
     /// Waits until the runtime answers a `sync`. The bridge reports it online
@@ -63,7 +94,9 @@ impl Live {
     /// few milliseconds later, asynchronously: a command that arrives before
     /// that is handled, yet the events of its scope go nowhere (seen: an
     /// input for an unknown agent got `input_accepted` but never its
-    /// `turn_finished`). So tests start once a sync round trip worked.
+    /// `turn_finished`). The bridge now holds commands until the runtime's
+    /// first pong (`start_racing` tests that); tests other than that one
+    /// still start once a sync round trip worked, so they test one thing.
     pub async fn runtime_ready(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let probe = json!({"runtime": {"agent_id": "agent-readiness-probe", "conversation_id": "default"}});

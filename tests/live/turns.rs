@@ -206,3 +206,19 @@ async fn a_queued_input_after_an_abort_waits_for_and_answers_with_its_own_turn()
     assert!(matches!(turn["disposition"].as_str(), Some("queued" | "started")), "{turn}");
     eprintln!("disposition after an abort: {}", turn["disposition"]);
 }
+
+#[tokio::test]
+async fn a_command_sent_the_moment_the_runtime_connects_still_gets_its_whole_turn() {
+    // The runtime sets up its side of a new connection just after the
+    // upgrade; an input that reached it earlier got input_accepted but never
+    // its turn_finished (recorded: first_command_at_once). The bridge holds
+    // commands until the runtime's first pong, so this one is answered.
+    let scope = json!({"agent_id": "agent-does-not-exist", "conversation_id": "default"});
+    let path = "/input?wait=completion&timeout_ms=15000";
+    let Some((_live, res)) = Live::start_racing("first_command", path, &message(&scope, "first")).await else { return };
+    let status = res.status();
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(status, 502, "the whole turn came back, not a timeout: {problem}");
+    assert_eq!(problem["type"], "urn:letta-bridge:turn-failed", "{problem}");
+    assert_eq!(problem["turn"]["stop_reason"], "error", "{problem}");
+}
