@@ -1,9 +1,9 @@
-//! A noise-free figure: instructions the bridge executes per delivered event,
-//! counted by valgrind's callgrind. Two runs with the same setup (runtime +
-//! S subscribers), one publishing no events and one publishing K; the
-//! difference divided by K × S cancels start-up, connections and shutdown.
-//! The same pair of runs with N `POST /input` instead gives the instructions
-//! per command.
+//! A noise-free figure: instructions the bridge executes per delivered event
+//! and per command, counted by valgrind's callgrind. The bridge runs under
+//! callgrind; once the runtime and the subscribers (or the HTTP client) are
+//! connected, `callgrind_control -z` zeroes the counters, the events (or
+//! commands) go through, and `callgrind_control -d` dumps what they cost:
+//! start-up, connections and shutdown stay out of the figure.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,10 +34,12 @@ enum Work {
     Inputs { inputs: usize },
 }
 
-/// Total instructions of one callgrind run of the bridge.
-async fn run(args: &Args, binary: &Path, dir: &Path, work: Work, tag: &str) -> anyhow::Result<u64> {
-    let out: PathBuf = dir.join(format!("callgrind.{tag}.{work:?}.out").replace([' ', '{', '}', ':', ','], ""));
+/// Instructions the bridge spent on `work` (between zeroing and dumping the counters).
+async fn run(args: &Args, binary: &Path, dir: &Path, work: Work) -> anyhow::Result<u64> {
+    let out: PathBuf = dir.join(format!("callgrind.{work:?}.out").replace([' ', '{', '}', ':', ','], ""));
+    let dump = PathBuf::from(format!("{}.1", out.display()));
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&dump);
     let mut launch = Launch::new(binary, args);
     launch.wrapper = vec![
         args.valgrind.clone().into(),
@@ -53,9 +55,10 @@ async fn run(args: &Args, binary: &Path, dir: &Path, work: Work, tag: &str) -> a
     let measured = async {
         let target = &bridge.target;
         let ws = runtime::connect(target, "bench", SLOW).await?;
+        let pid = bridge.pid;
         match work {
-            Work::Events { subs, events } => deliveries(args, target, ws, subs, events).await?,
-            Work::Inputs { inputs } => commands(target, ws, inputs).await?,
+            Work::Events { subs, events } => deliveries(args, pid, target, ws, subs, events).await?,
+            Work::Inputs { inputs } => commands(args, pid, target, ws, inputs).await?,
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         anyhow::Ok(())
@@ -64,14 +67,31 @@ async fn run(args: &Args, binary: &Path, dir: &Path, work: Work, tag: &str) -> a
     let stopped = bridge.stop(SLOW).await;
     measured?;
     stopped?;
-    let text = std::fs::read_to_string(&out).with_context(|| format!("callgrind wrote no {}", out.display()))?;
-    let total = totals(&text).with_context(|| format!("no totals/summary line in {}", out.display()))?;
+    let text = std::fs::read_to_string(&dump).with_context(|| format!("callgrind wrote no {}", dump.display()))?;
+    let total = totals(&text).with_context(|| format!("no totals/summary line in {}", dump.display()))?;
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&dump);
     Ok(total)
 }
 
+/// `callgrind_control -z` (zero the counters) or `-d` (dump them) for `pid`.
+async fn control(args: &Args, pid: u32, what: &str) -> anyhow::Result<()> {
+    let out = tokio::time::timeout(
+        SLOW,
+        tokio::process::Command::new(&args.callgrind_control).arg(what).arg(pid.to_string()).output(),
+    )
+    .await
+    .with_context(|| format!("{} {what} timed out", args.callgrind_control.display()))?
+    .with_context(|| format!("cannot run {}", args.callgrind_control.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !said.contains("OK") {
+        bail!("{} {what} {pid}: {said}{}", args.callgrind_control.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// Publishes `events` to `subs` subscribers and checks every delivery arrived.
-async fn deliveries(args: &Args, target: &Target, ws: Ws, subs: usize, events: usize) -> anyhow::Result<()> {
+async fn deliveries(args: &Args, pid: u32, target: &Target, ws: Ws, subs: usize, events: usize) -> anyhow::Result<()> {
     let (mut sink, stream) = ws.split();
     let drainer = tokio::spawn(runtime::drain(stream));
     let streams = tokio::time::timeout(SLOW, sse::open_many(target, subs, 8, |_| None))
@@ -80,8 +100,10 @@ async fn deliveries(args: &Args, target: &Target, ws: Ws, subs: usize, events: u
     let shared = Shared::new();
     let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), false))).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    control(args, pid, "-z").await?;
     let pace = Pace::Steady { count: events, per_sec: args.callgrind_rate };
     let o = deliver::run(shared, tasks, now_ns(), publish(&mut sink, args.size, pace), SLOW * 3).await?;
+    control(args, pid, "-d").await?;
     let want = (events * subs) as u64;
     if o.total.events != want {
         bail!("under callgrind {} of {want} deliveries arrived ({} missed)", o.total.events, o.total.missed);
@@ -91,15 +113,18 @@ async fn deliveries(args: &Args, target: &Target, ws: Ws, subs: usize, events: u
     Ok(())
 }
 
-/// Sends `inputs` `POST /input` on one keep-alive connection (one warm-up
-/// request first, in both runs of the pair), each answered 202.
-async fn commands(target: &Target, ws: Ws, inputs: usize) -> anyhow::Result<()> {
+/// Sends `inputs` `POST /input` on one keep-alive connection (after one
+/// warm-up request, not counted), each answered 202.
+async fn commands(args: &Args, pid: u32, target: &Target, ws: Ws, inputs: usize) -> anyhow::Result<()> {
     let (_sink, stream) = ws.split();
     let drainer = tokio::spawn(runtime::drain(stream));
     let mut conn = HttpConn::connect(&target.addr).await?;
     let path = target.path("/input");
     let body = br#"{"payload":{"kind":"create_message","messages":[{"role":"user","content":"bench"}]}}"#;
-    for _ in 0..=inputs {
+    for i in 0..=inputs {
+        if i == 1 {
+            control(args, pid, "-z").await?;
+        }
         let r = tokio::time::timeout(SLOW, conn.request("POST", &path, Some(&target.client_token), Some(body)))
             .await
             .context("POST /input under valgrind timed out")??;
@@ -107,6 +132,9 @@ async fn commands(target: &Target, ws: Ws, inputs: usize) -> anyhow::Result<()> 
             bail!("POST /input answered {}: {}", r.status, r.text());
         }
     }
+    // Until the last frame has been written to the runtime.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    control(args, pid, "-d").await?;
     drainer.abort();
     Ok(())
 }
@@ -118,32 +146,29 @@ fn totals(text: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// One repetition: per delivered event at `--callgrind-subscribers`, and per
-/// event with one subscriber.
+/// One repetition: per delivered event at `--callgrind-subscribers`, per
+/// event with one subscriber, and per `POST /input`.
 pub async fn measure(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Vec<Figure>> {
     let k = args.callgrind_events;
     let mut figures = Vec::new();
     for subs in [args.callgrind_subscribers, 1] {
-        let idle = run(args, binary, dir, Work::Events { subs, events: 0 }, "idle").await?;
-        let busy = run(args, binary, dir, Work::Events { subs, events: k }, "busy").await?;
-        let per = busy.saturating_sub(idle) as f64 / (k * subs) as f64;
+        let ir = run(args, binary, dir, Work::Events { subs, events: k }).await?;
+        let per = ir as f64 / (k * subs) as f64;
         let name = if subs == 1 {
             "instructions per event, 1 sub (publish + 1 delivery)".to_owned()
         } else {
             format!("instructions per delivered event, {subs} subs")
         };
         figures.push(Figure::new(name, per, "instr").note(format!(
-            "Ir {busy} with {k} events − {idle} with none, {subs} subs, {} events/s, {} B frames",
+            "Ir {ir} for {k} events to {subs} subs at {} events/s, {} B frames",
             args.callgrind_rate, args.size
         )));
     }
     let n = args.callgrind_inputs;
-    let idle = run(args, binary, dir, Work::Inputs { inputs: 0 }, "idle").await?;
-    let busy = run(args, binary, dir, Work::Inputs { inputs: n }, "busy").await?;
-    let per = busy.saturating_sub(idle) as f64 / n as f64;
+    let ir = run(args, binary, dir, Work::Inputs { inputs: n }).await?;
     figures.push(
-        Figure::new("instructions per POST /input (request → frame → 202)", per, "instr")
-            .note(format!("Ir {busy} with {n} inputs − {idle} with none, one keep-alive client")),
+        Figure::new("instructions per POST /input (request → frame → 202)", ir as f64 / n as f64, "instr")
+            .note(format!("Ir {ir} for {n} inputs, one keep-alive client")),
     );
     Ok(figures)
 }

@@ -22,8 +22,9 @@
 //! Workload: `--reps`, `--count`, `--rate`, `--size`, `--subscribers`,
 //! `--input-concurrency`, `--sync-concurrency`, `--saturation-secs`,
 //! `--fanout-subscribers`, `--fanout-sizes`, `--fanout-secs`,
-//! `--memory-subscribers`, `--startup-runs`, `--callgrind-subscribers`,
-//! `--callgrind-events`, `--callgrind-rate`, `--valgrind`. Output: `--json`,
+//! `--memory-subscribers`, `--relay-memory-receivers`, `--startup-runs`,
+//! `--callgrind-subscribers`, `--callgrind-events`, `--callgrind-rate`,
+//! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Output: `--json`,
 //! `--keep-work-dir`.
 //!
 //! # Layout
@@ -38,9 +39,9 @@
 //! - `relay`: the raw baselines — one WebSocket hop, and the fan-out relay server (`bench relay` child process).
 //! - `events`: event hop (steady, saturated) and fan-out through the bridge, and the relay runs.
 //! - `commands`: `POST /input` latency and `POST /sync?wait=true` round trips.
-//! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets.
+//! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets (and `relay`: RSS per idle raw receiver).
 //! - `startup`: spawn → first `/healthz` 200, binary size.
-//! - `instructions`: callgrind instructions per delivered event (two runs, difference).
+//! - `instructions`: callgrind instructions per delivered event and per command (counters zeroed and dumped around the work).
 //! - `report`: figures, medians, ratios, targets, the table and the JSON file; `stats`: clock, histogram, median.
 //!
 //! Latencies are measured with one monotonic clock: the sender stamps each

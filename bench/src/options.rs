@@ -132,7 +132,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub callgrind_subscribers: usize,
 
-    /// Events published in the callgrind run (the other run of the pair publishes none).
+    /// Events published in each callgrind run.
     #[arg(long, default_value_t = 500)]
     pub callgrind_events: usize,
 
@@ -149,6 +149,10 @@ pub struct Args {
     /// The valgrind binary.
     #[arg(long, default_value = "valgrind", value_name = "PATH")]
     pub valgrind: PathBuf,
+
+    /// valgrind's `callgrind_control` (zeroes and dumps the counters around the measured work).
+    #[arg(long, default_value = "callgrind_control", value_name = "PATH")]
+    pub callgrind_control: PathBuf,
 
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json", value_name = "PATH")]
@@ -173,7 +177,7 @@ Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout
   fanout            deliveries/s and MB/s to --fanout-subscribers at --fanout-sizes, publishing at saturation
   memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid); raw relay RSS per idle receiver
   startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
-  instructions      callgrind instructions per delivered and per published event (needs --spawn and valgrind)
+  instructions      callgrind instructions per delivered event and per POST /input (needs --spawn and valgrind)
 
 Example: cargo run --release --manifest-path bench/Cargo.toml -- --all --spawn target/release/letta-bridge";
 
