@@ -34,7 +34,7 @@ pub async fn input(target: &Target, args: &Args, concurrency: usize) -> anyhow::
             let path = target.path("/input");
             for _ in 0..per {
                 let body = format!(
-                    r#"{{"t":{},"payload":{{"kind":"create_message","messages":[{{"role":"user","content":"bench"}}]}}}}"#,
+                    r#"{{"t":{},"runtime":{{"agent_id":"agent-bench","conversation_id":"conv-bench"}},"payload":{{"kind":"create_message","messages":[{{"role":"user","content":"bench"}}]}}}}"#,
                     now_ns()
                 );
                 let r = conn.request("POST", &path, Some(&target.client_token), Some(body.as_bytes())).await?;
@@ -82,6 +82,10 @@ async fn receive_inputs(mut ws: Ws, expect: usize) -> anyhow::Result<Hist> {
     Ok(hist)
 }
 
+/// A `sync` body with the scope the runtime needs (bridges before 9f13d0a
+/// accepted `{}` too, and accept this).
+const SYNC_BODY: &[u8] = br#"{"runtime":{"agent_id":"agent-bench","conversation_id":"conv-bench"}}"#;
+
 /// `POST /sync?wait=true` from `concurrency` connections for `--saturation-secs`.
 pub async fn sync(target: &Target, args: &Args, concurrency: usize) -> anyhow::Result<Vec<Figure>> {
     let ws = runtime::connect(target, "bench", Duration::from_secs(10)).await?;
@@ -98,7 +102,7 @@ pub async fn sync(target: &Target, args: &Args, concurrency: usize) -> anyhow::R
             let mut hist = Hist::default();
             while started.elapsed() < span {
                 let t = now_ns();
-                let r = conn.request("POST", &path, Some(&target.client_token), Some(b"{}")).await?;
+                let r = conn.request("POST", &path, Some(&target.client_token), Some(SYNC_BODY)).await?;
                 if r.status != 200 {
                     bail!("POST /sync?wait=true answered {}: {}", r.status, r.text());
                 }

@@ -120,7 +120,7 @@ async fn commands(args: &Args, pid: u32, target: &Target, ws: Ws, inputs: usize)
     let drainer = tokio::spawn(runtime::drain(stream));
     let mut conn = HttpConn::connect(&target.addr).await?;
     let path = target.path("/input");
-    let body = br#"{"payload":{"kind":"create_message","messages":[{"role":"user","content":"bench"}]}}"#;
+    let body = br#"{"runtime":{"agent_id":"agent-bench","conversation_id":"conv-bench"},"payload":{"kind":"create_message","messages":[{"role":"user","content":"bench"}]}}"#;
     for i in 0..=inputs {
         if i == 1 {
             control(args, pid, "-z").await?;
