@@ -16,9 +16,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use serde::Deserialize;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Interval, Sleep, interval_at, sleep};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -125,7 +126,7 @@ async fn get_events(
         buf: Vec::new(),
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
-        shutdown: state.streams_shutdown.clone(),
+        shutdown: Shutdown::new(state.streams_shutdown.clone()),
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
@@ -175,9 +176,37 @@ struct Feed {
     buf: Vec<Arc<Event>>,
     first: Option<Bytes>,
     keepalive: Interval,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
     ends: Option<Pin<Box<Sleep>>>,
+}
+
+/// The end of every stream at shutdown, cheap to poll. Polling a
+/// `cancelled()` future takes the token's mutex, one shared by every stream,
+/// on every poll: a lock per subscriber per event, contended across the
+/// workers. Instead the first poll leaves this task's waker in the token's
+/// waiter list, and later polls only read the token's flag; the cancellation
+/// wakes the stored waker (the connection task's, which does not change).
+struct Shutdown {
+    token: CancellationToken,
+    /// Polled once to register; dropped with the stream.
+    waiter: Pin<Box<WaitForCancellationFutureOwned>>,
+    registered: bool,
+}
+
+impl Shutdown {
+    fn new(token: CancellationToken) -> Self {
+        Self { waiter: Box::pin(token.clone().cancelled_owned()), token, registered: false }
+    }
+
+    /// Ready once the streams are shut down.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.registered {
+            self.registered = true;
+            return self.waiter.as_mut().poll(cx);
+        }
+        if self.token.is_cancelled() { Poll::Ready(()) } else { Poll::Pending }
+    }
 }
 
 impl Feed {
@@ -190,7 +219,7 @@ impl Feed {
         loop {
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return None,
+                () = std::future::poll_fn(|cx| self.shutdown.poll(cx)) => return None,
                 () = async { self.ends.as_mut().expect("guarded").await }, if self.ends.is_some() => return None,
                 read = self.subscription.recv(&mut self.buf, BATCH) => {
                     let chunk = match read {
