@@ -24,6 +24,9 @@ pub struct Application {
     tls: Option<RustlsConfig>,
     addr: SocketAddr,
     state: AppState,
+    /// The router, built with everything else so that start-up's transient
+    /// memory is spent (and can be released) before serving.
+    app: axum::Router,
     tokens: Tokens,
     grace: std::time::Duration,
 }
@@ -76,7 +79,8 @@ impl Application {
             idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(Tickets::default()),
         });
-        Ok(Self { listener, tls, addr, state, tokens, grace: config.shutdown_grace })
+        let app = http::app(state.clone());
+        Ok(Self { listener, tls, addr, state, app, tokens, grace: config.shutdown_grace })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -98,12 +102,11 @@ impl Application {
     /// runtime sockets close with 1001, and in-flight requests finish within
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, tls, addr, state, grace, .. } = self;
+        let Self { listener, tls, addr, state, app, grace, .. } = self;
         let shutdown = state.shutdown.clone();
         let streams = state.streams_shutdown.clone();
         let tracker = state.tracker.clone();
         tracing::info!(%addr, tls = tls.is_some(), epoch = state.hub.epoch(), "letta-bridge listening");
-        let app = http::app(state);
         let serving = match tls {
             None => {
                 // No Nagle delay: events and commands are small writes that
