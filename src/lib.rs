@@ -14,7 +14,8 @@
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket,
 //!   replies awaited by `request_id`.
 //! - [`http`]: axum handlers, one file per concern: commands (with
-//!   `Idempotency-Key`), events (SSE), status, the runtime's own endpoints,
+//!   `Idempotency-Key`; `turn` follows a turn for `?wait=completion`), events
+//!   (SSE), status, the runtime's own endpoints,
 //!   stream tickets, CORS/Origin checks, metrics, the console page, OpenAPI
 //!   and the docs UI; extractors and the one error type.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
