@@ -16,6 +16,18 @@ fn in_scope(e: &SseEvent, kind: &str, scope: &Value) -> bool {
         && e.data["runtime"]["conversation_id"] == scope["conversation_id"]
 }
 
+/// Starts a turn whose reply streams slowly (40 pieces, 250 ms apart) and
+/// returns once its first assistant delta arrived: the turn is running.
+async fn start_slow_turn(live: &mut Live, scope: &Value) {
+    live.model.set_reply(Reply::new(["slow "; 40]).with_delay(Duration::from_millis(250)));
+    assert_eq!(live.bridge.post("/input", &message(scope, "take your time")).await.status(), 202);
+    live.events
+        .next_matching(WAIT, "an assistant delta", |e| {
+            in_scope(e, "stream_delta", scope) && e.data["delta"]["message_type"] == "assistant_message"
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn a_message_runs_a_real_turn_whose_deltas_reassemble_the_scripted_reply() {
     let Some(mut live) = Live::start("real_turn").await else { return };
@@ -50,16 +62,7 @@ async fn a_message_runs_a_real_turn_whose_deltas_reassemble_the_scripted_reply()
 async fn abort_during_a_slow_reply_cancels_the_turn() {
     let Some(mut live) = Live::start("abort").await else { return };
     let scope = live.create_agent().await;
-    live.model.set_reply(Reply::new(["slow "; 40]).with_delay(Duration::from_millis(250)));
-
-    let res = live.bridge.post("/input", &message(&scope, "take your time")).await;
-    assert_eq!(res.status(), 202);
-    // The turn is streaming once the first assistant delta arrives.
-    live.events
-        .next_matching(WAIT, "an assistant delta", |e| {
-            in_scope(e, "stream_delta", &scope) && e.data["delta"]["message_type"] == "assistant_message"
-        })
-        .await;
+    start_slow_turn(&mut live, &scope).await;
 
     let res = live.bridge.post("/abort?wait=true&timeout_ms=15000", &json!({"runtime": scope})).await;
     assert_eq!(res.status(), 200);
@@ -184,13 +187,7 @@ async fn a_turn_on_a_model_the_server_does_not_list_ends_in_an_error() {
 async fn a_queued_input_after_an_abort_waits_for_and_answers_with_its_own_turn() {
     let Some(mut live) = Live::start("queued_completion").await else { return };
     let scope = live.create_agent().await;
-    live.model.set_reply(Reply::new(["slow "; 40]).with_delay(Duration::from_millis(250)));
-    assert_eq!(live.bridge.post("/input", &message(&scope, "take your time")).await.status(), 202);
-    live.events
-        .next_matching(WAIT, "an assistant delta", |e| {
-            in_scope(e, "stream_delta", &scope) && e.data["delta"]["message_type"] == "assistant_message"
-        })
-        .await;
+    start_slow_turn(&mut live, &scope).await;
     let res = live.bridge.post("/abort?wait=true&timeout_ms=15000", &json!({"runtime": scope})).await;
     assert_eq!(res.status(), 200);
 
