@@ -68,17 +68,17 @@ pub struct InputParams {
     /// `completion`: hold it until the turn finishes, and answer with the
     /// assembled assistant text, the stop reason and the turn's event ids.
     #[param(inline)]
-    wait: Option<InputWait>,
+    wait: Option<Wait>,
     /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
     /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
     #[param(minimum = 100, maximum = 3_600_000)]
     timeout_ms: Option<u64>,
 }
 
-/// What an input command waits for.
+/// What a command request waits for (`completion` only on input frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum InputWait {
+pub enum Wait {
     /// Answer `202` at once.
     False,
     /// The runtime's `input_accepted`.
@@ -112,7 +112,7 @@ pub struct InputWaitParams {
     /// `completion`: hold it until the turn finishes, and answer with the
     /// assembled assistant text, the stop reason and the turn's event ids.
     #[param(inline)]
-    wait: Option<InputWait>,
+    wait: Option<Wait>,
     /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
     /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
     #[param(minimum = 100, maximum = 3_600_000)]
@@ -122,20 +122,20 @@ pub struct InputWaitParams {
 /// What every command endpoint's query asks for.
 struct Request {
     runtime: Option<String>,
-    wait: InputWait,
+    wait: Wait,
     timeout_ms: Option<u64>,
 }
 
 impl From<CommandParams> for Request {
     fn from(p: CommandParams) -> Self {
-        let wait = if p.wait.unwrap_or(false) { InputWait::True } else { InputWait::False };
+        let wait = if p.wait.unwrap_or(false) { Wait::True } else { Wait::False };
         Self { runtime: p.runtime, wait, timeout_ms: p.timeout_ms }
     }
 }
 
 impl From<InputParams> for Request {
     fn from(p: InputParams) -> Self {
-        Self { runtime: p.runtime, wait: p.wait.unwrap_or(InputWait::False), timeout_ms: p.timeout_ms }
+        Self { runtime: p.runtime, wait: p.wait.unwrap_or(Wait::False), timeout_ms: p.timeout_ms }
     }
 }
 
@@ -328,7 +328,7 @@ async fn deliver(
     state: &AppState,
     role: Role,
     target: Option<String>,
-    request: Request,
+    mut request: Request,
     mut frame: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -345,11 +345,10 @@ async fn deliver(
     }
     // Nothing will ever answer these by request_id: wait=true answers 202
     // once written, as without it (their effect shows on GET /events).
-    let mut request = request;
-    if request.wait == InputWait::True && UNANSWERED_COMMANDS.contains(&kind.as_str()) {
-        request.wait = InputWait::False;
+    if request.wait == Wait::True && UNANSWERED_COMMANDS.contains(&kind.as_str()) {
+        request.wait = Wait::False;
     }
-    let wait_for = (request.wait != InputWait::False).then(|| {
+    let wait_for = (request.wait != Wait::False).then(|| {
         let asked = request.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
         asked.min(state.settings.max_wait_timeout)
     });
@@ -366,11 +365,11 @@ async fn deliver(
     let mut turn = None;
     let mut waiting = None;
     match request.wait {
-        InputWait::False => {}
-        InputWait::True => {
+        Wait::False => {}
+        Wait::True => {
             waiting = Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?)
         }
-        InputWait::Completion => turn = Some(Turn::start(&state.hub, link.runtime_id.clone(), &mut frame)?),
+        Wait::Completion => turn = Some(Turn::start(&state.hub, link.runtime_id.clone(), &mut frame)?),
     }
     let cursor = state.hub.cursor();
     let text = serde_json::to_string(&frame).expect("JSON maps serialise");

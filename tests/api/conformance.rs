@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::fixtures::{self, EXCHANGES, realise, recorded_command, recorded_replies, shape};
+use crate::fixtures::{self, exchanges, realise, recorded_command, recorded_replies, shape};
 use crate::helpers::*;
 
 /// Headers the HTTP client or the WebSocket handshake sets itself.
@@ -91,7 +91,7 @@ async fn the_recorded_websocket_upgrade_is_served_and_the_recorded_ping_gets_a_p
 /// answer its recorded command (placeholders realised).
 fn every_recorded_frame(next_seq: &dyn Fn() -> u64) -> Vec<Value> {
     let mut frames = Vec::new();
-    for name in EXCHANGES {
+    for name in exchanges() {
         let steps = fixtures::fixture(name)["steps"].as_array().unwrap().len();
         for i in 0..steps {
             let command = realise(recorded_command(name, i));
@@ -163,7 +163,7 @@ async fn recorded_replies_complete_waiting_requests_by_request_id_and_unanswered
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-conf").await;
     rt.quiet();
-    for name in EXCHANGES {
+    for name in exchanges() {
         let steps = fixtures::fixture(name)["steps"].as_array().unwrap().len();
         for i in 0..steps {
             let recorded = recorded_command(name, i);

@@ -44,26 +44,11 @@ const FILES: &[(&str, &str)] = fixture_files![
     "first_command_at_once",
 ];
 
-/// The exchanges made of command steps (`steps: [{send, frames}]`).
-pub const EXCHANGES: &[&str] = &[
-    "runtime_start",
-    "sync",
-    "sync_without_runtime",
-    "turn",
-    "abort",
-    "turn_after_abort",
-    "abort_idle",
-    "unknown_agent",
-    "approval_unknown",
-    "invalid_input",
-    "unknown_command",
-    "change_device_state",
-    "list_in_directory",
-    "server_ping",
-    "reconnect_after_1001",
-    "reregister_after_1008",
-    "first_command_at_once",
-];
+/// The exchanges made of command steps (`steps: [{send, frames}]`), in
+/// file order: every fixture with at least one step.
+pub fn exchanges() -> impl Iterator<Item = &'static str> {
+    FILES.iter().map(|(name, _)| *name).filter(|name| fixture(name)["steps"].as_array().is_some_and(|s| !s.is_empty()))
+}
 
 /// What the fake runtime puts in for the placeholders.
 pub const TIMESTAMP: &str = "2026-11-25T12:34:56.789Z";

@@ -410,7 +410,9 @@ async fn drive(
 ///   runtime scope are dropped unanswered (`sync_without_runtime`);
 /// - `sync` replays the state events, then `sync_response` (`sync`);
 /// - `input` create_message: `input_accepted` (or the whole turn, `turn`);
-///   an approval_response was not recorded: its `input_accepted` is assumed;
+///   an approval_response: the `input_accepted` of a pending approval
+///   (`accepted: true`), so approval flows can be tested; the recording
+///   (`approval_unknown`) only has the refusal of one that is not pending;
 /// - `abort_message` with no turn running: `abort_message_response`
 ///   `aborted: false` (`abort_idle`);
 /// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;

@@ -153,14 +153,7 @@ impl Sse {
 
     /// The next event within `timeout`; panics if none comes or the stream ends.
     pub async fn next(&mut self, timeout: Duration) -> SseEvent {
-        let item = tokio::time::timeout(timeout, self.stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("no event in {timeout:?}; seen: {}", self.summary()));
-        let e = item.expect("stream ended").expect("stream error");
-        let data = serde_json::from_str(&e.data).unwrap_or_else(|_| panic!("event data is JSON: {}", e.data));
-        let event = SseEvent { id: e.id, event: e.event, data };
-        self.seen.push(event.clone());
-        event
+        self.next_matching(timeout, "event", |_| true).await
     }
 
     /// The next event matching `pred` within `timeout` (overall), skipping others.
