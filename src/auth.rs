@@ -15,6 +15,7 @@ pub enum Role {
     Admin,
 }
 
+/// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]
 pub struct Auth {
     runtime: String,
@@ -29,6 +30,7 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
+    /// Checks against `tokens`.
     pub fn new(tokens: &Tokens) -> Self {
         Self { runtime: tokens.runtime.clone(), client: tokens.client.clone(), admin: tokens.admin.clone() }
     }
@@ -51,6 +53,7 @@ impl Auth {
         }
     }
 
+    /// True when an admin token is configured (else privileged commands are refused).
     pub fn has_admin(&self) -> bool {
         self.admin.is_some()
     }

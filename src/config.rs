@@ -132,9 +132,12 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -144,17 +147,24 @@ pub enum ConfigError {
     #[error(
         "refusing to listen on non-loopback address {0} without LETTA_BRIDGE_RUNTIME_TOKEN and LETTA_BRIDGE_CLIENT_TOKEN set"
     )]
+    /// A non-loopback bind without the runtime and client tokens.
     TokensRequired(SocketAddr),
+    /// A token set to an empty string.
     #[error("{0} is set but empty")]
     EmptyToken(&'static str),
+    /// Two roles given the same token.
     #[error("{0} and {1} must differ: each token grants a different role")]
     SameTokens(&'static str, &'static str),
+    /// A public URL that is not http(s) or ws(s).
     #[error("LETTA_BRIDGE_PUBLIC_URL must start with http://, https://, ws:// or wss:// (got {0:?})")]
     PublicUrl(String),
+    /// A CORS origin that is not `scheme://host[:port]`.
     #[error("LETTA_BRIDGE_CORS_ORIGINS entries must look like https://host[:port] (got {0:?})")]
     CorsOrigin(String),
+    /// The maximum wait below the default wait.
     #[error("LETTA_BRIDGE_MAX_WAIT_TIMEOUT must not be below LETTA_BRIDGE_WAIT_TIMEOUT")]
     WaitTimeouts,
+    /// A setting that must be positive set to zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
 }
@@ -162,8 +172,11 @@ pub enum ConfigError {
 /// The three roles' tokens after defaults were applied.
 #[derive(Clone)]
 pub struct Tokens {
+    /// What the runtime presents.
     pub runtime: String,
+    /// What ordinary HTTP clients present.
     pub client: String,
+    /// What privileged clients present; `None`: privileged commands are refused.
     pub admin: Option<String>,
     /// Which tokens were generated here (to print them once).
     pub generated: Vec<(&'static str, String)>,
@@ -232,7 +245,7 @@ impl Config {
                 return Err(ConfigError::PublicUrl(url.clone()));
             }
         }
-        if let Some(bad) = self.cors_origins.iter().find(|o| !crate::http::valid_origin(o)) {
+        if let Some(bad) = self.cors_origins.iter().find(|o| !valid_origin(o)) {
             return Err(ConfigError::CorsOrigin(bad.clone()));
         }
         if self.max_wait_timeout < self.wait_timeout {
@@ -262,6 +275,15 @@ impl Config {
             ("LETTA_BRIDGE_ADMIN_TOKEN", self.admin_token.as_ref()),
         ]
     }
+}
+
+/// `scheme://host[:port]` with an http(s) scheme and nothing after it.
+pub fn valid_origin(origin: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
+        && authority.parse::<axum::http::uri::Authority>().is_ok()
 }
 
 /// 244 random bits from the OS generator: `lb_` and 64 hex characters.
@@ -320,6 +342,16 @@ mod tests {
     fn bad_public_url_is_refused() {
         let c = parse(&["--public-url", "bridge.example.com"]);
         assert!(matches!(c.validate(), Err(ConfigError::PublicUrl(_))));
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for ok in ["http://localhost:3000", "https://app.example.com", "http://127.0.0.1"] {
+            assert!(valid_origin(ok), "{ok}");
+        }
+        for bad in ["localhost:3000", "ftp://x", "https://app.example.com/", "https://", "http://a b", "null", "*"] {
+            assert!(!valid_origin(bad), "{bad}");
+        }
     }
 
     #[test]

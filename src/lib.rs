@@ -6,29 +6,40 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token rules.
+//! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token
+//!   and origin rules.
 //! - [`auth`]: bearer tokens and roles, compared in constant time.
-//! - [`protocol`]: v2 frames, no I/O: parsing runtime frames, typed command
-//!   bodies, which commands are privileged, the bridge's own status events.
+//! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime
+//!   frames, the one scope rule and the `sync` builder, command rules and
+//!   typed bodies, how a turn unfolds in events, the bridge's own events.
 //! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
-//! - [`runtime`]: runtimes keyed by device, the task owning each socket,
-//!   replies awaited by `request_id`.
-//! - [`http`]: axum handlers, one file per concern: commands (with
-//!   `Idempotency-Key`; `turn` follows a turn for `?wait=completion`), events
-//!   (SSE), status, the runtime's own endpoints,
-//!   stream tickets, CORS/Origin checks, metrics, the console page, OpenAPI
-//!   and the docs UI; extractors and the one error type.
+//! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
+//!   commands end to end: routing, writing, awaiting a reply or a whole turn.
+//!   Its seams: where events go ([`runtime::EventSink`]) and where a command
+//!   goes ([`runtime::Target`]).
+//! - [`store`]: idempotency answers and stream tickets, each behind a small
+//!   interface with its in-memory implementation.
+//! - [`http`]: axum handlers, one file per concern: commands (parse,
+//!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
+//!   status, the runtime's own endpoints, stream tickets, CORS/Origin
+//!   checks, metrics, the console page, OpenAPI and the docs UI; extractors
+//!   and the one error type.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!
 //! # Data flow
 //!
-//! One way only. Commands: HTTP handler → `runtime::Link` (bounded queue) →
-//! the runtime's socket task → WebSocket. Events: WebSocket → socket task →
-//! `hub::Hub::publish` (framed as SSE once) → each subscriber reads the ring
-//! from its own cursor → SSE response. Replies also complete the HTTP request
-//! waiting on their `request_id`. Dependencies point down: `http` →
-//! `runtime`, `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` → nothing.
+//! One way only. Commands: HTTP handler → [`runtime::Runtimes::dispatch`] →
+//! the runtime's `Link` (bounded queue) → its socket task → WebSocket.
+//! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
+//! framed as SSE once) → each subscriber reads the ring from its own cursor
+//! → SSE response. Replies also complete the command waiting on their
+//! `request_id`. Dependencies point down: `http` → `runtime`, `store`,
+//! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol`
+//! → nothing of the crate.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;
@@ -38,6 +49,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod shutdown;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 
 pub use config::Config;

@@ -10,20 +10,23 @@ use axum::serve::ListenerExt;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, Idempotency, Settings, Shared, Tickets};
+use crate::http::{self, AppState, Settings, Shared};
 use crate::hub::{Hub, Limits};
-use crate::runtime::{LinkSettings, Pending, Runtimes};
+use crate::runtime::{self, Runtimes};
+use crate::store::{MemoryIdempotency, MemoryTickets};
 
+/// The service, bound and ready to run.
 pub struct Application {
     listener: TcpListener,
     /// Set when the listener serves HTTPS and `wss://`.
     tls: Option<RustlsConfig>,
     addr: SocketAddr,
     state: AppState,
+    /// Cancel it to stop the service.
+    shutdown: CancellationToken,
     /// The router, built with everything else so that start-up's transient
     /// memory is spent (and can be released) before serving.
     app: axum::Router,
@@ -53,8 +56,15 @@ impl Application {
             bytes: config.replay_bytes,
             max_age: config.replay_max_age,
         });
-        let pending = Pending::new(config.max_pending);
-        let runtimes = Runtimes::new(hub.clone(), pending, config.command_queue as usize);
+        let runtimes = Runtimes::new(
+            runtime::Settings {
+                ping_interval: config.ping_interval,
+                max_missed_pongs: config.max_missed_pongs,
+                command_queue: config.command_queue as usize,
+                max_pending: config.max_pending,
+            },
+            hub.clone(),
+        );
         let settings = Settings {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
@@ -65,7 +75,6 @@ impl Application {
             wait_timeout: config.wait_timeout,
             max_wait_timeout: config.max_wait_timeout,
             cors_origins: config.cors_origins.clone().into(),
-            link: LinkSettings { ping_interval: config.ping_interval, max_missed_pongs: config.max_missed_pongs },
             started: Instant::now(),
         };
         let state = AppState::new(Shared {
@@ -73,14 +82,13 @@ impl Application {
             hub,
             runtimes,
             settings: Arc::new(settings),
-            shutdown: CancellationToken::new(),
             streams_shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            idempotency: Arc::new(Idempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
-            tickets: Arc::new(Tickets::default()),
+            idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
+            tickets: Arc::new(MemoryTickets::default()),
         });
         let app = http::app(state.clone());
-        Ok(Self { listener, tls, addr, state, app, tokens, grace: config.shutdown_grace })
+        let shutdown = CancellationToken::new();
+        Ok(Self { listener, tls, addr, state, shutdown, app, tokens, grace: config.shutdown_grace })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -95,17 +103,15 @@ impl Application {
 
     /// Cancel it to stop the service gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.state.shutdown.clone()
+        self.shutdown.clone()
     }
 
     /// Serves until the shutdown token is cancelled; then SSE streams end,
     /// runtime sockets close with 1001, and in-flight requests finish within
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, tls, addr, state, app, grace, .. } = self;
-        let shutdown = state.shutdown.clone();
+        let Self { listener, tls, addr, state, shutdown, app, grace, .. } = self;
         let streams = state.streams_shutdown.clone();
-        let tracker = state.tracker.clone();
         tracing::info!(%addr, tls = tls.is_some(), epoch = state.hub.epoch(), "letta-bridge listening");
         let serving = match tls {
             None => {
@@ -136,10 +142,9 @@ impl Application {
             }
         };
         shutdown.cancelled().await;
-        tracker.close();
         // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
-            tracker.wait().await;
+            state.runtimes.close().await;
             streams.cancel();
             serving.await
         })

@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `info`).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use letta_bridge::hub::{Cursor, Draft, Hub, Limits, Start};
+use letta_bridge::hub::{Cursor, Draft, Hub, Limits, ResetInfo, Start};
 use libfuzzer_sys::fuzz_target;
 
 fn hub() -> &'static Hub {
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let (sub, reset) = hub().subscribe(Start::After(text));
     match reset {
         None => assert!((12..=20).contains(&sub.position()), "resumes inside the ring: {}", sub.position()),
-        Some((_, oldest, resume_after)) => {
+        Some(ResetInfo { oldest, resume_after, .. }) => {
             assert_eq!(oldest, Some(13));
             assert_eq!(resume_after, 20);
         }

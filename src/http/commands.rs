@@ -1,54 +1,92 @@
-//! Command endpoints: validate a body, pick the runtime, queue the frame on
-//! its socket task, and either answer `202` at once, wait for the reply
-//! frame with the same `request_id` (`?wait=true`), or, for `input`, follow
-//! the turn to its end (`?wait=completion`, see [`super::turn`]).
+//! Command endpoints: parse the body and the query, check the caller's
+//! role, hand the command to [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)
+//! and answer with what happened — `202` once written, the runtime's reply
+//! (`?wait=true`), or the finished turn (`?wait=completion`).
+//!
+//! Each handler serves two paths: `/input` (the runtime named by
+//! `?runtime=`, or the only one online) and `/runtimes/{id}/input`; the
+//! second is documented from the first (`openapi::routed_twins`).
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::time::timeout;
+use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
+use super::extract::{ApiQuery, Client, JsonBody};
+use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommandProblems;
-use super::turn::{Turn, TurnResult};
-use super::{ApiError, AppState};
-use super::{idempotency, metrics};
+use super::{ApiError, AppState, metrics};
 use crate::auth::Role;
-use crate::protocol::commands::{
-    AbortCommand, ApprovalCommand, GenericCommand, InputCommand, SyncCommand, UNANSWERED_COMMANDS, generic_frame,
-    requires_admin, typed_frame,
-};
-use crate::runtime::{Outcome, Scope};
+use crate::protocol::Command;
+use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
+use crate::protocol::commands::{GenericCommand, requires_admin};
+use crate::protocol::turn::TurnResult;
+use crate::runtime::{Accepted, Dispatched, Order, WRITE_WAIT, Wait};
 
-/// Longest a non-waiting command waits for its frame to reach the socket.
-const WRITE_WAIT: Duration = Duration::from_secs(15);
-
-pub fn routes() -> OpenApiRouter<super::AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(post_input))
         .routes(routes!(post_sync))
         .routes(routes!(post_abort))
         .routes(routes!(post_approval))
         .routes(routes!(post_command))
-        .routes(routes!(post_runtime_input))
-        .routes(routes!(post_runtime_sync))
-        .routes(routes!(post_runtime_abort))
-        .routes(routes!(post_runtime_approval))
-        .routes(routes!(post_runtime_command))
+        .route("/runtimes/{id}/input", post(post_input))
+        .route("/runtimes/{id}/sync", post(post_sync))
+        .route("/runtimes/{id}/abort", post(post_abort))
+        .route("/runtimes/{id}/approval", post(post_approval))
+        .route("/runtimes/{id}/commands", post(post_command))
+}
+
+/// The runtime a command goes to: `/runtimes/{id}/…` or `?runtime=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Target {
+    /// Runtime id to send to; needed when several runtimes are online.
+    runtime: Option<String>,
+    /// The id in the path, when the command came by `/runtimes/{id}/…`.
+    #[serde(skip)]
+    #[param(ignore)]
+    path: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiQuery(mut target) = ApiQuery::<Target>::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("invalid path: {}", e.body_text())))?;
+        target.path = params.iter().find(|(name, _)| *name == "id").map(|(_, id)| id.to_owned());
+        // An empty `?runtime=` names nothing.
+        target.runtime = target.runtime.filter(|r| !r.is_empty());
+        if let (Some(path), Some(query)) = (&target.path, &target.runtime)
+            && path != query
+        {
+            return Err(ApiError::BadRequest(format!("the path names runtime {path:?} but ?runtime= names {query:?}")));
+        }
+        Ok(target)
+    }
+}
+
+impl Target {
+    fn name(&self) -> Option<String> {
+        self.path.clone().or_else(|| self.runtime.clone())
+    }
 }
 
 /// Query parameters of the command endpoints other than input and approval.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CommandParams {
-    /// Runtime id to send to; needed when several runtimes are online.
-    runtime: Option<String>,
     /// `true`: hold the request until the runtime's reply with the same
     /// `request_id` arrives (`sync_response`, `*_response`).
     wait: Option<bool>,
@@ -62,13 +100,11 @@ pub struct CommandParams {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InputParams {
-    /// Runtime id to send to; needed when several runtimes are online.
-    runtime: Option<String>,
     /// `true`: hold the request until the runtime's `input_accepted`.
     /// `completion`: hold it until the turn finishes, and answer with the
     /// assembled assistant text, the stop reason and the turn's event ids.
     #[param(inline)]
-    wait: Option<Wait>,
+    wait: Option<WaitParam>,
     /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
     /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
     #[param(minimum = 100, maximum = 3_600_000)]
@@ -78,7 +114,7 @@ pub struct InputParams {
 /// What a command request waits for (`completion` only on input frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Wait {
+pub enum WaitParam {
     /// Answer `202` at once.
     False,
     /// The runtime's `input_accepted`.
@@ -87,96 +123,18 @@ pub enum Wait {
     Completion,
 }
 
-/// Query parameters of the `/runtimes/{id}/…` command endpoints (the runtime
-/// is in the path). Documentation only: they are read as [`CommandParams`].
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct WaitParams {
-    /// `true`: hold the request until the runtime's reply with the same
-    /// `request_id` arrives (`sync_response`, `*_response`).
-    wait: Option<bool>,
-    /// With `wait=true`: how long to wait, in milliseconds (100 to 3600000;
-    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
-    #[param(minimum = 100, maximum = 3_600_000)]
-    timeout_ms: Option<u64>,
-}
-
-/// Query parameters of `/runtimes/{id}/input` and `/runtimes/{id}/approval`.
-/// Documentation only: they are read as [`InputParams`].
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct InputWaitParams {
-    /// `true`: hold the request until the runtime's `input_accepted`.
-    /// `completion`: hold it until the turn finishes, and answer with the
-    /// assembled assistant text, the stop reason and the turn's event ids.
-    #[param(inline)]
-    wait: Option<Wait>,
-    /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
-    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
-    #[param(minimum = 100, maximum = 3_600_000)]
-    timeout_ms: Option<u64>,
-}
-
-/// What every command endpoint's query asks for.
-struct Request {
-    runtime: Option<String>,
-    wait: Wait,
-    timeout_ms: Option<u64>,
-}
-
-impl From<CommandParams> for Request {
-    fn from(p: CommandParams) -> Self {
-        let wait = if p.wait.unwrap_or(false) { Wait::True } else { Wait::False };
-        Self { runtime: p.runtime, wait, timeout_ms: p.timeout_ms }
-    }
-}
-
-impl From<InputParams> for Request {
-    fn from(p: InputParams) -> Self {
-        Self { runtime: p.runtime, wait: p.wait.unwrap_or(Wait::False), timeout_ms: p.timeout_ms }
-    }
-}
-
 /// Bounds of `timeout_ms`.
 const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
-
-/// The `Idempotency-Key` header of command endpoints.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)] // documentation only: the header is read by `idempotency::key`
-pub struct IdempotencyKey {
-    /// A repeat with the same key within LETTA_BRIDGE_IDEMPOTENCY_WINDOW
-    /// returns the first answer (with `Idempotent-Replayed: true`) and sends
-    /// nothing; the same key with a different request is 422. 1-255 visible
-    /// ASCII characters.
-    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
-    idempotency_key: Option<String>,
-}
-
-/// A command was queued and written to the runtime's socket.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// The frame's `request_id` (yours, or generated).
-    pub request_id: String,
-    /// The runtime it went to.
-    pub runtime_id: String,
-    /// The frame's `type`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Event id at acceptance: `GET /events` with `Last-Event-ID` set to it
-    /// yields everything that happened after this command was accepted.
-    pub cursor: String,
-}
 
 /// What a `200` carries: the runtime's reply (`wait=true`) or, for input
 /// commands with `wait=completion`, the finished turn.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // documentation only
+#[allow(dead_code)] // a schema only: replies are passed on as the runtime's bytes
 pub enum Replied {
+    /// `wait=true`.
     Reply(ReplyFrame),
+    /// `wait=completion`.
     Turn(TurnResult),
 }
 
@@ -192,130 +150,163 @@ pub struct ReplyFrame {
     pub extra: Map<String, Value>,
 }
 
-macro_rules! typed_handlers {
-    ($(($plain:ident, $routed:ident, $path:literal, $rpath:literal, $body:ty, $doc_body:ty, $params:ty, $rparams:ty, $replied:ty, $summary:literal)),* $(,)?) => {$(
-        #[doc = $summary]
-        #[utoipa::path(post, path = $path, tag = "commands", params($params, IdempotencyKey), request_body = $doc_body,
-            security(("client" = [])),
-            responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = $replied),
-                      CommandProblems))]
-        async fn $plain(
-            State(state): State<AppState>,
-            Client(role): Client,
-            headers: HeaderMap,
-            ApiQuery(params): ApiQuery<$params>,
-            JsonBody(body): JsonBody<$body>,
-        ) -> Result<Response, ApiError> {
-            let frame = typed_frame(&body)?;
-            once(&state, &headers, $path, None, &body, || send(&state, role, None, params.into(), frame)).await
-        }
-
-        #[doc = $summary]
-        #[doc = " (to the runtime named in the path)"]
-        #[utoipa::path(post, path = $rpath, tag = "commands",
-            params(("id" = String, Path, description = "Runtime id (its deviceId)"), $rparams, IdempotencyKey),
-            request_body = $doc_body, security(("client" = [])),
-            responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-                      (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = $replied),
-                      CommandProblems))]
-        async fn $routed(
-            State(state): State<AppState>,
-            Client(role): Client,
-            headers: HeaderMap,
-            ApiPath(id): ApiPath<String>,
-            ApiQuery(params): ApiQuery<$params>,
-            JsonBody(body): JsonBody<$body>,
-        ) -> Result<Response, ApiError> {
-            let frame = typed_frame(&body)?;
-            once(&state, &headers, $path, Some(&id), &body, || send(&state, role, Some(id.clone()), params.into(), frame)).await
-        }
-    )*};
+/// What every command request carries besides its query and body.
+pub struct Caller {
+    role: Role,
+    target: Target,
+    key: IdempotencyKey,
 }
 
-typed_handlers! {
-    (post_input, post_runtime_input, "/input", "/runtimes/{id}/input", InputCommand, InputCommand, InputParams, InputWaitParams, Replied, "Send a message (or an approval) to the agent: a v2 `input` frame."),
-    (post_sync, post_runtime_sync, "/sync", "/runtimes/{id}/sync", SyncCommand, SyncCommand, CommandParams, WaitParams, ReplyFrame, "Ask the runtime to replay its state (`sync`)."),
-    (post_abort, post_runtime_abort, "/abort", "/runtimes/{id}/abort", AbortCommand, AbortCommand, CommandParams, WaitParams, ReplyFrame, "Abort the running turn (`abort_message`)."),
-    (post_approval, post_runtime_approval, "/approval", "/runtimes/{id}/approval", ApprovalCommand, ApprovalCommand, InputParams, InputWaitParams, Replied, "Answer an approval request (`input` with an `approval_response` payload)."),
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Client(role) = Client::from_request_parts(parts, state).await?;
+        let target = Target::from_request_parts(parts, state).await?;
+        let key = IdempotencyKey::from_request_parts(parts, state).await?;
+        Ok(Self { role, target, key })
+    }
+}
+
+/// Send a message (or an approval) to the agent: a v2 `input` frame.
+#[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey),
+    request_body = InputCommand, security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = Replied),
+              CommandProblems))]
+async fn post_input(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<InputParams>,
+    JsonBody(body): JsonBody<InputCommand>,
+) -> Result<Response, ApiError> {
+    let command = typed_command(&body)?;
+    let wait = input_wait(&state, &params)?;
+    send(&state, caller, "/input", &body, command, wait).await
+}
+
+/// Answer an approval request (`input` with an `approval_response` payload).
+#[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey),
+    request_body = ApprovalCommand, security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = Replied),
+              CommandProblems))]
+async fn post_approval(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<InputParams>,
+    JsonBody(body): JsonBody<ApprovalCommand>,
+) -> Result<Response, ApiError> {
+    let command = typed_command(&body)?;
+    let wait = input_wait(&state, &params)?;
+    send(&state, caller, "/approval", &body, command, wait).await
+}
+
+/// Ask the runtime to replay its state (`sync`).
+#[utoipa::path(post, path = "/sync", tag = "commands", params(Target, CommandParams, IdempotencyKey),
+    request_body = SyncCommand, security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+              CommandProblems))]
+async fn post_sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CommandParams>,
+    JsonBody(body): JsonBody<SyncCommand>,
+) -> Result<Response, ApiError> {
+    let command = typed_command(&body)?;
+    let wait = reply_wait(&state, &params)?;
+    send(&state, caller, "/sync", &body, command, wait).await
+}
+
+/// Abort the running turn (`abort_message`).
+#[utoipa::path(post, path = "/abort", tag = "commands", params(Target, CommandParams, IdempotencyKey),
+    request_body = AbortCommand, security(("client" = [])),
+    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+              (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
+              CommandProblems))]
+async fn post_abort(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CommandParams>,
+    JsonBody(body): JsonBody<AbortCommand>,
+) -> Result<Response, ApiError> {
+    let command = typed_command(&body)?;
+    let wait = reply_wait(&state, &params)?;
+    send(&state, caller, "/abort", &body, command, wait).await
 }
 
 /// Send any v2 frame: a JSON object with a string `type`. Commands other
 /// than the conversation ones need the admin token.
-#[utoipa::path(post, path = "/commands", tag = "commands", params(CommandParams, IdempotencyKey), request_body = GenericCommand,
-    security(("client" = [])),
+#[utoipa::path(post, path = "/commands", tag = "commands", params(Target, CommandParams, IdempotencyKey),
+    request_body = GenericCommand, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
               (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
               CommandProblems))]
 async fn post_command(
     State(state): State<AppState>,
-    Client(role): Client,
-    headers: HeaderMap,
+    caller: Caller,
     ApiQuery(params): ApiQuery<CommandParams>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let frame = generic_frame(body.clone())?;
-    once(&state, &headers, "/commands", None, &body, || send(&state, role, None, params.into(), frame)).await
+    let command = Command::free_form(body.clone())?;
+    let wait = reply_wait(&state, &params)?;
+    send(&state, caller, "/commands", &body, command, wait).await
 }
 
-/// Send any v2 frame to the runtime named in the path.
-#[utoipa::path(post, path = "/runtimes/{id}/commands", tag = "commands",
-    params(("id" = String, Path, description = "Runtime id (its deviceId)"), WaitParams, IdempotencyKey),
-    request_body = GenericCommand, security(("client" = [])),
-    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-              (status = 200, description = "wait=true: the runtime's reply", body = ReplyFrame),
-              CommandProblems))]
-async fn post_runtime_command(
-    State(state): State<AppState>,
-    Client(role): Client,
-    headers: HeaderMap,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<CommandParams>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    let frame = generic_frame(body.clone())?;
-    once(&state, &headers, "/commands", Some(&id), &body, || send(&state, role, Some(id.clone()), params.into(), frame))
-        .await
-}
-
-/// Runs a command at most once per `Idempotency-Key`. The request is
-/// identified by its endpoint, the runtime named in the path, and the body
-/// as the client sent it (before a `request_id` is generated).
-async fn once<F: Future<Output = Result<Response, ApiError>>>(
-    state: &AppState,
-    headers: &HeaderMap,
-    endpoint: &str,
-    runtime: Option<&str>,
-    body: &impl Serialize,
-    run: impl FnOnce() -> F,
-) -> Result<Response, ApiError> {
-    let request = || {
-        let body = serde_json::to_string(body).expect("request bodies serialise");
-        format!("{endpoint}\n{}\n{body}", runtime.unwrap_or(""))
-    };
-    let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
-    idempotency::once(&state.idempotency, headers, request, max_wait, run).await
-}
-
-/// The `runtime` scope a command names, if any.
-fn scope_of(frame: &Map<String, Value>) -> Option<Scope> {
-    let runtime = frame.get("runtime")?;
-    Some(Scope {
-        agent_id: runtime.get("agent_id")?.as_str()?.to_owned(),
-        conversation_id: runtime.get("conversation_id").and_then(Value::as_str).map(str::to_owned),
+/// The wait of `?wait=` on input and approval.
+fn input_wait(state: &AppState, params: &InputParams) -> Result<Wait, ApiError> {
+    let deadline = deadline(state, params.timeout_ms)?;
+    Ok(match params.wait.unwrap_or(WaitParam::False) {
+        WaitParam::False => Wait::Written,
+        WaitParam::True => Wait::Reply(deadline),
+        WaitParam::Completion => Wait::Turn(deadline),
     })
 }
 
-/// The command path shared by every endpoint, counted by type and status.
+/// The wait of `?wait=` on the other commands.
+fn reply_wait(state: &AppState, params: &CommandParams) -> Result<Wait, ApiError> {
+    let deadline = deadline(state, params.timeout_ms)?;
+    Ok(if params.wait.unwrap_or(false) { Wait::Reply(deadline) } else { Wait::Written })
+}
+
+/// When a waiting request gives up: `timeout_ms`, or the default wait,
+/// capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT.
+fn deadline(state: &AppState, timeout_ms: Option<u64>) -> Result<Instant, ApiError> {
+    if let Some(ms) = timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
+        return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
+    }
+    let asked = timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
+    Ok(Instant::now() + asked.min(state.settings.max_wait_timeout))
+}
+
+/// The path every command endpoint shares: the role check, at most once per
+/// `Idempotency-Key`, dispatch, the answer; counted by type and status.
+///
+/// A request is identified for its key by its endpoint, the runtime named
+/// in the path, and the body as the client sent it (before a `request_id`
+/// is generated).
 async fn send(
     state: &AppState,
-    role: Role,
-    target: Option<String>,
-    request: Request,
-    frame: Map<String, Value>,
+    caller: Caller,
+    endpoint: &str,
+    body: &impl Serialize,
+    command: Command,
+    wait: Wait,
 ) -> Result<Response, ApiError> {
-    let kind = metrics::command_label(frame.get("type").and_then(Value::as_str).unwrap_or_default());
-    let result = deliver(state, role, target, request, frame).await;
+    let kind = metrics::command_label(command.kind());
+    let Caller { role, target, key } = caller;
+    let request = || {
+        let body = serde_json::to_string(body).expect("request bodies serialise");
+        format!("{endpoint}\n{}\n{body}", target.path.as_deref().unwrap_or(""))
+    };
+    let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
+    let run = || async {
+        authorise(state, role, command.kind())?;
+        let order = Order { runtime: target.name(), command, wait };
+        Ok(answer(state.runtimes.dispatch(order).await?))
+    };
+    let result = idempotency::once(&*state.idempotency, key, request, max_wait, run).await;
     let status = match &result {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
@@ -324,78 +315,22 @@ async fn send(
     result
 }
 
-async fn deliver(
-    state: &AppState,
-    role: Role,
-    target: Option<String>,
-    mut request: Request,
-    mut frame: Map<String, Value>,
-) -> Result<Response, ApiError> {
-    let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let request_id = frame.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    if requires_admin(&kind) && role != Role::Admin {
-        return Err(ApiError::Forbidden(if state.auth.has_admin() {
-            format!("`{kind}` is a privileged command: it needs the admin token")
-        } else {
-            format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
-        }));
+/// Privileged commands need the admin token.
+fn authorise(state: &AppState, role: Role, kind: &str) -> Result<(), ApiError> {
+    if !requires_admin(kind) || role == Role::Admin {
+        return Ok(());
     }
-    if let Some(ms) = request.timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
-        return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
-    }
-    // Nothing will ever answer these by request_id: wait=true answers 202
-    // once written, as without it (their effect shows on GET /events).
-    if request.wait == Wait::True && UNANSWERED_COMMANDS.contains(&kind.as_str()) {
-        request.wait = Wait::False;
-    }
-    let wait_for = (request.wait != Wait::False).then(|| {
-        let asked = request.timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
-        asked.min(state.settings.max_wait_timeout)
-    });
-    // An empty `?runtime=` names nothing.
-    let query = request.runtime.filter(|r| !r.is_empty());
-    let target = match (target, query) {
-        (Some(path), Some(query)) if path != query => {
-            return Err(ApiError::BadRequest(format!("the path names runtime {path:?} but ?runtime= names {query:?}")));
-        }
-        (path, query) => path.or(query),
-    };
-    let link = state.runtimes.route(target.as_deref())?;
-    // Register (or subscribe) before sending, so that a fast reply cannot be missed.
-    let mut turn = None;
-    let mut waiting = None;
-    match request.wait {
-        Wait::False => {}
-        Wait::True => {
-            waiting = Some(state.runtimes.pending().register(&link.runtime_id, link.generation, &request_id)?)
-        }
-        Wait::Completion => turn = Some(Turn::start(&state.hub, link.runtime_id.clone(), &mut frame)?),
-    }
-    let cursor = state.hub.cursor();
-    let text = serde_json::to_string(&frame).expect("JSON maps serialise");
-    let written = link.send(text, scope_of(&frame))?;
-    let deadline = tokio::time::Instant::now() + wait_for.unwrap_or(WRITE_WAIT);
-    match tokio::time::timeout_at(deadline, written).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(ApiError::RuntimeGone(request_id)),
-        Err(_) => {
-            return Err(ApiError::Timeout(format!("the runtime's socket did not take request {request_id:?} in time")));
-        }
-    }
-    if let Some(turn) = turn {
-        let finished = turn.finish(deadline).await?;
-        if finished.stop_reason == "error" {
-            return Err(ApiError::TurnFailed(Box::new(finished)));
-        }
-        return Ok(axum::Json(finished).into_response());
-    }
-    let Some(waiting) = waiting.as_mut() else {
-        let accepted = Accepted { request_id, runtime_id: link.runtime_id.to_string(), kind, cursor };
-        return Ok((StatusCode::ACCEPTED, axum::Json(accepted)).into_response());
-    };
-    match timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), waiting.outcome()).await {
-        Ok(Outcome::Reply(bytes)) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
-        Ok(Outcome::Disconnected) => Err(ApiError::RuntimeGone(request_id)),
-        Err(_) => Err(ApiError::Timeout(format!("the runtime did not answer request {request_id:?} in time"))),
+    Err(ApiError::Forbidden(if state.auth.has_admin() {
+        format!("`{kind}` is a privileged command: it needs the admin token")
+    } else {
+        format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
+    }))
+}
+
+fn answer(dispatched: Dispatched) -> Response {
+    match dispatched {
+        Dispatched::Written(accepted) => (StatusCode::ACCEPTED, axum::Json(accepted)).into_response(),
+        Dispatched::Reply(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Dispatched::Turn(turn) => axum::Json(turn).into_response(),
     }
 }

@@ -8,48 +8,66 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::turn::TurnResult;
-use crate::protocol::commands::CommandError;
-use crate::runtime::{PendingError, RouteError, SendError};
+use crate::protocol::CommandError;
+use crate::protocol::turn::{TurnError, TurnResult};
+use crate::runtime::{DispatchError, PendingError, RouteError, SendError};
+use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a `503`.
 const RETRY_AFTER_SECS: u32 = 2;
 
+/// Everything a handler can answer besides success, each with its status and problem type.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A missing or wrong token or ticket (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A token without the role, or a browser origin not allowed (403).
     #[error("{0}")]
     Forbidden(String),
+    /// No such endpoint or runtime (404).
     #[error("{0}")]
     NotFound(String),
+    /// A body that is not JSON (400).
     #[error("{0}")]
     MalformedJson(String),
+    /// A bad query string, path or header (400).
     #[error("{0}")]
     BadRequest(String),
+    /// Valid JSON of the wrong shape (422).
     #[error("{0}")]
     Invalid(String),
+    /// A body over LETTA_BRIDGE_MAX_BODY_BYTES (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// A body that is not declared as JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Several runtimes online and none named (409); the candidates.
     #[error("several runtimes are online; name one with ?runtime=<id> or /runtimes/{{id}}/…")]
     Ambiguous(Vec<String>),
+    /// A request that clashes with another (409).
     #[error("{0}")]
     Conflict(String),
+    /// No runtime to take the command, or no room for it (503).
     #[error("{0}")]
     Unavailable(String),
     /// No reply in time, or the frame could not even be written in time.
     #[error("{0}")]
     Timeout(String),
-    #[error("the runtime disconnected before answering request {0:?}")]
+    /// The runtime disconnected before the command was written or answered.
+    #[error("{0}")]
     RuntimeGone(String),
     /// `wait=completion`: the turn ended with `stop_reason: "error"`.
     #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
     TurnFailed(Box<TurnResult>),
+    /// The shared engine (idempotency keys, tickets) cannot be reached.
+    #[error("{0}")]
+    EngineUnavailable(String),
     /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
     #[error("{1}")]
     Rejected(StatusCode, String),
+    /// A bug or an I/O failure (500), logged once.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -60,7 +78,9 @@ pub struct Problem {
     /// A URI naming the kind of problem, e.g. `urn:letta-bridge:runtime-offline`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase.
     pub title: String,
+    /// The HTTP status.
     pub status: u16,
     /// What exactly was wrong, for a human.
     pub detail: String,
@@ -95,6 +115,7 @@ impl ApiError {
             Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "reply-timeout"),
             Self::RuntimeGone(_) => (S::BAD_GATEWAY, "runtime-disconnected"),
             Self::TurnFailed(_) => (S::BAD_GATEWAY, "turn-failed"),
+            Self::EngineUnavailable(_) => (S::SERVICE_UNAVAILABLE, "engine-unavailable"),
             Self::Rejected(status, _) => (*status, "rejected"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -178,5 +199,38 @@ impl From<PendingError> for ApiError {
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        match e {
+            TurnError::NotInput => Self::BadRequest(e.to_string()),
+            TurnError::NoAgent => Self::Invalid(e.to_string()),
+            TurnError::Refused { .. } => Self::Conflict(e.to_string()),
+            TurnError::RuntimeGone(_) => Self::RuntimeGone(e.to_string()),
+            TurnError::TimedOut { .. } => Self::Timeout(e.to_string()),
+            TurnError::Lagged { .. } => Self::Internal(anyhow::Error::new(e)),
+            TurnError::Failed(turn) => Self::TurnFailed(turn),
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Route(e) => e.into(),
+            DispatchError::Pending(e) => e.into(),
+            DispatchError::Queue(e) => e.into(),
+            DispatchError::Turn(e) => e.into(),
+            DispatchError::Gone(_) => Self::RuntimeGone(e.to_string()),
+            DispatchError::NotTaken(_) | DispatchError::NoReply(_) => Self::Timeout(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::EngineUnavailable(e.to_string())
     }
 }

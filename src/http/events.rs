@@ -23,12 +23,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, StreamReader};
 use super::metrics;
 use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
-use crate::auth::bearer;
-use crate::hub::{Event, Hub, Read, Start, Subscription, control_frame};
+use crate::hub::{Event, Hub, Read, ResetInfo, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
 
 /// Most events read from the ring per wake-up (and written as one chunk).
@@ -60,42 +59,20 @@ pub struct EventParams {
     #[serde(rename = "lastEventId")]
     #[param(rename = "lastEventId")]
     last_event_id_camel: Option<String>,
-    /// A single-use ticket from `POST /tickets`, instead of the
-    /// `Authorization` header (for `EventSource`, which cannot set headers).
-    ticket: Option<String>,
 }
 
 /// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
-#[utoipa::path(get, path = "/events", tag = "events", params(EventParams),
+#[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
     security(("client" = []), ("ticket" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
               ReadProblems))]
 async fn get_events(
     State(state): State<AppState>,
+    _reader: StreamReader,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
-    // A ticket counts only when no `Authorization` header is sent at all: a
-    // header that is present must hold a valid token.
-    let has_header = headers.contains_key(axum::http::header::AUTHORIZATION);
-    match (has_header, params.ticket.as_deref()) {
-        (true, _) => {
-            state.auth.client_role(bearer(&headers)).ok_or(ApiError::Unauthorized("invalid token"))?;
-        }
-        (false, Some(ticket)) => {
-            if !state.tickets.redeem(ticket, std::time::Instant::now()) {
-                return Err(ApiError::Unauthorized(
-                    "invalid, used or expired ticket; get a new one from POST /tickets",
-                ));
-            }
-        }
-        (false, None) => {
-            return Err(ApiError::Unauthorized(
-                "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
-            ));
-        }
-    }
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
@@ -105,7 +82,7 @@ async fn get_events(
     if cursor.is_some() && reset.is_none() {
         ::metrics::counter!(metrics::REPLAY_HITS).increment(1);
     }
-    if let Some((reason, oldest, resume_after)) = reset {
+    if let Some(ResetInfo { reason, oldest, resume_after }) = reset {
         ::metrics::counter!(metrics::RESETS, "reason" => reason.as_str()).increment(1);
         let resume_from = state.hub.event_id(resume_after);
         let body = Reset {

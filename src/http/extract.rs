@@ -5,7 +5,9 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 use crate::auth::{Role, bearer};
@@ -108,5 +110,37 @@ impl FromRequestParts<AppState> for RuntimeCaller {
             Some(token) if state.auth.is_runtime(Some(token)) => Ok(RuntimeCaller),
             Some(_) => Err(ApiError::Unauthorized("invalid runtime token")),
         }
+    }
+}
+
+/// A reader of the event stream: a client or admin token in the
+/// `Authorization` header, or, only when no such header is sent at all, a
+/// stream ticket in the query (for `EventSource`, which cannot set headers).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamReader {
+    /// A single-use ticket from `POST /tickets`, instead of the
+    /// `Authorization` header (for `EventSource`, which cannot set headers).
+    ticket: Option<String>,
+}
+
+impl FromRequestParts<AppState> for StreamReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let Client(_) = Client::from_request_parts(parts, state).await?;
+            return Ok(Self { ticket: None });
+        }
+        let ApiQuery(reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
+        let Some(ticket) = reader.ticket.as_deref() else {
+            return Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
+            ));
+        };
+        if !state.tickets.redeem(ticket).await? {
+            return Err(ApiError::Unauthorized("invalid, used or expired ticket; get a new one from POST /tickets"));
+        }
+        Ok(reader)
     }
 }

@@ -97,7 +97,7 @@ async fn get_metrics(State(state): State<AppState>, _client: Client) -> impl Int
     metrics::gauge!("letta_bridge_sse_subscribers").set(hub.subscribers as f64);
     metrics::gauge!("letta_bridge_replay_events").set(hub.replay_events as f64);
     metrics::gauge!("letta_bridge_replay_bytes").set(hub.replay_bytes as f64);
-    metrics::gauge!("letta_bridge_pending_replies").set(state.runtimes.pending().len() as f64);
-    metrics::gauge!("letta_bridge_runtime_tasks").set(state.tracker.len() as f64);
+    metrics::gauge!("letta_bridge_pending_replies").set(state.runtimes.pending_replies() as f64);
+    metrics::gauge!("letta_bridge_runtime_tasks").set(state.runtimes.tasks() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
 }

@@ -14,7 +14,6 @@ mod origin;
 mod runtime_side;
 mod status;
 mod tickets;
-mod turn;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +22,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,30 +29,35 @@ use utoipa_axum::router::OpenApiRouter;
 pub use self::metrics::init as init_metrics;
 pub use error::{ApiError, Problem};
 pub use extract::parse_json;
-pub use idempotency::Idempotency;
 pub use openapi::ApiDoc;
-pub use origin::valid_origin;
-pub use tickets::Tickets;
 
 use crate::auth::Auth;
 use crate::hub::Hub;
-use crate::runtime::{LinkSettings, Runtimes};
+use crate::runtime::Runtimes;
+use crate::store::{IdempotencyStore, TicketStore};
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// LETTA_BRIDGE_PUBLIC_URL: the base of the `wsUrl` handed out at registration.
     pub public_url: Option<String>,
     /// True when this listener speaks TLS (the `wsUrl` is then `wss://`).
     pub tls: bool,
+    /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest WebSocket message accepted from a runtime.
     pub max_frame_bytes: usize,
+    /// Interval of SSE keepalive comments.
     pub keepalive: Duration,
+    /// When set, event streams end after this long.
     pub max_stream_duration: Option<Duration>,
+    /// Default time an awaited command waits.
     pub wait_timeout: Duration,
+    /// Longest an awaited command may wait.
     pub max_wait_timeout: Duration,
     /// Browser origins allowed besides the bridge's own.
     pub cors_origins: Arc<[String]>,
-    pub link: LinkSettings,
+    /// When the service started (for `uptime_secs`).
     pub started: Instant,
 }
 
@@ -65,6 +68,7 @@ pub struct Settings {
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
+    /// State shared by every handler.
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
@@ -80,22 +84,21 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] shares.
 pub struct Shared {
+    /// Who presented what token.
     pub auth: Auth,
+    /// The event log subscribers read.
     pub hub: Hub,
+    /// The runtimes and the commands sent to them.
     pub runtimes: Runtimes,
+    /// What the handlers read from the configuration.
     pub settings: Arc<Settings>,
-    /// Cancelled first at shutdown: runtime sockets close with 1001 (and
-    /// their `runtime_offline` events are published).
-    pub shutdown: CancellationToken,
     /// Cancelled once the runtime sockets are closed: SSE streams end, after
     /// subscribers got those last events.
     pub streams_shutdown: CancellationToken,
-    /// Runtime socket tasks, awaited at shutdown.
-    pub tracker: TaskTracker,
     /// Answers remembered by `Idempotency-Key`.
-    pub idempotency: Arc<Idempotency>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// Single-use stream tickets for `EventSource`.
-    pub tickets: Arc<Tickets>,
+    pub tickets: Arc<dyn TicketStore>,
 }
 
 /// The routes and their OpenAPI document, before state is attached.

@@ -2,9 +2,10 @@
 //! by many endpoints (every problem+json answer is documented).
 
 use std::collections::BTreeMap;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -31,6 +32,7 @@ use crate::hub::HubStats;
         (name = "runtime", description = "Endpoints the Letta Code runtime itself calls")
     )
 )]
+/// The document's head: info, tags, security schemes.
 pub struct ApiDoc;
 
 struct SecuritySchemes;
@@ -140,6 +142,7 @@ impl ToSchema for SseEvent {
 
 /// Rules the derived schemas cannot state, added to the merged document.
 pub fn refine(api: &mut utoipa::openapi::OpenApi) {
+    routed_twins(api);
     let Some(components) = api.components.as_mut() else { return };
     // An approval answer carries exactly one of `decision` and `error` that
     // is not null (null counts as absent).
@@ -151,6 +154,37 @@ pub fn refine(api: &mut utoipa::openapi::OpenApi) {
             OneOfBuilder::new().item(needs("decision", Type::Object)).item(needs("error", Type::String)).build();
         let refined = AllOfBuilder::new().item(base).item(Schema::OneOf(exactly_one)).build();
         components.schemas.insert("ApprovalResponse".into(), Schema::AllOf(refined).into());
+    }
+}
+
+/// The command endpoints (and their operation names) that are also served
+/// under `/runtimes/{id}` (see `commands::routes`).
+const ROUTED_COMMANDS: &[(&str, &str)] =
+    &[("/input", "input"), ("/sync", "sync"), ("/abort", "abort"), ("/approval", "approval"), ("/commands", "command")];
+
+/// Documents `/runtimes/{id}/<command>` from `/<command>`: the same handler
+/// serves both, with the runtime named in the path instead of `?runtime=`.
+fn routed_twins(api: &mut utoipa::openapi::OpenApi) {
+    for (path, name) in ROUTED_COMMANDS {
+        let Some(item) = api.paths.paths.get(*path) else { continue };
+        let mut item = item.clone();
+        if let Some(op) = item.post.as_mut() {
+            op.operation_id = Some(format!("post_runtime_{name}"));
+            op.summary = op.summary.take().map(|s| format!("{s} To the runtime named in the path."));
+            let mut params = vec![RefOr::T(
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(Some("Runtime id (its deviceId)"))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )];
+            let query = op.parameters.take().unwrap_or_default();
+            params.extend(query.into_iter().filter(|p| !matches!(p, RefOr::T(p) if p.name == "runtime")));
+            op.parameters = Some(params);
+        }
+        api.paths.paths.insert(format!("/runtimes/{{id}}{path}"), item);
     }
 }
 

@@ -52,27 +52,3 @@ pub async fn check_origin(State(allowed): State<Arc<[String]>>, req: Request, ne
     ApiError::Forbidden(format!("origin {origin:?} is not allowed; add it to LETTA_BRIDGE_CORS_ORIGINS"))
         .into_response()
 }
-
-/// `scheme://host[:port]` with an http(s) scheme and nothing after it.
-pub fn valid_origin(origin: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else { return false };
-    matches!(scheme, "http" | "https")
-        && !authority.is_empty()
-        && !authority.contains(['/', '?', '#', '@', ' '])
-        && authority.parse::<axum::http::uri::Authority>().is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_scheme_host_and_port_only() {
-        for ok in ["http://localhost:3000", "https://app.example.com", "http://127.0.0.1"] {
-            assert!(valid_origin(ok), "{ok}");
-        }
-        for bad in ["localhost:3000", "ftp://x", "https://app.example.com/", "https://", "http://a b", "null", "*"] {
-            assert!(!valid_origin(bad), "{bad}");
-        }
-    }
-}

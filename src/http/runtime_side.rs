@@ -19,7 +19,6 @@ use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::auth::bearer;
-use crate::runtime::{Connection, ScopeCache};
 
 /// Runtime id used for a direct connection that names no `deviceId`.
 pub const DIRECT_DEVICE: &str = "direct";
@@ -179,29 +178,13 @@ fn upgrade(
     let max = state.settings.max_frame_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_CHUNK).on_upgrade(move |socket| async move {
         match (refusal, device) {
-            (None, Ok(device)) => serve(state, socket, device, name).await,
+            (None, Ok(device)) => state.runtimes.serve(socket, &device, name).await,
             (why, _) => {
                 tracing::info!(reason = why.unwrap_or("refused"), "runtime socket refused");
                 refuse(socket, why.unwrap_or("refused")).await;
             }
         }
     }))
-}
-
-async fn serve(state: AppState, socket: WebSocket, device: String, name: Option<String>) {
-    let connected = state.runtimes.connect(&device, name);
-    let connection = Connection {
-        runtimes: state.runtimes.clone(),
-        link: connected.link,
-        commands: connected.commands,
-        replaced: connected.replaced,
-        shutdown: state.shutdown.clone(),
-        last_pong: connected.last_pong,
-        settings: state.settings.link,
-        scopes: ScopeCache::new(connected.scopes),
-        resync: connected.resync,
-    };
-    state.tracker.track_future(connection.run(socket)).await;
 }
 
 async fn refuse(mut socket: WebSocket, reason: &'static str) {

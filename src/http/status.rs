@@ -57,8 +57,8 @@ async fn get_status(State(state): State<AppState>, _client: Client) -> Json<Stat
         runtimes_online: online,
         runtimes,
         runtime_connects: state.runtimes.connects(),
-        pending_replies: state.runtimes.pending().len(),
-        runtime_tasks: state.tracker.len(),
+        pending_replies: state.runtimes.pending_replies(),
+        runtime_tasks: state.runtimes.tasks(),
         events: state.hub.stats(),
     })
 }

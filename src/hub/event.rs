@@ -12,8 +12,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub struct Draft {
     /// The SSE `event:` name (the frame's `type`); must be a safe token.
     pub kind: String,
+    /// The runtime it came from or is about.
     pub runtime_id: Option<Arc<str>>,
+    /// Its scope's agent, for filters.
     pub agent_id: Option<String>,
+    /// Its scope's conversation, for filters.
     pub conversation_id: Option<String>,
     /// Compact single-line JSON.
     pub data: String,
@@ -22,10 +25,15 @@ pub struct Draft {
 /// A published event, immutable and shared.
 #[derive(Debug)]
 pub struct Event {
+    /// Its place in the log (the `<seq>` of its id).
     pub seq: u64,
+    /// The SSE `event:` name.
     pub kind: Box<str>,
+    /// The runtime it came from or is about.
     pub runtime_id: Option<Arc<str>>,
+    /// Its scope's agent, for filters.
     pub agent_id: Option<Box<str>>,
+    /// Its scope's conversation, for filters.
     pub conversation_id: Option<Box<str>>,
     pub(crate) at: Instant,
     sse: Bytes,
@@ -84,7 +92,9 @@ pub fn control_frame(id: &str, kind: &str, data: &impl serde::Serialize) -> Byte
 /// A resume position: `<epoch>-<seq>`; seq 0 means "before the first event".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor<'a> {
+    /// The run of the log it belongs to.
     pub epoch: &'a str,
+    /// The last event seen.
     pub seq: u64,
 }
 

@@ -60,14 +60,19 @@ struct Ring {
 /// Counts for `/status`.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct HubStats {
+    /// This run of the log.
     pub epoch: String,
     /// Id of the newest event (`<epoch>-0` before the first).
     pub cursor: String,
+    /// Events published since start.
     pub events_published: u64,
+    /// Events held in the ring.
     pub replay_events: usize,
+    /// Bytes held in the ring.
     pub replay_bytes: usize,
     /// Oldest event id still in the ring.
     pub replay_oldest: Option<String>,
+    /// Open subscriptions.
     pub subscribers: usize,
 }
 
@@ -78,6 +83,7 @@ impl Hub {
         Self::with_epoch(epoch, limits)
     }
 
+    /// A hub whose ids start with `epoch`.
     pub fn with_epoch(epoch: String, limits: Limits) -> Self {
         let (wake, _) = watch::channel(0);
         Self {
@@ -91,6 +97,7 @@ impl Hub {
         }
     }
 
+    /// This run of the log: the `<epoch>` of every id.
     pub fn epoch(&self) -> &str {
         &self.inner.epoch
     }
@@ -135,6 +142,7 @@ impl Hub {
         (Subscription::new(self.clone(), next, wake), reset)
     }
 
+    /// Counts for `/status` and `/metrics`.
     pub fn stats(&self) -> HubStats {
         let ring = self.read();
         HubStats {

@@ -35,6 +35,7 @@ pub enum ResetReason {
 }
 
 impl ResetReason {
+    /// The `reason` clients see.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed_cursor",
@@ -51,9 +52,15 @@ pub enum Read {
     /// New events, oldest first (in the caller's buffer).
     Events,
     /// `missed` events left the ring unread; reading continues after seq `resume_after`.
-    Lagged { missed: u64, resume_after: u64 },
+    Lagged {
+        /// How many.
+        missed: u64,
+        /// The seq reading continues after.
+        resume_after: u64,
+    },
 }
 
+/// One subscriber's place in the ring.
 pub struct Subscription {
     hub: Hub,
     /// Seq of the next event this subscriber wants.
@@ -61,9 +68,16 @@ pub struct Subscription {
     wake: watch::Receiver<u64>,
 }
 
-/// A reset decided at subscribe time: the reason, the oldest seq still held,
-/// and the seq after which the stream continues.
-pub type ResetInfo = (ResetReason, Option<u64>, u64);
+/// A reset decided at subscribe time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetInfo {
+    /// Why the cursor was not honoured.
+    pub reason: ResetReason,
+    /// The oldest seq still held, if any.
+    pub oldest: Option<u64>,
+    /// The seq after which the stream continues (live).
+    pub resume_after: u64,
+}
 
 pub(super) fn resolve_start(
     epoch: &str,
@@ -76,7 +90,7 @@ pub(super) fn resolve_start(
         return (live, None);
     };
     let oldest = events.front().map(|e| e.seq);
-    let reset = |reason| (live, Some((reason, oldest, last_seq)));
+    let reset = |reason| (live, Some(ResetInfo { reason, oldest, resume_after: last_seq }));
     let Some(cursor) = Cursor::parse(raw) else {
         return reset(ResetReason::Malformed);
     };

@@ -81,7 +81,7 @@ fn cursors_that_cannot_be_honoured_get_a_reason() {
         ("ep-2", ResetReason::Expired),
     ] {
         let (mut sub, reset) = hub.subscribe(Start::After(cursor));
-        assert_eq!(reset, Some((reason, Some(4), 6)), "{cursor}");
+        assert_eq!(reset, Some(ResetInfo { reason, oldest: Some(4), resume_after: 6 }), "{cursor}");
         assert!(drain(&mut sub).0.is_empty(), "a reset stream continues live");
     }
     let (_, reset) = hub.subscribe(Start::After("ep-3"));

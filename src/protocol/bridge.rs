@@ -14,7 +14,9 @@ pub struct RuntimeOnline {
     /// Always `runtime_online`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// The runtime (its deviceId).
     pub runtime_id: String,
+    /// Its `connectionName`, if it gave one.
     pub connection_name: Option<String>,
     /// `lettaCodeVersion` from the registration metadata.
     pub version: Option<String>,
@@ -28,6 +30,7 @@ pub struct RuntimeOffline {
     /// Always `runtime_offline`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// The runtime (its deviceId).
     pub runtime_id: String,
     /// Why: `closed` (close frame), `connection_lost` (no close frame),
     /// `heartbeat_timeout`, `replaced` is never sent (the device stays

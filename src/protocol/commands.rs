@@ -1,13 +1,17 @@
-//! Commands clients send to the runtime: typed v2 shapes for the endpoints
-//! that have one, and the rules every frame obeys (type names, request ids,
-//! which commands need the admin token).
+//! The rules every command frame obeys, whichever endpoint it came from:
+//! its head (`type`, `request_id`), which types need the admin token, which
+//! need a runtime scope, which the runtime answers by `request_id`.
 //!
-//! Each typed body keeps unknown fields (`extra`) and sends them on untouched:
-//! the runtime evolves faster than this bridge.
+//! The typed bodies of the command endpoints are in [`super::bodies`]; both
+//! they and free-form frames (`POST /commands`, whose documented shapes are
+//! here) become a wire frame through this file.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+use super::frame::is_valid_type;
+use super::scope::Scope;
 
 /// Longest `request_id` accepted from a client.
 pub const MAX_REQUEST_ID_LEN: usize = 256;
@@ -16,6 +20,14 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 /// terminals, memory, secrets, runtime_start, ...) needs the admin token.
 pub const CONVERSATION_COMMANDS: &[&str] =
     &["input", "sync", "abort_message", "change_device_state", "approval_response"];
+
+/// Conversation commands the runtime drops unanswered without a runtime
+/// scope it accepts (letta-code 0.32.18: `isRuntimeScope`).
+pub const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change_device_state"];
+
+/// Commands the runtime never answers by `request_id` (letta-code 0.32.18):
+/// `?wait=true` on one answers `202` once it is written.
+pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
 
 /// True when `kind` needs the admin token.
 pub fn requires_admin(kind: &str) -> bool {
@@ -27,337 +39,127 @@ pub fn is_reply(kind: &str) -> bool {
     kind == "input_accepted" || kind.ends_with("_response")
 }
 
+/// True when the runtime answers a command of this type by its `request_id`.
+pub fn is_answered(kind: &str) -> bool {
+    !UNANSWERED_COMMANDS.contains(&kind)
+}
+
 /// Why a command body was refused (answered as 422).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
+    /// A typed endpoint got a frame of another type.
     #[error("`type` must be {expected:?} on this endpoint (got {got:?}); use POST /commands for other frames")]
-    WrongType { expected: &'static str, got: String },
+    WrongType {
+        /// The endpoint's type.
+        expected: &'static str,
+        /// The body's type.
+        got: String,
+    },
+    /// `type` is missing or not a safe token.
     #[error("`type` must be a string of 1-128 characters of [A-Za-z0-9_.:-]")]
     BadType,
+    /// `request_id` is not a short printable string.
     #[error("`request_id` must be a string of 1-{MAX_REQUEST_ID_LEN} printable characters")]
     BadRequestId,
+    /// Any other rule, stated.
     #[error("{0}")]
     Invalid(&'static str),
 }
 
-/// Where a command applies on the runtime. Required on every conversation
-/// command: the runtime silently drops an `input`, `sync` or `abort_message`
-/// without both ids (letta-code 0.32.18 logs it as unparseable and never
-/// answers), so the bridge refuses it with `422` instead.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RuntimeScope {
-    /// Agent id, e.g. `agent-local-…`.
-    #[schema(min_length = 1)]
-    pub agent_id: String,
-    /// Conversation id, e.g. `local-conv-1` (`default` is the agent's default conversation).
-    #[schema(min_length = 1)]
-    pub conversation_id: String,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl RuntimeScope {
-    fn check(&self) -> Result<(), CommandError> {
-        if self.agent_id.is_empty() || self.conversation_id.is_empty() {
-            return Err(CommandError::Invalid("runtime.agent_id and runtime.conversation_id must not be empty"));
-        }
-        Ok(())
-    }
-}
-
-/// `POST /input`: a v2 `input` frame (the bridge adds `type` and `request_id`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(examples(json!({
-    "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"},
-    "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "Hello"}]}
-})))]
-pub struct InputCommand {
-    /// Optional; must be `input` when given.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^input$")]
-    pub kind: Option<String>,
-    /// Correlates the runtime's `input_accepted`; generated when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
-    pub request_id: Option<String>,
-    pub runtime: RuntimeScope,
-    pub payload: InputPayload,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// What an `input` carries.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum InputPayload {
-    /// New user message(s) for the agent.
-    CreateMessage(CreateMessage),
-    /// The answer to an approval request.
-    ApprovalResponse(ApprovalResponse),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CreateMessage {
-    /// At least one message.
-    #[schema(min_items = 1)]
-    pub messages: Vec<InputMessage>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct InputMessage {
-    pub role: MessageRole,
-    /// Text, or a list of content parts such as `{"type":"text","text":"…"}`.
-    pub content: MessageContent,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_message_id: Option<String>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageRole {
-    User,
-    System,
-    Assistant,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum MessageContent {
-    Text(String),
-    Parts(Vec<Map<String, Value>>),
-}
-
-/// Answer to an approval request: a `decision`, or an `error`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApprovalResponse {
-    /// The `request_id` of the approval request being answered.
-    #[schema(min_length = 1)]
+/// The head every command frame has: its `type` and `request_id`, read
+/// from a frame whose `request_id` was filled in by [`Command::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The frame's `type`.
+    pub kind: String,
+    /// The frame's `request_id` (the client's, or generated).
     pub request_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<ApprovalDecision>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "behavior", rename_all = "snake_case")]
-pub enum ApprovalDecision {
-    Allow {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        updated_input: Option<Value>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        selected_permission_suggestion_ids: Option<Vec<String>>,
-    },
-    Deny {
-        message: String,
-    },
+/// A command frame that passed the rules: a JSON object with a valid head,
+/// ready to be sent as it is.
+#[derive(Debug, Clone)]
+pub struct Command {
+    head: Head,
+    frame: Map<String, Value>,
 }
 
-/// `POST /approval`: an `input` frame whose payload is an approval response.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(examples(json!({
-    "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"},
-    "payload": {"request_id": "approval-7", "decision": {"behavior": "allow"}}
-})))]
-pub struct ApprovalCommand {
-    /// Optional; must be `input` when given.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^input$")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
-    pub request_id: Option<String>,
-    pub runtime: RuntimeScope,
-    pub payload: ApprovalResponse,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// `POST /sync`: ask the runtime to replay its state, answered by `sync_response`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
-pub struct SyncCommand {
-    /// Optional; must be `sync` when given.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^sync$")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
-    pub request_id: Option<String>,
-    pub runtime: RuntimeScope,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recover_approvals: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub force_device_status: Option<bool>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// `POST /abort`: an `abort_message` frame, answered by `abort_message_response`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(examples(json!({"runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}})))]
-pub struct AbortCommand {
-    /// Optional; must be `abort_message` when given.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^abort_message$")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
-    pub request_id: Option<String>,
-    pub runtime: RuntimeScope,
-    /// Abort only this run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// A typed command body: its wire `type`, and its own checks.
-pub trait TypedCommand: Serialize {
-    const TYPE: &'static str;
-    fn given_type(&self) -> Option<&str>;
-    fn check(&self) -> Result<(), CommandError> {
-        Ok(())
-    }
-}
-
-impl TypedCommand for InputCommand {
-    const TYPE: &'static str = "input";
-    fn given_type(&self) -> Option<&str> {
-        self.kind.as_deref()
-    }
-    fn check(&self) -> Result<(), CommandError> {
-        self.runtime.check()?;
-        match &self.payload {
-            InputPayload::CreateMessage(m) if m.messages.is_empty() => {
-                Err(CommandError::Invalid("payload.messages must hold at least one message"))
+impl Command {
+    /// Checks a frame's head, filling in a missing `request_id`.
+    pub fn new(mut frame: Map<String, Value>) -> Result<Self, CommandError> {
+        let kind = match frame.get("type") {
+            Some(Value::String(t)) if is_valid_type(t) => t.clone(),
+            _ => return Err(CommandError::BadType),
+        };
+        let request_id = match frame.get("request_id") {
+            None | Some(Value::Null) => {
+                let id = new_request_id();
+                frame.insert("request_id".into(), id.clone().into());
+                id
             }
-            InputPayload::ApprovalResponse(a) => check_approval(a),
-            InputPayload::CreateMessage(_) => Ok(()),
+            Some(Value::String(id)) if valid_request_id(id) => id.clone(),
+            Some(_) => return Err(CommandError::BadRequestId),
+        };
+        Ok(Self { head: Head { kind, request_id }, frame })
+    }
+
+    /// A free-form frame (`POST /commands`): a valid head, and the runtime
+    /// scope that conversation commands need.
+    pub fn free_form(frame: Map<String, Value>) -> Result<Self, CommandError> {
+        let command = Self::new(frame)?;
+        let kind = command.kind();
+        if kind == "approval_response" {
+            return Err(CommandError::Invalid(
+                "an approval response is an `input` frame whose payload.kind is `approval_response`: use POST /approval",
+            ));
         }
-    }
-}
-
-impl TypedCommand for ApprovalCommand {
-    const TYPE: &'static str = "input";
-    fn given_type(&self) -> Option<&str> {
-        self.kind.as_deref()
-    }
-    fn check(&self) -> Result<(), CommandError> {
-        self.runtime.check()?;
-        check_approval(&self.payload)
-    }
-}
-
-impl TypedCommand for SyncCommand {
-    const TYPE: &'static str = "sync";
-    fn given_type(&self) -> Option<&str> {
-        self.kind.as_deref()
-    }
-    fn check(&self) -> Result<(), CommandError> {
-        self.runtime.check()
-    }
-}
-
-impl TypedCommand for AbortCommand {
-    const TYPE: &'static str = "abort_message";
-    fn given_type(&self) -> Option<&str> {
-        self.kind.as_deref()
-    }
-    fn check(&self) -> Result<(), CommandError> {
-        self.runtime.check()
-    }
-}
-
-fn check_approval(a: &ApprovalResponse) -> Result<(), CommandError> {
-    if a.request_id.is_empty() {
-        return Err(CommandError::Invalid("payload.request_id must name the approval request"));
-    }
-    match (&a.decision, &a.error) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => Err(CommandError::Invalid("payload needs exactly one of `decision` or `error`")),
-    }
-}
-
-/// Turns a typed body into the wire frame: checks it, sets `type`, and fills
-/// `request_id` (and `payload.kind` for approvals).
-pub fn typed_frame<C: TypedCommand>(cmd: &C) -> Result<Map<String, Value>, CommandError> {
-    if let Some(got) = cmd.given_type().filter(|t| *t != C::TYPE) {
-        return Err(CommandError::WrongType { expected: C::TYPE, got: got.to_owned() });
-    }
-    cmd.check()?;
-    let Value::Object(mut frame) = serde_json::to_value(cmd).expect("command bodies serialise") else {
-        unreachable!("command bodies are structs")
-    };
-    frame.insert("type".into(), C::TYPE.into());
-    // `InputCommand` payloads carry their `kind` tag; approval bodies do not.
-    if let Some(Value::Object(payload)) = frame.get_mut("payload")
-        && C::TYPE == "input"
-        && !payload.contains_key("kind")
-    {
-        payload.insert("kind".into(), "approval_response".into());
-    }
-    fill_request_id(&mut frame)?;
-    Ok(frame)
-}
-
-/// Conversation commands the runtime drops unanswered without a runtime
-/// scope it accepts (letta-code 0.32.18: `isRuntimeScope`).
-const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change_device_state"];
-
-/// Commands the runtime never answers by `request_id` (letta-code 0.32.18):
-/// `?wait=true` on one answers `202` once it is written.
-pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
-
-/// Checks a free-form frame for `POST /commands` and fills its `request_id`.
-pub fn generic_frame(mut frame: Map<String, Value>) -> Result<Map<String, Value>, CommandError> {
-    let kind = match frame.get("type") {
-        Some(Value::String(t)) if crate::protocol::frame::is_valid_type(t) => t.as_str(),
-        _ => return Err(CommandError::BadType),
-    };
-    if kind == "approval_response" {
-        return Err(CommandError::Invalid(
-            "an approval response is an `input` frame whose payload.kind is `approval_response`: use POST /approval",
-        ));
-    }
-    if SCOPED_COMMANDS.contains(&kind) && !frame.get("runtime").is_some_and(is_runtime_scope) {
-        return Err(CommandError::Invalid(
-            "this command needs `runtime` with a non-empty `conversation_id` and an `agent_id` (a non-empty string or null); the runtime drops it otherwise",
-        ));
-    }
-    fill_request_id(&mut frame)?;
-    Ok(frame)
-}
-
-/// The runtime's own test of a scope: a non-empty `conversation_id`, and an
-/// `agent_id` that is null or a non-empty string.
-fn is_runtime_scope(scope: &Value) -> bool {
-    let non_empty = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
-    non_empty(&scope["conversation_id"]) && scope.get("agent_id").is_some_and(|a| a.is_null() || non_empty(a))
-}
-
-fn fill_request_id(frame: &mut Map<String, Value>) -> Result<(), CommandError> {
-    match frame.get("request_id") {
-        None | Some(Value::Null) => {
-            frame.insert("request_id".into(), new_request_id().into());
-            Ok(())
+        if SCOPED_COMMANDS.contains(&kind) && command.scope().is_none() {
+            return Err(CommandError::Invalid(
+                "this command needs `runtime` with a non-empty `conversation_id` and an `agent_id` (a non-empty string or null); the runtime drops it otherwise",
+            ));
         }
-        Some(Value::String(id)) if valid_request_id(id) => Ok(()),
-        Some(_) => Err(CommandError::BadRequestId),
+        Ok(command)
+    }
+
+    /// The frame's `type`.
+    pub fn kind(&self) -> &str {
+        &self.head.kind
+    }
+
+    /// The frame's `request_id`.
+    pub fn request_id(&self) -> &str {
+        &self.head.request_id
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The runtime scope it names, when the runtime accepts it.
+    pub fn scope(&self) -> Option<Scope> {
+        Scope::of_frame(&self.frame)
+    }
+
+    /// The frame, to read or amend before it is sent (the head stays).
+    pub fn frame_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.frame
+    }
+
+    /// The frame as sent on the socket.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(&self.frame).expect("JSON maps serialise")
     }
 }
 
 /// 1-256 characters, none of them control characters.
 pub fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.chars().count() <= MAX_REQUEST_ID_LEN && !id.chars().any(char::is_control)
+}
+
+/// A fresh request id (`req-` + UUID v4).
+pub fn new_request_id() -> String {
+    format!("req-{}", uuid::Uuid::new_v4())
 }
 
 /// The documented shape of `POST /commands`: any v2 frame. The four
@@ -367,7 +169,9 @@ pub fn valid_request_id(id: &str) -> bool {
 #[serde(untagged)]
 #[allow(dead_code)] // documentation only: bodies are read as JSON maps
 pub enum GenericCommand {
+    /// A conversation command, with its scope.
     Conversation(ScopedFrame),
+    /// Any other command.
     Other(OtherFrame),
 }
 
@@ -375,25 +179,16 @@ pub enum GenericCommand {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(examples(json!({"type": "change_device_state", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "payload": {"mode": "default"}})))]
 pub struct ScopedFrame {
+    /// The frame's `type`.
     #[serde(rename = "type")]
     #[schema(pattern = "^(input|sync|abort_message|change_device_state)$")]
     pub kind: String,
-    pub runtime: FrameScope,
+    /// A scope the runtime takes.
+    pub runtime: Scope,
+    /// Correlates the runtime's reply; generated when absent.
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     /// Every other field goes to the runtime untouched.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-/// A scope as the runtime tests it: a conversation, and an agent or null.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FrameScope {
-    #[schema(min_length = 1)]
-    pub conversation_id: String,
-    /// An agent id, or null for the runtime's default.
-    #[schema(min_length = 1, required = true)]
-    pub agent_id: Option<String>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -407,7 +202,9 @@ pub struct OtherFrame {
     #[schema(
         pattern = "^(?!(input|sync|abort_message|change_device_state|approval_response)$)[A-Za-z0-9_.:-]{1,128}$"
     )]
+    /// The frame's `type`.
     pub kind: String,
+    /// Correlates the runtime's reply; generated when absent.
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$")]
     pub request_id: Option<String>,
     /// Every other field goes to the runtime untouched.
@@ -415,102 +212,34 @@ pub struct OtherFrame {
     pub other: Map<String, Value>,
 }
 
-/// A fresh request id (`req-` + UUID v4).
-pub fn new_request_id() -> String {
-    format!("req-{}", uuid::Uuid::new_v4())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scope() -> Value {
-        json!({"agent_id": "a", "conversation_id": "c"})
-    }
-
-    fn input(v: Value) -> InputCommand {
-        serde_json::from_value(v).unwrap()
+    fn free_form(v: Value) -> Result<Command, CommandError> {
+        Command::free_form(v.as_object().unwrap().clone())
     }
 
     #[test]
-    fn conversation_commands_need_both_ids_of_their_scope() {
-        let body = |runtime: Value| json!({"runtime": runtime, "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}});
-        assert!(serde_json::from_value::<InputCommand>(body(json!({"agent_id": "a"}))).is_err());
-        assert!(serde_json::from_value::<SyncCommand>(json!({})).is_err());
-        let empty = input(body(json!({"agent_id": "a", "conversation_id": ""})));
-        assert!(matches!(typed_frame(&empty), Err(CommandError::Invalid(_))));
-        let sync: SyncCommand =
-            serde_json::from_value(json!({"runtime": {"agent_id": "", "conversation_id": "c"}})).unwrap();
-        assert!(matches!(typed_frame(&sync), Err(CommandError::Invalid(_))));
+    fn free_form_conversation_frames_need_a_scope_the_runtime_takes() {
+        let scope = json!({"agent_id": "a", "conversation_id": "c"});
+        assert!(free_form(json!({"type": "sync"})).is_err());
+        assert!(free_form(json!({"type": "sync", "runtime": {"agent_id": "a"}})).is_err());
+        assert!(free_form(json!({"type": "change_device_state", "runtime": {"conversation_id": "c"}})).is_err());
+        assert!(free_form(json!({"type": "approval_response", "runtime": scope})).is_err());
+        assert!(free_form(json!({"type": "sync", "runtime": scope})).is_ok());
+        assert!(free_form(json!({"type": "sync", "runtime": {"agent_id": null, "conversation_id": "c"}})).is_ok());
+        assert!(free_form(json!({"type": "read_file", "path": "/x"})).is_ok(), "other commands carry no scope");
     }
 
     #[test]
-    fn input_frame_gets_type_request_id_and_keeps_unknown_fields() {
-        let cmd = input(json!({
-            "runtime": {"agent_id": "a", "conversation_id": "c", "z": 1},
-            "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "hi", "m": 2}], "p": 3},
-            "future_field": true
-        }));
-        let f = typed_frame(&cmd).unwrap();
-        assert_eq!(f["type"], "input");
-        assert!(f["request_id"].as_str().unwrap().starts_with("req-"));
-        assert_eq!(f["future_field"], true);
-        assert_eq!(f["runtime"]["z"], 1);
-        assert_eq!(f["payload"]["p"], 3);
-        assert_eq!(f["payload"]["kind"], "create_message");
-        assert_eq!(f["payload"]["messages"][0]["m"], 2);
-    }
-
-    #[test]
-    fn a_given_request_id_is_kept_and_a_wrong_type_refused() {
-        let cmd = input(
-            json!({"request_id": "mine", "runtime": scope(), "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
-        );
-        assert_eq!(typed_frame(&cmd).unwrap()["request_id"], "mine");
-        let cmd = input(
-            json!({"type": "sync", "runtime": scope(), "payload": {"kind": "create_message", "messages": [{"role": "user", "content": "x"}]}}),
-        );
-        assert!(matches!(typed_frame(&cmd), Err(CommandError::WrongType { .. })));
-    }
-
-    #[test]
-    fn empty_messages_and_half_approvals_are_refused() {
-        let cmd = input(json!({"runtime": scope(), "payload": {"kind": "create_message", "messages": []}}));
-        assert!(matches!(typed_frame(&cmd), Err(CommandError::Invalid(_))));
-        let a: ApprovalCommand =
-            serde_json::from_value(json!({"runtime": scope(), "payload": {"request_id": "ap"}})).unwrap();
-        assert!(matches!(typed_frame(&a), Err(CommandError::Invalid(_))));
-    }
-
-    #[test]
-    fn approval_frames_are_inputs_with_an_approval_payload() {
-        let a: ApprovalCommand = serde_json::from_value(
-            json!({"runtime": scope(), "payload": {"request_id": "ap", "decision": {"behavior": "deny", "message": "no"}}}),
-        )
-        .unwrap();
-        let f = typed_frame(&a).unwrap();
-        assert_eq!(f["type"], "input");
-        assert_eq!(f["payload"]["kind"], "approval_response");
-        assert_eq!(f["payload"]["decision"], json!({"behavior": "deny", "message": "no"}));
-    }
-
-    #[test]
-    fn generic_conversation_frames_need_a_scope_the_runtime_takes() {
-        let frame = |v: Value| generic_frame(v.as_object().unwrap().clone());
-        assert!(frame(json!({"type": "sync"})).is_err());
-        assert!(frame(json!({"type": "sync", "runtime": {"agent_id": "a"}})).is_err());
-        assert!(frame(json!({"type": "change_device_state", "runtime": {"conversation_id": "c"}})).is_err());
-        assert!(frame(json!({"type": "approval_response", "runtime": scope()})).is_err());
-        assert!(frame(json!({"type": "sync", "runtime": scope()})).is_ok());
-        assert!(frame(json!({"type": "sync", "runtime": {"agent_id": null, "conversation_id": "c"}})).is_ok());
-        assert!(frame(json!({"type": "read_file", "path": "/x"})).is_ok(), "other commands carry no scope");
-    }
-
-    #[test]
-    fn generic_frames_need_a_valid_type_and_request_id() {
-        let ok = generic_frame(json!({"type": "read_file", "path": "/x"}).as_object().unwrap().clone()).unwrap();
-        assert!(ok["request_id"].is_string());
+    fn a_head_needs_a_valid_type_and_request_id_and_gets_one_generated() {
+        let ok = free_form(json!({"type": "read_file", "path": "/x"})).unwrap();
+        assert!(ok.request_id().starts_with("req-"));
+        assert_eq!(ok.frame["request_id"], ok.request_id());
+        let kept = free_form(json!({"type": "read_file", "request_id": "mine"})).unwrap();
+        assert_eq!(kept.request_id(), "mine");
         for bad in [
             json!({}),
             json!({"type": 3}),
@@ -518,7 +247,7 @@ mod tests {
             json!({"type": "x", "request_id": 5}),
             json!({"type": "x", "request_id": ""}),
         ] {
-            assert!(generic_frame(bad.as_object().unwrap().clone()).is_err(), "{bad}");
+            assert!(free_form(bad.clone()).is_err(), "{bad}");
         }
     }
 
@@ -544,5 +273,6 @@ mod tests {
     fn replies_are_recognised() {
         assert!(is_reply("input_accepted") && is_reply("sync_response") && is_reply("read_file_response"));
         assert!(!is_reply("stream_delta") && !is_reply("turn_finished"));
+        assert!(is_answered("sync") && !is_answered("change_device_state"));
     }
 }

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::scope::EventScope;
+
 /// Longest frame `type` accepted (it becomes the SSE `event:` name).
 pub const MAX_TYPE_LEN: usize = 128;
 
@@ -36,10 +38,13 @@ pub struct RuntimeFrame {
 /// Why a runtime frame was dropped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
+    /// Not JSON, or not an object with a string `type`.
     #[error("not a JSON object with a string `type`: {0}")]
     Json(String),
+    /// A `type` that is not a safe token.
     #[error("frame `type` must be 1-{MAX_TYPE_LEN} characters of [A-Za-z0-9_.:-]")]
     BadType,
+    /// Nested deeper than subscribers' parsers read.
     #[error("frame nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
 }
@@ -54,14 +59,6 @@ struct Head<'a> {
     runtime: Option<&'a RawValue>,
     #[serde(default, borrow)]
     runtime_id: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct Scope {
-    #[serde(default)]
-    agent_id: Option<String>,
-    #[serde(default)]
-    conversation_id: Option<String>,
 }
 
 /// True for names safe to use as an SSE `event:` field and in logs.
@@ -88,7 +85,7 @@ pub fn parse_runtime_frame(text: &str, runtime_id: &str) -> Result<RuntimeFrame,
         return Err(FrameError::TooDeep);
     }
     let request_id = head.request_id.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
-    let scope = head.runtime.and_then(|raw| serde_json::from_str::<Scope>(raw.get()).ok()).unwrap_or_default();
+    let scope = head.runtime.and_then(|raw| serde_json::from_str::<EventScope>(raw.get()).ok()).unwrap_or_default();
     let data = if head.runtime_id.is_some() {
         // The runtime sent a field of that name: overwrite it on a tree.
         let mut value: serde_json::Map<String, serde_json::Value> =

@@ -1,9 +1,17 @@
-//! The runtime's v2 protocol: frames it sends (`frame`), commands we send
-//! (`commands`), and the bridge's own status events (`bridge`). No I/O here.
+//! The runtime's v2 protocol, with no I/O: the frames it sends (`frame`),
+//! where frames apply (`scope`), the rules of command frames (`commands`)
+//! and the typed bodies of the command endpoints (`bodies`), how a turn
+//! unfolds in events (`turn`), the bridge's own status events (`bridge`),
+//! and the event schemas of the OpenAPI document (`events`).
 
+pub mod bodies;
 pub mod bridge;
 pub mod commands;
 pub mod events;
 pub mod frame;
+pub mod scope;
+pub mod turn;
 
+pub use commands::{Command, CommandError};
 pub use frame::{FrameError, RuntimeFrame, parse_runtime_frame};
+pub use scope::Scope;

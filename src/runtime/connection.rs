@@ -12,11 +12,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{Link, Outgoing, Runtimes, unix_millis_now};
-use super::{Scope, ScopeCache};
+use super::link::{Link, Outgoing};
+use super::registry::{Joined, unix_millis_now};
+use super::runtimes::Runtimes;
+use super::scopes::ScopeCache;
 use crate::hub::Draft;
 use crate::protocol::bridge::RESERVED_EVENTS;
-use crate::protocol::{commands::is_reply, parse_runtime_frame};
+use crate::protocol::{Scope, commands::is_reply, parse_runtime_frame};
 
 /// Longest a single socket write may take before the runtime counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,26 +30,19 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The JSON pong the runtime expects for each of its JSON pings.
 const JSON_PONG: &str = r#"{"type":"pong"}"#;
 
-/// Heartbeat and queue settings for runtime sockets.
-#[derive(Debug, Clone, Copy)]
-pub struct LinkSettings {
-    pub ping_interval: Duration,
-    pub max_missed_pongs: u32,
-}
-
-/// Everything the socket task needs; built by the WebSocket handler.
-pub struct Connection {
-    pub runtimes: Runtimes,
-    pub link: Link,
-    pub commands: mpsc::Receiver<Outgoing>,
-    pub replaced: CancellationToken,
-    pub shutdown: CancellationToken,
-    pub last_pong: Arc<AtomicU64>,
-    pub settings: LinkSettings,
+/// Everything the socket task needs.
+pub(super) struct Connection {
+    runtimes: Runtimes,
+    link: Link,
+    commands: mpsc::Receiver<Outgoing>,
+    /// Cancelled when a newer connection of the same device takes over.
+    replaced: CancellationToken,
+    /// Unix millis of the last pong control frame (0: none yet).
+    last_pong: Arc<AtomicU64>,
     /// Scopes seen on this device (events and commands), for re-sync.
-    pub scopes: ScopeCache,
+    scopes: ScopeCache,
     /// Scopes to `sync` as soon as the socket is served (a reconnect).
-    pub resync: Vec<Scope>,
+    resync: Vec<Scope>,
 }
 
 /// How a connection ended (the `reason` of `runtime_offline`).
@@ -90,9 +85,17 @@ impl Drop for OnGone<'_> {
 }
 
 impl Connection {
+    /// Makes a new connection `device_id`'s current one.
+    pub(super) fn open(runtimes: &Runtimes, device_id: &str, connection_name: Option<String>) -> Self {
+        let Joined { link, commands, replaced, last_pong, scopes, resync } =
+            runtimes.connect(device_id, connection_name);
+        let scopes = ScopeCache::new(scopes);
+        Self { runtimes: runtimes.clone(), link, commands, replaced, last_pong, scopes, resync }
+    }
+
     /// Serves the socket until it closes, is replaced, or the bridge stops.
     #[tracing::instrument(name = "runtime", skip_all, fields(device = %self.link.runtime_id, generation = self.link.generation))]
-    pub async fn run(mut self, mut socket: WebSocket) {
+    pub(super) async fn run(mut self, mut socket: WebSocket) {
         tracing::info!("runtime connected");
         let runtimes = self.runtimes.clone();
         let link = self.link.clone();
@@ -102,7 +105,9 @@ impl Connection {
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> End {
-        let period = self.settings.ping_interval;
+        let settings = self.runtimes.inner.settings;
+        let shutdown = self.runtimes.inner.shutdown.clone();
+        let period = settings.ping_interval;
         let mut ping = interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut dropped = 0u64;
@@ -131,7 +136,7 @@ impl Connection {
             // cannot starve either.
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => {
+                () = shutdown.cancelled() => {
                     close(socket, 1001, "bridge shutting down").await;
                     return End::Shutdown;
                 }
@@ -148,8 +153,8 @@ impl Connection {
                         tracing::debug!("dropping a command whose request gave up before it was written");
                         continue;
                     }
-                    if let Some(scope) = &out.scope {
-                        self.scopes.note(&scope.agent_id, scope.conversation_id.as_deref());
+                    if let Some(scope) = out.scope {
+                        self.scopes.note(scope);
                     }
                     if write(socket, Message::Text(out.text.into())).await.is_err() {
                         return End::Error;
@@ -157,7 +162,7 @@ impl Connection {
                     let _ = out.written.send(());
                 }
                 _ = ping.tick() => {
-                    if unanswered >= self.settings.max_missed_pongs {
+                    if unanswered >= settings.max_missed_pongs {
                         tracing::warn!(missed = unanswered, "runtime stopped answering pings");
                         close(socket, 1011, "heartbeat timeout").await;
                         return End::HeartbeatTimeout;
@@ -207,7 +212,8 @@ impl Connection {
         }
         tracing::info!(scopes = self.resync.len(), "re-syncing the runtime after its reconnect");
         for scope in std::mem::take(&mut self.resync) {
-            write(socket, Message::Text(scope.sync_frame().into())).await?;
+            let request_id = format!("bridge-resync-{}", uuid::Uuid::new_v4());
+            write(socket, Message::Text(scope.sync_frame(&request_id).into())).await?;
         }
         Ok(())
     }
@@ -230,20 +236,16 @@ impl Connection {
             }
             _ => {}
         }
-        if let Some(agent) = &frame.agent_id {
-            self.scopes.note(agent, frame.conversation_id.as_deref());
-        }
+        self.scopes.note_event(frame.agent_id.as_deref(), frame.conversation_id.as_deref());
         let reply_to = frame.request_id.filter(|_| is_reply(&frame.kind));
-        let event = self.runtimes.hub().publish(Draft {
+        let draft = Draft {
             kind: frame.kind,
             runtime_id: Some(self.link.runtime_id.clone()),
             agent_id: frame.agent_id,
             conversation_id: frame.conversation_id,
             data: frame.data,
-        });
-        if let Some(request_id) = reply_to {
-            self.runtimes.pending().complete(&self.link.runtime_id, &request_id, event.data());
-        }
+        };
+        self.runtimes.inner.events.append(&self.link.runtime_id, draft, reply_to);
         Ok(())
     }
 }

@@ -19,10 +19,13 @@ pub enum Outcome {
     Disconnected,
 }
 
+/// Why a reply cannot be awaited.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PendingError {
+    /// The same runtime already has a wait for this `request_id`.
     #[error("a command with this request_id is already awaiting its reply")]
     Duplicate,
+    /// LETTA_BRIDGE_MAX_PENDING waits are registered.
     #[error("too many commands are awaiting replies")]
     Full,
 }
@@ -35,6 +38,7 @@ struct Waiter {
     tx: oneshot::Sender<Outcome>,
 }
 
+/// The commands awaiting their reply, bounded. Cheap to clone.
 #[derive(Clone)]
 pub struct Pending {
     inner: Arc<Inner>,
@@ -101,10 +105,12 @@ impl Pending {
         }
     }
 
+    /// Waits registered.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

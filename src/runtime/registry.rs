@@ -1,4 +1,6 @@
-//! Which runtimes exist, keyed by `deviceId`, and which are online.
+//! Which runtimes exist, keyed by `deviceId`, which are online, and where a
+//! command to one of them goes. State only: the events these changes cause
+//! are published by [`super::Runtimes`].
 //!
 //! A new connection from a device replaces its old one; each connection has a
 //! generation, and only the current generation's close marks the device
@@ -11,73 +13,34 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::{Pending, Scope, SharedScopes};
-use crate::hub::{Draft, Hub};
+use super::link::{Link, Outgoing};
+use super::scopes::SharedScopes;
+use crate::protocol::Scope;
 use crate::protocol::bridge::{RuntimeOffline, RuntimeOnline};
 
-/// A frame queued for a runtime's socket; `written` fires once it is on the wire.
-pub struct Outgoing {
-    pub text: String,
-    /// The command's runtime scope, remembered for re-sync after a reconnect.
-    pub scope: Option<Scope>,
-    pub written: oneshot::Sender<()>,
-}
-
-/// A cheap handle to one connection of one runtime.
-#[derive(Clone)]
-pub struct Link {
-    pub runtime_id: Arc<str>,
-    pub generation: u64,
-    tx: mpsc::Sender<Outgoing>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error("the runtime's command queue is full")]
-    Full,
-    #[error("the runtime disconnected")]
-    Gone,
-}
-
-impl Link {
-    /// Queues `text` for the socket; resolves once it is written.
-    pub fn send(&self, text: String, scope: Option<Scope>) -> Result<oneshot::Receiver<()>, SendError> {
-        let (written, rx) = oneshot::channel();
-        self.tx.try_send(Outgoing { text, scope, written }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Gone,
-        })?;
-        Ok(rx)
-    }
-}
-
-/// What `connect` hands the new socket task.
-pub struct Connected {
-    pub link: Link,
-    pub commands: mpsc::Receiver<Outgoing>,
-    /// Cancelled when a newer connection of the same device takes over.
-    pub replaced: CancellationToken,
-    /// Unix millis of the last pong control frame (0: none yet).
-    pub last_pong: Arc<AtomicU64>,
-    /// The device's scopes, kept across its connections.
-    pub scopes: SharedScopes,
-    /// Scopes to `sync` now: those seen before, when this is a reconnect.
-    pub resync: Vec<Scope>,
+/// Where a command to a runtime goes.
+pub enum Target {
+    /// The runtime's socket is served by this process.
+    Local(Link),
 }
 
 /// Why a command has no runtime to go to.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
+    /// No runtime is online, and none was named.
     #[error("no runtime is online")]
     NoneOnline,
+    /// The named runtime is known but offline.
     #[error("runtime {0:?} is offline")]
     Offline(String),
+    /// The named runtime was never seen.
     #[error("no runtime {0:?} is known")]
     Unknown(String),
+    /// Several are online and none was named; the ids, sorted.
     #[error("several runtimes are online; name one with ?runtime= or /runtimes/{{id}}/…")]
     Ambiguous(Vec<String>),
 }
@@ -87,9 +50,11 @@ pub enum RouteError {
 pub struct RuntimeInfo {
     /// The runtime's `deviceId` (`direct` for a plain connection without one).
     pub id: String,
+    /// True while its socket is open.
     pub online: bool,
     /// Assigned at registration; absent for direct connections.
     pub connection_id: Option<String>,
+    /// `connectionName` from registration or the socket's query.
     pub connection_name: Option<String>,
     /// RFC 3339.
     pub online_since: Option<String>,
@@ -99,23 +64,18 @@ pub struct RuntimeInfo {
     pub offline_since: Option<String>,
     /// `lettaCodeVersion` from registration.
     pub version: Option<String>,
+    /// `os` from registration.
     pub os: Option<String>,
+    /// `nodeVersion` from registration.
     pub node_version: Option<String>,
 }
 
-#[derive(Clone)]
-pub struct Runtimes {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    hub: Hub,
-    pending: Pending,
-    command_queue: usize,
-    /// Short map operations only; never held across `.await`.
+/// The device registry. Cheap operations under one lock, never held across
+/// `.await`.
+#[derive(Default)]
+pub(super) struct Registry {
     state: Mutex<State>,
     next_generation: AtomicU64,
-    connects: AtomicU64,
 }
 
 #[derive(Default)]
@@ -144,30 +104,28 @@ struct Live {
     replaced: CancellationToken,
 }
 
-impl Runtimes {
-    pub fn new(hub: Hub, pending: Pending, command_queue: usize) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                hub,
-                pending,
-                command_queue,
-                state: Mutex::default(),
-                next_generation: AtomicU64::new(1),
-                connects: AtomicU64::new(0),
-            }),
-        }
-    }
+/// A connection made the current one of its device: what its socket task needs.
+pub(super) struct Joined {
+    pub(super) link: Link,
+    pub(super) commands: mpsc::Receiver<Outgoing>,
+    /// Cancelled when a newer connection of the same device takes over.
+    pub(super) replaced: CancellationToken,
+    /// Unix millis of the last pong control frame (0: none yet).
+    pub(super) last_pong: Arc<AtomicU64>,
+    /// The device's scopes, kept across its connections.
+    pub(super) scopes: SharedScopes,
+    /// Scopes to `sync` now: those seen before, when this is a reconnect.
+    pub(super) resync: Vec<Scope>,
+}
 
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
-    }
-
-    pub fn pending(&self) -> &Pending {
-        &self.inner.pending
-    }
-
+impl Registry {
     /// Records a registration; returns the device's (stable) connection id.
-    pub fn register(&self, device_id: &str, connection_name: Option<String>, metadata: Option<&Value>) -> String {
+    pub(super) fn register(
+        &self,
+        device_id: &str,
+        connection_name: Option<String>,
+        metadata: Option<&Value>,
+    ) -> String {
         let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned);
         let mut state = self.lock();
         let key: Arc<str> = Arc::from(device_id);
@@ -182,19 +140,26 @@ impl Runtimes {
     }
 
     /// The device a registration's connection id belongs to.
-    pub fn device_of_connection(&self, connection_id: &str) -> Option<Arc<str>> {
+    pub(super) fn device_of_connection(&self, connection_id: &str) -> Option<Arc<str>> {
         self.lock().connections.get(connection_id).cloned()
     }
 
     /// Makes a new connection the device's current one, replacing (and
-    /// closing) any older one, and publishes `runtime_online`.
-    pub fn connect(&self, device_id: &str, connection_name: Option<String>) -> Connected {
-        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (tx, commands) = mpsc::channel(self.inner.command_queue);
+    /// closing) any older one. `announce` publishes its `runtime_online`
+    /// under the registry's lock, so that a device's status events are in
+    /// the order of its registry changes.
+    pub(super) fn join(
+        &self,
+        device_id: &str,
+        connection_name: Option<String>,
+        queue: usize,
+        announce: impl FnOnce(&Arc<str>, &RuntimeOnline),
+    ) -> Joined {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock();
         let key = state.devices.get_key_value(device_id).map_or_else(|| Arc::from(device_id), |(k, _)| k.clone());
         let device = state.devices.entry(key.clone()).or_default();
-        let link = Link { runtime_id: key.clone(), generation, tx };
+        let (link, commands) = Link::new(key.clone(), generation, queue);
         let live = Live {
             link: link.clone(),
             since: SystemTime::now(),
@@ -209,14 +174,6 @@ impl Runtimes {
         }
         device.offline_since = None;
         let live = device.live.as_ref().expect("just set");
-        let connected = Connected {
-            link,
-            commands,
-            replaced: live.replaced.clone(),
-            last_pong: live.last_pong.clone(),
-            scopes: device.scopes.clone(),
-            resync: device.scopes.list(),
-        };
         let online = RuntimeOnline {
             kind: "runtime_online",
             runtime_id: key.to_string(),
@@ -224,44 +181,47 @@ impl Runtimes {
             version: device.version.clone(),
             online_since: rfc3339(live.since),
         };
-        self.publish_status(&key, "runtime_online", &online);
-        self.inner.connects.fetch_add(1, Ordering::Relaxed);
-        drop(state);
-        connected
+        announce(&key, &online);
+        Joined {
+            link,
+            commands,
+            replaced: live.replaced.clone(),
+            last_pong: live.last_pong.clone(),
+            scopes: device.scopes.clone(),
+            resync: device.scopes.list(),
+        }
     }
 
-    /// A connection's socket task ended. Marks the device offline only when
-    /// this connection is still its current one; fails its awaited commands.
-    pub fn disconnected(&self, link: &Link, reason: &str) {
+    /// A connection ended: marks the device offline when this connection is
+    /// still its current one, and then `announce`s its `runtime_offline`
+    /// (under the lock, as in [`Registry::join`]).
+    pub(super) fn leave(&self, link: &Link, reason: &str, announce: impl FnOnce(&RuntimeOffline)) {
         let mut state = self.lock();
-        if let Some(device) = state.devices.get_mut(&link.runtime_id) {
-            let current = device.live.as_ref().is_some_and(|l| l.link.generation == link.generation);
-            if current {
-                device.live = None;
-                device.offline_since = Some(SystemTime::now());
-                let offline = RuntimeOffline {
-                    kind: "runtime_offline",
-                    runtime_id: link.runtime_id.to_string(),
-                    reason: reason.into(),
-                };
-                self.publish_status(&link.runtime_id, "runtime_offline", &offline);
-            }
+        let Some(device) = state.devices.get_mut(&link.runtime_id) else { return };
+        if device.live.as_ref().is_none_or(|l| l.link.generation != link.generation) {
+            return;
         }
-        drop(state);
-        self.inner.pending.fail_connection(&link.runtime_id, link.generation);
+        device.live = None;
+        device.offline_since = Some(SystemTime::now());
+        announce(&RuntimeOffline {
+            kind: "runtime_offline",
+            runtime_id: link.runtime_id.to_string(),
+            reason: reason.into(),
+        });
     }
 
     /// Picks the runtime a command goes to: the named one, or the only one online.
-    pub fn route(&self, name: Option<&str>) -> Result<Link, RouteError> {
+    pub(super) fn route(&self, name: Option<&str>) -> Result<Target, RouteError> {
         let state = self.lock();
         if let Some(name) = name {
             let device = state.devices.get(name).ok_or_else(|| RouteError::Unknown(name.to_owned()))?;
-            return device.live.as_ref().map(|l| l.link.clone()).ok_or_else(|| RouteError::Offline(name.to_owned()));
+            let live = device.live.as_ref().ok_or_else(|| RouteError::Offline(name.to_owned()))?;
+            return Ok(Target::Local(live.link.clone()));
         }
         let mut online = state.devices.values().filter_map(|d| d.live.as_ref());
         match (online.next(), online.next()) {
             (None, _) => Err(RouteError::NoneOnline),
-            (Some(only), None) => Ok(only.link.clone()),
+            (Some(only), None) => Ok(Target::Local(only.link.clone())),
             (Some(_), Some(_)) => {
                 let mut ids: Vec<String> =
                     state.devices.iter().filter(|(_, d)| d.live.is_some()).map(|(k, _)| k.to_string()).collect();
@@ -272,34 +232,20 @@ impl Runtimes {
     }
 
     /// All known runtimes, sorted by id.
-    pub fn list(&self) -> Vec<RuntimeInfo> {
+    pub(super) fn list(&self) -> Vec<RuntimeInfo> {
         let state = self.lock();
         let mut list: Vec<RuntimeInfo> = state.devices.iter().map(|(id, d)| d.info(id)).collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
     }
 
-    pub fn online_count(&self) -> usize {
+    /// Runtimes with an open socket.
+    pub(super) fn online_count(&self) -> usize {
         self.lock().devices.values().filter(|d| d.live.is_some()).count()
     }
 
-    /// Connections accepted since start.
-    pub fn connects(&self) -> u64 {
-        self.inner.connects.load(Ordering::Relaxed)
-    }
-
-    fn publish_status(&self, runtime_id: &Arc<str>, kind: &str, body: &impl Serialize) {
-        self.inner.hub.publish(Draft {
-            kind: kind.into(),
-            runtime_id: Some(runtime_id.clone()),
-            agent_id: None,
-            conversation_id: None,
-            data: serde_json::to_string(body).expect("status events serialise"),
-        });
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

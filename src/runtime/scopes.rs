@@ -1,5 +1,6 @@
-//! The agent/conversation scopes seen on each runtime, so that the bridge can
-//! `sync` them itself when the runtime reconnects.
+//! The scopes seen on each runtime, so that the bridge can `sync` them
+//! itself when the runtime reconnects. Only scopes the runtime accepts are
+//! kept ([`Scope`]): a `sync` for any other would be dropped unanswered.
 //!
 //! A device keeps one shared, bounded set across its connections; each socket
 //! task keeps a small cache of what it already reported, so the shared set is
@@ -9,32 +10,10 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
+use crate::protocol::Scope;
+
 /// Most scopes remembered per device (the most recently first-seen are kept).
 pub const MAX_SCOPES: usize = 64;
-
-/// Where a `sync` applies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Scope {
-    pub agent_id: String,
-    pub conversation_id: Option<String>,
-}
-
-impl Scope {
-    /// The `sync` frame the bridge sends for this scope.
-    pub fn sync_frame(&self) -> String {
-        let mut runtime = serde_json::Map::new();
-        runtime.insert("agent_id".into(), self.agent_id.clone().into());
-        if let Some(c) = &self.conversation_id {
-            runtime.insert("conversation_id".into(), c.clone().into());
-        }
-        serde_json::json!({
-            "type": "sync",
-            "request_id": format!("bridge-resync-{}", uuid::Uuid::new_v4()),
-            "runtime": runtime,
-        })
-        .to_string()
-    }
-}
 
 /// A device's scopes, shared by its successive connections.
 #[derive(Clone, Default)]
@@ -45,7 +24,7 @@ pub struct SharedScopes {
 
 impl SharedScopes {
     /// Remembers `scope`, dropping the oldest beyond [`MAX_SCOPES`].
-    pub fn note(&self, scope: Scope) {
+    fn note(&self, scope: Scope) {
         let mut list = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if list.contains(&scope) {
             return;
@@ -56,6 +35,7 @@ impl SharedScopes {
         list.push_back(scope);
     }
 
+    /// The scopes, oldest first.
     pub fn list(&self) -> Vec<Scope> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
@@ -69,21 +49,40 @@ pub struct ScopeCache {
 }
 
 impl ScopeCache {
+    /// A cache reporting to `shared`.
     pub fn new(shared: SharedScopes) -> Self {
         Self { shared, seen: HashSet::new(), hasher: RandomState::new() }
     }
 
-    /// Notes a scope seen on this connection (cheap when already known).
-    pub fn note(&mut self, agent_id: &str, conversation_id: Option<&str>) {
+    /// Notes the scope of an event, when the runtime would accept it back
+    /// (cheap when already known).
+    pub fn note_event(&mut self, agent_id: Option<&str>, conversation_id: Option<&str>) {
+        if conversation_id.is_none_or(str::is_empty) || self.known(agent_id, conversation_id) {
+            return;
+        }
+        if let Some(scope) = Scope::of_event(agent_id, conversation_id) {
+            self.shared.note(scope);
+        }
+    }
+
+    /// Notes the scope of a command sent to the runtime.
+    pub fn note(&mut self, scope: Scope) {
+        if !self.known(scope.agent_id.as_deref(), Some(&scope.conversation_id)) {
+            self.shared.note(scope);
+        }
+    }
+
+    /// True when this pair was seen before; remembers it otherwise.
+    fn known(&mut self, agent_id: Option<&str>, conversation_id: Option<&str>) -> bool {
         let key = self.hasher.hash_one((agent_id, conversation_id));
         if self.seen.contains(&key) {
-            return;
+            return true;
         }
         if self.seen.len() >= MAX_SCOPES * 4 {
             self.seen.clear();
         }
         self.seen.insert(key);
-        self.shared.note(Scope { agent_id: agent_id.to_owned(), conversation_id: conversation_id.map(str::to_owned) });
+        false
     }
 }
 
@@ -95,25 +94,25 @@ mod tests {
     fn scopes_are_deduplicated_and_bounded() {
         let shared = SharedScopes::default();
         let mut cache = ScopeCache::new(shared.clone());
-        cache.note("a", Some("c"));
-        cache.note("a", Some("c"));
-        cache.note("a", None);
+        cache.note_event(Some("a"), Some("c"));
+        cache.note_event(Some("a"), Some("c"));
+        cache.note_event(None, Some("c"));
         assert_eq!(shared.list().len(), 2);
         for i in 0..MAX_SCOPES + 5 {
-            cache.note(&format!("agent-{i}"), None);
+            cache.note_event(Some(&format!("agent-{i}")), Some("c"));
         }
         let list = shared.list();
         assert_eq!(list.len(), MAX_SCOPES);
-        assert_eq!(list.last().unwrap().agent_id, format!("agent-{}", MAX_SCOPES + 4));
+        assert_eq!(list.last().unwrap().agent_id, Some(format!("agent-{}", MAX_SCOPES + 4)));
     }
 
     #[test]
-    fn a_sync_frame_names_the_scope() {
-        let frame: serde_json::Value =
-            serde_json::from_str(&Scope { agent_id: "a".into(), conversation_id: Some("c".into()) }.sync_frame())
-                .unwrap();
-        assert_eq!(frame["type"], "sync");
-        assert_eq!(frame["runtime"], serde_json::json!({"agent_id": "a", "conversation_id": "c"}));
-        assert!(frame["request_id"].as_str().unwrap().starts_with("bridge-resync-"));
+    fn scopes_the_runtime_would_drop_are_not_kept() {
+        let shared = SharedScopes::default();
+        let mut cache = ScopeCache::new(shared.clone());
+        cache.note_event(Some("agent-only"), None);
+        cache.note_event(Some(""), Some("c"));
+        cache.note_event(Some("a"), Some(""));
+        assert!(shared.list().is_empty());
     }
 }

@@ -14,6 +14,7 @@ mod helpers;
 mod openapi;
 mod ops;
 mod reliability;
+mod resync;
 mod runtimes;
 mod shutdown;
 mod tls;

@@ -1,0 +1,150 @@
+//! Sending one command to its runtime, and waiting for what the caller
+//! asked: the frame written to the socket, the runtime's reply with the
+//! same `request_id`, or the whole turn an `input` starts.
+//!
+//! Waits are registered (or the turn subscribed) *before* the frame is
+//! queued, so a fast reply cannot be missed; a frame whose request gave up
+//! before the socket took it is dropped by the socket task, never sent late.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::time::{Instant, timeout_at};
+use utoipa::ToSchema;
+
+use super::pending::{Outcome, PendingError};
+use super::turn::Follower;
+use super::{Link, RouteError, Runtimes, SendError, Target};
+use crate::protocol::Command;
+use crate::protocol::commands::is_answered;
+use crate::protocol::turn::{TurnError, TurnResult};
+
+/// Longest a command that waits for nothing waits for its frame to reach the socket.
+pub const WRITE_WAIT: Duration = Duration::from_secs(15);
+
+/// What the caller waits for, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The frame written to the runtime's socket (within [`WRITE_WAIT`]).
+    Written,
+    /// The runtime's reply with the frame's `request_id`. Commands the
+    /// runtime never answers are treated as [`Wait::Written`].
+    Reply(Instant),
+    /// The end of the turn an `input` starts.
+    Turn(Instant),
+}
+
+/// A command for a runtime: the named one, or the only one online.
+pub struct Order {
+    /// The runtime to send to; `None`: the only one online.
+    pub runtime: Option<String>,
+    /// The checked frame.
+    pub command: Command,
+    /// What to wait for.
+    pub wait: Wait,
+}
+
+/// A command was queued and written to the runtime's socket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The frame's `request_id` (yours, or generated).
+    pub request_id: String,
+    /// The runtime it went to.
+    pub runtime_id: String,
+    /// The frame's `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Event id at acceptance: `GET /events` with `Last-Event-ID` set to it
+    /// yields everything that happened after this command was accepted.
+    pub cursor: String,
+}
+
+/// What happened to a command.
+#[derive(Debug)]
+pub enum Dispatched {
+    /// Written to the runtime's socket.
+    Written(Accepted),
+    /// The runtime's reply frame (JSON, with `runtime_id`).
+    Reply(Bytes),
+    /// The turn finished (with any stop reason but `error`).
+    Turn(Box<TurnResult>),
+}
+
+/// Why a command did not get what it waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// No runtime to send to.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The reply could not be awaited.
+    #[error(transparent)]
+    Pending(#[from] PendingError),
+    /// The frame could not be queued.
+    #[error(transparent)]
+    Queue(#[from] SendError),
+    /// The socket did not take the frame before the deadline: it was not sent.
+    #[error("the runtime's socket did not take request {0:?} in time")]
+    NotTaken(String),
+    /// The runtime disconnected before the frame was written or answered.
+    #[error("the runtime disconnected before answering request {0:?}")]
+    Gone(String),
+    /// The runtime did not answer before the deadline.
+    #[error("the runtime did not answer request {0:?} in time")]
+    NoReply(String),
+    /// The turn could not be followed to its end.
+    #[error(transparent)]
+    Turn(#[from] TurnError),
+}
+
+impl Runtimes {
+    /// Sends `order.command` to its runtime and waits as asked.
+    pub async fn dispatch(&self, order: Order) -> Result<Dispatched, DispatchError> {
+        let Order { runtime, mut command, wait } = order;
+        let wait = match wait {
+            Wait::Reply(_) if !is_answered(command.kind()) => Wait::Written,
+            other => other,
+        };
+        let Target::Local(link) = self.route(runtime.as_deref())?;
+        let request_id = command.request_id().to_owned();
+        // Register (or subscribe) before sending, so that a fast reply cannot be missed.
+        let mut waiting = None;
+        let mut follower = None;
+        match wait {
+            Wait::Written => {}
+            Wait::Reply(_) => {
+                waiting = Some(self.inner.pending.register(&link.runtime_id, link.generation, &request_id)?);
+            }
+            Wait::Turn(_) => follower = Some(Follower::start(&self.inner.hub, &link.runtime_id, &mut command)?),
+        }
+        let cursor = self.inner.hub.cursor();
+        let deadline = match wait {
+            Wait::Written => Instant::now() + WRITE_WAIT,
+            Wait::Reply(at) | Wait::Turn(at) => at,
+        };
+        write(&link, &command, deadline).await?;
+        if let Some(follower) = follower {
+            return Ok(Dispatched::Turn(Box::new(follower.finish(deadline).await?)));
+        }
+        let Some(mut waiting) = waiting else {
+            let runtime_id = link.runtime_id.to_string();
+            let kind = command.kind().to_owned();
+            return Ok(Dispatched::Written(Accepted { request_id, runtime_id, kind, cursor }));
+        };
+        match timeout_at(deadline, waiting.outcome()).await {
+            Ok(Outcome::Reply(bytes)) => Ok(Dispatched::Reply(bytes)),
+            Ok(Outcome::Disconnected) => Err(DispatchError::Gone(request_id)),
+            Err(_) => Err(DispatchError::NoReply(request_id)),
+        }
+    }
+}
+
+/// Queues the frame on the link and waits until the socket took it.
+async fn write(link: &Link, command: &Command, deadline: Instant) -> Result<(), DispatchError> {
+    let written = link.send(command.to_text(), command.scope())?;
+    match timeout_at(deadline, written).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(DispatchError::Gone(command.request_id().to_owned())),
+        Err(_) => Err(DispatchError::NotTaken(command.request_id().to_owned())),
+    }
+}

@@ -1,0 +1,58 @@
+//! Following one `input` command's turn on the event hub, for
+//! `?wait=completion`. The follower subscribes *before* the frame is
+//! written, so no event of the turn can slip past it; which events belong
+//! to the turn is the protocol's rule ([`crate::protocol::turn`]).
+
+use tokio::time::Instant;
+
+use crate::hub::{Hub, Read, Start, Subscription};
+use crate::protocol::Command;
+use crate::protocol::turn::{Seen, Turn, TurnError, TurnResult};
+
+/// Most events read from the ring per wake-up.
+const BATCH: usize = 256;
+
+/// One turn being followed on the hub.
+pub(super) struct Follower {
+    sub: Subscription,
+    hub: Hub,
+    turn: Turn,
+}
+
+impl Follower {
+    /// Checks that `command` can be followed (filling in its messages'
+    /// `client_message_id`s) and subscribes; call it before sending.
+    pub(super) fn start(hub: &Hub, runtime_id: &str, command: &mut Command) -> Result<Self, TurnError> {
+        let mut turn = Turn::expect(command.frame_mut(), runtime_id)?;
+        let (sub, _) = hub.subscribe(Start::Live);
+        turn.set_cursor(hub.event_id(sub.position()));
+        Ok(Self { sub, hub: hub.clone(), turn })
+    }
+
+    /// Reads the hub until the turn finishes, the runtime goes offline, or
+    /// `deadline` passes.
+    pub(super) async fn finish(mut self, deadline: Instant) -> Result<TurnResult, TurnError> {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let Ok(read) = tokio::time::timeout_at(deadline, self.sub.recv(&mut batch, BATCH)).await else {
+                return Err(self.turn.timed_out());
+            };
+            if let Read::Lagged { missed, .. } = read {
+                return Err(self.turn.lagged(missed));
+            }
+            for event in batch.drain(..) {
+                let data = event.data();
+                let seen = Seen {
+                    kind: &event.kind,
+                    runtime_id: event.runtime_id.as_deref(),
+                    agent_id: event.agent_id.as_deref(),
+                    conversation_id: event.conversation_id.as_deref(),
+                    data: &data,
+                };
+                if let Some(done) = self.turn.on_event(seen, || self.hub.event_id(event.seq))? {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+}

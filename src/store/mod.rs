@@ -1,0 +1,24 @@
+//! The stores behind two HTTP features, each a small interface with its
+//! in-memory implementation: answers remembered by `Idempotency-Key`
+//! ([`IdempotencyStore`]) and stream tickets ([`TicketStore`]). A shared
+//! store (for several bridge instances) implements the same interfaces;
+//! its calls can fail, hence [`StoreError`].
+
+mod idempotency;
+mod tickets;
+
+use std::pin::Pin;
+
+pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
+pub use tickets::{MAX_TICKETS, MemoryTickets, TICKET_TTL, TicketStore};
+
+/// A store call in flight.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why a store could not answer (never from the in-memory stores).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The shared store cannot be reached; retry later.
+    #[error("the shared store is unavailable: {0}")]
+    Unavailable(String),
+}
