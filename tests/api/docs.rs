@@ -179,13 +179,15 @@ fn source_paths(text: &str) -> Vec<String> {
     found
 }
 
-/// The module names `src/lib.rs` declares (`pub mod x;`).
+/// The module names `src/lib.rs` declares (`mod x;`, `pub mod x;`, `pub(crate) mod x;`).
 fn modules() -> Vec<String> {
     let lib = read(&repo().join("src/lib.rs"));
-    let names: Vec<String> = lib
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';').map(str::to_owned))
-        .collect();
+    let declared = |line: &str| {
+        let line = line.trim();
+        let line = line.strip_prefix("pub(crate) ").or_else(|| line.strip_prefix("pub ")).unwrap_or(line);
+        Some(line.strip_prefix("mod ")?.strip_suffix(';')?.to_owned())
+    };
+    let names: Vec<String> = lib.lines().filter_map(declared).collect();
     assert!(names.len() >= 3, "found only {names:?} in src/lib.rs");
     names
 }
