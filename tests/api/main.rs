@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod commands;
 mod conformance;
+mod docs;
 mod events;
 mod faults;
 mod fixtures;
