@@ -112,7 +112,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { listener, tls, addr, state, shutdown, app, grace, .. } = self;
         let streams = state.streams_shutdown.clone();
-        tracing::info!(%addr, tls = tls.is_some(), epoch = state.hub.epoch(), "letta-bridge listening");
+        tracing::info!(%addr, tls = tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
         let serving = match tls {
             None => {
                 // No Nagle delay: events and commands are small writes that

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::protocol::CommandError;
 use crate::protocol::turn::{TurnError, TurnResult};
-use crate::runtime::{DispatchError, PendingError, RouteError, SendError};
+use crate::runtime::{DispatchError, PeerError, PendingError, RouteError, SendError};
 use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a `503`.
@@ -61,9 +61,12 @@ pub enum ApiError {
     /// `wait=completion`: the turn ended with `stop_reason: "error"`.
     #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
     TurnFailed(Box<TurnResult>),
-    /// The shared engine (idempotency keys, tickets) cannot be reached.
+    /// The cluster's shared engine cannot be reached.
     #[error("{0}")]
     EngineUnavailable(String),
+    /// The bridge instance holding the runtime does not answer.
+    #[error("{0}")]
+    RuntimeUnreachable(String),
     /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
     #[error("{1}")]
     Rejected(StatusCode, String),
@@ -116,6 +119,7 @@ impl ApiError {
             Self::RuntimeGone(_) => (S::BAD_GATEWAY, "runtime-disconnected"),
             Self::TurnFailed(_) => (S::BAD_GATEWAY, "turn-failed"),
             Self::EngineUnavailable(_) => (S::SERVICE_UNAVAILABLE, "engine-unavailable"),
+            Self::RuntimeUnreachable(_) => (S::SERVICE_UNAVAILABLE, "runtime-unreachable"),
             Self::Rejected(status, _) => (*status, "rejected"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -223,8 +227,21 @@ impl From<DispatchError> for ApiError {
             DispatchError::Pending(e) => e.into(),
             DispatchError::Queue(e) => e.into(),
             DispatchError::Turn(e) => e.into(),
+            DispatchError::Peer(e) => e.into(),
             DispatchError::Gone(_) => Self::RuntimeGone(e.to_string()),
             DispatchError::NotTaken(_) | DispatchError::NoReply(_) => Self::Timeout(e.to_string()),
+        }
+    }
+}
+
+impl From<PeerError> for ApiError {
+    fn from(e: PeerError) -> Self {
+        match e {
+            PeerError::Unavailable(_) => Self::EngineUnavailable(e.to_string()),
+            PeerError::Unreachable(_) => Self::RuntimeUnreachable(e.to_string()),
+            PeerError::Gone => Self::RuntimeGone(e.to_string()),
+            PeerError::Full => Self::Unavailable(e.to_string()),
+            PeerError::Late => Self::Timeout(e.to_string()),
         }
     }
 }

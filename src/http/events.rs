@@ -27,7 +27,7 @@ use super::extract::{ApiQuery, StreamReader};
 use super::metrics;
 use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
-use crate::hub::{Event, Hub, Read, ResetInfo, Start, Subscription, control_frame};
+use crate::hub::{Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
 
 /// Most events read from the ring per wake-up (and written as one chunk).
@@ -205,6 +205,13 @@ impl Feed {
                             let resume_from = self.hub.event_id(resume_after);
                             let body = Lagged { kind: "lagged", missed, resume_from: resume_from.clone() };
                             control_frame(&resume_from, "lagged", &body)
+                        }
+                        Read::Rebased { previous } => {
+                            let reason = ResetReason::OtherEpoch.as_str();
+                            ::metrics::counter!(metrics::RESETS, "reason" => reason).increment(1);
+                            let resume_from = self.hub.event_id(0);
+                            let body = Reset { kind: "reset", reason, cursor: previous, oldest: None, resume_from: resume_from.clone() };
+                            control_frame(&resume_from, "reset", &body)
                         }
                         Read::Events => self.render(),
                     };

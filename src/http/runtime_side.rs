@@ -96,7 +96,7 @@ async fn post_register(
     let name = body.connection_name.map(check_name).transpose()?;
     let base = ws_base(state.settings.public_url.as_deref(), state.settings.tls, &headers)?;
     let metadata = body.metadata.map(Value::Object);
-    let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref());
+    let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref()).await?;
     tracing::info!(device = %body.device_id, %connection_id, listener = ?body.listener_instance_id, "runtime registered");
     Ok(Json(RegisterResponse {
         ws_url: format!("{base}/ws/{connection_id}"),
@@ -137,7 +137,7 @@ async fn get_ws_connection(
     ApiQuery(params): ApiQuery<WsParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let device = match (state.runtimes.device_of_connection(&connection_id), params.device_id) {
+    let device = match (state.runtimes.device_of_connection(&connection_id).await?, params.device_id) {
         (Some(registered), Some(given)) if *registered != *given => Err("deviceId does not match the registration"),
         (Some(registered), _) => Ok(registered.to_string()),
         (None, _) => Err("environment not found; register again"),

@@ -8,9 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
 use super::extract::Client;
 use super::openapi::ReadProblems;
+use super::{ApiError, AppState};
 use crate::hub::HubStats;
 use crate::runtime::RuntimeInfo;
 
@@ -48,10 +48,10 @@ pub struct Health {
 /// Runtimes, the event log and counters.
 #[utoipa::path(get, path = "/status", tag = "status", security(("client" = [])),
     responses((status = 200, body = Status), ReadProblems))]
-async fn get_status(State(state): State<AppState>, _client: Client) -> Json<Status> {
-    let runtimes = state.runtimes.list();
+async fn get_status(State(state): State<AppState>, _client: Client) -> Result<Json<Status>, ApiError> {
+    let runtimes = state.runtimes.list().await?;
     let online = runtimes.iter().filter(|r| r.online).count();
-    Json(Status {
+    Ok(Json(Status {
         ready: online > 0,
         uptime_secs: state.settings.started.elapsed().as_secs(),
         runtimes_online: online,
@@ -60,14 +60,14 @@ async fn get_status(State(state): State<AppState>, _client: Client) -> Json<Stat
         pending_replies: state.runtimes.pending_replies(),
         runtime_tasks: state.runtimes.tasks(),
         events: state.hub.stats(),
-    })
+    }))
 }
 
 /// Every runtime seen since start, online or not.
 #[utoipa::path(get, path = "/runtimes", tag = "status", security(("client" = [])),
     responses((status = 200, body = Vec<RuntimeInfo>), ReadProblems))]
-async fn get_runtimes(State(state): State<AppState>, _client: Client) -> Json<Vec<RuntimeInfo>> {
-    Json(state.runtimes.list())
+async fn get_runtimes(State(state): State<AppState>, _client: Client) -> Result<Json<Vec<RuntimeInfo>>, ApiError> {
+    Ok(Json(state.runtimes.list().await?))
 }
 
 /// The process is up (no auth).

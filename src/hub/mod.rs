@@ -9,6 +9,7 @@
 //! (resume) answer. The hub knows nothing of HTTP or runtimes.
 
 mod event;
+mod mirror;
 mod subscription;
 
 use std::collections::VecDeque;
@@ -39,7 +40,6 @@ pub struct Hub {
 }
 
 struct Inner {
-    epoch: Box<str>,
     limits: Limits,
     /// Readers (subscribers copying `Arc`s out) far outnumber the one writer
     /// per publish, and both hold it only for memory work, never across `.await`.
@@ -49,8 +49,14 @@ struct Inner {
     subscribers: AtomicUsize,
 }
 
-#[derive(Default)]
 struct Ring {
+    /// This run of the log: the `<epoch>` of every id. Changes only when a
+    /// mirror follows a shared log that lost its data ([`Hub::rebase`]).
+    epoch: Arc<str>,
+    /// Counts rebases, so that a subscriber can tell it missed one.
+    era: u64,
+    /// The epoch before the last rebase (for the `reset` a subscriber gets).
+    previous_epoch: Option<Arc<str>>,
     events: VecDeque<Arc<Event>>,
     bytes: usize,
     /// Seq of the newest event ever published (0: none yet).
@@ -86,30 +92,25 @@ impl Hub {
     /// A hub whose ids start with `epoch`.
     pub fn with_epoch(epoch: String, limits: Limits) -> Self {
         let (wake, _) = watch::channel(0);
-        Self {
-            inner: Arc::new(Inner {
-                epoch: epoch.into_boxed_str(),
-                limits,
-                ring: RwLock::new(Ring::default()),
-                wake,
-                subscribers: AtomicUsize::new(0),
-            }),
-        }
+        let ring =
+            Ring { epoch: epoch.into(), era: 0, previous_epoch: None, events: VecDeque::new(), bytes: 0, last_seq: 0 };
+        Self { inner: Arc::new(Inner { limits, ring: RwLock::new(ring), wake, subscribers: AtomicUsize::new(0) }) }
     }
 
     /// This run of the log: the `<epoch>` of every id.
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
+    pub fn epoch(&self) -> Arc<str> {
+        self.read().epoch.clone()
     }
 
     /// The id clients see for `seq`.
     pub fn event_id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.inner.epoch)
+        format!("{}-{seq}", self.read().epoch)
     }
 
     /// Id of the newest event: resuming from it yields only later events.
     pub fn cursor(&self) -> String {
-        self.event_id(self.read().last_seq)
+        let ring = self.read();
+        format!("{}-{}", ring.epoch, ring.last_seq)
     }
 
     /// Gives `draft` the next id, stores it and wakes subscribers.
@@ -118,12 +119,7 @@ impl Hub {
         let event = {
             let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
             let seq = ring.last_seq + 1;
-            let event = Arc::new(Event::new(&self.inner.epoch, seq, draft, now));
-            ring.last_seq = seq;
-            ring.bytes += event.size();
-            ring.events.push_back(event.clone());
-            ring.evict(&self.inner.limits, now);
-            event
+            ring.push(seq, draft, now, &self.inner.limits)
         };
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
         event
@@ -136,22 +132,24 @@ impl Hub {
         // events older than it promises to keep.
         let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
         ring.evict(&self.inner.limits, Instant::now());
-        let (next, reset) = subscription::resolve_start(&self.inner.epoch, &ring.events, ring.last_seq, start);
+        let (next, reset) = subscription::resolve_start(&ring.epoch, &ring.events, ring.last_seq, start);
+        let era = ring.era;
         drop(ring);
         self.inner.subscribers.fetch_add(1, Ordering::Relaxed);
-        (Subscription::new(self.clone(), next, wake), reset)
+        (Subscription::new(self.clone(), next, era, wake), reset)
     }
 
     /// Counts for `/status` and `/metrics`.
     pub fn stats(&self) -> HubStats {
         let ring = self.read();
+        let id = |seq: u64| format!("{}-{seq}", ring.epoch);
         HubStats {
-            epoch: self.inner.epoch.to_string(),
-            cursor: self.event_id(ring.last_seq),
+            epoch: ring.epoch.to_string(),
+            cursor: id(ring.last_seq),
             events_published: ring.last_seq,
             replay_events: ring.events.len(),
             replay_bytes: ring.bytes,
-            replay_oldest: ring.events.front().map(|e| self.event_id(e.seq)),
+            replay_oldest: ring.events.front().map(|e| id(e.seq)),
             subscribers: self.inner.subscribers.load(Ordering::Relaxed),
         }
     }
@@ -162,6 +160,16 @@ impl Hub {
 }
 
 impl Ring {
+    /// Stores the event `seq` (the next one) and applies the limits.
+    fn push(&mut self, seq: u64, draft: Draft, at: Instant, limits: &Limits) -> Arc<Event> {
+        let event = Arc::new(Event::new(&self.epoch, seq, draft, at));
+        self.last_seq = seq;
+        self.bytes += event.size();
+        self.events.push_back(event.clone());
+        self.evict(limits, Instant::now());
+        event
+    }
+
     fn evict(&mut self, limits: &Limits, now: Instant) {
         while let Some(front) = self.events.front() {
             let too_many = self.events.len() > limits.events;

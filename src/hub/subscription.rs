@@ -49,6 +49,14 @@ impl ResetReason {
 /// What one read yields.
 #[derive(Debug)]
 pub enum Read {
+    /// The log this hub mirrors lost its data and restarted under a new
+    /// epoch: what this subscriber had read is gone; reading continues
+    /// with the new epoch's first event. `previous` is the last id it was
+    /// given (or skipped) in the old epoch.
+    Rebased {
+        /// The old epoch's id of this subscriber's position.
+        previous: String,
+    },
     /// New events, oldest first (in the caller's buffer).
     Events,
     /// `missed` events left the ring unread; reading continues after seq `resume_after`.
@@ -65,6 +73,8 @@ pub struct Subscription {
     hub: Hub,
     /// Seq of the next event this subscriber wants.
     next: u64,
+    /// The ring's era when `next` was last set (see [`Read::Rebased`]).
+    era: u64,
     wake: watch::Receiver<u64>,
 }
 
@@ -110,8 +120,8 @@ pub(super) fn resolve_start(
 }
 
 impl Subscription {
-    pub(super) fn new(hub: Hub, next: u64, wake: watch::Receiver<u64>) -> Self {
-        Self { hub, next, wake }
+    pub(super) fn new(hub: Hub, next: u64, era: u64, wake: watch::Receiver<u64>) -> Self {
+        Self { hub, next, era, wake }
     }
 
     /// Seq of the last event this subscriber has been given (or skipped).
@@ -138,6 +148,13 @@ impl Subscription {
     /// Reads without waiting; `None` when nothing is new.
     pub fn try_read(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Option<Read> {
         let ring = self.hub.read();
+        if self.era != ring.era {
+            let epoch = ring.previous_epoch.as_deref().unwrap_or_default();
+            let previous = format!("{epoch}-{}", self.next - 1);
+            self.era = ring.era;
+            self.next = 1;
+            return Some(Read::Rebased { previous });
+        }
         if self.next > ring.last_seq {
             return None;
         }

@@ -190,6 +190,7 @@ impl Connection {
                     Some(Ok(Message::Pong(_))) => {
                         unanswered = 0;
                         self.last_pong.store(unix_millis_now(), Ordering::Relaxed);
+                        self.runtimes.pong(&self.link, std::time::SystemTime::now());
                     }
                     // The WebSocket layer answers ping control frames itself.
                     Some(Ok(Message::Ping(_))) => {}
@@ -245,7 +246,7 @@ impl Connection {
             conversation_id: frame.conversation_id,
             data: frame.data,
         };
-        self.runtimes.inner.events.append(&self.link.runtime_id, draft, reply_to);
+        self.runtimes.inner.events.append(&self.link, draft, reply_to);
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::pending::{Outcome, PendingError};
 use super::turn::Follower;
-use super::{Link, RouteError, Runtimes, SendError, Target};
+use super::{Link, PeerError, RouteError, Runtimes, SendError, Target};
 use crate::protocol::Command;
 use crate::protocol::commands::is_answered;
 use crate::protocol::turn::{TurnError, TurnResult};
@@ -95,6 +95,9 @@ pub enum DispatchError {
     /// The turn could not be followed to its end.
     #[error(transparent)]
     Turn(#[from] TurnError),
+    /// The other instances could not be asked (cluster mode).
+    #[error(transparent)]
+    Peer(#[from] PeerError),
 }
 
 impl Runtimes {
@@ -105,29 +108,40 @@ impl Runtimes {
             Wait::Reply(_) if !is_answered(command.kind()) => Wait::Written,
             other => other,
         };
-        let Target::Local(link) = self.route(runtime.as_deref())?;
+        if let Some(peers) = &self.inner.peers {
+            peers.check()?;
+        }
+        let target = self.route(runtime.as_deref())?;
+        let (runtime_id, generation) = match &target {
+            Target::Local(link) => (link.runtime_id.clone(), link.generation),
+            Target::Remote(remote) => (remote.runtime_id.clone(), remote.generation),
+        };
         let request_id = command.request_id().to_owned();
         // Register (or subscribe) before sending, so that a fast reply cannot be missed.
         let mut waiting = None;
         let mut follower = None;
         match wait {
             Wait::Written => {}
-            Wait::Reply(_) => {
-                waiting = Some(self.inner.pending.register(&link.runtime_id, link.generation, &request_id)?);
-            }
-            Wait::Turn(_) => follower = Some(Follower::start(&self.inner.hub, &link.runtime_id, &mut command)?),
+            Wait::Reply(_) => waiting = Some(self.inner.pending.register(&runtime_id, generation, &request_id)?),
+            Wait::Turn(_) => follower = Some(Follower::start(&self.inner.hub, &runtime_id, &mut command)?),
         }
         let cursor = self.inner.hub.cursor();
         let deadline = match wait {
             Wait::Written => Instant::now() + WRITE_WAIT,
             Wait::Reply(at) | Wait::Turn(at) => at,
         };
-        write(&link, &command, deadline).await?;
+        match &target {
+            Target::Local(link) => write(link, &command, deadline).await?,
+            Target::Remote(remote) => {
+                let peers = self.inner.peers.as_ref().expect("remote targets exist only in a cluster");
+                peers.forward(remote, command.to_text(), command.scope(), deadline).await?;
+            }
+        }
         if let Some(follower) = follower {
             return Ok(Dispatched::Turn(Box::new(follower.finish(deadline).await?)));
         }
         let Some(mut waiting) = waiting else {
-            let runtime_id = link.runtime_id.to_string();
+            let runtime_id = runtime_id.to_string();
             let kind = command.kind().to_owned();
             return Ok(Dispatched::Written(Accepted { request_id, runtime_id, kind, cursor }));
         };

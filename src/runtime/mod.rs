@@ -11,6 +11,7 @@ mod accept;
 mod connection;
 mod dispatch;
 mod link;
+mod peers;
 mod pending;
 mod registry;
 mod runtimes;
@@ -22,9 +23,10 @@ use std::time::Duration;
 
 pub use dispatch::{Accepted, DispatchError, Dispatched, Order, WRITE_WAIT, Wait};
 pub use link::{Link, Outgoing, SendError};
+pub use peers::{PeerError, PeerFuture, Peers, Registration};
 pub use pending::{Outcome, Pending, PendingError, Waiting};
-pub use registry::{RouteError, RuntimeInfo, Target, rfc3339, unix_millis_now};
-pub use runtimes::Runtimes;
+pub use registry::{Remote, RouteError, RuntimeInfo, Target, rfc3339, unix_millis_now};
+pub use runtimes::{Logged, Runtimes};
 pub use scopes::MAX_SCOPES;
 pub use sink::{EventSink, HubSink};
 

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::link::{Link, Outgoing};
+use super::peers::Registration;
 use super::scopes::SharedScopes;
 use crate::protocol::Scope;
 use crate::protocol::bridge::{RuntimeOffline, RuntimeOnline};
@@ -26,6 +26,19 @@ use crate::protocol::bridge::{RuntimeOffline, RuntimeOnline};
 pub enum Target {
     /// The runtime's socket is served by this process.
     Local(Link),
+    /// Another bridge instance serves it (cluster mode).
+    Remote(Remote),
+}
+
+/// A runtime connected to another bridge instance.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The runtime (its device id).
+    pub runtime_id: Arc<str>,
+    /// The instance holding its socket.
+    pub node: Arc<str>,
+    /// That connection's generation.
+    pub generation: u64,
 }
 
 /// Why a command has no runtime to go to.
@@ -72,7 +85,6 @@ pub struct RuntimeInfo {
 
 /// The device registry. Cheap operations under one lock, never held across
 /// `.await`.
-#[derive(Default)]
 pub(super) struct Registry {
     state: Mutex<State>,
     next_generation: AtomicU64,
@@ -98,10 +110,33 @@ struct Device {
 }
 
 struct Live {
-    link: Link,
+    owner: Owner,
     since: SystemTime,
     last_pong: Arc<AtomicU64>,
     replaced: CancellationToken,
+}
+
+/// Who holds a live device's socket.
+enum Owner {
+    Local(Link),
+    Remote(Remote),
+}
+
+impl Live {
+    fn target(&self) -> Target {
+        match &self.owner {
+            Owner::Local(link) => Target::Local(link.clone()),
+            Owner::Remote(remote) => Target::Remote(remote.clone()),
+        }
+    }
+
+    fn is(&self, node: Option<&str>, generation: u64) -> bool {
+        match (&self.owner, node) {
+            (Owner::Local(link), None) => link.generation == generation,
+            (Owner::Remote(r), Some(node)) => r.generation == generation && *r.node == *node,
+            _ => false,
+        }
+    }
 }
 
 /// A connection made the current one of its device: what its socket task needs.
@@ -119,21 +154,24 @@ pub(super) struct Joined {
 }
 
 impl Registry {
-    /// Records a registration; returns the device's (stable) connection id.
-    pub(super) fn register(
-        &self,
-        device_id: &str,
-        connection_name: Option<String>,
-        metadata: Option<&Value>,
-    ) -> String {
-        let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned);
+    /// A registry whose connection generations follow `first`.
+    pub(super) fn starting_at(first: u64) -> Self {
+        Self { state: Mutex::default(), next_generation: AtomicU64::new(first) }
+    }
+
+    /// Records a registration; returns the device's connection id: `id`
+    /// when given (a cluster assigns it), else the one it had, else a new one.
+    pub(super) fn register(&self, registration: Registration, id: Option<String>) -> String {
         let mut state = self.lock();
-        let key: Arc<str> = Arc::from(device_id);
+        let key: Arc<str> = Arc::from(registration.device_id.as_str());
         let device = state.devices.entry(key.clone()).or_default();
-        device.connection_name = connection_name.or(device.connection_name.take());
-        device.version = text("lettaCodeVersion");
-        device.os = text("os");
-        device.node_version = text("nodeVersion");
+        device.connection_name = registration.connection_name.or(device.connection_name.take());
+        device.version = registration.version;
+        device.os = registration.os;
+        device.node_version = registration.node_version;
+        if let Some(id) = id {
+            device.connection_id = Some(id);
+        }
         let id = device.connection_id.get_or_insert_with(|| format!("conn-{}", uuid::Uuid::new_v4())).clone();
         state.connections.insert(id.clone(), key);
         id
@@ -153,7 +191,7 @@ impl Registry {
         device_id: &str,
         connection_name: Option<String>,
         queue: usize,
-        announce: impl FnOnce(&Arc<str>, &RuntimeOnline),
+        announce: impl FnOnce(&Link, &RuntimeOnline),
     ) -> Joined {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock();
@@ -161,7 +199,7 @@ impl Registry {
         let device = state.devices.entry(key.clone()).or_default();
         let (link, commands) = Link::new(key.clone(), generation, queue);
         let live = Live {
-            link: link.clone(),
+            owner: Owner::Local(link.clone()),
             since: SystemTime::now(),
             last_pong: Arc::new(AtomicU64::new(0)),
             replaced: CancellationToken::new(),
@@ -174,14 +212,8 @@ impl Registry {
         }
         device.offline_since = None;
         let live = device.live.as_ref().expect("just set");
-        let online = RuntimeOnline {
-            kind: "runtime_online",
-            runtime_id: key.to_string(),
-            connection_name: device.connection_name.clone(),
-            version: device.version.clone(),
-            online_since: rfc3339(live.since),
-        };
-        announce(&key, &online);
+        let online = device.online_event(&key);
+        announce(&link, &online);
         Joined {
             link,
             commands,
@@ -198,7 +230,7 @@ impl Registry {
     pub(super) fn leave(&self, link: &Link, reason: &str, announce: impl FnOnce(&RuntimeOffline)) {
         let mut state = self.lock();
         let Some(device) = state.devices.get_mut(&link.runtime_id) else { return };
-        if device.live.as_ref().is_none_or(|l| l.link.generation != link.generation) {
+        if device.live.as_ref().is_none_or(|l| !l.is(None, link.generation)) {
             return;
         }
         device.live = None;
@@ -216,12 +248,12 @@ impl Registry {
         if let Some(name) = name {
             let device = state.devices.get(name).ok_or_else(|| RouteError::Unknown(name.to_owned()))?;
             let live = device.live.as_ref().ok_or_else(|| RouteError::Offline(name.to_owned()))?;
-            return Ok(Target::Local(live.link.clone()));
+            return Ok(live.target());
         }
         let mut online = state.devices.values().filter_map(|d| d.live.as_ref());
         match (online.next(), online.next()) {
             (None, _) => Err(RouteError::NoneOnline),
-            (Some(only), None) => Ok(Target::Local(only.link.clone())),
+            (Some(only), None) => Ok(only.target()),
             (Some(_), Some(_)) => {
                 let mut ids: Vec<String> =
                     state.devices.iter().filter(|(_, d)| d.live.is_some()).map(|(k, _)| k.to_string()).collect();
@@ -239,6 +271,58 @@ impl Registry {
         list
     }
 
+    /// Another instance took `device_id`'s socket (read from the shared
+    /// log): a local connection of the device is replaced, and commands go
+    /// to that instance.
+    pub(super) fn remote_online(&self, device_id: &str, node: &str, generation: u64, since: SystemTime) {
+        let mut state = self.lock();
+        let key = state.devices.get_key_value(device_id).map_or_else(|| Arc::from(device_id), |(k, _)| k.clone());
+        let device = state.devices.entry(key.clone()).or_default();
+        let remote = Remote { runtime_id: key, node: Arc::from(node), generation };
+        let live =
+            Live { owner: Owner::Remote(remote), since, last_pong: Arc::default(), replaced: CancellationToken::new() };
+        if let Some(old) = device.live.replace(live) {
+            old.replaced.cancel();
+        }
+        device.offline_since = None;
+    }
+
+    /// Another instance's connection of `device_id` ended (read from the
+    /// shared log); a newer connection stays.
+    pub(super) fn remote_offline(&self, device_id: &str, node: &str, generation: u64, at: SystemTime) {
+        let mut state = self.lock();
+        let Some(device) = state.devices.get_mut(device_id) else { return };
+        if device.live.as_ref().is_some_and(|l| l.is(Some(node), generation)) {
+            device.live = None;
+            device.offline_since = Some(at);
+        }
+    }
+
+    /// The `runtime_online` of a local connection, while it is current.
+    pub(super) fn online_event(&self, link: &Link) -> Option<RuntimeOnline> {
+        let state = self.lock();
+        let (key, device) = state.devices.get_key_value(&link.runtime_id)?;
+        device.live.as_ref().filter(|l| l.is(None, link.generation))?;
+        Some(device.online_event(key))
+    }
+
+    /// A device's scopes (a new, empty set for an unknown device).
+    pub(super) fn scopes(&self, device_id: &str) -> SharedScopes {
+        let mut state = self.lock();
+        let key = state.devices.get_key_value(device_id).map_or_else(|| Arc::from(device_id), |(k, _)| k.clone());
+        state.devices.entry(key).or_default().scopes.clone()
+    }
+
+    /// The local connections (to re-announce after the shared log lost them).
+    pub(super) fn local_links(&self) -> Vec<Link> {
+        let state = self.lock();
+        let local = state.devices.values().filter_map(|d| match d.live.as_ref().map(|l| &l.owner) {
+            Some(Owner::Local(link)) => Some(link.clone()),
+            _ => None,
+        });
+        local.collect()
+    }
+
     /// Runtimes with an open socket.
     pub(super) fn online_count(&self) -> usize {
         self.lock().devices.values().filter(|d| d.live.is_some()).count()
@@ -250,6 +334,17 @@ impl Registry {
 }
 
 impl Device {
+    /// Its `runtime_online` (it must be live).
+    fn online_event(&self, id: &Arc<str>) -> RuntimeOnline {
+        RuntimeOnline {
+            kind: "runtime_online",
+            runtime_id: id.to_string(),
+            connection_name: self.connection_name.clone(),
+            version: self.version.clone(),
+            online_since: rfc3339(self.live.as_ref().map_or_else(SystemTime::now, |l| l.since)),
+        }
+    }
+
     fn info(&self, id: &str) -> RuntimeInfo {
         let pong = self.live.as_ref().map(|l| l.last_pong.load(Ordering::Relaxed)).filter(|ms| *ms > 0);
         RuntimeInfo {

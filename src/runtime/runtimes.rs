@@ -5,15 +5,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::SystemTime;
+
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::peers::{PeerError, Peers, Registration};
 use super::registry::{Joined, Registry};
+use super::scopes::SharedScopes;
 use super::sink::{EventSink, HubSink};
 use super::{Link, Pending, RouteError, RuntimeInfo, Settings, Target};
 use crate::hub::{Draft, Hub};
+use crate::protocol::Scope;
 
 /// The runtimes of this bridge. Cheap to clone.
 #[derive(Clone)]
@@ -32,8 +38,34 @@ pub(super) struct Inner {
     pub(super) shutdown: CancellationToken,
     /// The socket tasks, awaited at shutdown.
     pub(super) tasks: TaskTracker,
+    /// The other instances, in cluster mode.
+    pub(super) peers: Option<Arc<dyn Peers>>,
     registry: Registry,
     connects: AtomicU64,
+}
+
+/// An event read back from a cluster's shared log, with what the log
+/// records besides the event: which instance appended it, for which
+/// connection generation, and the `request_id` it answers.
+pub struct Logged<'a> {
+    /// The runtime it came from or is about.
+    pub runtime_id: &'a str,
+    /// The event type.
+    pub kind: &'a str,
+    /// The instance that appended it.
+    pub node: &'a str,
+    /// The connection generation it came from.
+    pub generation: u64,
+    /// The `request_id` a reply answers.
+    pub reply_to: Option<&'a str>,
+    /// Its scope, to re-sync after a reconnect here.
+    pub agent_id: Option<&'a str>,
+    /// Its scope's conversation.
+    pub conversation_id: Option<&'a str>,
+    /// When it was appended.
+    pub at: SystemTime,
+    /// Its JSON.
+    pub data: Bytes,
 }
 
 impl Runtimes {
@@ -41,12 +73,33 @@ impl Runtimes {
     pub fn new(settings: Settings, hub: Hub) -> Self {
         let pending = Pending::new(settings.max_pending);
         let events = Arc::new(HubSink::new(hub.clone(), pending.clone()));
-        Self::with_sink(settings, hub, pending, events)
+        Self::build(settings, hub, pending, events, None, 0)
     }
 
-    /// Runtimes whose events go to `events`; `pending` is the set of awaited
-    /// replies that the sink's log completes.
-    pub fn with_sink(settings: Settings, hub: Hub, pending: Pending, events: Arc<dyn EventSink>) -> Self {
+    /// The runtimes of one instance of a cluster: events go to the shared
+    /// log (`events`), whose mirror fills `hub` and completes `pending`
+    /// (see [`Runtimes::on_logged`]); commands for runtimes of other
+    /// instances go through `peers`. Connection generations start after
+    /// `first_generation`, which must keep them apart from other instances'.
+    pub fn clustered(
+        settings: Settings,
+        hub: Hub,
+        pending: Pending,
+        events: Arc<dyn EventSink>,
+        peers: Arc<dyn Peers>,
+        first_generation: u64,
+    ) -> Self {
+        Self::build(settings, hub, pending, events, Some(peers), first_generation)
+    }
+
+    fn build(
+        settings: Settings,
+        hub: Hub,
+        pending: Pending,
+        events: Arc<dyn EventSink>,
+        peers: Option<Arc<dyn Peers>>,
+        first_generation: u64,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hub,
@@ -55,20 +108,46 @@ impl Runtimes {
                 settings,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
-                registry: Registry::default(),
+                peers,
+                registry: Registry::starting_at(first_generation),
                 connects: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Records a registration; returns the device's (stable) connection id.
-    pub fn register(&self, device_id: &str, connection_name: Option<String>, metadata: Option<&Value>) -> String {
-        self.inner.registry.register(device_id, connection_name, metadata)
+    /// Records a registration (for every instance, in a cluster); returns
+    /// the device's (stable) connection id.
+    pub async fn register(
+        &self,
+        device_id: &str,
+        connection_name: Option<String>,
+        metadata: Option<&Value>,
+    ) -> Result<String, PeerError> {
+        let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned);
+        let registration = Registration {
+            device_id: device_id.to_owned(),
+            connection_name,
+            version: text("lettaCodeVersion"),
+            os: text("os"),
+            node_version: text("nodeVersion"),
+        };
+        let id = match &self.inner.peers {
+            Some(peers) => Some(peers.register(&registration).await?),
+            None => None,
+        };
+        Ok(self.inner.registry.register(registration, id))
     }
 
-    /// The device a registration's connection id belongs to.
-    pub fn device_of_connection(&self, connection_id: &str) -> Option<Arc<str>> {
-        self.inner.registry.device_of_connection(connection_id)
+    /// The device a registration's connection id belongs to (registered on
+    /// any instance, in a cluster).
+    pub async fn device_of_connection(&self, connection_id: &str) -> Result<Option<Arc<str>>, PeerError> {
+        if let Some(device) = self.inner.registry.device_of_connection(connection_id) {
+            return Ok(Some(device));
+        }
+        let Some(peers) = &self.inner.peers else { return Ok(None) };
+        let Some(registration) = peers.registration(connection_id).await? else { return Ok(None) };
+        self.inner.registry.register(registration, Some(connection_id.to_owned()));
+        Ok(self.inner.registry.device_of_connection(connection_id))
     }
 
     /// Picks the runtime a command goes to: the named one, or the only one online.
@@ -76,9 +155,12 @@ impl Runtimes {
         self.inner.registry.route(name)
     }
 
-    /// All known runtimes, sorted by id.
-    pub fn list(&self) -> Vec<RuntimeInfo> {
-        self.inner.registry.list()
+    /// All known runtimes, sorted by id (of the whole cluster).
+    pub async fn list(&self) -> Result<Vec<RuntimeInfo>, PeerError> {
+        match &self.inner.peers {
+            Some(peers) => peers.list().await,
+            None => Ok(self.inner.registry.list()),
+        }
     }
 
     /// Runtimes with an open socket.
@@ -113,8 +195,8 @@ impl Runtimes {
     /// `runtime_online`.
     pub(super) fn connect(&self, device_id: &str, connection_name: Option<String>) -> Joined {
         let queue = self.inner.settings.command_queue;
-        let joined = self.inner.registry.join(device_id, connection_name, queue, |runtime_id, online| {
-            self.publish_status(runtime_id, "runtime_online", online);
+        let joined = self.inner.registry.join(device_id, connection_name, queue, |link, online| {
+            self.publish_status(link, "runtime_online", online);
         });
         self.inner.connects.fetch_add(1, Ordering::Relaxed);
         joined
@@ -124,19 +206,66 @@ impl Runtimes {
     /// was its device's current one, and fails its awaited commands.
     pub(super) fn disconnected(&self, link: &Link, reason: &str) {
         self.inner.registry.leave(link, reason, |offline| {
-            self.publish_status(&link.runtime_id, "runtime_offline", offline);
+            self.publish_status(link, "runtime_offline", offline);
         });
         self.inner.pending.fail_connection(&link.runtime_id, link.generation);
     }
 
-    fn publish_status(&self, runtime_id: &Arc<str>, kind: &str, body: &impl Serialize) {
+    /// A local runtime answered a ping.
+    pub(super) fn pong(&self, link: &Link, at: SystemTime) {
+        if let Some(peers) = &self.inner.peers {
+            peers.pong(&link.runtime_id, link.generation, at);
+        }
+    }
+
+    /// One event of the cluster's shared log, read back by this instance's
+    /// mirror (after it was applied to the hub): completes the commands
+    /// waiting for it, and follows runtimes that come and go on other
+    /// instances.
+    pub fn on_logged(&self, logged: &Logged<'_>, this_node: &str) {
+        if let Some(request_id) = logged.reply_to {
+            self.inner.pending.complete(&Arc::from(logged.runtime_id), request_id, logged.data.clone());
+        }
+        let foreign = logged.node != this_node;
+        match logged.kind {
+            "runtime_online" if foreign => {
+                self.inner.registry.remote_online(logged.runtime_id, logged.node, logged.generation, logged.at);
+            }
+            "runtime_offline" => {
+                if foreign {
+                    self.inner.registry.remote_offline(logged.runtime_id, logged.node, logged.generation, logged.at);
+                }
+                self.inner.pending.fail_connection(logged.runtime_id, logged.generation);
+            }
+            _ => {}
+        }
+        if foreign && let Some(scope) = Scope::of_event(logged.agent_id, logged.conversation_id) {
+            self.scopes_of(logged.runtime_id).note(scope);
+        }
+    }
+
+    /// Appends `runtime_online` again for every local runtime: the shared
+    /// log lost its data (and with it the record of who holds what).
+    pub fn reannounce(&self) {
+        for link in self.inner.registry.local_links() {
+            if let Some(online) = self.inner.registry.online_event(&link) {
+                self.publish_status(&link, "runtime_online", &online);
+            }
+        }
+    }
+
+    fn scopes_of(&self, runtime_id: &str) -> SharedScopes {
+        self.inner.registry.scopes(runtime_id)
+    }
+
+    fn publish_status(&self, link: &Link, kind: &str, body: &impl Serialize) {
         let draft = Draft {
             kind: kind.into(),
-            runtime_id: Some(runtime_id.clone()),
+            runtime_id: Some(link.runtime_id.clone()),
             agent_id: None,
             conversation_id: None,
             data: serde_json::to_string(body).expect("status events serialise"),
         };
-        self.inner.events.append(runtime_id, draft, None);
+        self.inner.events.append(link, draft, None);
     }
 }

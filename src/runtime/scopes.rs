@@ -24,7 +24,7 @@ pub struct SharedScopes {
 
 impl SharedScopes {
     /// Remembers `scope`, dropping the oldest beyond [`MAX_SCOPES`].
-    fn note(&self, scope: Scope) {
+    pub(super) fn note(&self, scope: Scope) {
         let mut list = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if list.contains(&scope) {
             return;

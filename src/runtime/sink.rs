@@ -3,17 +3,16 @@
 //! completes its waiter the moment it is published; a cluster appends to a
 //! shared log instead and completes waiters as its mirror reads them back.
 
-use std::sync::Arc;
-
-use super::Pending;
+use super::{Link, Pending};
 use crate::hub::{Draft, Hub};
 
 /// Takes the events a runtime sends, in order, and the bridge's status
 /// events about runtimes.
 pub trait EventSink: Send + Sync + 'static {
-    /// Appends one event; `reply_to` is the `request_id` it answers, when
-    /// it is a reply frame.
-    fn append(&self, runtime_id: &Arc<str>, draft: Draft, reply_to: Option<String>);
+    /// Appends one event of `link`'s connection (a frame, or the bridge's
+    /// `runtime_online` / `runtime_offline` about it); `reply_to` is the
+    /// `request_id` it answers, when it is a reply frame.
+    fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>);
 }
 
 /// The embedded log: publish to the hub, then hand a reply to its waiter.
@@ -30,10 +29,10 @@ impl HubSink {
 }
 
 impl EventSink for HubSink {
-    fn append(&self, runtime_id: &Arc<str>, draft: Draft, reply_to: Option<String>) {
+    fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>) {
         let event = self.hub.publish(draft);
         if let Some(request_id) = reply_to {
-            self.pending.complete(runtime_id, &request_id, event.data());
+            self.pending.complete(&link.runtime_id, &request_id, event.data());
         }
     }
 }

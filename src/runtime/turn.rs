@@ -37,8 +37,10 @@ impl Follower {
             let Ok(read) = tokio::time::timeout_at(deadline, self.sub.recv(&mut batch, BATCH)).await else {
                 return Err(self.turn.timed_out());
             };
-            if let Read::Lagged { missed, .. } = read {
-                return Err(self.turn.lagged(missed));
+            match read {
+                Read::Lagged { missed, .. } => return Err(self.turn.lagged(missed)),
+                Read::Rebased { .. } => return Err(self.turn.lagged(0)),
+                Read::Events => {}
             }
             for event in batch.drain(..) {
                 let data = event.data();

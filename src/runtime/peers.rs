@@ -1,0 +1,81 @@
+//! The seam to the other bridge instances of a cluster: what the runtime
+//! side needs from them besides the event log ([`super::EventSink`]).
+//! Embedded, there are none; `src/cluster` implements it on Redis.
+
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{Remote, RuntimeInfo};
+use crate::protocol::Scope;
+
+/// A call to the other instances in flight.
+pub type PeerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PeerError>> + Send + 'a>>;
+
+/// Why the other instances could not be asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    /// The shared engine cannot be reached; retry later.
+    #[error("the cluster's engine is unavailable: {0}")]
+    Unavailable(String),
+    /// The instance holding the runtime's socket did not take the command.
+    #[error("the bridge instance {0:?} holding the runtime does not answer; retry")]
+    Unreachable(String),
+    /// The runtime's socket was gone on that instance (it moved or closed).
+    #[error("the runtime disconnected from its bridge instance before the command was written")]
+    Gone,
+    /// The runtime's command queue on that instance was full.
+    #[error("the runtime's command queue is full")]
+    Full,
+    /// The command was not written there before its deadline (it was not sent).
+    #[error("the runtime's socket did not take the command in time")]
+    Late,
+}
+
+/// A registration as every instance can read it: registered on one, the
+/// runtime may open its socket on another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    /// The runtime's device id.
+    pub device_id: String,
+    /// Its `connectionName`.
+    pub connection_name: Option<String>,
+    /// `lettaCodeVersion` from the metadata.
+    pub version: Option<String>,
+    /// `os` from the metadata.
+    pub os: Option<String>,
+    /// `nodeVersion` from the metadata.
+    pub node_version: Option<String>,
+}
+
+/// The other bridge instances sharing the runtimes.
+pub trait Peers: Send + Sync + 'static {
+    /// Fails while the shared engine cannot be reached: commands are then
+    /// refused at once rather than sent into a log that cannot answer.
+    fn check(&self) -> Result<(), PeerError>;
+
+    /// Stores `registration` for every instance; returns the device's
+    /// connection id (stable for the device across the cluster).
+    fn register<'a>(&'a self, registration: &'a Registration) -> PeerFuture<'a, String>;
+
+    /// The registration behind a connection id, made on any instance.
+    fn registration<'a>(&'a self, connection_id: &'a str) -> PeerFuture<'a, Option<Registration>>;
+
+    /// Writes a command to the socket of a runtime that `to.node` holds;
+    /// resolves once written there. Nothing is written after `deadline`.
+    fn forward<'a>(
+        &'a self,
+        to: &'a Remote,
+        text: String,
+        scope: Option<Scope>,
+        deadline: Instant,
+    ) -> PeerFuture<'a, ()>;
+
+    /// Every runtime of the cluster, as the shared engine records them.
+    fn list(&self) -> PeerFuture<'_, Vec<RuntimeInfo>>;
+
+    /// A local runtime answered a ping at `at`.
+    fn pong(&self, runtime_id: &str, generation: u64, at: SystemTime);
+}
