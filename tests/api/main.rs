@@ -9,7 +9,6 @@ mod commands;
 mod conformance;
 mod events;
 mod faults;
-mod fixtures;
 mod helpers;
 mod openapi;
 mod ops;

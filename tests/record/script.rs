@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::letta::{LettaRuntime, RuntimeOptions, temp_dir};
-use crate::model_server::{ModelServer, Reply};
 use crate::server::{self, Captured, FakeServer};
 use crate::session::{Received, Session, has};
+use letta_bridge_testkit::letta::{LettaRuntime, RuntimeOptions, temp_dir};
+use letta_bridge_testkit::model_server::{ModelServer, Reply};
 
 /// The key the runtime is given (never written to a fixture).
 pub const API_KEY: &str = "recorder-runtime-key-0000000001";
