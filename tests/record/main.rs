@@ -10,6 +10,9 @@
 use letta_bridge_testkit::letta;
 
 mod normalise;
+mod plan;
+mod recorder;
+mod recording;
 mod script;
 mod server;
 mod session;
