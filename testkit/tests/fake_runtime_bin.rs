@@ -133,22 +133,25 @@ async fn it_answers_with_the_recorded_frames_prints_what_it_gets_and_sends_what_
 }
 
 #[tokio::test]
-async fn with_play_turns_a_message_gets_the_whole_recorded_turn() {
+async fn with_play_turns_a_message_or_an_approval_gets_the_whole_recorded_turn() {
     let (_program, mut socket) = connected(&["--play-turns"]).await;
     let message = input("r-turn", json!({"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}));
-    send(&mut socket, &message).await;
-    let mut text = String::new();
-    loop {
-        let frame = next(&mut socket).await;
-        if frame["type"] == "stream_delta" && frame["delta"]["message_type"] == "assistant_message" {
-            text.push_str(frame["delta"]["content"][0]["text"].as_str().unwrap());
+    let approval = input("r-approved", json!({"kind": "approval_response", "request_id": "a-1"}));
+    for command in [message, approval] {
+        send(&mut socket, &command).await;
+        let mut text = String::new();
+        loop {
+            let frame = next(&mut socket).await;
+            if frame["type"] == "stream_delta" && frame["delta"]["message_type"] == "assistant_message" {
+                text.push_str(frame["delta"]["content"][0]["text"].as_str().unwrap());
+            }
+            if frame["type"] == "turn_finished" {
+                assert_eq!(frame["runtime"], command["runtime"], "the recorded turn in this command's scope");
+                break;
+            }
         }
-        if frame["type"] == "turn_finished" {
-            assert_eq!(frame["runtime"], message["runtime"], "the recorded turn in this command's scope");
-            break;
-        }
+        assert_eq!(text, "Hello from the scripted model.", "after {}", command["request_id"]);
     }
-    assert_eq!(text, "Hello from the scripted model.");
 }
 
 #[test]

@@ -31,8 +31,8 @@ struct Args {
     /// The bridge's runtime token (sent as a bearer token).
     #[arg(long, env = "FAKE_RUNTIME_TOKEN")]
     token: String,
-    /// Answer `input` create_message with the whole recorded turn (deltas,
-    /// `turn_finished`), not only its `input_accepted`.
+    /// Answer `input` (a message or an approval) with the whole recorded turn
+    /// (deltas, `turn_finished`), not only its `input_accepted`.
     #[arg(long)]
     play_turns: bool,
     /// Answer nothing by itself: only what comes on stdin is sent.

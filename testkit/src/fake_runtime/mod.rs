@@ -96,10 +96,11 @@ impl FakeRuntime {
         }
     }
 
-    /// From now on, answer `input` with the whole recorded turn (fixture
-    /// `turn`: `input_accepted`, loop status, the assistant deltas,
-    /// `turn_finished`), as the real runtime does; by default only
-    /// `input_accepted`, so that tests can script the turn with `emit`.
+    /// From now on, answer `input` (a message or an approval) with the whole
+    /// recorded turn (fixture `turn`: `input_accepted`, loop status, the
+    /// assistant deltas, `turn_finished`), as the real runtime does; by
+    /// default only `input_accepted`, so that tests can script the turn with
+    /// `emit`.
     pub fn play_recorded_turns(&self) {
         self.replies.set_full_turns(true);
     }

@@ -16,12 +16,13 @@ use crate::replay::replay_where;
 /// - `sync`, `input`, `abort_message`, `change_device_state` without a valid
 ///   runtime scope are dropped unanswered (`sync_without_runtime`);
 /// - `sync` replays the state events, then `sync_response` (`sync`);
-/// - `input` create_message: `input_accepted` (or the whole turn, `turn`,
-///   with `full_turns`);
-/// - `input` approval_response: the `input_accepted` of a pending approval
-///   (`accepted: true`, from `turn`), so that approval flows can be tested;
-///   the recording (`approval_unknown`) only has the refusal of one that is
-///   not pending, which no client could drive further;
+/// - `input` (create_message or approval_response): `input_accepted`
+///   (`accepted: true`, from `turn`); with `full_turns`, the whole recorded
+///   turn (`turn`: loop status, the assistant deltas, `turn_finished`), as
+///   the real runtime runs a turn to its end after a message or a granted
+///   approval. An approval is answered as one that is pending, so that
+///   approval flows can be tested: the recording (`approval_unknown`) only
+///   has the refusal of one that is not, which no client could drive further;
 /// - `abort_message` with no turn running: `abort_message_response`
 ///   `aborted: false` (`abort_idle`);
 /// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;
@@ -40,7 +41,7 @@ pub fn replies_to(frame: &Value, full_turns: bool, next_seq: &dyn Fn() -> u64) -
         "list_in_directory" => "list_in_directory",
         _ => return vec![],
     };
-    let whole = kind != "input" || (full_turns && frame["payload"]["kind"] == "create_message");
+    let whole = kind != "input" || full_turns;
     replay_where(exchange, 0, frame, next_seq, |f| whole || f["type"] == "input_accepted")
 }
 
@@ -75,7 +76,7 @@ impl Replies {
         self.auto.store(on, Ordering::Relaxed);
     }
 
-    /// Answer `input` create_message with the whole recorded turn.
+    /// Answer `input` with the whole recorded turn.
     pub fn set_full_turns(&self, on: bool) {
         self.full_turns.store(on, Ordering::Relaxed);
     }
