@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
 
 const TOKEN: &str = "bin-runtime-token-000000001";
 
@@ -62,16 +62,23 @@ async fn connected(flags: &[&str]) -> (Program, WebSocketStream<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let program = Program::start(&format!("ws://{}/ws?deviceId=bin-1", listener.local_addr().unwrap()), flags);
     let (tcp, _) = tokio::time::timeout(WAIT, listener.accept()).await.expect("it connects").unwrap();
-    let check = |req: &Request, res: Response| {
-        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-        assert_eq!(auth, Some(format!("Bearer {TOKEN}").as_str()));
-        Ok(res)
-    };
-    let mut socket = tokio_tungstenite::accept_hdr_async(tcp, check).await.unwrap();
+    let mut auth = None;
+    let mut socket = tokio_tungstenite::accept_hdr_async(tcp, KeepAuth(&mut auth)).await.unwrap();
+    assert_eq!(auth, Some(format!("Bearer {TOKEN}")), "the token goes as a bearer token");
     assert_eq!(next(&mut socket).await, json!({"type": "ping"}));
     socket.send(Message::text(r#"{"type":"pong"}"#)).await.unwrap();
     assert_eq!(program.line(), json!({"type": "pong"}), "the pong says the bridge serves the socket");
     (program, socket)
+}
+
+/// Keeps the upgrade request's Authorization header.
+struct KeepAuth<'a>(&'a mut Option<String>);
+
+impl Callback for KeepAuth<'_> {
+    fn on_request(self, req: &Request, res: Response) -> Result<Response, ErrorResponse> {
+        *self.0 = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(res)
+    }
 }
 
 async fn next(socket: &mut WebSocketStream<TcpStream>) -> Value {
