@@ -47,7 +47,7 @@ pub struct BridgeProcess {
 }
 
 impl BridgeProcess {
-    /// Starts the bridge binary `bin` with these tokens and `args`, logging
+    /// Starts the bridge binary `bin` with the tokens above and `args`, logging
     /// to `log_path`; returns once it listens.
     pub fn start(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str]) -> Self {
         let mut all = vec!["--listen", "127.0.0.1:0"];
@@ -120,10 +120,7 @@ impl BridgeProcess {
 
     /// Opens `GET /events{query}` with the client token.
     pub async fn events(&self, query: &str) -> Sse {
-        let res =
-            self.http.get(self.url(&format!("/events{query}"))).bearer_auth(CLIENT_TOKEN).send().await.expect("sent");
-        assert_eq!(res.status(), 200, "GET /events{query}");
-        Sse::new(res)
+        Sse::open(self.http.get(self.url(&format!("/events{query}"))).bearer_auth(CLIENT_TOKEN)).await
     }
 }
 

@@ -35,6 +35,13 @@ impl Sse {
         Self { stream: Box::pin(stream), timeout: WAIT, seen: Vec::new() }
     }
 
+    /// Sends `req` (a `GET /events`), expects a 200 and reads its stream.
+    pub async fn open(req: reqwest::RequestBuilder) -> Self {
+        let res = req.send().await.expect("GET /events sent");
+        assert_eq!(res.status(), 200, "GET {}", res.url());
+        Self::new(res)
+    }
+
     /// This reader, each expectation waiting up to `timeout`.
     pub fn waiting(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -153,9 +153,7 @@ impl TestApp {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
-        let res = req.send().await.expect("request sent");
-        assert_eq!(res.status(), 200, "GET /events{query}");
-        Sse::new(res)
+        Sse::open(req).await
     }
 
     pub async fn status(&self) -> Value {

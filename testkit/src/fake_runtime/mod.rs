@@ -23,6 +23,7 @@ use crate::WAIT;
 use crate::fixtures;
 use crate::replay::replay;
 
+/// The handle of one fake runtime connection; dropping it stops the task.
 pub struct FakeRuntime {
     ctl: mpsc::UnboundedSender<Ctl>,
     seen: mpsc::UnboundedReceiver<Seen>,
