@@ -1,14 +1,12 @@
 //! What the real runtime sent, recorded by `tests/record` into
 //! `tests/fixtures/letta-code-<version>/`: compiled in, parsed once, and
-//! looked up by exchange and step. [`crate::replay`] turns a recorded step
-//! into the answer to a live command.
+//! looked up by exchange and step, with what the runtime's frames look like.
+//! [`crate::replay`] turns a recorded step into the answer to a live command.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
-
-use crate::replay::realise;
 
 /// The runtime version the fixtures were recorded from.
 pub const RUNTIME_VERSION: &str = "0.32.18";
@@ -112,16 +110,6 @@ pub fn is_runtime_scope(v: &Value) -> bool {
     let non_empty = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
     let agent = v.get("agent_id");
     non_empty(&v["conversation_id"]) && (agent == Some(&Value::Null) || agent.is_some_and(non_empty))
-}
-
-/// The registration body the runtime sent (fixture `register`), for `device`.
-pub fn registration_body(device: &str, connection_name: &str) -> Value {
-    let requests = fixture("register")["requests"].as_array().expect("register.requests");
-    let register = requests.iter().find(|r| r["path"] == "/v1/environments/register").expect("a registration");
-    let mut body = realise(&register["body"]);
-    body["deviceId"] = device.into();
-    body["connectionName"] = connection_name.into();
-    body
 }
 
 /// An event envelope as the runtime writes it: `event_seq`, `emitted_at`

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fixtures::{AGENT, CONVERSATION, DEVICE, TIMESTAMP, recorded_command, recorded_frames, uuid};
+use crate::fixtures::{AGENT, CONVERSATION, DEVICE, TIMESTAMP, fixture, recorded_command, recorded_frames, uuid};
 
 /// Placeholders with one fixed stand-in each.
 const STAND_INS: &[(&str, &str)] = &[
@@ -42,6 +42,16 @@ pub fn replay_where(
 /// placeholders, as [`replay`] puts them in.
 pub fn realise(v: &Value) -> Value {
     Substitution::new(&Value::Null, &Value::Null).value(v)
+}
+
+/// The registration body the runtime sent (fixture `register`), for `device`.
+pub fn registration_body(device: &str, connection_name: &str) -> Value {
+    let requests = fixture("register")["requests"].as_array().expect("register.requests");
+    let register = requests.iter().find(|r| r["path"] == "/v1/environments/register").expect("a registration");
+    let mut body = realise(&register["body"]);
+    body["deviceId"] = device.into();
+    body["connectionName"] = connection_name.into();
+    body
 }
 
 /// Recorded values to live ones.

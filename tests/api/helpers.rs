@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use letta_bridge::{Application, Config};
+use letta_bridge_testkit::replay::registration_body;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -115,7 +116,7 @@ impl TestApp {
     /// Registers a device with `token`, as the runtime does: the recorded
     /// registration body and headers (fixture `register`).
     pub async fn register_as(&self, token: Option<&str>, device: &str) -> reqwest::Response {
-        let body = fixtures::registration_body(device, &format!("{device}-name"));
+        let body = registration_body(device, &format!("{device}-name"));
         let mut req =
             self.http.post(self.url("/v1/environments/register")).json(&body).header("X-Letta-Source", "letta-code");
         if let Some(t) = token {
