@@ -7,9 +7,10 @@
 //!
 //! - [`fixtures`]: the recorded runtime fixtures (`tests/fixtures/letta-code-<version>/`,
 //!   written by `tests/record`), parsed once, with what the runtime's frames look like
-//!   (its runtime scope test, its event envelope, its registration body).
+//!   (its runtime scope test, its event envelope).
 //! - [`replay`]: a recorded step replayed as the answer to a live command: the live
-//!   command's values in place of the recorded ones, fresh envelopes.
+//!   command's values in place of the recorded ones, fresh envelopes; recorded
+//!   requests (the registration body) with stand-ins for their placeholders.
 //! - [`fake_runtime`]: [`FakeRuntime`], a Letta Code runtime over a real WebSocket that
 //!   answers commands with the recorded frames ([`fake_runtime::replies_to`]); the
 //!   `fake-runtime` binary (`src/bin/fake_runtime.rs`) is the same for scripts.
