@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-pub use replies::{Replies, replies_to};
+use replies::Replies;
+pub use replies::replies_to;
 pub use socket::Seen;
 use socket::{Ctl, drive};
 
