@@ -18,6 +18,9 @@ WORKDIR /build
 # Dependency layer: build every dependency against placeholder sources, so
 # that editing src/ does not rebuild the dependency graph.
 COPY Cargo.toml Cargo.lock ./
+# The test kit is a member of the workspace: cargo reads its manifest, but
+# the release build of the service does not compile it.
+COPY testkit ./testkit
 RUN mkdir -p src tests/api \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs tests/api/main.rs \

@@ -4,15 +4,14 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
+use letta_bridge_testkit::bridge::{logged_addr, without_bridge_env};
+
 const BIN: &str = env!("CARGO_BIN_EXE_letta-bridge");
 
+/// The binary, with none of the caller's `LETTA_BRIDGE_*` settings.
 fn bridge() -> Command {
     let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LETTA_BRIDGE_") {
-            cmd.env_remove(key);
-        }
-    }
+    without_bridge_env(&mut cmd);
     cmd
 }
 
@@ -104,7 +103,7 @@ async fn generated_tokens_are_printed_once_never_logged_and_sigterm_stops_cleanl
         assert!(n > 0, "log ended early");
         log.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&log);
-        if let Some(addr) = text.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+        if let Some(addr) = logged_addr(&text) {
             break addr.to_owned();
         }
     };

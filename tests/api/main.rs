@@ -10,7 +10,6 @@ mod conformance;
 mod docs;
 mod events;
 mod faults;
-mod fixtures;
 mod helpers;
 mod openapi;
 mod ops;

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Contract tests against a running bridge with a fake runtime connected:
+# Contract tests against a running bridge with the test kit's fake runtime
+# connected (the `fake-runtime` binary of testkit/, answering with the
+# recorded frames, whole turns included):
 #  1. schemathesis explores every documented operation: no server errors, no
 #     response that disagrees with openapi/openapi.json;
 #  2. a TypeScript client generated from the document type-checks.
 # Usage: tests/contract/run.sh [path/to/letta-bridge]; needs the venv and npm
-# packages that .ci/test installs.
+# packages that .ci/test installs. The fake runtime: $FAKE_RUNTIME, else built
+# with cargo (a no-op after `cargo test --workspace`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/debug/letta-bridge}
+if [[ -z "${FAKE_RUNTIME:-}" ]]; then
+    cargo build --quiet -p letta-bridge-testkit --bin fake-runtime
+    FAKE_RUNTIME=${CARGO_TARGET_DIR:-target}/debug/fake-runtime
+fi
 VENV=${VENV:-.ci/cache/venv}
 WORK=$(mktemp -d)
 cleanup() { kill "${FAKE_PID:-}" "${BRIDGE_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -30,11 +37,12 @@ BRIDGE_PID=$!
 for _ in $(seq 100); do curl -fs "$BASE/healthz" > /dev/null && break; sleep 0.1; done
 curl -fs "$BASE/healthz" > /dev/null || { echo "the bridge did not start"; cat "$WORK/bridge.log"; exit 1; }
 
-"$VENV/bin/python" tests/contract/fake_runtime.py "ws://127.0.0.1:$PORT/ws?deviceId=contract-runtime" \
-    "$LETTA_BRIDGE_RUNTIME_TOKEN" > "$WORK/fake.log" 2>&1 &
+# Its stdout (every frame it gets) and stderr go to the log; stdin is unused.
+"$FAKE_RUNTIME" --play-turns --url "ws://127.0.0.1:$PORT/ws?deviceId=contract-runtime" \
+    --token "$LETTA_BRIDGE_RUNTIME_TOKEN" < /dev/null > "$WORK/fake.log" 2>&1 &
 FAKE_PID=$!
 for _ in $(seq 100); do curl -fs "$BASE/readyz" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/readyz" > /dev/null || { echo "the fake runtime did not connect"; cat "$WORK/fake.log"; exit 1; }
+curl -fs "$BASE/readyz" > /dev/null || { echo "the fake runtime did not connect"; tail -20 "$WORK/fake.log"; exit 1; }
 
 echo "--- schemathesis"
 # The runtime's WebSocket paths are left out: an HTTP fuzzer cannot speak
@@ -49,7 +57,7 @@ SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/contract \
     --no-color
 
 kill -0 "$BRIDGE_PID" || { echo "the bridge died"; cat "$WORK/bridge.log"; exit 1; }
-kill -0 "$FAKE_PID" || { echo "the fake runtime died"; cat "$WORK/fake.log"; exit 1; }
+kill -0 "$FAKE_PID" || { echo "the fake runtime died"; tail -20 "$WORK/fake.log"; exit 1; }
 
 echo "--- TypeScript client from the OpenAPI document"
 npm run --prefix tests/contract -s generate

@@ -1,23 +1,25 @@
-// End-to-end test of the web console (GET /): a real bridge binary, a fake
-// Letta Code runtime over WebSocket, and headless Chromium driven by
-// playwright-core.
+// End-to-end test of the web console (GET /): a real bridge binary, the
+// test kit's fake Letta Code runtime (the `fake-runtime` binary of testkit/:
+// it answers with the recorded frames; this script plays the assistant's
+// turns through its stdin), and headless Chromium driven by playwright-core.
 //
 //   npm ci --prefix tests/e2e
 //   node tests/e2e/console.mjs [path/to/letta-bridge]   (default target/debug/letta-bridge)
 //
+// The fake runtime: $FAKE_RUNTIME, else built with cargo (harness.mjs).
 // Chromium: $CHROMIUM or /usr/bin/chromium (Debian package; never downloaded).
 // Exit 0 on success; 1 with a message on failure. Every wait is bounded; the
 // whole run is capped at DEADLINE_MS.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import WebSocket from 'ws';
+import {
+  STEP_MS, Failure, check, fakeRuntimeBinary, freePort, poll, startBridge, startFakeRuntime, startProxy, stop, within,
+} from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.argv[2] ? path.resolve(process.argv[2]) : path.join(ROOT, 'target', 'debug', 'letta-bridge');
@@ -33,7 +35,6 @@ const TOKENS = {
   admin: 'e2e-admin-token-0123456789',
 };
 const DEADLINE_MS = 60_000;
-const STEP_MS = 10_000;
 const DEVICE = 'e2e-runtime';
 const AGENT = 'agent-e2e';
 const CONV = 'conv-e2e';
@@ -42,163 +43,8 @@ const MESSAGE = 'hello from the browser';
 const started = Date.now();
 const log = (...a) => console.log(`[e2e +${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
 
-class Failure extends Error {}
-function check(cond, msg) { if (!cond) throw new Failure(msg); }
-
-/** Resolves `promise`, or rejects after `ms` naming `what`. */
-function within(ms, what, promise) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Failure(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `fn` until it returns a truthy value, at most `ms`. */
-async function poll(ms, what, fn) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Failure(`timed out after ${ms} ms: ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
-/**
- * A TCP proxy in front of the bridge for the browser, so the test can cut the
- * page's connections for real (`drop`) and hold new ones until `release`.
- */
-async function startProxy(targetPort) {
-  const sockets = new Set();
-  let held = [];
-  let holding = false;
-  const track = (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); };
-  const server = net.createServer((client) => {
-    track(client);
-    const pipe = () => {
-      if (client.destroyed) return;
-      const upstream = net.connect(targetPort, '127.0.0.1');
-      track(upstream);
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    };
-    if (holding) held.push(pipe); else pipe();
-  });
-  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    drop() { holding = true; for (const s of sockets) s.destroy(); },
-    release() { holding = false; const h = held; held = []; for (const pipe of h) pipe(); },
-    close() { for (const s of sockets) s.destroy(); server.close(); },
-  };
-}
-
-/** The bridge child process, for the watchdog. */
-let running = null;
-
-/** The bridge process; keeps its output for the failure report. */
-function startBridge(port) {
-  const output = [];
-  const child = spawn(BIN, [], {
-    env: {
-      ...process.env,
-      LETTA_BRIDGE_LISTEN: `127.0.0.1:${port}`,
-      LETTA_BRIDGE_RUNTIME_TOKEN: TOKENS.runtime,
-      LETTA_BRIDGE_CLIENT_TOKEN: TOKENS.client,
-      LETTA_BRIDGE_ADMIN_TOKEN: TOKENS.admin,
-      RUST_LOG: process.env.RUST_LOG || 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const keep = (chunk) => { output.push(chunk.toString()); if (output.length > 400) output.shift(); };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  running = child;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  child.once('error', (e) => output.push(`spawn error: ${e.message}\n`));
-  return { child, output, exited };
-}
-
-async function stopBridge(bridge) {
-  if (!bridge || bridge.child.exitCode !== null || bridge.child.signalCode !== null) return;
-  bridge.child.kill('SIGTERM');
-  try {
-    await within(5_000, 'bridge exit after SIGTERM', bridge.exited);
-  } catch {
-    bridge.child.kill('SIGKILL');
-    await within(2_000, 'bridge exit after SIGKILL', bridge.exited).catch(() => {});
-  }
-}
-
-/** A stand-in for the Letta Code runtime speaking v2 frames. */
-class FakeRuntime {
-  constructor(url) {
-    this.frames = [];
-    this.listeners = new Set();
-    this.ws = new WebSocket(url, { headers: { Authorization: `Bearer ${TOKENS.runtime}` } });
-    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    this.ws.on('message', (data) => {
-      let frame;
-      try { frame = JSON.parse(data.toString()); } catch { return; }
-      this.frames.push(frame);
-      this.reply(frame);
-      for (const l of this.listeners) l(frame);
-    });
-  }
-
-  async ready() {
-    await within(STEP_MS, 'runtime WebSocket open', new Promise((resolve, reject) => {
-      this.ws.once('open', resolve);
-      this.ws.once('error', reject);
-      this.ws.once('unexpected-response', (_, res) => reject(new Failure(`upgrade refused: HTTP ${res.statusCode}`)));
-    }));
-    this.send({ type: 'ping' });
-    await this.next((f) => f.type === 'pong', 'pong to the runtime\'s JSON ping');
-  }
-
-  send(frame) { this.ws.send(JSON.stringify(frame)); }
-
-  /** The first frame (seen or future) matching `pred`. */
-  next(pred, what, ms = STEP_MS) {
-    const seen = this.frames.find(pred);
-    if (seen) return Promise.resolve(seen);
-    let listener;
-    return within(ms, `the runtime to receive ${what}`, new Promise((resolve) => {
-      listener = (f) => { if (pred(f)) resolve(f); };
-      this.listeners.add(listener);
-    })).finally(() => this.listeners.delete(listener));
-  }
-
-  /** A short assistant turn, as the real runtime streams it. */
-  turn(runtime, id, pieces, turnId) {
-    for (const text of pieces) {
-      this.send({ type: 'stream_delta', runtime, delta: { id, message_type: 'assistant_message', content: [{ type: 'text', text }] } });
-    }
-    this.send({ type: 'turn_finished', runtime, stop_reason: 'end_turn', turn_id: turnId });
-  }
-
-  reply(frame) {
-    const runtime = frame.runtime ?? {};
-    if (frame.type === 'input') {
-      this.send({ type: 'input_accepted', request_id: frame.request_id, runtime, accepted: true, disposition: 'started' });
-      this.turn(runtime, 'msg-1', ['Hello ', 'from the runtime'], 't1');
-    } else if (frame.type === 'sync') {
-      this.send({ type: 'sync_response', request_id: frame.request_id, runtime, success: true });
-    }
-  }
-
-  close() { try { this.ws.terminate(); } catch { /* already gone */ } }
-}
+/** The child processes, for the watchdog. */
+const running = [];
 
 async function main() {
   let bridge, proxy, runtime, context, userDataDir;
@@ -208,14 +54,22 @@ async function main() {
     const port = await freePort();
     const http = `http://127.0.0.1:${port}`;
     log(`bridge ${BIN} on ${http}`);
-    bridge = startBridge(port);
+    bridge = startBridge(BIN, {
+      LETTA_BRIDGE_LISTEN: `127.0.0.1:${port}`,
+      LETTA_BRIDGE_RUNTIME_TOKEN: TOKENS.runtime,
+      LETTA_BRIDGE_CLIENT_TOKEN: TOKENS.client,
+      LETTA_BRIDGE_ADMIN_TOKEN: TOKENS.admin,
+    });
+    running.push(bridge.child);
     await poll(STEP_MS, 'GET /healthz answers 200', async () => {
       if (bridge.child.exitCode !== null) throw new Failure(`the bridge exited with code ${bridge.child.exitCode}`);
       const res = await fetch(`${http}/healthz`);
       return res.ok;
     }).catch((e) => { throw bridge.child.exitCode !== null ? new Failure(`the bridge exited with code ${bridge.child.exitCode}`) : e; });
 
-    runtime = new FakeRuntime(`ws://127.0.0.1:${port}/ws?deviceId=${DEVICE}&connectionName=e2e`);
+    const url = `ws://127.0.0.1:${port}/ws?deviceId=${DEVICE}&connectionName=e2e`;
+    runtime = startFakeRuntime(fakeRuntimeBinary(ROOT), url, TOKENS.runtime);
+    running.push(runtime.child);
     await runtime.ready();
     log('fake runtime connected');
 
@@ -257,6 +111,8 @@ async function main() {
     check(input.runtime?.agent_id === AGENT, `runtime.agent_id is ${JSON.stringify(input.runtime?.agent_id)}`);
     check(input.runtime?.conversation_id === CONV, `runtime.conversation_id is ${JSON.stringify(input.runtime?.conversation_id)}`);
     log(`runtime received input ${input.request_id}`);
+    // It answered input_accepted by itself (recorded); the turn is scripted here.
+    runtime.turn(input.runtime, 'msg-1', ['Hello ', 'from the runtime'], 't1');
 
     await expectText(page, '#events .assistant', 'Hello from the runtime');
     await expectText(page, '#events details[data-type="turn_finished"] .stop-reason', 'end_turn');
@@ -312,12 +168,13 @@ async function main() {
     console.error(`\nFAIL: ${e instanceof Failure ? e.message : e.stack || e}`);
     if (pageErrors.length) console.error(`page errors:\n  ${pageErrors.join('\n  ')}`);
     if (bridge) console.error(`--- bridge output (last lines) ---\n${bridge.output.join('').split('\n').slice(-40).join('\n')}`);
+    if (runtime) console.error(`--- fake-runtime stderr ---\n${runtime.output.join('')}`);
     process.exitCode = 1;
   } finally {
     if (context) await within(5_000, 'browser close', context.close()).catch((e) => console.error(e.message));
-    runtime?.close();
     proxy?.close();
-    await stopBridge(bridge);
+    await stop(runtime);
+    await stop(bridge);
     if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
   }
 }
@@ -336,7 +193,7 @@ async function expectText(page, selector, text, re = null) {
 
 const watchdog = setTimeout(() => {
   console.error(`FAIL: overall deadline of ${DEADLINE_MS / 1000} s exceeded`);
-  running?.kill('SIGKILL');
+  for (const child of running) child.kill('SIGKILL');
   process.exit(1);
 }, DEADLINE_MS);
 watchdog.unref();

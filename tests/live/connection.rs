@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use letta_bridge_testkit::letta::LETTA_CODE_VERSION;
 use serde_json::{Value, json};
 
-use crate::harness::{Live, WAIT};
-use crate::letta::LETTA_CODE_VERSION;
+use crate::harness::Live;
 
 #[tokio::test]
 async fn the_runtime_registers_connects_and_is_listed_online_with_its_version() {
@@ -68,7 +68,7 @@ async fn assert_still_the_one_connection(live: &mut Live) {
     let res = live.bridge.post("/sync?wait=true&timeout_ms=15000", &json!({"runtime": scope})).await;
     assert_eq!(res.status(), 200);
     let marker = res.json::<Value>().await.unwrap()["request_id"].clone();
-    live.events.next_matching(WAIT, "the marker's sync_response", |e| e.data["request_id"] == marker).await;
+    live.events.next_matching("the marker's sync_response", |e| e.data["request_id"] == marker).await;
     assert!(!live.events.seen.iter().any(|e| e.event == "runtime_offline"), "{}", live.events.summary());
 }
 
@@ -90,8 +90,7 @@ async fn sync_waits_for_the_sync_response_and_the_state_reaches_subscribers() {
     assert_eq!(reply["runtime"], scope, "{reply}");
     let request_id = reply["request_id"].as_str().unwrap().to_owned();
 
-    let response =
-        live.events.next_matching(WAIT, "sync_response", |e| e.data["request_id"] == request_id.as_str()).await;
+    let response = live.events.next_matching("sync_response", |e| e.data["request_id"] == request_id.as_str()).await;
     assert_eq!(response.data["runtime_id"], live.runtime_id.as_str());
     let state: Vec<&str> = live
         .events
@@ -116,7 +115,7 @@ async fn a_stopped_runtime_goes_offline_and_a_restarted_one_is_back_and_resynced
     assert_eq!(res.status(), 200, "the bridge has now seen this scope");
 
     live.runtime.stop();
-    let offline = live.events.next_of("runtime_offline", WAIT).await;
+    let offline = live.events.next_of("runtime_offline").await;
     assert_eq!(offline.data["runtime_id"], live.runtime_id.as_str());
     let rt = runtime_entry(&live).await;
     assert_eq!(rt["online"], false, "{rt}");
@@ -125,11 +124,11 @@ async fn a_stopped_runtime_goes_offline_and_a_restarted_one_is_back_and_resynced
     assert_eq!(res.status(), 503, "commands to an offline runtime");
 
     live.restart_runtime();
-    let online = live.events.next_of("runtime_online", WAIT).await;
+    let online = live.events.next_of("runtime_online").await;
     assert_eq!(online.data["runtime_id"], live.runtime_id.as_str(), "the same device came back");
     let resync = live
         .events
-        .next_matching(WAIT, "a bridge re-sync's sync_response", |e| {
+        .next_matching("a bridge re-sync's sync_response", |e| {
             e.event == "sync_response"
                 && e.data["request_id"].as_str().is_some_and(|r| r.starts_with("bridge-resync-"))
                 && e.data["runtime"] == scope

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use letta_bridge_testkit::bridge::{ADMIN_TOKEN, BridgeProcess, RUNTIME_TOKEN};
+use letta_bridge_testkit::letta::{self, LettaRuntime, RuntimeOptions};
+use letta_bridge_testkit::model_server::{ModelServer, Reply};
+use letta_bridge_testkit::{Sse, SseEvent};
 use serde_json::{Value, json};
-
-use crate::bridge::{ADMIN_TOKEN, BridgeProcess, RUNTIME_TOKEN, Sse, SseEvent};
-use crate::letta::{self, LettaRuntime, RuntimeOptions};
-use crate::model_server::{ModelServer, Reply};
 
 /// How long any single expectation on the live runtime may take.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -64,8 +64,8 @@ impl Live {
         assert!(letta::git_available(), "the runtime needs git on PATH");
         let dir = TempDir(letta::temp_dir(test));
         let model = ModelServer::start(greeting()).await;
-        let bridge = BridgeProcess::start(dir.0.join("bridge.log"), &[]);
-        let mut events = bridge.events("").await;
+        let bridge = BridgeProcess::start(env!("CARGO_BIN_EXE_letta-bridge"), dir.0.join("bridge.log"), &[]);
+        let mut events = bridge.events("").await.waiting(WAIT);
         let mut opts = RuntimeOptions::new(launcher, bridge.base_url(), RUNTIME_TOKEN.into(), dir.0.join("home"));
         opts.model_base_url = Some(model.base_url());
         tweak(&mut opts);
@@ -84,7 +84,7 @@ impl Live {
                 tokio::task::yield_now().await;
             }
         }
-        let online = events.next_of("runtime_online", WAIT).await;
+        let online = events.next_of("runtime_online").await;
         let runtime_id = online.data["runtime_id"].as_str().expect("runtime_online names the runtime").to_owned();
         Some((Self { runtime, events, bridge, model, opts, runtime_id, _dir: dir }, first))
     }

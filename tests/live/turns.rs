@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use letta_bridge_testkit::SseEvent;
+use letta_bridge_testkit::model_server::Reply;
 use serde_json::{Value, json};
 
-use crate::bridge::SseEvent;
-use crate::harness::{Live, WAIT, assistant_text, greeting, message};
-use crate::model_server::Reply;
+use crate::harness::{Live, assistant_text, greeting, message};
 
 /// True for an event of `kind` scoped to `scope`'s conversation.
 fn in_scope(e: &SseEvent, kind: &str, scope: &Value) -> bool {
@@ -22,7 +22,7 @@ async fn start_slow_turn(live: &mut Live, scope: &Value) {
     live.model.set_reply(Reply::new(["slow "; 40]).with_delay(Duration::from_millis(250)));
     assert_eq!(live.bridge.post("/input", &message(scope, "take your time")).await.status(), 202);
     live.events
-        .next_matching(WAIT, "an assistant delta", |e| {
+        .next_matching("an assistant delta", |e| {
             in_scope(e, "stream_delta", scope) && e.data["delta"]["message_type"] == "assistant_message"
         })
         .await;
@@ -37,12 +37,11 @@ async fn a_message_runs_a_real_turn_whose_deltas_reassemble_the_scripted_reply()
     assert_eq!(res.status(), 202);
     let request_id = res.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
 
-    let accepted =
-        live.events.next_matching(WAIT, "input_accepted", |e| e.data["request_id"] == request_id.as_str()).await;
+    let accepted = live.events.next_matching("input_accepted", |e| e.data["request_id"] == request_id.as_str()).await;
     assert_eq!(accepted.data["accepted"], true, "{}", accepted.data);
     assert_eq!(accepted.data["disposition"], "started", "{}", accepted.data);
     let from = live.events.seen.len();
-    let finished = live.events.next_matching(WAIT, "turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
+    let finished = live.events.next_matching("turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
     assert_eq!(finished.data["stop_reason"], "end_turn", "{}", finished.data);
 
     let turn = &live.events.seen[from..];
@@ -71,7 +70,7 @@ async fn abort_during_a_slow_reply_cancels_the_turn() {
     assert_eq!(reply["aborted"], true, "{reply}");
     assert_eq!(reply["success"], true, "{reply}");
 
-    let finished = live.events.next_matching(WAIT, "turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
+    let finished = live.events.next_matching("turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
     assert_eq!(finished.data["stop_reason"], "cancelled", "{}", finished.data);
     assert!(
         live.events.seen.iter().any(|e| e.event == "abort_message_response"),
@@ -89,7 +88,7 @@ async fn a_turn_for_an_unknown_agent_ends_in_the_runtimes_own_error() {
     let accepted: Value = res.json().await.unwrap();
     assert_eq!(accepted["type"], "input_accepted", "{accepted}");
 
-    let finished = live.events.next_matching(WAIT, "turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
+    let finished = live.events.next_matching("turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
     assert_eq!(finished.data["stop_reason"], "error", "{}", finished.data);
     let error = finished.data["error"].as_str().unwrap_or_default();
     assert!(error.contains("agent-does-not-exist"), "the error names the agent: {}", finished.data);
@@ -98,7 +97,7 @@ async fn a_turn_for_an_unknown_agent_ends_in_the_runtimes_own_error() {
         |e: &SseEvent| in_scope(e, "stream_delta", &scope) && e.data["delta"]["message_type"] == "loop_error";
     let delta = match live.events.seen.iter().find(|e| loop_error(e)) {
         Some(e) => e.clone(),
-        None => live.events.next_matching(WAIT, "a loop_error delta", loop_error).await,
+        None => live.events.next_matching("a loop_error delta", loop_error).await,
     };
     assert_eq!(delta.data["delta"]["message"], finished.data["error"], "{}", delta.data);
     assert!(live.model.chat_requests().is_empty(), "no model call for an unknown agent");
@@ -124,7 +123,7 @@ async fn input_wait_completion_answers_with_the_finished_turn() {
 
     // The event ids are the SSE ids of this turn's events, in order.
     let ids: Vec<&str> = turn["event_ids"].as_array().expect("event_ids").iter().map(|v| v.as_str().unwrap()).collect();
-    let finished = live.events.next_matching(WAIT, "turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
+    let finished = live.events.next_matching("turn_finished", |e| in_scope(e, "turn_finished", &scope)).await;
     assert_eq!(ids.last().copied(), Some(finished.id.as_str()), "the last id is turn_finished's");
     let first = live.events.seen.iter().find(|e| e.id == ids[0]).expect("the first id is on the stream");
     assert_eq!(first.event, "input_accepted", "the turn's events start with input_accepted");

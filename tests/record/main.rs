@@ -7,17 +7,12 @@
 //! to `tests/fixtures/letta-code-<version>/`. Ignored by `cargo test`: run
 //! `tests/fixtures/record.sh` (it installs the runtime first).
 
-#[path = "../support/letta.rs"]
-#[allow(dead_code)]
-mod letta;
-#[path = "../support/model_server.rs"]
-#[allow(dead_code)]
-mod model_server;
-#[path = "../support/process.rs"]
-#[allow(dead_code)]
-mod process;
+use letta_bridge_testkit::letta;
 
 mod normalise;
+mod plan;
+mod recorder;
+mod recording;
 mod script;
 mod server;
 mod session;

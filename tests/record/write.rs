@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::normalise::Normaliser;
-use crate::script::{Exchange, Recording, Step};
+use crate::recording::{Exchange, Recording, Step};
 use crate::server::Captured;
 use crate::session::Received;
 

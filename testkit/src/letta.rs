@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::process::Guarded;
+use crate::process::Guarded;
 
 /// The pinned runtime version `.ci/letta-runtime` installs.
 pub const LETTA_CODE_VERSION: &str = "0.32.18";
@@ -26,8 +26,13 @@ pub fn launcher() -> Option<PathBuf> {
 pub fn launcher_path() -> PathBuf {
     match std::env::var_os("LETTA_CODE_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(".ci/cache/letta-code-{LETTA_CODE_VERSION}/bin/letta")),
+        _ => repo_root().join(format!(".ci/cache/letta-code-{LETTA_CODE_VERSION}/bin/letta")),
     }
+}
+
+/// The repository's root folder (the kit is `testkit/` in it).
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// The launcher, or `None` after printing why the test is skipped. Under CI

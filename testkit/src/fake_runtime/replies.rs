@@ -1,0 +1,91 @@
+//! How the fake runtime answers a command: with the frames the real runtime
+//! answered it with in the recording. One behaviour, shared by the library's
+//! [`super::FakeRuntime`] and the `fake-runtime` binary.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use crate::fixtures::is_runtime_scope;
+use crate::replay::replay_where;
+
+/// The frames the real runtime answered this command with, from the
+/// recording (tests/fixtures): the exchange whose command matches, replayed
+/// with this command's values. What the recording shows:
+/// - `sync`, `input`, `abort_message`, `change_device_state` without a valid
+///   runtime scope are dropped unanswered (`sync_without_runtime`);
+/// - `sync` replays the state events, then `sync_response` (`sync`);
+/// - `input` (create_message or approval_response): `input_accepted`
+///   (`accepted: true`, from `turn`); with `full_turns`, the whole recorded
+///   turn (`turn`: loop status, the assistant deltas, `turn_finished`), as
+///   the real runtime runs a turn to its end after a message or a granted
+///   approval. An approval is answered as one that is pending, so that
+///   approval flows can be tested: the recording (`approval_unknown`) only
+///   has the refusal of one that is not, which no client could drive further;
+/// - `abort_message` with no turn running: `abort_message_response`
+///   `aborted: false` (`abort_idle`);
+/// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;
+/// - anything else, JSON pings included, gets no answer at all
+///   (`unknown_command`, `server_ping`).
+pub fn replies_to(frame: &Value, full_turns: bool, next_seq: &dyn Fn() -> u64) -> Vec<Value> {
+    let kind = frame["type"].as_str().unwrap_or_default();
+    let scoped = is_runtime_scope(&frame["runtime"]);
+    let exchange = match kind {
+        "sync" | "input" | "abort_message" | "change_device_state" if !scoped => return vec![],
+        "input" => "turn",
+        "sync" => "sync",
+        "abort_message" => "abort_idle",
+        "runtime_start" => "runtime_start",
+        "change_device_state" => "change_device_state",
+        "list_in_directory" => "list_in_directory",
+        _ => return vec![],
+    };
+    let whole = kind != "input" || full_turns;
+    replay_where(exchange, 0, frame, next_seq, |f| whole || f["type"] == "input_accepted")
+}
+
+/// The answering settings, shared between a runtime's handle and the task
+/// that owns its socket (atomics: flipped by the handle, read per frame).
+#[derive(Clone, Debug)]
+pub struct Replies {
+    auto: Arc<AtomicBool>,
+    full_turns: Arc<AtomicBool>,
+    /// The runtime's `event_seq`, shared by emitted events and replayed replies.
+    seq: Arc<AtomicU64>,
+}
+
+impl Default for Replies {
+    fn default() -> Self {
+        Self {
+            auto: Arc::new(AtomicBool::new(true)),
+            full_turns: Arc::new(AtomicBool::new(false)),
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Replies {
+    /// The next `event_seq`.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Answer commands (the default) or only receive them.
+    pub fn set_auto(&self, on: bool) {
+        self.auto.store(on, Ordering::Relaxed);
+    }
+
+    /// Answer `input` with the whole recorded turn.
+    pub fn set_full_turns(&self, on: bool) {
+        self.full_turns.store(on, Ordering::Relaxed);
+    }
+
+    /// The answer to `frame` under the current settings.
+    pub fn to(&self, frame: &Value) -> Vec<Value> {
+        if !self.auto.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        replies_to(frame, self.full_turns.load(Ordering::Relaxed), &|| self.next_seq())
+    }
+}
