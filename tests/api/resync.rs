@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::fixtures;
-use crate::helpers::spawn_app;
+use crate::helpers::{fixtures, spawn_app};
 
 #[tokio::test]
 async fn a_reconnect_resyncs_only_scopes_the_runtime_accepts() {
