@@ -130,6 +130,29 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LETTA_BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Redis (7+, or Valkey) shared by several bridge instances: `redis://`,
+    /// `rediss://` or `redis+unix://`. Unset: one process, everything in memory.
+    /// Every instance needs the same tokens and the same cluster name.
+    #[arg(long, env = "LETTA_BRIDGE_CLUSTER_URL", hide_env_values = true)]
+    pub cluster_url: Option<String>,
+
+    /// Name of the cluster: the prefix (and hash tag) of its Redis keys, so
+    /// that several clusters can share one Redis.
+    #[arg(long, env = "LETTA_BRIDGE_CLUSTER_NAME", default_value = "letta-bridge")]
+    pub cluster_name: String,
+
+    /// This instance's id in the cluster (1-64 characters of [A-Za-z0-9._-]).
+    /// Default: random at each start.
+    #[arg(long, env = "LETTA_BRIDGE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// An instance that has not renewed its lease for this long counts as
+    /// lost: its runtimes go offline (`instance_lost`) everywhere. It renews
+    /// every third of it, and fences itself (closes its runtime sockets) when
+    /// it could not renew for half of it.
+    #[arg(long, env = "LETTA_BRIDGE_NODE_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub node_ttl: Duration,
 }
 
 /// How log lines are written to stderr.
@@ -167,6 +190,15 @@ pub enum ConfigError {
     /// A setting that must be positive set to zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A cluster URL of another scheme.
+    #[error("LETTA_BRIDGE_CLUSTER_URL must start with redis://, rediss:// or redis+unix:// (got a {0:?} URL)")]
+    ClusterUrl(String),
+    /// A cluster or node name with other characters.
+    #[error("{0} must be 1-64 characters of [A-Za-z0-9._-]")]
+    Name(&'static str),
+    /// A node TTL too short to renew.
+    #[error("LETTA_BRIDGE_NODE_TTL must be at least 300ms")]
+    NodeTtl,
 }
 
 /// The three roles' tokens after defaults were applied.
@@ -265,6 +297,30 @@ impl Config {
         if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));
         }
+        self.validate_cluster()
+    }
+
+    /// Checks the cluster settings (only used when a cluster URL is set).
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.cluster_url else { return Ok(()) };
+        if !["redis://", "rediss://", "redis+unix://"].iter().any(|s| url.starts_with(s)) {
+            let scheme = url.split_once("://").map_or("unknown", |(s, _)| s);
+            return Err(ConfigError::ClusterUrl(scheme.to_owned()));
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if !name_ok(&self.cluster_name) {
+            return Err(ConfigError::Name("LETTA_BRIDGE_CLUSTER_NAME"));
+        }
+        if self.node_id.as_deref().is_some_and(|n| !name_ok(n)) {
+            return Err(ConfigError::Name("LETTA_BRIDGE_NODE_ID"));
+        }
+        if self.node_ttl < Duration::from_millis(300) {
+            return Err(ConfigError::NodeTtl);
+        }
         Ok(())
     }
 
@@ -352,6 +408,21 @@ mod tests {
         for bad in ["localhost:3000", "ftp://x", "https://app.example.com/", "https://", "http://a b", "null", "*"] {
             assert!(!valid_origin(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_only_with_a_cluster_url() {
+        assert!(parse(&["--cluster-name", "a b"]).validate().is_ok(), "unused without a URL");
+        let bad = [
+            vec!["--cluster-url", "http://x"],
+            vec!["--cluster-url", "redis://x", "--cluster-name", "a b"],
+            vec!["--cluster-url", "redis://x", "--node-id", ""],
+            vec!["--cluster-url", "redis://x", "--node-ttl", "100ms"],
+        ];
+        for args in bad {
+            assert!(parse(&args).validate().is_err(), "{args:?}");
+        }
+        assert!(parse(&["--cluster-url", "redis+unix:///tmp/r.sock", "--node-id", "n-1"]).validate().is_ok());
     }
 
     #[test]

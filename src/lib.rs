@@ -24,6 +24,9 @@
 //!   status, the runtime's own endpoints, stream tickets, CORS/Origin
 //!   checks, metrics, the console page, OpenAPI and the docs UI; extractors
 //!   and the one error type.
+//! - `cluster` (feature `cluster`, on by default): several instances on one
+//!   Redis, behind the seams above — the shared log and its mirror, routing
+//!   to the instance holding a runtime, leases, shared stores.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!
@@ -42,6 +45,8 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;

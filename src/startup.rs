@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, Settings, Shared};
+use crate::http::{self, AppState, ClusterView, Settings, Shared};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{self, Runtimes};
-use crate::store::{MemoryIdempotency, MemoryTickets};
+use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketStore};
 
 /// The service, bound and ready to run.
 pub struct Application {
@@ -32,7 +32,97 @@ pub struct Application {
     app: axum::Router,
     tokens: Tokens,
     grace: std::time::Duration,
+    /// The cluster this instance joined, if any.
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
+
+/// Where events, runtimes and the stores live: in this process (embedded),
+/// or shared with other instances through Redis (cluster mode).
+struct Backend {
+    hub: Hub,
+    runtimes: Runtimes,
+    idempotency: Arc<dyn IdempotencyStore>,
+    tickets: Arc<dyn TicketStore>,
+    view: Option<Arc<dyn ClusterView>>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+impl Backend {
+    async fn build(config: &Config) -> anyhow::Result<Self> {
+        let limits = Limits {
+            events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
+            bytes: config.replay_bytes,
+            max_age: config.replay_max_age,
+        };
+        let runtime_settings = runtime::Settings {
+            ping_interval: config.ping_interval,
+            max_missed_pongs: config.max_missed_pongs,
+            command_queue: config.command_queue as usize,
+            max_pending: config.max_pending,
+        };
+        if let Some(url) = &config.cluster_url {
+            return Self::clustered(config, url, limits, runtime_settings).await;
+        }
+        let hub = Hub::new(limits);
+        Ok(Self {
+            runtimes: Runtimes::new(runtime_settings, hub.clone()),
+            hub,
+            idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
+            tickets: Arc::new(MemoryTickets::default()),
+            view: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
+        })
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn clustered(
+        config: &Config,
+        url: &str,
+        limits: Limits,
+        runtime_settings: runtime::Settings,
+    ) -> anyhow::Result<Self> {
+        use crate::cluster::{Cluster, Settings};
+        let settings = Settings {
+            url: url.to_owned(),
+            name: config.cluster_name.clone(),
+            node_id: config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("n-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])),
+            node_ttl: config.node_ttl,
+            limits,
+        };
+        Cluster::describe_metrics();
+        let (cluster, runtimes) = Cluster::start(settings, runtime_settings).await?;
+        if !cluster.loaded(LOAD_WAIT).await {
+            tracing::warn!(?LOAD_WAIT, "the mirror of the shared log is not loaded yet; /readyz stays 503 until it is");
+        }
+        let max_wait = config.max_wait_timeout + crate::runtime::WRITE_WAIT;
+        let cluster = Arc::new(cluster);
+        Ok(Self {
+            hub: cluster.hub(),
+            runtimes,
+            idempotency: cluster.idempotency(config.idempotency_window, max_wait),
+            tickets: cluster.tickets(),
+            view: Some(cluster.clone()),
+            cluster: Some(cluster),
+        })
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn clustered(_: &Config, _: &str, _: Limits, _: runtime::Settings) -> anyhow::Result<Self> {
+        anyhow::bail!(
+            "LETTA_BRIDGE_CLUSTER_URL is set, but this build has no cluster support (cargo feature `cluster`)"
+        )
+    }
+}
+
+/// How long start-up waits for a cluster instance's mirror to read the log.
+#[cfg(feature = "cluster")]
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Application {
     /// Validates `config` and binds its listen address.
@@ -51,20 +141,7 @@ impl Application {
             ),
             _ => None,
         };
-        let hub = Hub::new(Limits {
-            events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
-            bytes: config.replay_bytes,
-            max_age: config.replay_max_age,
-        });
-        let runtimes = Runtimes::new(
-            runtime::Settings {
-                ping_interval: config.ping_interval,
-                max_missed_pongs: config.max_missed_pongs,
-                command_queue: config.command_queue as usize,
-                max_pending: config.max_pending,
-            },
-            hub.clone(),
-        );
+        let backend = Backend::build(&config).await?;
         let settings = Settings {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
@@ -79,16 +156,28 @@ impl Application {
         };
         let state = AppState::new(Shared {
             auth: Auth::new(&tokens),
-            hub,
-            runtimes,
+            hub: backend.hub,
+            runtimes: backend.runtimes,
             settings: Arc::new(settings),
             streams_shutdown: CancellationToken::new(),
-            idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
-            tickets: Arc::new(MemoryTickets::default()),
+            idempotency: backend.idempotency,
+            tickets: backend.tickets,
+            cluster: backend.view,
         });
         let app = http::app(state.clone());
         let shutdown = CancellationToken::new();
-        Ok(Self { listener, tls, addr, state, shutdown, app, tokens, grace: config.shutdown_grace })
+        Ok(Self {
+            listener,
+            tls,
+            addr,
+            state,
+            shutdown,
+            app,
+            tokens,
+            grace: config.shutdown_grace,
+            #[cfg(feature = "cluster")]
+            cluster: backend.cluster,
+        })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -111,6 +200,8 @@ impl Application {
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { listener, tls, addr, state, shutdown, app, grace, .. } = self;
+        #[cfg(feature = "cluster")]
+        let cluster = self.cluster;
         let streams = state.streams_shutdown.clone();
         tracing::info!(%addr, tls = tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
         let serving = match tls {
@@ -145,6 +236,10 @@ impl Application {
         // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
             state.runtimes.close().await;
+            #[cfg(feature = "cluster")]
+            if let Some(cluster) = &cluster {
+                cluster.leave(grace).await;
+            }
             streams.cancel();
             serving.await
         })

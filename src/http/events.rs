@@ -27,11 +27,14 @@ use super::extract::{ApiQuery, StreamReader};
 use super::metrics;
 use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
-use crate::hub::{Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
+use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
 
 /// Most events read from the ring per wake-up (and written as one chunk).
 const BATCH: usize = 256;
+
+/// Longest a resume waits for this instance's mirror to reach its cursor.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What EventSource should wait before reconnecting, in milliseconds.
 const RETRY_MS: u32 = 1000;
@@ -75,6 +78,14 @@ async fn get_events(
 ) -> Result<Response, ApiError> {
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
+    // In a cluster, a client may resume here with a cursor from an instance
+    // whose mirror is a little ahead of this one: wait for it (briefly)
+    // rather than answer `reset`.
+    if state.cluster.is_some()
+        && let Some(c) = cursor.as_deref().and_then(Cursor::parse)
+    {
+        state.hub.caught_up(c.epoch, c.seq, CATCH_UP).await;
+    }
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
     let (subscription, reset) = state.hub.subscribe(start);
 

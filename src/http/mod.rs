@@ -30,6 +30,7 @@ pub use self::metrics::init as init_metrics;
 pub use error::{ApiError, Problem};
 pub use extract::parse_json;
 pub use openapi::ApiDoc;
+pub use status::{ClusterStatus, ClusterView};
 
 use crate::auth::Auth;
 use crate::hub::Hub;
@@ -99,6 +100,8 @@ pub struct Shared {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Single-use stream tickets for `EventSource`.
     pub tickets: Arc<dyn TicketStore>,
+    /// The cluster this instance belongs to, if any.
+    pub cluster: Option<Arc<dyn ClusterView>>,
 }
 
 /// The routes and their OpenAPI document, before state is attached.

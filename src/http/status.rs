@@ -36,6 +36,36 @@ pub struct Status {
     /// Runtime socket tasks running (one per open runtime socket).
     pub runtime_tasks: usize,
     pub events: HubStats,
+    /// In cluster mode: this instance, the cluster's instances and Redis' state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// This instance's view of its cluster (`LETTA_BRIDGE_CLUSTER_URL`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatus {
+    /// This instance's id.
+    pub node: String,
+    /// The cluster's name.
+    pub name: String,
+    /// `ok`, or `unavailable` while Redis does not answer.
+    pub engine: &'static str,
+    /// The instances holding a lease (this one included), as of the last renewal.
+    pub instances: Vec<String>,
+    /// True once this instance's mirror has read the shared log.
+    pub mirror_loaded: bool,
+    /// True while this instance has closed its runtime sockets for want of Redis.
+    pub fenced: bool,
+    /// Events of local runtimes waiting to be appended to the shared log.
+    pub append_queue: usize,
+}
+
+/// What `/status` and `/readyz` show of a cluster (`src/cluster` implements it).
+pub trait ClusterView: Send + Sync + 'static {
+    /// The cluster as this instance sees it.
+    fn status(&self) -> ClusterStatus;
+    /// True while this instance can serve: Redis answers, its mirror is loaded, it is not fenced.
+    fn ready(&self) -> bool;
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +90,7 @@ async fn get_status(State(state): State<AppState>, _client: Client) -> Result<Js
         pending_replies: state.runtimes.pending_replies(),
         runtime_tasks: state.runtimes.tasks(),
         events: state.hub.stats(),
+        cluster: state.cluster.as_ref().map(|c| c.status()),
     }))
 }
 
@@ -76,12 +107,14 @@ async fn get_healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health { status: "ok", runtimes_online: state.runtimes.online_count() })
 }
 
-/// `200` while a runtime is online (its socket open and answering pings), else `503` (no auth).
+/// `200` while a runtime is online (its socket open and answering pings; in a
+/// cluster: on any instance, and this instance reaches Redis), else `503` (no auth).
 #[utoipa::path(get, path = "/readyz", tag = "status",
     responses((status = 200, body = Health), (status = 503, description = "No runtime online", body = Health)))]
 async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let online = state.runtimes.online_count();
+    let serving = state.cluster.as_ref().is_none_or(|c| c.ready());
     let (code, status) =
-        if online > 0 { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
+        if online > 0 && serving { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
     (code, Json(Health { status, runtimes_online: online }))
 }

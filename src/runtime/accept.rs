@@ -1,7 +1,7 @@
 //! Taking a runtime's upgraded socket: make its connection the device's
 //! current one and run the task that owns the socket until it ends.
 
-use axum::extract::ws::WebSocket;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 
 use super::Runtimes;
 use super::connection::Connection;
@@ -10,7 +10,15 @@ impl Runtimes {
     /// Serves `socket` as device `device_id`'s connection until it closes, is
     /// replaced by a newer one, or the bridge stops. The socket task is
     /// tracked, so that shutdown waits for its `runtime_offline`.
-    pub async fn serve(&self, socket: WebSocket, device_id: &str, connection_name: Option<String>) {
+    pub async fn serve(&self, mut socket: WebSocket, device_id: &str, connection_name: Option<String>) {
+        if let Err(e) = self.accepts() {
+            // 1013 "try again later": the runtime reconnects (elsewhere, through a balancer).
+            tracing::warn!(error = %e, "refusing a runtime socket: this instance cannot reach the cluster's engine");
+            let close =
+                CloseFrame { code: 1013, reason: Utf8Bytes::from_static("bridge instance cannot reach its engine") };
+            let _ = socket.send(Message::Close(Some(close))).await;
+            return;
+        }
         let connection = Connection::open(self, device_id, connection_name);
         self.inner.tasks.track_future(connection.run(socket)).await;
     }

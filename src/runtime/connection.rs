@@ -37,6 +37,8 @@ pub(super) struct Connection {
     commands: mpsc::Receiver<Outgoing>,
     /// Cancelled when a newer connection of the same device takes over.
     replaced: CancellationToken,
+    /// Cancelled when this instance fences itself (cluster mode).
+    fenced: CancellationToken,
     /// Unix millis of the last pong control frame (0: none yet).
     last_pong: Arc<AtomicU64>,
     /// Scopes seen on this device (events and commands), for re-sync.
@@ -55,6 +57,8 @@ enum End {
     Replaced,
     HeartbeatTimeout,
     Shutdown,
+    /// This instance fenced itself (cluster mode).
+    Fenced,
     Error,
 }
 
@@ -66,6 +70,7 @@ impl End {
             Self::Replaced => "replaced",
             Self::HeartbeatTimeout => "heartbeat_timeout",
             Self::Shutdown => "shutdown",
+            Self::Fenced => "fenced",
             Self::Error => "error",
         }
     }
@@ -90,7 +95,8 @@ impl Connection {
         let Joined { link, commands, replaced, last_pong, scopes, resync } =
             runtimes.connect(device_id, connection_name);
         let scopes = ScopeCache::new(scopes);
-        Self { runtimes: runtimes.clone(), link, commands, replaced, last_pong, scopes, resync }
+        let fenced = runtimes.fence_token();
+        Self { runtimes: runtimes.clone(), link, commands, replaced, fenced, last_pong, scopes, resync }
     }
 
     /// Serves the socket until it closes, is replaced, or the bridge stops.
@@ -143,6 +149,10 @@ impl Connection {
                 () = self.replaced.cancelled() => {
                     close(socket, 1000, "Replaced by new connection").await;
                     return End::Replaced;
+                }
+                () = self.fenced.cancelled() => {
+                    close(socket, 1012, "bridge instance lost its engine; reconnect").await;
+                    return End::Fenced;
                 }
                 () = &mut settle, if !settled => {}
                 Some(out) = self.commands.recv(), if settled => {

@@ -81,6 +81,9 @@ pub struct RuntimeInfo {
     pub os: Option<String>,
     /// `nodeVersion` from registration.
     pub node_version: Option<String>,
+    /// The bridge instance holding its socket (cluster mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The device registry. Cheap operations under one lock, never held across
@@ -263,6 +266,12 @@ impl Registry {
         }
     }
 
+    /// One runtime, as this registry knows it.
+    pub(super) fn info(&self, device_id: &str) -> Option<RuntimeInfo> {
+        let state = self.lock();
+        state.devices.get_key_value(device_id).map(|(id, d)| d.info(id))
+    }
+
     /// All known runtimes, sorted by id.
     pub(super) fn list(&self) -> Vec<RuntimeInfo> {
         let state = self.lock();
@@ -358,6 +367,7 @@ impl Device {
             version: self.version.clone(),
             os: self.os.clone(),
             node_version: self.node_version.clone(),
+            instance: None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub(super) struct Inner {
     pub(super) tasks: TaskTracker,
     /// The other instances, in cluster mode.
     pub(super) peers: Option<Arc<dyn Peers>>,
+    /// Cancelled to close every local runtime socket (1012) when this
+    /// instance fences itself; replaced by a fresh one each time.
+    fence: std::sync::Mutex<CancellationToken>,
     registry: Registry,
     connects: AtomicU64,
 }
@@ -109,6 +112,7 @@ impl Runtimes {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 peers,
+                fence: std::sync::Mutex::default(),
                 registry: Registry::starting_at(first_generation),
                 connects: AtomicU64::new(0),
             }),
@@ -161,6 +165,35 @@ impl Runtimes {
             Some(peers) => peers.list().await,
             None => Ok(self.inner.registry.list()),
         }
+    }
+
+    /// One runtime as this instance's registry knows it.
+    pub fn info(&self, runtime_id: &str) -> Option<RuntimeInfo> {
+        self.inner.registry.info(runtime_id)
+    }
+
+    /// Follows a runtime another instance holds (read from the cluster's
+    /// record when this instance starts).
+    pub fn remote_online(&self, runtime_id: &str, node: &str, generation: u64, since: SystemTime) {
+        self.inner.registry.remote_online(runtime_id, node, generation, since);
+    }
+
+    /// Closes every local runtime socket (1012, so the runtimes reconnect,
+    /// elsewhere if they can): this instance cannot reach the cluster's engine.
+    pub fn fence(&self) {
+        let old = std::mem::take(&mut *self.inner.fence.lock().unwrap_or_else(|p| p.into_inner()));
+        old.cancel();
+    }
+
+    /// The token that closes this connection when the instance fences itself.
+    pub(super) fn fence_token(&self) -> CancellationToken {
+        self.inner.fence.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether a new runtime socket may be served here (in a cluster: only
+    /// while the engine answers).
+    pub(super) fn accepts(&self) -> Result<(), PeerError> {
+        self.inner.peers.as_ref().map_or(Ok(()), |p| p.check())
     }
 
     /// Runtimes with an open socket.

@@ -1,0 +1,276 @@
+//! The event sink of a cluster instance: the events of its runtime sockets
+//! go, in order, through one bounded queue to the shared log, appended in
+//! batches by one task (one script call per batch).
+//!
+//! Queue policy: at most [`MAX_QUEUED`] events or [`MAX_QUEUED_BYTES`]
+//! bytes wait. While the engine is away they wait there, and are flushed in
+//! order once it answers again. An event that finds the queue full is
+//! dropped (counted and logged) and the instance fences itself: its runtime
+//! sockets close so that the runtimes reconnect to an instance that can
+//! append. Each event carries an append id, so a batch retried after a
+//! broken connection is appended once.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use tokio::sync::Notify;
+
+use super::Node;
+use crate::hub::Draft;
+use crate::runtime::{EventSink, Link};
+
+/// Most events waiting for the engine.
+pub(super) const MAX_QUEUED: usize = 10_000;
+
+/// Most bytes of event data waiting for the engine.
+pub(super) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most events per script call.
+const BATCH: usize = 128;
+
+/// Most bytes per script call (a bigger single event still goes alone).
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// Longest pause between retries while the engine is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub(super) const APPEND_LAG: &str = "letta_bridge_append_visible_seconds";
+pub(super) const DROPPED: &str = "letta_bridge_append_dropped_total";
+pub(super) const FENCED_APPENDS: &str = "letta_bridge_append_fenced_total";
+pub(super) const QUEUED: &str = "letta_bridge_append_queue";
+
+/// One event on its way to the log.
+struct Entry {
+    /// Its append id (this instance's sequence).
+    n: u64,
+    /// `e` (an event), `on` (`runtime_online`) or `off` (`runtime_offline`).
+    op: &'static str,
+    runtime: Arc<str>,
+    generation: u64,
+    draft: Draft,
+    reply_to: Option<String>,
+    enqueued: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    /// The next append id.
+    next_n: u64,
+}
+
+/// The sink that appends to the shared log.
+pub(super) struct Appender {
+    node: Arc<Node>,
+    queue: Mutex<Queue>,
+    wake: Notify,
+    /// Events taken from the queue and not yet appended.
+    in_flight: AtomicUsize,
+    /// Set when the queue overflowed, until the instance fenced itself.
+    overflowed: AtomicBool,
+    /// When local appends were queued, by append id: the mirror measures
+    /// the time until it reads them back. Bounded like the queue.
+    sent: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+impl Appender {
+    /// An appender whose append ids follow `last` (the highest one the log
+    /// recorded for this instance id).
+    pub(super) fn new(node: Arc<Node>, last: u64) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            queue: Mutex::new(Queue { next_n: last + 1, ..Queue::default() }),
+            wake: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+            sent: Mutex::default(),
+        })
+    }
+
+    /// Appends queued events until the process ends.
+    pub(super) async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let batch = self.take();
+            if batch.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            match self.send(&batch).await {
+                Ok(results) => {
+                    backoff = Duration::from_millis(50);
+                    self.done(batch, &results);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, events = batch.len(), "appending to the shared log failed; retrying");
+                    self.put_back(batch);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued event is appended, at most `timeout`.
+    pub(super) async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let empty = self.lock().entries.is_empty() && self.in_flight.load(Ordering::Acquire) == 0;
+            if empty {
+                return true;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Events waiting.
+    pub(super) fn queued(&self) -> usize {
+        self.lock().entries.len() + self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The time since `n` (an append id of this instance) was queued.
+    pub(super) fn appended(&self, n: u64) -> Option<Duration> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&(m, at)) = sent.front() {
+            if m > n {
+                return None;
+            }
+            sent.pop_front();
+            if m == n {
+                return Some(at.elapsed());
+            }
+        }
+        None
+    }
+
+    fn take(&self) -> Vec<Entry> {
+        let mut queue = self.lock();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(front) = queue.entries.front() {
+            let size = front.draft.data.len();
+            if !batch.is_empty() && (batch.len() == BATCH || bytes + size > BATCH_BYTES) {
+                break;
+            }
+            bytes += size;
+            batch.push(queue.entries.pop_front().expect("checked"));
+        }
+        self.in_flight.store(batch.len(), Ordering::Release);
+        batch
+    }
+
+    fn put_back(&self, batch: Vec<Entry>) {
+        let mut queue = self.lock();
+        for entry in batch.into_iter().rev() {
+            queue.entries.push_front(entry);
+        }
+        self.in_flight.store(0, Ordering::Release);
+    }
+
+    async fn send(&self, batch: &[Entry]) -> Result<Vec<i64>, redis::RedisError> {
+        let limits = self.node.settings.limits;
+        let fixed = [
+            self.node.id.clone(),
+            super::new_epoch(),
+            limits.events.to_string(),
+            limits.bytes.to_string(),
+            limits.max_age.as_millis().to_string(),
+            batch[0].n.to_string(),
+        ];
+        let generations: Vec<String> = batch.iter().map(|e| e.generation.to_string()).collect();
+        // The runtime's registration, for `on` (read here, not when queued:
+        // `append` runs under the registry's lock).
+        let infos: Vec<String> = batch
+            .iter()
+            .map(|e| if e.op == "on" { self.node.registration_of(&e.runtime) } else { String::new() })
+            .collect();
+        let mut args: Vec<&str> = fixed.iter().map(String::as_str).collect();
+        for ((entry, generation), info) in batch.iter().zip(&generations).zip(&infos) {
+            args.extend([
+                entry.op,
+                &*entry.runtime,
+                generation,
+                &entry.draft.kind,
+                entry.draft.agent_id.as_deref().unwrap_or(""),
+                entry.draft.conversation_id.as_deref().unwrap_or(""),
+                entry.reply_to.as_deref().unwrap_or(""),
+                &entry.draft.data,
+                info,
+            ]);
+        }
+        let reply: Value = self.node.engine.script("append", &args).await?;
+        Ok(redis::from_redis_value(reply).unwrap_or_default())
+    }
+
+    fn done(&self, batch: Vec<Entry>, results: &[i64]) {
+        let mut bytes = 0;
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        for (entry, result) in batch.iter().zip(results.iter().copied().chain(std::iter::repeat(1))) {
+            bytes += entry.draft.data.len();
+            if result == 0 {
+                ::metrics::counter!(FENCED_APPENDS).increment(1);
+                tracing::debug!(runtime = %entry.runtime, kind = %entry.draft.kind, "append refused: another instance or connection holds the runtime");
+            } else if result > 0 {
+                if sent.len() >= MAX_QUEUED {
+                    sent.pop_front();
+                }
+                sent.push_back((entry.n, entry.enqueued));
+            }
+        }
+        drop(sent);
+        let mut queue = self.lock();
+        queue.bytes -= bytes.min(queue.bytes);
+        drop(queue);
+        self.in_flight.store(0, Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EventSink for Appender {
+    fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>) {
+        let op = match &*draft.kind {
+            "runtime_online" => "on",
+            "runtime_offline" => "off",
+            _ => "e",
+        };
+        let size = draft.data.len();
+        let mut queue = self.lock();
+        if queue.entries.len() >= MAX_QUEUED || queue.bytes + size > MAX_QUEUED_BYTES {
+            drop(queue);
+            ::metrics::counter!(DROPPED).increment(1);
+            if !self.overflowed.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    max_events = MAX_QUEUED,
+                    max_bytes = MAX_QUEUED_BYTES,
+                    "the append queue is full (the engine is away): dropping events and closing runtime sockets so that they reconnect elsewhere"
+                );
+                self.node.fence("append queue full");
+            }
+            return;
+        }
+        self.overflowed.store(false, Ordering::Relaxed);
+        let n = queue.next_n;
+        queue.next_n += 1;
+        queue.bytes += size;
+        queue.entries.push_back(Entry {
+            n,
+            op,
+            runtime: link.runtime_id.clone(),
+            generation: link.generation,
+            draft,
+            reply_to,
+            enqueued: Instant::now(),
+        });
+        drop(queue);
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,216 @@
+-- letta-bridge cluster: every step that touches the shared event log, as
+-- one script so that each runs atomically and in one total order.
+--
+-- Keys (P = "lb:{<cluster>}:", one hash slot):
+--   P.."meta"          hash: epoch, seq, bytes, last:<node> (highest append id)
+--   P.."events"        stream: id <seq>-0; fields e k r a v g n q t i d
+--   P.."rt:"..device   hash: node, gen, online, online_since, offline_since,
+--                      last_pong, info (the runtime's registration as JSON)
+--   P.."devices"       set of every device id seen
+--   P.."node-rts:"..n  set of the devices instance n holds
+--   P.."nodes"         zset: instance -> lease expiry (engine ms)
+--
+-- ARGV[1] is the mode, ARGV[2] the prefix P; the rest depends on the mode.
+-- Keys are derived from the prefix (one slot: the braces are the hash tag).
+
+local mode = ARGV[1]
+local P = ARGV[2]
+local META = P .. 'meta'
+local EVENTS = P .. 'events'
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The epoch, creating the log's meta when it is missing (a new or emptied
+-- engine): `candidate` becomes the epoch.
+local function epoch(candidate)
+  local e = redis.call('HGET', META, 'epoch')
+  if e then return e end
+  redis.call('HSET', META, 'epoch', candidate, 'seq', 0, 'bytes', 0)
+  return candidate
+end
+
+-- Drops the oldest entries beyond the limits (count, bytes, age).
+local function trim(max_events, max_bytes, max_age_ms, now)
+  while true do
+    local len = redis.call('XLEN', EVENTS)
+    if len == 0 then return end
+    local oldest = redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', 1)[1]
+    local fields = oldest[2]
+    local size, at = 0, now
+    for j = 1, #fields, 2 do
+      if fields[j] == 'z' then size = tonumber(fields[j + 1]) end
+      if fields[j] == 't' then at = tonumber(fields[j + 1]) end
+    end
+    local bytes = tonumber(redis.call('HGET', META, 'bytes') or '0')
+    local over = len > max_events or (bytes > max_bytes and len > 1) or (now - at > max_age_ms)
+    if not over then return end
+    redis.call('XDEL', EVENTS, oldest[1])
+    redis.call('HINCRBY', META, 'bytes', -size)
+  end
+end
+
+-- Appends one event; returns its seq.
+local function add(ep, kind, runtime, agent, conv, gen, node, reply, id, data, now)
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  redis.call('XADD', EVENTS, seq .. '-0', 'e', ep, 'k', kind, 'r', runtime, 'a', agent, 'v', conv,
+    'g', gen, 'n', node, 'q', reply, 't', now, 'i', id, 'z', #data, 'd', data)
+  redis.call('HINCRBY', META, 'bytes', #data)
+  return seq
+end
+
+-- True when `node` holds `runtime`'s connection `gen`, or when the runtime
+-- has no record at all (the engine lost its data: the first writer claims
+-- it). A runtime recorded offline is held by nobody: late writes of a lost
+-- instance are refused.
+local function holds(runtime, node, gen)
+  local rt = P .. 'rt:' .. runtime
+  local owner = redis.call('HMGET', rt, 'node', 'gen')
+  if redis.call('EXISTS', rt) == 0 then
+    redis.call('HSET', rt, 'node', node, 'gen', gen, 'online', 1)
+    redis.call('SADD', P .. 'devices', runtime)
+    redis.call('SADD', P .. 'node-rts:' .. node, runtime)
+    return true
+  end
+  return owner[1] == node and owner[2] == gen
+end
+
+if mode == 'append' then
+  -- ARGV: 3 node, 4 candidate epoch, 5 max events, 6 max bytes, 7 max age ms,
+  -- 8 first append id, then 9 fields per entry:
+  -- op (e: event, on: runtime_online, off: runtime_offline), runtime, gen,
+  -- kind, agent, conversation, reply-to, data, info (on: registration JSON).
+  -- Returns one number per entry: its seq, 0 when fenced (another instance
+  -- or connection holds the runtime now), -1 for an append id already applied.
+  local node = ARGV[3]
+  local ep = epoch(ARGV[4])
+  local max_events, max_bytes, max_age = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local first = tonumber(ARGV[8])
+  local last = tonumber(redis.call('HGET', META, 'last:' .. node) or '0')
+  local now = now_ms()
+  local out = {}
+  local n = first
+  for i = 9, #ARGV, 9 do
+    local op, runtime, gen = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local kind, agent, conv, reply, data, info = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+    local id = node .. ':' .. n
+    if n <= last then
+      table.insert(out, -1)
+    elseif op == 'on' then
+      local rt = P .. 'rt:' .. runtime
+      local old = redis.call('HGET', rt, 'node')
+      if old then redis.call('SREM', P .. 'node-rts:' .. old, runtime) end
+      redis.call('HSET', rt, 'node', node, 'gen', gen, 'online', 1, 'online_since', now, 'info', info)
+      redis.call('HDEL', rt, 'offline_since', 'last_pong')
+      redis.call('SADD', P .. 'devices', runtime)
+      redis.call('SADD', P .. 'node-rts:' .. node, runtime)
+      table.insert(out, add(ep, kind, runtime, agent, conv, gen, node, reply, id, data, now))
+    elseif not holds(runtime, node, gen) then
+      table.insert(out, 0)
+    else
+      if op == 'off' then
+        local rt = P .. 'rt:' .. runtime
+        redis.call('HSET', rt, 'online', 0, 'offline_since', now)
+        redis.call('HDEL', rt, 'node', 'gen', 'last_pong')
+        redis.call('SREM', P .. 'node-rts:' .. node, runtime)
+      end
+      table.insert(out, add(ep, kind, runtime, agent, conv, gen, node, reply, id, data, now))
+    end
+    n = n + 1
+  end
+  if n - 1 > last then redis.call('HSET', META, 'last:' .. node, n - 1) end
+  trim(max_events, max_bytes, max_age, now)
+  return out
+end
+
+if mode == 'reap' then
+  -- ARGV: 3 candidate epoch, 4 max events, 5 max bytes, 6 max age ms,
+  -- 7 this instance, 8 an instance to reap now whatever its lease ("" for
+  -- none: this instance starting again under the same id).
+  -- Every instance whose lease expired (and ARGV[8]) loses its runtimes:
+  -- each still held by it goes offline with reason instance_lost.
+  -- Returns the reaped instances.
+  local ep = epoch(ARGV[3])
+  local max_events, max_bytes, max_age = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local now = now_ms()
+  local lost = redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', now)
+  if ARGV[8] ~= '' then table.insert(lost, ARGV[8]) end
+  for _, node in ipairs(lost) do
+    local held = redis.call('SMEMBERS', P .. 'node-rts:' .. node)
+    for _, runtime in ipairs(held) do
+      local rt = P .. 'rt:' .. runtime
+      local owner = redis.call('HMGET', rt, 'node', 'gen')
+      if owner[1] == node then
+        redis.call('HSET', rt, 'online', 0, 'offline_since', now)
+        redis.call('HDEL', rt, 'node', 'gen', 'last_pong')
+        local data = cjson.encode({ type = 'runtime_offline', runtime_id = runtime, reason = 'instance_lost' })
+        add(ep, 'runtime_offline', runtime, '', '', owner[2], node, '', ARGV[7] .. ':reap', data, now)
+      end
+    end
+    redis.call('DEL', P .. 'node-rts:' .. node, P .. 'node:' .. node)
+    if node ~= ARGV[7] then redis.call('ZREM', P .. 'nodes', node) end
+  end
+  trim(max_events, max_bytes, max_age, now)
+  return lost
+end
+
+if mode == 'heartbeat' then
+  -- ARGV: 3 this instance, 4 lease ms, 5 instance info JSON.
+  -- Returns {engine now ms, the instances holding a lease}.
+  local now = now_ms()
+  local ttl = tonumber(ARGV[4])
+  redis.call('SET', P .. 'node:' .. ARGV[3], ARGV[5], 'PX', ttl)
+  redis.call('ZADD', P .. 'nodes', now + ttl, ARGV[3])
+  return { now, redis.call('ZRANGEBYSCORE', P .. 'nodes', now, '+inf') }
+end
+
+if mode == 'leave' then
+  -- ARGV: 3 this instance. A clean shutdown: its lease goes at once.
+  redis.call('DEL', P .. 'node:' .. ARGV[3])
+  redis.call('ZREM', P .. 'nodes', ARGV[3])
+  return 1
+end
+
+if mode == 'meta' then
+  -- ARGV: 3 candidate epoch. Returns {epoch, seq}, creating the meta of an
+  -- emptied engine.
+  local ep = epoch(ARGV[3])
+  return { ep, redis.call('HGET', META, 'seq') }
+end
+
+if mode == 'bump' then
+  -- ARGV: 3 the epoch seen, 4 a new epoch. The log lost its newest events
+  -- (a lagging replica, a partial AOF): rather than reuse their ids for
+  -- other content, it starts again under a new epoch. Compare-and-set, so
+  -- that one instance does it. Returns the epoch in force.
+  local e = redis.call('HGET', META, 'epoch')
+  if e ~= ARGV[3] then return e or ARGV[4] end
+  redis.call('DEL', EVENTS)
+  redis.call('HSET', META, 'epoch', ARGV[4], 'seq', 0, 'bytes', 0)
+  return ARGV[4]
+end
+
+if mode == 'pong' then
+  -- ARGV: 3 runtime, 4 node, 5 gen, 6 unix ms. Fenced: only the holder.
+  local rt = P .. 'rt:' .. ARGV[3]
+  local owner = redis.call('HMGET', rt, 'node', 'gen')
+  if owner[1] == ARGV[4] and owner[2] == ARGV[5] then
+    redis.call('HSET', rt, 'last_pong', ARGV[6])
+  end
+  return 1
+end
+
+if mode == 'register' then
+  -- ARGV: 3 device, 4 candidate connection id, 5 registration JSON, 6 ttl ms.
+  -- Returns the device's connection id (stable while it registers again
+  -- within the ttl).
+  local byDevice = P .. 'devconn:' .. ARGV[3]
+  local id = redis.call('GET', byDevice) or ARGV[4]
+  redis.call('SET', byDevice, id, 'PX', ARGV[6])
+  redis.call('SET', P .. 'conn:' .. id, ARGV[5], 'PX', ARGV[6])
+  return id
+end
+
+return redis.error_reply('unknown mode ' .. tostring(mode))
