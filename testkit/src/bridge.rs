@@ -101,6 +101,11 @@ impl BridgeProcess {
         self.process.stop();
     }
 
+    /// Kills it (SIGKILL): no shutdown, no goodbye.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
     /// POSTs JSON with `token`.
     pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")

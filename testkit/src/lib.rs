@@ -20,6 +20,8 @@
 //!   caller names the binary, e.g. `env!("CARGO_BIN_EXE_letta-bridge")`).
 //! - [`letta`]: the real runtime (`letta remote`) as a child process.
 //! - [`model_server`]: a scripted OpenAI-compatible model server for offline agent turns.
+//! - [`redis`]: a real `redis-server` on a Unix socket, killed and restarted at will.
+//! - [`nginx`]: nginx balancing over several bridges with the README's recipe.
 //!
 //! The kit does not depend on the `letta-bridge` crate: the in-process
 //! `spawn_app()` lives with the tests that need it (`tests/api/helpers.rs`).
@@ -33,7 +35,9 @@ pub mod fake_runtime;
 pub mod fixtures;
 pub mod letta;
 pub mod model_server;
+pub mod nginx;
 pub mod process;
+pub mod redis;
 pub mod replay;
 pub mod sse;
 

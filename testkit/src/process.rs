@@ -50,6 +50,21 @@ impl Guarded {
         signal_group("-0", self.pgid)
     }
 
+    /// Sends `signal` (e.g. `-KILL`, `-STOP`, `-CONT`) to the whole group.
+    pub fn signal(&self, signal: &str) -> bool {
+        signal_group(signal, self.pgid)
+    }
+
+    /// Kills the group at once (SIGKILL, no shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        signal_group("-KILL", self.pgid);
+        let _ = self.child.wait();
+    }
+
     /// Stops the process: closing the guard's stdin makes it SIGTERM the
     /// process and reap it; past [`STOP_GRACE`] the whole group gets SIGKILL.
     /// Returns once the group is gone.

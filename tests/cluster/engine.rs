@@ -1,0 +1,105 @@
+//! Redis going away: a restart without its data resets every stream; a
+//! short outage answers 503 and loses nothing; a long one fences.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Cluster, WAIT, authed, input};
+
+#[tokio::test]
+async fn redis_restarted_without_its_data_resets_every_stream_then_delivers_exactly_once() {
+    let Some(mut cluster) = Cluster::start("redis_lost", 3) else { return };
+    let mut on2 = cluster.events(2, "?types=marker,reset").await;
+    let mut on3 = cluster.events(3, "?types=marker,reset").await;
+    let rt = cluster.runtime(1, "dev-e").await;
+    rt.emit("marker", "agent-1", "conv-1", json!({"i": 0}));
+    let before = on2.next_of("marker").await.id;
+    on3.next_of("marker").await;
+    cluster.redis.restart_empty();
+    for sse in [&mut on2, &mut on3] {
+        let reset = sse.next_of("reset").await;
+        assert_eq!(reset.data["reason"], "other_epoch");
+        assert_ne!(reset.id.split('-').next(), before.split('-').next(), "a new epoch");
+    }
+    for i in 1..=5 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    for sse in [&mut on2, &mut on3] {
+        let got: Vec<i64> = {
+            let mut got = Vec::new();
+            for _ in 1..=5 {
+                got.push(sse.next_of("marker").await.data["i"].as_i64().unwrap());
+            }
+            got
+        };
+        assert_eq!(got, vec![1, 2, 3, 4, 5], "each event once, in order");
+    }
+    let reply: Value = cluster.at(2).post("/input?wait=true", &input("after")).await.json().await.unwrap();
+    assert_eq!(reply["accepted"], true, "the runtime is routable again: {reply}");
+}
+
+#[tokio::test]
+async fn redis_stopped_for_three_seconds_answers_503_then_recovers_without_losing_an_event() {
+    // A lease longer than the outage: no instance fences itself here.
+    let Some(mut cluster) = Cluster::start_with("redis_outage", 2, "10s", true) else { return };
+    let mut on2 = cluster.events(2, "?types=marker").await;
+    let rt = cluster.runtime(1, "dev-o").await;
+    rt.emit("marker", "agent-1", "conv-1", json!({"i": 0}));
+    on2.next_of("marker").await;
+    cluster.redis.kill();
+
+    let (http, base) = (cluster.at(2).http.clone(), cluster.at(2).base_url());
+    let url = |path: &str| format!("{base}{path}");
+    let command = wait_for_status(|| authed(http.post(url("/input"))).json(&input("x")).send(), 503).await;
+    assert_eq!(command.headers()["retry-after"], "2");
+    let problem: Value = command.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:letta-bridge:engine-unavailable", "{problem}");
+    let ticket = authed(http.post(url("/tickets"))).send().await.unwrap();
+    assert_eq!(ticket.status(), 503);
+    let keyed = authed(http.post(url("/input"))).header("Idempotency-Key", "k").json(&input("x")).send().await.unwrap();
+    assert_eq!(keyed.status(), 503);
+    assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 503);
+
+    for i in 1..=5 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    // The outage this test is about lasts three seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.redis.launch();
+    let mut got = Vec::new();
+    for _ in 1..=5 {
+        got.push(on2.next_of("marker").await.data["i"].as_i64().unwrap());
+    }
+    assert_eq!(got, vec![1, 2, 3, 4, 5], "the events of the outage, once, in order");
+    wait_for_status(|| http.get(url("/readyz")).send(), 200).await;
+    let after = authed(http.post(url("/input"))).json(&input("after")).send().await.unwrap();
+    assert_eq!(after.status(), 202);
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_reach_redis_closes_its_runtime_sockets() {
+    let Some(mut cluster) = Cluster::start("redis_fence", 1) else { return };
+    let mut rt = cluster.runtime(1, "dev-f").await;
+    cluster.redis.kill();
+    let close = rt.closed().await;
+    assert_eq!(close.map(|(code, _)| code), Some(1012), "fenced: the runtime reconnects elsewhere");
+}
+
+/// Repeats `request` until it answers `status` (the instance notices an
+/// engine change at its next call; bounded).
+async fn wait_for_status<F, Fut>(request: F, status: u16) -> reqwest::Response
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let res = request().await.expect("request sent");
+        if res.status().as_u16() == status {
+            return res;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {} after {WAIT:?}", res.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! Cluster tests: several bridge processes on one real Redis (Debian's
+//! `redis-server`), with the fake runtime on one instance and clients on
+//! others, and the same through nginx with the README's recipe. Without
+//! redis-server (or nginx) they print `SKIPPED` (and fail when `CI` is set).
+
+mod harness;
+
+mod balancer;
+mod commands;
+mod engine;
+mod events;
+mod instances;
+mod shared;
