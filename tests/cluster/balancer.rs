@@ -8,7 +8,7 @@ use letta_bridge_testkit::bridge::{CLIENT_TOKEN, RUNTIME_TOKEN};
 use letta_bridge_testkit::{FakeRuntime, Sse};
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, WAIT, input};
+use crate::harness::{Cluster, WAIT, input, online_on};
 
 #[tokio::test]
 async fn through_the_balancer_runtimes_and_clients_on_any_instance_reach_each_other() {
@@ -29,7 +29,13 @@ async fn through_the_balancer_runtimes_and_clients_on_any_instance_reach_each_ot
         .unwrap();
     let ws = reg["wsUrl"].as_str().unwrap();
     assert!(ws.starts_with(&format!("ws://{}/ws/", nginx.addr)), "the wsUrl goes through the balancer: {ws}");
+    let mut streams = Vec::new();
+    for i in 1..=3 {
+        streams.push(cluster.events(i, "").await);
+    }
     let _rt = FakeRuntime::connect_ready(&format!("{ws}?deviceId=dev-lb&connectionName=lb"), RUNTIME_TOKEN).await;
+    let mut refs: Vec<&mut Sse> = streams.iter_mut().collect();
+    online_on(&mut refs, "dev-lb").await;
     // Round robin: consecutive requests land on different instances, and
     // each reaches the runtime.
     for i in 0..6 {
@@ -54,6 +60,8 @@ async fn clients_cut_and_resumed_through_the_balancer_get_every_event_once_in_or
     let events = format!("http://{}/events?types=marker", nginx.addr);
     let rt = cluster.runtime(1, "dev-churn").await;
     const TOTAL: i64 = 150;
+    // Subscribed before the first event: the later connections resume.
+    let first = Sse::open(http.get(&events).bearer_auth(CLIENT_TOKEN)).await.waiting(WAIT);
     let emitter = async {
         for i in 0..TOTAL {
             rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
@@ -64,12 +72,24 @@ async fn clients_cut_and_resumed_through_the_balancer_get_every_event_once_in_or
         let mut got = Vec::new();
         let mut cursor: Option<String> = None;
         let mut reconnects = 0;
+        let mut open = Some(first);
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(20 * TOTAL as u64) + WAIT;
         while got.len() < TOTAL as usize {
-            let mut req = http.get(&events).bearer_auth(CLIENT_TOKEN);
-            if let Some(c) = &cursor {
-                req = req.header("Last-Event-ID", c);
-            }
-            let mut sse = Sse::open(req).await.waiting(WAIT);
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "after {reconnects} reconnects, got {} of {TOTAL}: {got:?}",
+                got.len()
+            );
+            let mut sse = match open.take() {
+                Some(sse) => sse,
+                None => {
+                    let mut req = http.get(&events).bearer_auth(CLIENT_TOKEN);
+                    if let Some(c) = &cursor {
+                        req = req.header("Last-Event-ID", c);
+                    }
+                    Sse::open(req).await.waiting(WAIT)
+                }
+            };
             // Read a while, then cut the connection (as a flaky network would).
             let cut = tokio::time::Instant::now() + Duration::from_millis(400);
             while tokio::time::Instant::now() < cut && got.len() < TOTAL as usize {
