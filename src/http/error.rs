@@ -215,6 +215,7 @@ impl From<TurnError> for ApiError {
             TurnError::RuntimeGone(_) => Self::RuntimeGone(e.to_string()),
             TurnError::TimedOut { .. } => Self::Timeout(e.to_string()),
             TurnError::Lagged { .. } => Self::Internal(anyhow::Error::new(e)),
+            TurnError::LogReset(_) => Self::EngineUnavailable(e.to_string()),
             TurnError::Failed(turn) => Self::TurnFailed(turn),
         }
     }

@@ -92,6 +92,10 @@ pub enum TurnError {
         /// How many events were lost.
         missed: u64,
     },
+    /// The event log was reset (a cluster's Redis lost its data) while the
+    /// turn was followed: its events are gone.
+    #[error("the event log was reset while request {0:?} was following its turn; its events are lost")]
+    LogReset(String),
     /// The turn ended with `stop_reason: "error"`.
     #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
     Failed(Box<TurnResult>),
@@ -232,6 +236,11 @@ impl Turn {
             Phase::Running => "the turn had not finished",
         };
         TurnError::TimedOut { request_id: self.request_id.clone(), state, cursor: self.cursor.clone() }
+    }
+
+    /// The error for a follower whose log was reset.
+    pub fn log_reset(&self) -> TurnError {
+        TurnError::LogReset(self.request_id.clone())
     }
 
     /// The error for a follower the replay ring overtook.

@@ -39,7 +39,7 @@ impl Follower {
             };
             match read {
                 Read::Lagged { missed, .. } => return Err(self.turn.lagged(missed)),
-                Read::Rebased { .. } => return Err(self.turn.lagged(0)),
+                Read::Rebased { .. } => return Err(self.turn.log_reset()),
                 Read::Events => {}
             }
             for event in batch.drain(..) {

@@ -2,7 +2,7 @@
 //! with the answers one process gives.
 
 use letta_bridge_testkit::FakeRuntime;
-use letta_bridge_testkit::bridge::RUNTIME_TOKEN;
+use letta_bridge_testkit::bridge::{CLIENT_TOKEN, RUNTIME_TOKEN};
 use serde_json::{Value, json};
 
 use crate::harness::{Cluster, admin, input, online_on};
@@ -34,6 +34,20 @@ async fn a_command_on_another_instance_is_written_answered_and_followed_to_its_t
     let turn: Value = res.json().await.unwrap();
     assert_eq!(turn["stop_reason"], "end_turn");
     assert_eq!(turn["text"], RECORDED_TEXT);
+
+    let metrics = |i: usize| {
+        let b = cluster.at(i);
+        async move { b.http.get(b.url("/metrics")).bearer_auth(CLIENT_TOKEN).send().await.unwrap().text().await.unwrap() }
+    };
+    let (sender, holder) = (metrics(2).await, metrics(1).await);
+    for name in [
+        "letta_bridge_forwarded_commands_total{outcome=\"written\"}",
+        "letta_bridge_engine_round_trip_seconds_count",
+        "letta_bridge_instances_alive",
+    ] {
+        assert!(sender.contains(name), "{name} in the sender's metrics:\n{sender}");
+    }
+    assert!(holder.contains("letta_bridge_append_visible_seconds_count"), "the holder's append lag:\n{holder}");
 }
 
 #[tokio::test]

@@ -40,6 +40,30 @@ async fn redis_restarted_without_its_data_resets_every_stream_then_delivers_exac
 }
 
 #[tokio::test]
+async fn a_log_that_went_back_in_time_starts_a_new_epoch_rather_than_give_old_ids_new_content() {
+    let Some(cluster) = Cluster::start("log_behind", 2) else { return };
+    let mut on2 = cluster.events(2, "?types=marker,reset").await;
+    let rt = cluster.runtime(1, "dev-b").await;
+    for i in 0..3 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(on2.next_of("marker").await.id);
+    }
+    // What a failover to a replica that missed the newest writes looks like:
+    // the log's counter is behind what the mirrors read.
+    let answer = cluster.redis.command(&format!("HSET {} seq 1", cluster.key("meta")));
+    assert!(answer.starts_with(':'), "{answer}");
+    let reset = on2.next_of("reset").await;
+    assert_eq!(reset.data["reason"], "other_epoch");
+    rt.emit("marker", "agent-1", "conv-1", json!({"i": 3}));
+    let after = on2.next_of("marker").await;
+    assert_eq!(after.data["i"], 3);
+    assert!(!ids.contains(&after.id), "no id is given to other content: {} in {ids:?}", after.id);
+}
+
+#[tokio::test]
 async fn redis_stopped_for_three_seconds_answers_503_then_recovers_without_losing_an_event() {
     // A lease longer than the outage: no instance fences itself here.
     let Some(mut cluster) = Cluster::start_with("redis_outage", 2, "10s", true) else { return };

@@ -65,6 +65,11 @@ impl Cluster {
         }
     }
 
+    /// The full name of one of the cluster's Redis keys (e.g. `meta`).
+    pub fn key(&self, name: &str) -> String {
+        format!("lb:{{{}}}:{name}", self.name)
+    }
+
     /// Instance `i` (1-based).
     pub fn at(&self, i: usize) -> &BridgeProcess {
         &self.bridges[i - 1]
