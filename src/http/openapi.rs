@@ -225,7 +225,7 @@ impl IntoResponses for CommandProblems {
         let mut map = problems(AUTH_PROBLEMS);
         map.extend(problems(&[
             ("403", "The command needs the admin token"),
-            ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input"),
+            ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input (e.g. an approval it no longer waits for: `detail` names the approval request and quotes the runtime)"),
             ("413", "Body over the size limit"),
             ("415", "Content-Type is not JSON"),
             ("422", "Valid JSON of the wrong shape"),

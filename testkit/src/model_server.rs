@@ -52,7 +52,12 @@ pub struct ToolCall {
 
 impl Reply {
     pub fn new<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
-        Self { pieces: pieces.into_iter().map(Into::into).collect(), delay: Duration::ZERO, tool_call: None, then: None }
+        Self {
+            pieces: pieces.into_iter().map(Into::into).collect(),
+            delay: Duration::ZERO,
+            tool_call: None,
+            then: None,
+        }
     }
 
     /// A reply that only calls `name` with `arguments` (a JSON object).

@@ -177,13 +177,20 @@ async fn with_ask_approval_a_message_stops_at_the_recorded_approval_request_whic
     let (frames, _) = read_until(&mut socket, "control_request").await;
     assert_eq!(frames[0]["request_id"], "r-ask", "input_accepted first");
     let asked = frames.last().unwrap();
-    assert_eq!((asked["request"]["subtype"].as_str(), asked["request"]["tool_name"].as_str()), (Some("can_use_tool"), Some("Bash")));
+    assert_eq!(
+        (asked["request"]["subtype"].as_str(), asked["request"]["tool_name"].as_str()),
+        (Some("can_use_tool"), Some("Bash"))
+    );
     let deny = json!({"kind": "approval_response", "request_id": asked["request_id"],
                       "decision": {"behavior": "deny", "message": "no"}});
     send(&mut socket, &input("r-deny", deny)).await;
     let (frames, text) = read_until(&mut socket, "turn_finished").await;
-    assert!(frames.iter().any(|f| f["type"] == "input_accepted" && f["request_id"] == "r-deny" && f["accepted"] == true));
-    assert!(frames.iter().any(|f| f["delta"]["message_type"] == "tool_return_message" && f["delta"]["status"] == "error"));
+    assert!(
+        frames.iter().any(|f| f["type"] == "input_accepted" && f["request_id"] == "r-deny" && f["accepted"] == true)
+    );
+    assert!(
+        frames.iter().any(|f| f["delta"]["message_type"] == "tool_return_message" && f["delta"]["status"] == "error")
+    );
     assert_eq!(text, "Understood, I will not.", "the recorded text after a denial");
 }
 
