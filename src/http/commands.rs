@@ -136,7 +136,7 @@ pub enum Replied {
     /// `wait=true`.
     Reply(ReplyFrame),
     /// `wait=completion`.
-    Turn(TurnResult),
+    Turn(Box<TurnResult>),
 }
 
 /// A runtime reply frame (e.g. `input_accepted`, `sync_response`), as sent by

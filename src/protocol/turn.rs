@@ -73,7 +73,7 @@ pub struct TurnResult {
     /// turn waits for; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub approval: Option<PendingApproval>,
+    pub approval: Option<Box<PendingApproval>>,
 }
 
 /// A tool call waiting for approval: the runtime's `control_request`
@@ -390,7 +390,7 @@ impl Turn {
     /// more until it is answered.
     fn paused(&mut self, approval: PendingApproval) -> TurnResult {
         let run_id = self.approval_run.take();
-        self.result(REQUIRES_APPROVAL.to_owned(), run_id, None, None, Some(approval))
+        self.result(REQUIRES_APPROVAL.to_owned(), run_id, None, None, Some(Box::new(approval)))
     }
 
     fn result(
@@ -399,7 +399,7 @@ impl Turn {
         run_id: Option<String>,
         error: Option<String>,
         turn_finished: Option<Value>,
-        approval: Option<PendingApproval>,
+        approval: Option<Box<PendingApproval>>,
     ) -> TurnResult {
         TurnResult {
             request_id: std::mem::take(&mut self.request_id),
