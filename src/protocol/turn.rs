@@ -20,9 +20,11 @@
 //!   `turn_finished` until it gets one. The result is `stop_reason:
 //!   "requires_approval"` with the request to answer (`approval`). The
 //!   answer (an `approval_response` input) continues the same turn in the
-//!   same scope: followed from its own `input_accepted` to the turn's
-//!   `turn_finished`, or to the next approval request (letta-code 0.32.18,
-//!   fixtures `approval_allow`, `approval_deny`);
+//!   same scope: followed from its own `input_accepted` (no disposition) to
+//!   the turn's `turn_finished`, or to the next approval request; events in
+//!   scope between sending it and that acknowledgement count too, since the
+//!   runtime resumes the turn a moment before acknowledging (letta-code
+//!   0.32.18, fixtures `approval_allow`, `approval_deny`);
 //! - `runtime_offline` of the runtime ends it: the runtime is gone.
 
 use serde::Serialize;
@@ -63,7 +65,9 @@ pub struct TurnResult {
     /// `Last-Event-ID` set to it replays everything since.
     pub cursor: String,
     /// Ids of the turn's events, oldest first: `input_accepted` through
-    /// `turn_finished` (or through the `control_request` it stopped at).
+    /// `turn_finished` (or through the `control_request` it stopped at); for
+    /// an approval, also the events of its scope the runtime sent just
+    /// before acknowledging it.
     pub event_ids: Vec<String>,
     /// The `turn_finished` event as subscribers received it; null when the
     /// turn stopped at an approval request (`stop_reason: "requires_approval"`).
@@ -288,6 +292,15 @@ impl Turn {
                 let queued = self.disposition.as_deref() == Some("queued") && !self.otids.is_empty();
                 self.phase = if queued { Phase::Queued } else { Phase::Running };
                 self.event_ids.push(id());
+            }
+            (Phase::Accepting, kind) if self.answers.is_some() => {
+                // The runtime resumes the paused turn a moment before it
+                // acknowledges the approval (recorded: approval_deny's loop
+                // status): those events are the turn's once it is accepted.
+                self.event_ids.push(id());
+                if kind == "stream_delta" {
+                    self.delta(&json(event.data)["delta"]);
+                }
             }
             (Phase::Queued, "stream_delta") => {
                 let data = json(event.data);
@@ -565,7 +578,8 @@ mod tests {
         assert_eq!((done.text.as_str(), done.stop_reason.as_str()), ("Done.", "end_turn"));
         assert_eq!(done.disposition, None);
         assert!(done.approval.is_none() && done.turn_finished.is_some());
-        assert_eq!(done.event_ids.len(), 3, "from input_accepted on");
+        assert_eq!(done.event_ids.len(), 4, "the loop status before the acknowledgement counts");
+        assert_eq!(done.event_ids[0], "e-update_loop_status");
     }
 
     #[test]
