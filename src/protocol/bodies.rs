@@ -122,10 +122,9 @@ pub enum ApprovalDecision {
         /// A note for the agent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
-        /// Run it with these arguments instead of `request.input`.
+        /// Run it with these arguments instead of `request.input` (an object, as `request.input` is).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schema(value_type = Option<Object>)]
-        updated_input: Option<Value>,
+        updated_input: Option<Map<String, Value>>,
         /// Ids of `request.permission_suggestions` to grant as well (e.g.
         /// `save-default`: do not ask again for this command in this project).
         #[serde(default, skip_serializing_if = "Option::is_none")]

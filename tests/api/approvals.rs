@@ -162,3 +162,14 @@ async fn an_approval_the_runtime_no_longer_waits_for_gets_a_clear_answer() {
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains(RECORDED_REQUEST) && detail.contains("no longer pending"), "{detail}");
 }
+
+#[tokio::test]
+async fn an_approval_whose_updated_input_is_not_an_object_is_refused_before_it_is_sent() {
+    let app = spawn_app().await;
+    let _rt = app.runtime("dev-a").await;
+    let decision = json!({"behavior": "allow", "updated_input": ["touch", "x"]});
+    let problem = assert_problem(app.post("/approval", answer(&json!(RECORDED_REQUEST), decision)).await, 422).await;
+    assert!(problem["detail"].as_str().unwrap().contains("payload.decision"), "{problem}");
+    let decision = json!({"behavior": "allow", "updated_input": {"command": "touch y"}});
+    assert_eq!(app.post("/approval", answer(&json!(RECORDED_REQUEST), decision)).await.status(), 202);
+}
