@@ -101,8 +101,9 @@ pub struct CommandParams {
 #[into_params(parameter_in = Query)]
 pub struct InputParams {
     /// `true`: hold the request until the runtime's `input_accepted`.
-    /// `completion`: hold it until the turn finishes, and answer with the
-    /// assembled assistant text, the stop reason and the turn's event ids.
+    /// `completion`: hold it until the turn finishes (or stops at a tool
+    /// approval request: `stop_reason: "requires_approval"`), and answer with
+    /// the assembled assistant text, the stop reason and the turn's event ids.
     #[param(inline)]
     wait: Option<WaitParam>,
     /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
@@ -135,7 +136,7 @@ pub enum Replied {
     /// `wait=true`.
     Reply(ReplyFrame),
     /// `wait=completion`.
-    Turn(TurnResult),
+    Turn(Box<TurnResult>),
 }
 
 /// A runtime reply frame (e.g. `input_accepted`, `sync_response`), as sent by
@@ -172,7 +173,7 @@ impl FromRequestParts<AppState> for Caller {
 #[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey),
     request_body = InputCommand, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-              (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = Replied),
+              (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn, or `stop_reason: \"requires_approval\"` with the pending `approval` when the turn stops to ask for a tool approval", body = Replied),
               CommandProblems))]
 async fn post_input(
     State(state): State<AppState>,
@@ -185,11 +186,13 @@ async fn post_input(
     send(&state, caller, "/input", &body, command, wait).await
 }
 
-/// Answer an approval request (`input` with an `approval_response` payload).
+/// Answer a tool approval request (a `control_request` event with
+/// `request.subtype: "can_use_tool"`): an `input` with an `approval_response`
+/// payload whose `request_id` is the `control_request`'s.
 #[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey),
     request_body = ApprovalCommand, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
-              (status = 200, description = "wait=true: the runtime's reply; wait=completion (input and approval): the finished turn", body = Replied),
+              (status = 200, description = "wait=true: the runtime's `input_accepted` (`accepted: false` with `error: \"Approval request is no longer pending\"` when the runtime does not wait for that approval); wait=completion: the rest of the turn, to its `turn_finished`, or `stop_reason: \"requires_approval\"` at the next approval request", body = Replied),
               CommandProblems))]
 async fn post_approval(
     State(state): State<AppState>,

@@ -83,37 +83,43 @@ pub fn docs<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -> 
 /// type, the passthrough `RuntimeEvent`.
 pub struct SseEvent;
 
-/// Registers `T` and what it references.
-fn register<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-    schemas.push((T::name().into_owned(), T::schema()));
+/// Registers event `T` and what it references; returns its name.
+fn register<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> String {
+    let name = T::name().into_owned();
+    schemas.push((name.clone(), T::schema()));
     T::schemas(schemas);
+    name
 }
 
-fn event_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+/// Registers every event schema and the schemas they reference; returns the
+/// events' names (the members of the `data` union).
+fn event_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) -> Vec<String> {
     use crate::protocol::events::*;
-    register::<RuntimeOnline>(schemas);
-    register::<RuntimeOffline>(schemas);
-    register::<Reset>(schemas);
-    register::<Lagged>(schemas);
-    register::<StreamDelta>(schemas);
-    register::<TurnFinished>(schemas);
-    register::<InputAccepted>(schemas);
-    register::<SyncResponse>(schemas);
-    register::<AbortMessageResponse>(schemas);
-    register::<UpdateLoopStatus>(schemas);
-    register::<UpdateDeviceStatus>(schemas);
-    register::<UpdateQueue>(schemas);
-    register::<UpdateSubagentState>(schemas);
-    register::<RuntimeEvent>(schemas);
+    vec![
+        register::<RuntimeOnline>(schemas),
+        register::<RuntimeOffline>(schemas),
+        register::<Reset>(schemas),
+        register::<Lagged>(schemas),
+        register::<StreamDelta>(schemas),
+        register::<ApprovalRequestDelta>(schemas),
+        register::<TurnFinished>(schemas),
+        register::<InputAccepted>(schemas),
+        register::<SyncResponse>(schemas),
+        register::<AbortMessageResponse>(schemas),
+        register::<ControlRequest>(schemas),
+        register::<UpdateLoopStatus>(schemas),
+        register::<UpdateDeviceStatus>(schemas),
+        register::<UpdateQueue>(schemas),
+        register::<UpdateSubagentState>(schemas),
+        register::<RuntimeEvent>(schemas),
+    ]
 }
 
 impl PartialSchema for SseEvent {
     fn schema() -> RefOr<Schema> {
-        let mut names = Vec::new();
-        event_schemas(&mut names);
         let mut any = AnyOfBuilder::new();
-        for (name, _) in names.iter().filter(|(n, _)| n != "EventScope") {
-            any = any.item(Ref::from_schema_name(name.as_str()));
+        for name in event_schemas(&mut Vec::new()) {
+            any = any.item(Ref::from_schema_name(name));
         }
         let string = |desc: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(desc)).build();
         let data = ObjectBuilder::new()
@@ -219,7 +225,7 @@ impl IntoResponses for CommandProblems {
         let mut map = problems(AUTH_PROBLEMS);
         map.extend(problems(&[
             ("403", "The command needs the admin token"),
-            ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input"),
+            ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input (e.g. an approval it no longer waits for: `detail` names the approval request and quotes the runtime)"),
             ("413", "Body over the size limit"),
             ("415", "Content-Type is not JSON"),
             ("422", "Valid JSON of the wrong shape"),

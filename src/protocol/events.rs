@@ -136,8 +136,107 @@ runtime_event!(
     }
 );
 
-/// Any runtime event (every type not listed, e.g. terminal output, approval
-/// requests, `*_response` replies): the runtime's frame plus `runtime_id`.
+runtime_event!(
+    /// The runtime asks a client something and waits for the answer. With
+    /// `request.subtype: "can_use_tool"` it is a tool approval request: the
+    /// turn is paused (its loop status is `WAITING_ON_APPROVAL`) until a client
+    /// answers with `POST /approval`, `payload.request_id` set to this
+    /// `request_id`. Sent after the `stream_delta`s `approval_request_message`
+    /// and `stop_reason` (`requires_approval`).
+    ControlRequest, "^control_request$" {
+        /// `perm-<tool_call_id>` for a tool approval: the `payload.request_id` of the answer.
+        request_id: String,
+        /// What is asked.
+        request: CanUseTool,
+        /// The agent (also in `runtime`).
+        agent_id: Option<String>,
+        /// The conversation (also in `runtime`).
+        conversation_id: Option<String>,
+    }
+);
+
+/// The question of a tool approval request (`control_request.request`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CanUseTool {
+    /// `can_use_tool` for a tool approval.
+    #[schema(pattern = "^can_use_tool$")]
+    pub subtype: String,
+    /// The tool, e.g. `Bash`.
+    pub tool_name: String,
+    /// The tool's arguments as an object, e.g. `{"command":"touch notes.txt","description":"…"}`.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// The model's tool call id.
+    pub tool_call_id: String,
+    /// Standing permissions the approval may also grant.
+    pub permission_suggestions: Option<Vec<PermissionSuggestion>>,
+    /// The path outside the allowed folders the call would touch, if that is why it asks.
+    pub blocked_path: Option<String>,
+    /// File edits the call would make, for edit tools.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diffs: Option<Value>,
+    /// Fields not listed here pass through untouched.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A standing permission an approval can grant ("don't ask again for …").
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct PermissionSuggestion {
+    /// Its id, for `decision.selected_permission_suggestion_ids`, e.g. `save-default`.
+    pub id: String,
+    /// What it grants, in words.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Fields not listed here pass through untouched.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+runtime_event!(
+    /// A `stream_delta` announcing a tool call that needs approval
+    /// (`delta.message_type: "approval_request_message"`); the
+    /// `control_request` to answer follows. One of the shapes of `StreamDelta`.
+    ApprovalRequestDelta, "^stream_delta$" {
+        /// The tool call.
+        delta: ApprovalRequestMessage,
+        /// The subagent that made the call, if not the main agent.
+        subagent_id: Option<String>,
+    }
+);
+
+/// The `delta` of an `ApprovalRequestDelta`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalRequestMessage {
+    /// `approval_request_message`.
+    #[schema(pattern = "^approval_request_message$")]
+    pub message_type: String,
+    /// The message id.
+    pub id: Option<String>,
+    /// The run that made the call.
+    pub run_id: Option<String>,
+    /// Position in the run's stream.
+    pub seq_id: Option<u64>,
+    /// The call.
+    pub tool_call: ToolCallRequest,
+    /// Fields not listed here pass through untouched.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A tool call as an `approval_request_message` carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolCallRequest {
+    /// The model's tool call id (the approval request is `perm-<tool_call_id>`).
+    pub tool_call_id: String,
+    /// The tool, e.g. `Bash`.
+    pub name: String,
+    /// The arguments as a JSON string, e.g. `{"command":"touch notes.txt"}`.
+    pub arguments: String,
+}
+
+/// Any runtime event (every type not listed, e.g. terminal output,
+/// `*_response` replies): the runtime's frame plus `runtime_id`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuntimeEvent {
     /// The event type (also the SSE `event:` name).

@@ -1,24 +1,43 @@
 //! How one `input` command's turn unfolds in the runtime's events, from its
-//! `input_accepted` to its `turn_finished`, and the assembled result that
-//! `POST /input?wait=completion` answers with. Pure rules: the caller feeds
-//! the events (see `runtime::turn` for the follower on the hub).
+//! `input_accepted` to its `turn_finished` (or to the approval request it
+//! stops at), and the assembled result that `POST /input?wait=completion`
+//! and `POST /approval?wait=completion` answer with. Pure rules: the caller
+//! feeds the events (see `runtime::turn` for the follower on the hub).
 //!
 //! Which events belong to the turn (only events of the command's runtime
 //! and scope count):
-//! - `input_accepted` with the command's `request_id` opens it;
-//! - disposition `started`: everything in scope after it, up to the first
-//!   `turn_finished`;
+//! - `input_accepted` with the command's `request_id` opens it (`accepted:
+//!   false` ends it: refused, e.g. an approval that is no longer pending);
+//! - disposition `started` (or none, as for an `approval_response`):
+//!   everything in scope after it, up to the first `turn_finished`;
 //! - disposition `queued`: the runtime first finishes the turns ahead of it;
 //!   ours starts with the `user_message` delta whose `otid` is one of our
 //!   messages' `client_message_id` (filled in by [`Turn::expect`], so every
 //!   message has one), and ends with the next `turn_finished`;
+//! - a `control_request` with `request.subtype: "can_use_tool"` in scope
+//!   ends it too: the runtime waits for a tool approval (it sent the
+//!   `stop_reason` delta `requires_approval` just before) and sends no
+//!   `turn_finished` until it gets one. The result is `stop_reason:
+//!   "requires_approval"` with the request to answer (`approval`). The
+//!   answer (an `approval_response` input) continues the same turn in the
+//!   same scope: followed from its own `input_accepted` (no disposition) to
+//!   the turn's `turn_finished`, or to the next approval request; events in
+//!   scope between sending it and that acknowledgement count too, since the
+//!   runtime resumes the turn a moment before acknowledging (letta-code
+//!   0.32.18, fixtures `approval_allow`, `approval_deny`);
 //! - `runtime_offline` of the runtime ends it: the runtime is gone.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-/// A finished turn, as `POST /input?wait=completion` answers it.
+use super::events::PermissionSuggestion;
+
+/// The `stop_reason` of a turn that stopped to ask for a tool approval.
+pub const REQUIRES_APPROVAL: &str = "requires_approval";
+
+/// A finished turn, or one stopped at an approval request, as
+/// `POST /input?wait=completion` and `POST /approval?wait=completion` answer it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TurnResult {
     /// The `input` frame's `request_id`.
@@ -31,9 +50,11 @@ pub struct TurnResult {
     pub conversation_id: Option<String>,
     /// From `input_accepted`: `started`, or `queued` behind a running turn.
     pub disposition: Option<String>,
-    /// From `turn_finished`: `end_turn`, `cancelled`, `error`, …
+    /// From `turn_finished`: `end_turn`, `cancelled`, `error`, …; or
+    /// `requires_approval`: the turn waits for the tool approval in
+    /// `approval` (answer it with `POST /approval`).
     pub stop_reason: String,
-    /// From `turn_finished`.
+    /// From `turn_finished` (for `requires_approval`: the run that asked).
     pub run_id: Option<String>,
     /// The assistant's text: the `assistant_message` deltas of the turn in
     /// order; separate assistant messages are joined with a blank line.
@@ -43,11 +64,65 @@ pub struct TurnResult {
     /// Event id just before the command was sent: `GET /events` with
     /// `Last-Event-ID` set to it replays everything since.
     pub cursor: String,
-    /// Ids of the turn's events, oldest first: `input_accepted` through `turn_finished`.
+    /// Ids of the turn's events, oldest first: `input_accepted` through
+    /// `turn_finished` (or through the `control_request` it stopped at); for
+    /// an approval, also the events of its scope the runtime sent just
+    /// before acknowledging it.
     pub event_ids: Vec<String>,
-    /// The `turn_finished` event as subscribers received it.
+    /// The `turn_finished` event as subscribers received it; null when the
+    /// turn stopped at an approval request (`stop_reason: "requires_approval"`).
+    #[schema(value_type = Option<Object>)]
+    pub turn_finished: Option<Value>,
+    /// With `stop_reason: "requires_approval"`: the approval request the
+    /// turn waits for; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub approval: Option<Box<PendingApproval>>,
+}
+
+/// A tool call waiting for approval: the runtime's `control_request`
+/// (`request.subtype: "can_use_tool"`). Answer it with `POST /approval`,
+/// `payload.request_id` set to `request_id`; with `?wait=completion` that
+/// answer follows the rest of the turn.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingApproval {
+    /// The `control_request`'s `request_id` (`perm-<tool_call_id>`): the
+    /// `payload.request_id` of the answer.
+    pub request_id: String,
+    /// The model's tool call id.
+    pub tool_call_id: Option<String>,
+    /// The tool, e.g. `Bash`.
+    pub tool_name: Option<String>,
+    /// The tool's arguments, e.g. `{"command":"touch notes.txt","description":"…"}`.
     #[schema(value_type = Object)]
-    pub turn_finished: Value,
+    pub input: Value,
+    /// Standing permissions the user may grant with the approval (their ids
+    /// go in `decision.selected_permission_suggestion_ids`).
+    pub permission_suggestions: Vec<PermissionSuggestion>,
+    /// The `control_request` event as subscribers received it.
+    #[schema(value_type = Object)]
+    pub control_request: Value,
+}
+
+impl PendingApproval {
+    /// The pending approval a `control_request` event asks for, when it is a
+    /// `can_use_tool` request with a `request_id`.
+    pub fn of(control_request: Value) -> Option<Self> {
+        let request = &control_request["request"];
+        if request["subtype"] != "can_use_tool" {
+            return None;
+        }
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let suggestions = request.get("permission_suggestions").cloned().unwrap_or_default();
+        Some(Self {
+            request_id: text(&control_request["request_id"])?,
+            tool_call_id: text(&request["tool_call_id"]),
+            tool_name: text(&request["tool_name"]),
+            input: request.get("input").cloned().unwrap_or(Value::Null),
+            permission_suggestions: serde_json::from_value(suggestions).unwrap_or_default(),
+            control_request,
+        })
+    }
 }
 
 /// Why a turn could not be followed to its end.
@@ -60,10 +135,12 @@ pub enum TurnError {
     #[error("wait=completion needs `runtime.agent_id` (and `conversation_id`) to follow the turn")]
     NoAgent,
     /// The runtime answered `input_accepted` with `accepted: false`.
-    #[error("the runtime did not accept input {request_id:?}: {why}")]
+    #[error("the runtime did not accept {what}: {why}")]
     Refused {
         /// The input's `request_id`.
         request_id: String,
+        /// What was refused: the input, or the answer to which approval request.
+        what: String,
         /// The runtime's `error`, or a note that it gave none.
         why: String,
     },
@@ -136,12 +213,16 @@ pub struct Turn {
     conversation_id: Option<String>,
     /// The `client_message_id`s of the command's messages.
     otids: Vec<String>,
+    /// For an `approval_response`: the approval request it answers.
+    answers: Option<String>,
     cursor: String,
     phase: Phase,
     disposition: Option<String>,
     text: String,
     /// `delta.id` of the last assistant message appended to `text`.
     last_message: Option<String>,
+    /// `run_id` of the `requires_approval` stop reason delta, if one came.
+    approval_run: Option<String>,
     event_ids: Vec<String>,
 }
 
@@ -158,17 +239,23 @@ impl Turn {
         let agent_id = field("agent_id").ok_or(TurnError::NoAgent)?;
         let conversation_id = field("conversation_id");
         let request_id = frame.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let payload = frame.get("payload");
+        let answers = payload
+            .filter(|p| p["kind"] == "approval_response")
+            .map(|p| p["request_id"].as_str().unwrap_or_default().to_owned());
         Ok(Self {
             runtime_id: runtime_id.to_owned(),
             request_id,
             agent_id,
             conversation_id,
             otids: fill_client_message_ids(frame),
+            answers,
             cursor: String::new(),
             phase: Phase::Accepting,
             disposition: None,
             text: String::new(),
             last_message: None,
+            approval_run: None,
             event_ids: Vec::new(),
         })
     }
@@ -198,12 +285,26 @@ impl Turn {
                 }
                 if data.get("accepted").and_then(Value::as_bool) != Some(true) {
                     let why = data.get("error").and_then(Value::as_str).unwrap_or("no reason given").to_owned();
-                    return Err(TurnError::Refused { request_id: self.request_id.clone(), why });
+                    let request_id = self.request_id.clone();
+                    let what = match &self.answers {
+                        Some(approval) => format!("the answer {request_id:?} to approval request {approval:?}"),
+                        None => format!("input {request_id:?}"),
+                    };
+                    return Err(TurnError::Refused { request_id, what, why });
                 }
                 self.disposition = data.get("disposition").and_then(Value::as_str).map(str::to_owned);
                 let queued = self.disposition.as_deref() == Some("queued") && !self.otids.is_empty();
                 self.phase = if queued { Phase::Queued } else { Phase::Running };
                 self.event_ids.push(id());
+            }
+            (Phase::Accepting, kind) if self.answers.is_some() => {
+                // The runtime resumes the paused turn a moment before it
+                // acknowledges the approval (recorded: approval_deny's loop
+                // status): those events are the turn's once it is accepted.
+                self.event_ids.push(id());
+                if kind == "stream_delta" {
+                    self.delta(&json(event.data)["delta"]);
+                }
             }
             (Phase::Queued, "stream_delta") => {
                 let data = json(event.data);
@@ -218,8 +319,13 @@ impl Turn {
             (Phase::Running, kind) => {
                 self.event_ids.push(id());
                 match kind {
-                    "stream_delta" => self.append(&json(event.data)["delta"]),
+                    "stream_delta" => self.delta(&json(event.data)["delta"]),
                     "turn_finished" => return self.finished(json(event.data)).map(Some),
+                    "control_request" => {
+                        if let Some(approval) = PendingApproval::of(json(event.data)) {
+                            return Ok(Some(self.paused(approval)));
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -256,11 +362,20 @@ impl Turn {
             }
     }
 
+    /// Reads a `stream_delta`'s `delta`: assistant text, or the run that
+    /// stops for an approval.
+    fn delta(&mut self, delta: &Value) {
+        match delta["message_type"].as_str() {
+            Some("assistant_message") => self.append(delta),
+            Some("stop_reason") if delta["stop_reason"] == REQUIRES_APPROVAL => {
+                self.approval_run = delta["run_id"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+
     /// Appends an `assistant_message` delta's text.
     fn append(&mut self, delta: &Value) {
-        if delta["message_type"] != "assistant_message" {
-            return;
-        }
         let id = delta["id"].as_str();
         if id.is_some() && self.last_message.as_deref() != id {
             if !self.text.is_empty() {
@@ -285,24 +400,44 @@ impl Turn {
 
     fn finished(&mut self, turn_finished: Value) -> Result<TurnResult, TurnError> {
         let field = |name: &str| turn_finished.get(name).and_then(Value::as_str).map(str::to_owned);
-        let result = TurnResult {
+        let (stop_reason, run_id, error) = (field("stop_reason").unwrap_or_default(), field("run_id"), field("error"));
+        let result = self.result(stop_reason, run_id, error, Some(turn_finished), None);
+        if result.stop_reason == "error" {
+            return Err(TurnError::Failed(Box::new(result)));
+        }
+        Ok(result)
+    }
+
+    /// The turn stopped at an approval request: the runtime sends nothing
+    /// more until it is answered.
+    fn paused(&mut self, approval: PendingApproval) -> TurnResult {
+        let run_id = self.approval_run.take();
+        self.result(REQUIRES_APPROVAL.to_owned(), run_id, None, None, Some(Box::new(approval)))
+    }
+
+    fn result(
+        &mut self,
+        stop_reason: String,
+        run_id: Option<String>,
+        error: Option<String>,
+        turn_finished: Option<Value>,
+        approval: Option<Box<PendingApproval>>,
+    ) -> TurnResult {
+        TurnResult {
             request_id: std::mem::take(&mut self.request_id),
             runtime_id: std::mem::take(&mut self.runtime_id),
             agent_id: std::mem::take(&mut self.agent_id),
             conversation_id: self.conversation_id.take(),
             disposition: self.disposition.take(),
-            stop_reason: field("stop_reason").unwrap_or_default(),
-            run_id: field("run_id"),
-            error: field("error"),
+            stop_reason,
+            run_id,
             text: std::mem::take(&mut self.text),
+            error,
             cursor: std::mem::take(&mut self.cursor),
             event_ids: std::mem::take(&mut self.event_ids),
             turn_finished,
-        };
-        if result.stop_reason == "error" {
-            return Err(TurnError::Failed(Box::new(result)));
+            approval,
         }
-        Ok(result)
     }
 }
 
@@ -396,6 +531,73 @@ mod tests {
         assert!(matches!(failed, Err(TurnError::Failed(t)) if t.error.as_deref() == Some("boom")));
         let mut turn = Turn::expect(&mut input(), "rt").unwrap();
         assert!(matches!(feed(&mut turn, "runtime_offline", json!({})), Err(TurnError::RuntimeGone(_))));
+    }
+
+    fn approval(decision: Value) -> Map<String, Value> {
+        json!({"type": "input", "request_id": "r2", "runtime": {"agent_id": "a", "conversation_id": "c"},
+               "payload": {"kind": "approval_response", "request_id": "perm-call-1", "decision": decision}})
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    /// The runtime's approval request for tool call `call-1` (fixture `approval_allow`).
+    fn control_request() -> Value {
+        json!({"type": "control_request", "request_id": "perm-call-1", "agent_id": "a", "conversation_id": "c",
+               "request": {"subtype": "can_use_tool", "tool_name": "Bash", "tool_call_id": "call-1",
+                           "input": {"command": "touch x"}, "blocked_path": null,
+                           "permission_suggestions": [{"id": "save-default", "text": "Yes, and don't ask again"}]}})
+    }
+
+    #[test]
+    fn a_turn_stops_at_an_approval_request_with_the_request_to_answer() {
+        let mut turn = Turn::expect(&mut input(), "rt").unwrap();
+        feed(&mut turn, "input_accepted", json!({"request_id": "r1", "accepted": true, "disposition": "started"}))
+            .unwrap();
+        let call = json!({"message_type": "approval_request_message", "run_id": "run-1",
+                          "tool_call": {"tool_call_id": "call-1", "name": "Bash", "arguments": "{}"}});
+        feed(&mut turn, "stream_delta", json!({ "delta": call })).unwrap();
+        let stop = json!({"message_type": "stop_reason", "stop_reason": "requires_approval", "run_id": "run-1"});
+        feed(&mut turn, "stream_delta", json!({ "delta": stop })).unwrap();
+        let other = json!({"type": "control_request", "request_id": "x", "request": {"subtype": "other"}});
+        assert!(feed(&mut turn, "control_request", other).unwrap().is_none(), "only can_use_tool stops the turn");
+        let paused = feed(&mut turn, "control_request", control_request()).unwrap().expect("the turn stops");
+        assert_eq!((paused.stop_reason.as_str(), paused.run_id.as_deref()), ("requires_approval", Some("run-1")));
+        assert!(paused.turn_finished.is_none());
+        let approval = paused.approval.expect("the pending request");
+        assert_eq!(approval.request_id, "perm-call-1");
+        assert_eq!((approval.tool_name.as_deref(), approval.tool_call_id.as_deref()), (Some("Bash"), Some("call-1")));
+        assert_eq!(approval.input, json!({"command": "touch x"}));
+        assert_eq!(approval.permission_suggestions[0].id, "save-default");
+        assert_eq!(paused.event_ids.len(), 5, "input_accepted through the control_request");
+    }
+
+    #[test]
+    fn an_approval_is_followed_from_its_acceptance_to_the_end_of_the_turn_it_continues() {
+        let mut frame = approval(json!({"behavior": "allow"}));
+        let mut turn = Turn::expect(&mut frame, "rt").unwrap();
+        let status = json!({"loop_status": {"status": "WAITING_ON_APPROVAL"}});
+        feed(&mut turn, "update_loop_status", status).unwrap();
+        // The runtime acknowledges an approval without a disposition.
+        feed(&mut turn, "input_accepted", json!({"request_id": "r2", "accepted": true})).unwrap();
+        let text = json!({"delta": {"id": "m2", "message_type": "assistant_message", "content": [{"type": "text", "text": "Done."}]}});
+        feed(&mut turn, "stream_delta", text).unwrap();
+        let done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "run_id": "run-2"})).unwrap();
+        let done = done.expect("the continued turn finished");
+        assert_eq!((done.text.as_str(), done.stop_reason.as_str()), ("Done.", "end_turn"));
+        assert_eq!(done.disposition, None);
+        assert!(done.approval.is_none() && done.turn_finished.is_some());
+        assert_eq!(done.event_ids.len(), 4, "the loop status before the acknowledgement counts");
+        assert_eq!(done.event_ids[0], "e-update_loop_status");
+    }
+
+    #[test]
+    fn an_approval_the_runtime_no_longer_waits_for_is_refused_naming_the_request() {
+        let mut turn = Turn::expect(&mut approval(json!({"behavior": "allow"})), "rt").unwrap();
+        let refused = json!({"request_id": "r2", "accepted": false, "error": "Approval request is no longer pending"});
+        let err = feed(&mut turn, "input_accepted", refused).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("\"perm-call-1\"") && text.contains("no longer pending"), "{text}");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! - [`bridge`]: [`bridge::BridgeProcess`], the bridge binary as a child process (the
 //!   caller names the binary, e.g. `env!("CARGO_BIN_EXE_letta-bridge")`).
 //! - [`letta`]: the real runtime (`letta remote`) as a child process.
-//! - [`model_server`]: a scripted OpenAI-compatible model server for offline agent turns.
+//! - [`model_server`]: a scripted OpenAI-compatible model server for offline agent turns
+//!   (text, or a tool call and the reply once its result comes back).
 //! - [`redis`]: a real `redis-server` on a Unix socket, killed and restarted at will.
 //! - [`nginx`]: nginx balancing over several bridges with the README's recipe.
 //!

@@ -2,7 +2,10 @@
 //! Letta Code agent turns offline (PROTOCOL.md §5): `GET /v1/models` lists
 //! `fake-model`, and `POST /v1/chat/completions` streams the scripted reply
 //! as `chat.completion.chunk` SSE, piece by piece, with an optional delay
-//! between pieces. Every request is recorded.
+//! between pieces. A reply may end in a tool call (`tool_calls` deltas,
+//! `finish_reason: "tool_calls"`, PROTOCOL.md §8); the follow-up request,
+//! whose last message is the tool's result (`role: "tool"`), gets the
+//! reply's [`Reply::then`]. Every request is recorded.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,16 +30,64 @@ pub struct Reply {
     pub pieces: Vec<String>,
     /// Pause before each piece (to keep a turn running, e.g. for an abort).
     pub delay: Duration,
+    /// A tool call streamed after the text pieces.
+    pub tool_call: Option<ToolCall>,
+    /// The answer to the follow-up request that carries the tool's result;
+    /// without one, that request gets this reply's text without the call
+    /// (never the same call again, which would loop).
+    pub then: Option<Box<Reply>>,
+}
+
+/// A function call the model makes (OpenAI `tool_calls`).
+#[derive(Clone, Debug)]
+pub struct ToolCall {
+    /// The call's id: the runtime's `tool_call_id` (and its approval
+    /// request's id is `perm-<id>`).
+    pub id: String,
+    /// The tool, e.g. `Bash`.
+    pub name: String,
+    /// The arguments as a JSON object.
+    pub arguments: Value,
 }
 
 impl Reply {
     pub fn new<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
-        Self { pieces: pieces.into_iter().map(Into::into).collect(), delay: Duration::ZERO }
+        Self {
+            pieces: pieces.into_iter().map(Into::into).collect(),
+            delay: Duration::ZERO,
+            tool_call: None,
+            then: None,
+        }
+    }
+
+    /// A reply that only calls `name` with `arguments` (a JSON object).
+    pub fn tool_call(id: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
+        let call = ToolCall { id: id.into(), name: name.into(), arguments };
+        Self { tool_call: Some(call), ..Self::new(Vec::<String>::new()) }
+    }
+
+    /// What the model answers once the tool's result (or its denial) comes back.
+    pub fn then(mut self, reply: Reply) -> Self {
+        self.then = Some(Box::new(reply));
+        self
     }
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+
+    /// The reply to a request: [`Reply::then`] when the request's last
+    /// message is a tool's result and this reply called a tool.
+    fn for_request(&self, body: &Value) -> Reply {
+        let after_tool = body["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool");
+        match (&self.tool_call, after_tool) {
+            (Some(_), true) => match &self.then {
+                Some(then) => (**then).clone(),
+                None => Reply { tool_call: None, then: None, ..self.clone() },
+            },
+            _ => self.clone(),
+        }
     }
 
     /// The whole reply text, as the pieces reassemble.
@@ -115,6 +166,17 @@ impl ModelServer {
         self.requests().into_iter().filter(|r| r.uri.starts_with("/v1/chat/completions")).collect()
     }
 
+    /// What the model was told the tool call `tool_call_id` returned: the
+    /// text of the first `role: "tool"` message for it in any chat request
+    /// (the tool's output, or the runtime's denial message).
+    pub fn tool_result(&self, tool_call_id: &str) -> Option<String> {
+        self.chat_requests().iter().find_map(|r| {
+            let messages = r.body["messages"].as_array()?;
+            let m = messages.iter().find(|m| m["role"] == "tool" && m["tool_call_id"] == tool_call_id)?;
+            Some(text_of(&m["content"]))
+        })
+    }
+
     /// Waits until at least `n` chat completions have arrived.
     pub async fn wait_for_chats(&self, n: usize, timeout: Duration) {
         let mut rx = self.chats.clone();
@@ -147,14 +209,19 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let streaming = body["stream"].as_bool().unwrap_or(false);
     let model = body["model"].as_str().unwrap_or(MODEL_ID).to_owned();
+    let reply = shared.reply.lock().unwrap().for_request(&body);
     record(&shared, &parts.method, parts.uri.to_string(), body);
     shared.chats.send_modify(|n| *n += 1);
-    let reply = shared.reply.lock().unwrap().clone();
 
     if !streaming {
+        let mut message = json!({"role": "assistant", "content": reply.text()});
+        if let Some(call) = &reply.tool_call {
+            message["tool_calls"] = json!([{"id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments.to_string()}}]);
+        }
         return axum::Json(json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text()}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(&reply)}],
             "usage": usage(&reply),
         }))
         .into_response();
@@ -170,20 +237,27 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
             Ok(Bytes::from(format!("data: {c}\n\n")))
         };
         let delta = |d: Value, finish: Value| json!([{"index": 0, "delta": d, "finish_reason": finish}]);
-        // A send fails once the runtime hung up (an abort): stop then.
-        if tx.send(chunk(delta(json!({"role": "assistant", "content": ""}), Value::Null), None)).await.is_err() {
-            return;
+        // The role comes with the first chunk: the text's, else the tool call's.
+        let mut frames = Vec::new();
+        if !reply.pieces.is_empty() || reply.tool_call.is_none() {
+            frames.push(delta(json!({"role": "assistant", "content": ""}), Value::Null));
         }
-        for piece in &reply.pieces {
-            if !reply.delay.is_zero() {
+        frames.extend(reply.pieces.iter().map(|piece| delta(json!({"content": piece}), Value::Null)));
+        if let Some(call) = &reply.tool_call {
+            frames.extend(tool_call_deltas(call, frames.is_empty()).into_iter().map(|d| delta(d, Value::Null)));
+        }
+        for (n, choices) in frames.into_iter().enumerate() {
+            // The delay paces the text pieces (not the opening chunk).
+            if n > 0 && !reply.delay.is_zero() {
                 tokio::time::sleep(reply.delay).await;
             }
-            if tx.send(chunk(delta(json!({"content": piece}), Value::Null), None)).await.is_err() {
+            // A send fails once the runtime hung up (an abort): stop then.
+            if tx.send(chunk(choices, None)).await.is_err() {
                 return;
             }
         }
         let tail = [
-            chunk(delta(json!({}), json!("stop")), None),
+            chunk(delta(json!({}), json!(finish_reason(&reply))), None),
             chunk(json!([]), Some(usage(&reply))),
             Ok(Bytes::from_static(b"data: [DONE]\n\n")),
         ];
@@ -200,7 +274,37 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
         .unwrap()
 }
 
+/// The `delta`s of a streamed tool call: the call's id, type and name with
+/// empty arguments (and the role, when it opens the message), then the
+/// arguments' JSON text in two pieces, as OpenAI streams them.
+fn tool_call_deltas(call: &ToolCall, opens: bool) -> Vec<Value> {
+    let mut first = json!({"tool_calls": [{"index": 0, "id": call.id, "type": "function",
+                                           "function": {"name": call.name, "arguments": ""}}]});
+    if opens {
+        first["role"] = json!("assistant");
+        first["content"] = Value::Null;
+    }
+    let arguments = call.arguments.to_string();
+    let mid = arguments.char_indices().map(|(i, _)| i).nth(arguments.chars().count() / 2).unwrap_or(0);
+    let (a, b) = arguments.split_at(mid);
+    let piece = |text: &str| json!({"tool_calls": [{"index": 0, "function": {"arguments": text}}]});
+    vec![first, piece(a), piece(b)]
+}
+
+fn finish_reason(reply: &Reply) -> &'static str {
+    if reply.tool_call.is_some() { "tool_calls" } else { "stop" }
+}
+
+/// A message's content as text: a string, or its text parts joined.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        other => other.to_string(),
+    }
+}
+
 fn usage(reply: &Reply) -> Value {
-    let completion = reply.pieces.len();
+    let completion = reply.pieces.len() + usize::from(reply.tool_call.is_some());
     json!({"prompt_tokens": 100, "completion_tokens": completion, "total_tokens": 100 + completion})
 }

@@ -139,26 +139,59 @@ async fn it_answers_with_the_recorded_frames_prints_what_it_gets_and_sends_what_
     assert!(status.success(), "a close from the bridge ends it cleanly: {status}");
 }
 
+/// The frames up to the first of type `until`; the assistant text among them.
+async fn read_until(socket: &mut WebSocketStream<TcpStream>, until: &str) -> (Vec<Value>, String) {
+    let (mut frames, mut text) = (Vec::new(), String::new());
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == "stream_delta" && frame["delta"]["message_type"] == "assistant_message" {
+            text.push_str(frame["delta"]["content"][0]["text"].as_str().unwrap());
+        }
+        let done = frame["type"] == until;
+        frames.push(frame);
+        if done {
+            return (frames, text);
+        }
+    }
+}
+
 #[tokio::test]
 async fn with_play_turns_a_message_or_an_approval_gets_the_whole_recorded_turn() {
     let (_program, mut socket) = connected(&["--play-turns"]).await;
     let message = input("r-turn", json!({"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}));
     let approval = input("r-approved", json!({"kind": "approval_response", "request_id": "a-1"}));
-    for command in [message, approval] {
+    // The recorded turns: the scripted reply, and the text after the allowed tool call.
+    for (command, expected) in [(message, "Hello from the scripted model."), (approval, "Created the file.")] {
         send(&mut socket, &command).await;
-        let mut text = String::new();
-        loop {
-            let frame = next(&mut socket).await;
-            if frame["type"] == "stream_delta" && frame["delta"]["message_type"] == "assistant_message" {
-                text.push_str(frame["delta"]["content"][0]["text"].as_str().unwrap());
-            }
-            if frame["type"] == "turn_finished" {
-                assert_eq!(frame["runtime"], command["runtime"], "the recorded turn in this command's scope");
-                break;
-            }
-        }
-        assert_eq!(text, "Hello from the scripted model.", "after {}", command["request_id"]);
+        let (frames, text) = read_until(&mut socket, "turn_finished").await;
+        assert_eq!(frames.last().unwrap()["runtime"], command["runtime"], "the recorded turn in this command's scope");
+        assert_eq!(text, expected, "after {}", command["request_id"]);
     }
+}
+
+#[tokio::test]
+async fn with_ask_approval_a_message_stops_at_the_recorded_approval_request_which_a_denial_ends() {
+    let (_program, mut socket) = connected(&["--ask-approval", "--play-turns"]).await;
+    let message = input("r-ask", json!({"kind": "create_message", "messages": [{"role": "user", "content": "hi"}]}));
+    send(&mut socket, &message).await;
+    let (frames, _) = read_until(&mut socket, "control_request").await;
+    assert_eq!(frames[0]["request_id"], "r-ask", "input_accepted first");
+    let asked = frames.last().unwrap();
+    assert_eq!(
+        (asked["request"]["subtype"].as_str(), asked["request"]["tool_name"].as_str()),
+        (Some("can_use_tool"), Some("Bash"))
+    );
+    let deny = json!({"kind": "approval_response", "request_id": asked["request_id"],
+                      "decision": {"behavior": "deny", "message": "no"}});
+    send(&mut socket, &input("r-deny", deny)).await;
+    let (frames, text) = read_until(&mut socket, "turn_finished").await;
+    assert!(
+        frames.iter().any(|f| f["type"] == "input_accepted" && f["request_id"] == "r-deny" && f["accepted"] == true)
+    );
+    assert!(
+        frames.iter().any(|f| f["delta"]["message_type"] == "tool_return_message" && f["delta"]["status"] == "error")
+    );
+    assert_eq!(text, "Understood, I will not.", "the recorded text after a denial");
 }
 
 #[test]

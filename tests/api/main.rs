@@ -1,6 +1,7 @@
 //! Integration tests: the service on port 0, driven by real HTTP, SSE and
 //! WebSocket clients, with a fake Letta Code runtime.
 
+mod approvals;
 mod auth;
 mod bad_input;
 mod browser;

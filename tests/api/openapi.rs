@@ -1,7 +1,7 @@
 //! The checked-in OpenAPI document equals what the service serves.
 //! Regenerate it with `UPDATE_OPENAPI=1 cargo test --test api openapi`.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -75,4 +75,43 @@ async fn the_docs_ui_is_served_from_the_binary_with_nothing_from_elsewhere() {
         assert_eq!(res.status(), 200, "{asset}");
         assert!(res.bytes().await.unwrap().len() > 1000, "{asset} is the real asset");
     }
+}
+
+#[tokio::test]
+async fn the_approval_request_event_and_its_answer_are_typed_for_low_code_tools() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_as(None, "/openapi.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let union = schemas["SseEvent"]["properties"]["data"]["contentSchema"]["anyOf"].as_array().unwrap();
+    for event in ["ControlRequest", "ApprovalRequestDelta"] {
+        let member = json!({"$ref": format!("#/components/schemas/{event}")});
+        assert!(union.contains(&member), "{event} is one of the events of GET /events");
+    }
+    let event = &schemas["ControlRequest"];
+    assert_eq!(event["properties"]["type"]["pattern"], "^control_request$");
+    assert_eq!(event["properties"]["request"]["$ref"], "#/components/schemas/CanUseTool");
+    let question = &schemas["CanUseTool"];
+    for field in ["subtype", "tool_name", "input", "tool_call_id"] {
+        assert!(question["required"].as_array().unwrap().contains(&json!(field)), "CanUseTool.{field} is required");
+    }
+    let call = &schemas["ToolCallRequest"]["properties"];
+    assert!(call["name"].is_object() && call["arguments"].is_object() && call["tool_call_id"].is_object());
+
+    // The answer: POST /approval's body names the control_request by its request_id.
+    let answer = &doc["paths"]["/approval"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(answer["$ref"], "#/components/schemas/ApprovalCommand");
+    let request_id = &schemas["ApprovalResponse"]["allOf"][0]["properties"]["request_id"]["description"];
+    assert!(request_id.as_str().unwrap().contains("control_request"), "{request_id}");
+    let behaviors: Vec<&Value> = schemas["ApprovalDecision"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["properties"]["behavior"]["enum"][0])
+        .collect();
+    assert_eq!(behaviors, [&json!("allow"), &json!("deny")]);
+
+    // ?wait=completion that stops at an approval request.
+    let turn = &schemas["TurnResult"]["properties"];
+    assert_eq!(turn["approval"]["$ref"], "#/components/schemas/PendingApproval");
+    assert!(turn["stop_reason"]["description"].as_str().unwrap().contains("requires_approval"));
 }

@@ -152,6 +152,30 @@ impl Live {
     }
 }
 
+impl Live {
+    /// Sets `scope`'s permission mode with `change_device_state` (a client
+    /// command the runtime answers only with `update_device_status`) and
+    /// waits until the runtime reports it.
+    pub async fn set_permission_mode(&mut self, scope: &Value, mode: &str) {
+        let command = json!({"type": "change_device_state", "runtime": scope, "payload": {"mode": mode}});
+        assert_eq!(self.bridge.post("/commands", &command).await.status(), 202);
+        self.events
+            .next_matching("update_device_status with the new permission mode", |e| {
+                e.event == "update_device_status"
+                    && e.data["runtime"] == *scope
+                    && e.data["device_status"]["current_permission_mode"] == mode
+            })
+            .await;
+    }
+}
+
+/// A model reply that calls `Bash` with `command` (id `call_id`), then
+/// answers `text` once the tool's result (or its denial) comes back.
+pub fn bash_call(call_id: &str, command: &str, text: &[&str]) -> Reply {
+    let arguments = json!({"command": command, "description": "A command the test asks for"});
+    Reply::tool_call(call_id, "Bash", arguments).then(Reply::new(text.iter().copied()))
+}
+
 /// An `input` body with one user message for `scope`.
 pub fn message(scope: &Value, text: &str) -> Value {
     json!({

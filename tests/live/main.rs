@@ -7,5 +7,6 @@
 
 mod harness;
 
+mod approvals;
 mod connection;
 mod turns;

@@ -168,6 +168,82 @@ pub fn exchanges(scope: &Value, home: &str) -> Vec<Planned> {
         ),
         planned("server_ping", "a JSON ping sent to the runtime", vec![(json!({"type": "ping"}), Window(2 * SEC))]),
     ]
+    .into_iter()
+    .chain(approvals(scope))
+    .collect()
+}
+
+/// The tool call ids the scripted model uses in the approval exchanges: the
+/// runtime's approval request for a call is `perm-<tool_call_id>`.
+pub const ALLOWED_CALL: &str = "call-recorder-allow";
+pub const DENIED_CALL: &str = "call-recorder-deny";
+
+/// The model's reply in an approval exchange: a `Bash` call that writes a
+/// file (so that permission mode `standard` asks), then, once the tool's
+/// result comes back, `text`.
+pub fn bash_call(id: &str, file: &str, text: &[&str]) -> Reply {
+    let arguments = json!({"command": format!("touch {file}"), "description": format!("Create {file}")});
+    Reply::tool_call(id, "Bash", arguments).then(Reply::new(text.iter().copied()))
+}
+
+/// An `input` answering approval request `approval` with `decision`.
+pub fn approval_response(id: &str, scope: &Value, approval: &str, decision: Value) -> Value {
+    json!({"type": "input", "request_id": id, "runtime": scope,
+           "payload": {"kind": "approval_response", "request_id": approval, "decision": decision}})
+}
+
+/// Tool approvals (PROTOCOL.md §8): under permission mode `standard` the
+/// runtime asks before running a writing `Bash` call; allowed, denied, and
+/// answered twice (stale).
+pub fn approvals(scope: &Value) -> Vec<Planned> {
+    use Until::{Got, Window};
+    let standard = json!({"type": "change_device_state", "request_id": "rec-change-standard", "runtime": scope,
+                          "payload": {"mode": "standard"}});
+    let allowed = format!("perm-{ALLOWED_CALL}");
+    let denied = format!("perm-{DENIED_CALL}");
+    let allow = approval_response("rec-approval-allow", scope, &allowed, json!({"behavior": "allow"}));
+    let deny = approval_response(
+        "rec-approval-deny",
+        scope,
+        &denied,
+        json!({"behavior": "deny", "message": "Not in this test, thanks."}),
+    );
+    let again = approval_response("rec-approval-stale", scope, &allowed, json!({"behavior": "allow"}));
+    // Up to the approval request and the status updates that follow it.
+    let asks = Got(&["control_request"], SEC, 60 * SEC);
+    vec![
+        Planned {
+            model: Some(bash_call(ALLOWED_CALL, "approval-allowed.txt", &["Created", " the file."])),
+            ..planned(
+                "approval_allow",
+                "permission mode standard (change_device_state); input asking for a file: the model calls Bash \
+                 `touch approval-allowed.txt`, the runtime asks for approval (control_request can_use_tool); the \
+                 approval_response allows it: the tool runs, its result goes to the model, which answers with text",
+                vec![
+                    (standard, Got(&["update_device_status"], SEC, 5 * SEC)),
+                    (input("rec-input-approval-allow", scope, "please create the file"), asks),
+                    (allow, Got(&["turn_finished"], SEC, 60 * SEC)),
+                ],
+            )
+        },
+        Planned {
+            model: Some(bash_call(DENIED_CALL, "approval-denied.txt", &["Understood,", " I will not."])),
+            ..planned(
+                "approval_deny",
+                "still in mode standard: the model calls Bash `touch approval-denied.txt`, the runtime asks; the \
+                 approval_response denies it with a message: the tool does not run, the denial goes to the model",
+                vec![
+                    (input("rec-input-approval-deny", scope, "please create another file"), asks),
+                    (deny, Got(&["turn_finished"], SEC, 60 * SEC)),
+                ],
+            )
+        },
+        planned(
+            "approval_stale",
+            "the approval_response of approval_allow sent again, after its turn ended (a stale approval request)",
+            vec![(again, Window(3 * SEC))],
+        ),
+    ]
 }
 
 /// The closes from the server side on the first runtime (PROTOCOL.md §1):

@@ -34,11 +34,19 @@ impl Recorder {
         out
     }
 
-    fn model_requests(&mut self) -> Vec<String> {
+    /// The model server's requests since the last call (`METHOD uri`), and
+    /// the tool results among them: the last message of each chat request
+    /// that ends with one (`role: "tool"`: what the model was told a call returned).
+    fn model_requests(&mut self) -> (Vec<String>, Vec<Value>) {
         let all = self.model.requests();
-        let new = all[self.model_seen.min(all.len())..].iter().map(|r| format!("{} {}", r.method, r.uri)).collect();
+        let new = &all[self.model_seen.min(all.len())..];
+        let lines = new.iter().map(|r| format!("{} {}", r.method, r.uri)).collect();
+        let tool_results = new
+            .iter()
+            .filter_map(|r| r.body["messages"].as_array()?.last().filter(|m| m["role"] == "tool").cloned())
+            .collect();
         self.model_seen = all.len();
-        new
+        (lines, tool_results)
     }
 
     /// Plays a planned exchange, under its model reply.
@@ -72,7 +80,8 @@ impl Recorder {
         };
         // Requests and frames race a little: let stragglers land.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        Step { send, sent_at, frames, timed_out, http: self.http(), model: self.model_requests() }
+        let (model, tool_results) = self.model_requests();
+        Step { send, sent_at, frames, timed_out, http: self.http(), model, tool_results }
     }
 
     /// Closes the socket as planned, then waits for the runtime to connect

@@ -20,6 +20,8 @@ pub struct Step {
     pub http: Vec<Captured>,
     /// Requests the model server got meanwhile (`METHOD uri`).
     pub model: Vec<String>,
+    /// The tool results the model server got meanwhile (`role: "tool"` messages).
+    pub tool_results: Vec<Value>,
 }
 
 pub struct Exchange {

@@ -175,13 +175,18 @@ fn frames(n: &mut Normaliser, frames: &[Received]) -> Vec<Value> {
 }
 
 fn step(n: &mut Normaliser, s: &Step) -> Value {
-    json!({
+    let mut step = json!({
         "send": s.send.as_ref().map(|v| n.value(v)),
         "frames": frames(n, &s.frames),
         "timed_out": s.timed_out,
         "http_requests": s.http.iter().map(|c| request(n, c)).collect::<Vec<_>>(),
         "model_requests": s.model.iter().map(|m| n.string(m)).collect::<Vec<_>>(),
-    })
+    });
+    // Only steps whose model calls carried a tool's result have the field.
+    if !s.tool_results.is_empty() {
+        step["model_tool_results"] = s.tool_results.iter().map(|m| n.value(m)).collect();
+    }
+    step
 }
 
 /// `[type, ms after t0]` per frame.

@@ -35,6 +35,11 @@ struct Args {
     /// (deltas, `turn_finished`), not only its `input_accepted`.
     #[arg(long)]
     play_turns: bool,
+    /// Answer a message `input` with the recorded turn that asks for a tool
+    /// approval (up to its `control_request`); with --play-turns, an
+    /// approval gets the rest of the recorded turn (allowed or denied).
+    #[arg(long)]
+    ask_approval: bool,
     /// Answer nothing by itself: only what comes on stdin is sent.
     #[arg(long)]
     quiet: bool,
@@ -52,6 +57,9 @@ async fn main() -> ExitCode {
     };
     if args.play_turns {
         rt.play_recorded_turns();
+    }
+    if args.ask_approval {
+        rt.ask_for_approvals();
     }
     if args.quiet {
         rt.quiet();

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use replies::Replies;
-pub use replies::replies_to;
+pub use replies::{Settings, replies_to};
 pub use socket::Seen;
 use socket::{Ctl, drive};
 
@@ -98,13 +98,23 @@ impl FakeRuntime {
         }
     }
 
-    /// From now on, answer `input` (a message or an approval) with the whole
-    /// recorded turn (fixture `turn`: `input_accepted`, loop status, the
-    /// assistant deltas, `turn_finished`), as the real runtime does; by
+    /// From now on, answer `input` with the whole recorded turn (a message:
+    /// fixture `turn`, `input_accepted`, loop status, the assistant deltas,
+    /// `turn_finished`; an approval: the rest of the turn it answers,
+    /// `approval_allow` or `approval_deny`), as the real runtime does; by
     /// default only `input_accepted`, so that tests can script the turn with
     /// `emit`.
     pub fn play_recorded_turns(&self) {
         self.replies.set_full_turns(true);
+    }
+
+    /// From now on, answer a message `input` with the recorded turn that
+    /// asks for a tool approval (fixture `approval_allow`, step 1: deltas up
+    /// to the `control_request` `perm-call-recorder-allow`); approvals are
+    /// answered as pending ones (with [`FakeRuntime::play_recorded_turns`],
+    /// with the rest of the recorded turn).
+    pub fn ask_for_approvals(&self) {
+        self.replies.set_ask_approval(true);
     }
 
     /// Keep receiving commands but stop answering them.

@@ -16,33 +16,55 @@ use crate::replay::replay_where;
 /// - `sync`, `input`, `abort_message`, `change_device_state` without a valid
 ///   runtime scope are dropped unanswered (`sync_without_runtime`);
 /// - `sync` replays the state events, then `sync_response` (`sync`);
-/// - `input` (create_message or approval_response): `input_accepted`
-///   (`accepted: true`, from `turn`); with `full_turns`, the whole recorded
-///   turn (`turn`: loop status, the assistant deltas, `turn_finished`), as
-///   the real runtime runs a turn to its end after a message or a granted
-///   approval. An approval is answered as one that is pending, so that
-///   approval flows can be tested: the recording (`approval_unknown`) only
-///   has the refusal of one that is not, which no client could drive further;
+/// - `input` create_message: `input_accepted` (`accepted: true`, from
+///   `turn`); with `full_turns`, the whole recorded turn (`turn`: loop
+///   status, the assistant deltas, `turn_finished`), as the real runtime
+///   runs a turn to its end after a message. With `ask_approval`, the
+///   recorded turn that asks for a tool approval instead (`approval_allow`,
+///   step 1: up to its `control_request` `perm-call-recorder-allow`, whole
+///   with or without `full_turns`: the runtime sends nothing more until
+///   it is answered);
+/// - `input` approval_response: `input_accepted` (`accepted: true`, no
+///   disposition, from `approval_allow`); with `full_turns`, the recorded
+///   rest of the turn, allowed (`approval_allow`: the tool runs) or denied
+///   (`approval_deny`, also for an answer with an `error`). Every approval
+///   is answered as one that is pending, so that approval flows can be
+///   tested without asking first: the refusal of one that is not
+///   (`approval_unknown`, `approval_stale`) is played with `FakeRuntime::play`;
 /// - `abort_message` with no turn running: `abort_message_response`
 ///   `aborted: false` (`abort_idle`);
 /// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;
 /// - anything else, JSON pings included, gets no answer at all
 ///   (`unknown_command`, `server_ping`).
-pub fn replies_to(frame: &Value, full_turns: bool, next_seq: &dyn Fn() -> u64) -> Vec<Value> {
+pub fn replies_to(frame: &Value, settings: Settings, next_seq: &dyn Fn() -> u64) -> Vec<Value> {
     let kind = frame["type"].as_str().unwrap_or_default();
     let scoped = is_runtime_scope(&frame["runtime"]);
-    let exchange = match kind {
+    let approval = frame["payload"]["kind"] == "approval_response";
+    let denied = frame["payload"]["decision"]["behavior"] == "deny" || frame["payload"].get("error").is_some();
+    let (exchange, step) = match kind {
         "sync" | "input" | "abort_message" | "change_device_state" if !scoped => return vec![],
-        "input" => "turn",
-        "sync" => "sync",
-        "abort_message" => "abort_idle",
-        "runtime_start" => "runtime_start",
-        "change_device_state" => "change_device_state",
-        "list_in_directory" => "list_in_directory",
+        "input" if approval && denied => ("approval_deny", 1),
+        "input" if approval => ("approval_allow", 2),
+        "input" if settings.ask_approval => ("approval_allow", 1),
+        "input" => ("turn", 0),
+        "sync" => ("sync", 0),
+        "abort_message" => ("abort_idle", 0),
+        "runtime_start" => ("runtime_start", 0),
+        "change_device_state" => ("change_device_state", 0),
+        "list_in_directory" => ("list_in_directory", 0),
         _ => return vec![],
     };
-    let whole = kind != "input" || full_turns;
-    replay_where(exchange, 0, frame, next_seq, |f| whole || f["type"] == "input_accepted")
+    let whole = kind != "input" || settings.full_turns || (settings.ask_approval && !approval);
+    replay_where(exchange, step, frame, next_seq, |f| whole || f["type"] == "input_accepted")
+}
+
+/// How the fake runtime answers `input`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Play the whole recorded turn, not only `input_accepted`.
+    pub full_turns: bool,
+    /// Ask for a tool approval in every message's turn.
+    pub ask_approval: bool,
 }
 
 /// The answering settings, shared between a runtime's handle and the task
@@ -51,6 +73,7 @@ pub fn replies_to(frame: &Value, full_turns: bool, next_seq: &dyn Fn() -> u64) -
 pub struct Replies {
     auto: Arc<AtomicBool>,
     full_turns: Arc<AtomicBool>,
+    ask_approval: Arc<AtomicBool>,
     /// The runtime's `event_seq`, shared by emitted events and replayed replies.
     seq: Arc<AtomicU64>,
 }
@@ -60,6 +83,7 @@ impl Default for Replies {
         Self {
             auto: Arc::new(AtomicBool::new(true)),
             full_turns: Arc::new(AtomicBool::new(false)),
+            ask_approval: Arc::new(AtomicBool::new(false)),
             seq: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -81,11 +105,20 @@ impl Replies {
         self.full_turns.store(on, Ordering::Relaxed);
     }
 
+    /// Answer messages with the recorded turn that asks for a tool approval.
+    pub fn set_ask_approval(&self, on: bool) {
+        self.ask_approval.store(on, Ordering::Relaxed);
+    }
+
     /// The answer to `frame` under the current settings.
     pub fn to(&self, frame: &Value) -> Vec<Value> {
         if !self.auto.load(Ordering::Relaxed) {
             return Vec::new();
         }
-        replies_to(frame, self.full_turns.load(Ordering::Relaxed), &|| self.next_seq())
+        let settings = Settings {
+            full_turns: self.full_turns.load(Ordering::Relaxed),
+            ask_approval: self.ask_approval.load(Ordering::Relaxed),
+        };
+        replies_to(frame, settings, &|| self.next_seq())
     }
 }

@@ -123,7 +123,16 @@ async fn commands_leave_the_bridge_in_the_shape_the_runtime_accepted() {
     let mut rt = app.runtime("dev-conf").await;
     rt.quiet();
     // (exchange, step): commands the runtime answered as accepted.
-    for (name, i) in [("turn", 0), ("sync", 0), ("abort_idle", 0), ("approval_unknown", 0), ("abort", 1)] {
+    let accepted = [
+        ("turn", 0),
+        ("sync", 0),
+        ("abort_idle", 0),
+        ("approval_unknown", 0),
+        ("abort", 1),
+        ("approval_allow", 2),
+        ("approval_deny", 1),
+    ];
+    for (name, i) in accepted {
         let recorded = realise(fixtures::recorded_command(name, i));
         let (path, token, mut body) = endpoint_for(&recorded);
         // What a client posts: no request_id, no client_message_id (the
