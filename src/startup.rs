@@ -70,7 +70,7 @@ impl Backend {
             runtimes: Runtimes::new(runtime_settings, hub.clone()),
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
-            tickets: Arc::new(MemoryTickets::default()),
+            tickets: Arc::new(MemoryTickets::new()),
             view: None,
             #[cfg(feature = "cluster")]
             cluster: None,

@@ -75,6 +75,9 @@ pub(crate) struct Node {
     ready: AtomicBool,
     /// True while this instance has fenced itself.
     fenced: AtomicBool,
+    /// The ticket holds of this instance's streams, by holder id: another
+    /// instance taking a ticket over says so on this instance's channel.
+    ticket_holds: Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 impl Cluster {
@@ -120,6 +123,7 @@ impl Cluster {
             instances: Mutex::default(),
             ready: AtomicBool::new(false),
             fenced: AtomicBool::new(false),
+            ticket_holds: Mutex::default(),
         });
         let last: Option<u64> = node
             .engine
@@ -169,7 +173,7 @@ impl Cluster {
 
     /// Stream tickets shared by the cluster.
     pub fn tickets(&self) -> Arc<dyn TicketStore> {
-        Arc::new(stores::RedisTickets { node: self.node.clone() })
+        Arc::new(stores::RedisTickets::new(self.node.clone()))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the
@@ -250,6 +254,39 @@ impl Node {
             devices.iter().zip(records).map(|(d, fields)| peers::runtime_info(d, &fields)).collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(list)
+    }
+
+    /// Records a hold of this instance's on a ticket.
+    fn hold_ticket(&self, holder: &str, taken: tokio_util::sync::CancellationToken) {
+        self.ticket_holds.lock().unwrap_or_else(|p| p.into_inner()).insert(holder.to_owned(), taken);
+    }
+
+    /// A hold of this instance's ended.
+    fn release_ticket(&self, holder: &str) {
+        self.ticket_holds.lock().unwrap_or_else(|p| p.into_inner()).remove(holder);
+    }
+
+    /// A ticket was opened again: its earlier `holder`'s stream ends, here
+    /// or on its own instance.
+    fn ticket_taken(self: &Arc<Self>, holder: &str) {
+        let Some((node, _)) = holder.rsplit_once(':') else { return };
+        if node == self.id {
+            self.end_hold(holder);
+            return;
+        }
+        let message = serde_json::json!({"t": "ticket_taken", "holder": holder}).to_string();
+        let publish = redis::cmd("PUBLISH").arg(self.channel(node)).arg(message).to_owned();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.engine.run::<i64>(&publish).await;
+        });
+    }
+
+    /// Ends this instance's stream holding `holder`'s ticket.
+    fn end_hold(&self, holder: &str) {
+        if let Some(taken) = self.ticket_holds.lock().unwrap_or_else(|p| p.into_inner()).remove(holder) {
+            taken.cancel();
+        }
     }
 
     /// Closes every local runtime socket so that the runtimes reconnect to

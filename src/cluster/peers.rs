@@ -40,6 +40,8 @@ enum Message {
     Command { corr: u64, from: String, runtime: String, generation: u64, ms: u64, text: String, scope: Value },
     /// What became of command `corr`.
     Ack { corr: u64, outcome: Outcome },
+    /// A stream of another instance took over the ticket `holder` held here.
+    TicketTaken { holder: String },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,6 +104,7 @@ impl ClusterPeers {
 
     fn handle(self: Arc<Self>, message: Message) {
         match message {
+            Message::TicketTaken { holder } => self.node.end_hold(&holder),
             Message::Ack { corr, outcome } => {
                 if let Some(tx) = self.lock().remove(&corr) {
                     let _ = tx.send(outcome);

@@ -2,8 +2,7 @@
 //! honours them: a ticket issued on one instance is accepted once on any,
 //! and a request repeated on another instance gets the stored answer.
 //!
-//! Tickets: `SET ticket:<t> PX 60000` and `GETDEL` to redeem (exactly one
-//! instance wins). Idempotency: `idem:<sha-1 of the key>` holds the
+//! Tickets: see [`RedisTickets`]. Idempotency: `idem:<sha-1 of the key>` holds the
 //! request's fingerprint, its state and, once done, the answer, expiring
 //! after LETTA_BRIDGE_IDEMPOTENCY_WINDOW (a claim still running expires
 //! after the longest wait, so a lost instance cannot hold a key forever).
@@ -16,8 +15,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode};
 use redis::Script;
 
+use tokio_util::sync::CancellationToken;
+
 use super::Node;
-use crate::store::{Begin, Claim, Claimed, IdempotencyStore, StoreError, StoreFuture, Stored, TICKET_TTL, TicketStore};
+use crate::store::{
+    Begin, Claim, Claimed, IdempotencyStore, RECONNECT_GRACE, StoreError, StoreFuture, Stored, TICKET_TTL, TicketHold,
+    TicketStore,
+};
 
 /// How often a repeat looks whether the first request finished.
 const POLL: Duration = Duration::from_millis(100);
@@ -51,18 +55,79 @@ end
 return 1
 "#;
 
-/// Tickets in Redis.
+/// Opens a stream with a ticket: the earlier holder (`-` when unused), or
+/// nil when the ticket is unknown or expired.
+const OPEN: &str = r#"
+local earlier = redis.call('GET', KEYS[1])
+if not earlier then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return earlier
+"#;
+
+/// Keeps a held ticket alive (or starts its grace); 0 once another holds it.
+const KEEP_HOLD: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// Tickets in Redis: `ticket:<sha-1 of the ticket>` holds `-` while unused
+/// (for the ticket's TTL) and then the holding stream's id, `<node>:<n>`,
+/// with a TTL of the reconnect grace that the holder renews every third of
+/// it. Opening a held ticket tells the holder's instance (on its channel),
+/// which ends that stream at once; an instance that dies stops renewing,
+/// so its tickets' grace runs out by itself.
 pub(super) struct RedisTickets {
     pub(super) node: Arc<Node>,
+    open: Script,
+    keep: Script,
+    next: std::sync::atomic::AtomicU64,
 }
 
-impl TicketStore for RedisTickets {
+impl RedisTickets {
+    pub(super) fn new(node: Arc<Node>) -> Arc<Self> {
+        Arc::new(Self { node, open: Script::new(OPEN), keep: Script::new(KEEP_HOLD), next: Default::default() })
+    }
+
+    fn key(&self, ticket: &str) -> String {
+        self.node.engine.key(&format!("ticket:{}", sha1_smol::Sha1::from(ticket).digest()))
+    }
+
+    /// Renews `holder`'s hold until it is released or taken over.
+    async fn renew(
+        self: Arc<Self>,
+        key: String,
+        holder: String,
+        taken: CancellationToken,
+        released: CancellationToken,
+    ) {
+        let grace = RECONNECT_GRACE.as_millis() as u64;
+        loop {
+            tokio::select! {
+                () = released.cancelled() => break,
+                () = taken.cancelled() => return,
+                () = tokio::time::sleep(RECONNECT_GRACE / 3) => {}
+            }
+            let mut con = self.node.engine.connection();
+            let kept: Result<i64, _> = self.keep.key(&key).arg(&holder).arg(grace).invoke_async(&mut con).await;
+            if kept == Ok(0) {
+                taken.cancel();
+                return;
+            }
+        }
+        // Released: the grace starts now.
+        let mut con = self.node.engine.connection();
+        let _: Result<i64, _> = self.keep.key(&key).arg(&holder).arg(grace).invoke_async(&mut con).await;
+    }
+}
+
+impl TicketStore for Arc<RedisTickets> {
     fn issue(&self) -> StoreFuture<'_, String> {
         Box::pin(async move {
             let ticket = format!("tk_{}", uuid::Uuid::new_v4().simple());
             let cmd = redis::cmd("SET")
-                .arg(self.node.engine.key(&format!("ticket:{ticket}")))
-                .arg(1)
+                .arg(self.key(&ticket))
+                .arg("-")
                 .arg("PX")
                 .arg(TICKET_TTL.as_millis() as u64)
                 .to_owned();
@@ -71,11 +136,31 @@ impl TicketStore for RedisTickets {
         })
     }
 
-    fn redeem<'a>(&'a self, ticket: &'a str) -> StoreFuture<'a, bool> {
+    fn open<'a>(&'a self, ticket: &'a str) -> StoreFuture<'a, Option<TicketHold>> {
         Box::pin(async move {
-            let cmd = redis::cmd("GETDEL").arg(self.node.engine.key(&format!("ticket:{ticket}"))).to_owned();
-            let found: Option<String> = self.node.engine.run(&cmd).await.map_err(unavailable)?;
-            Ok(found.is_some())
+            let key = self.key(ticket);
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let holder = format!("{}:{n}", self.node.id);
+            let mut con = self.node.engine.connection();
+            let grace = RECONNECT_GRACE.as_millis() as u64;
+            let earlier: Option<String> =
+                self.open.key(&key).arg(&holder).arg(grace).invoke_async(&mut con).await.map_err(|e| {
+                    self.node.engine.failed(&e);
+                    unavailable(e)
+                })?;
+            let Some(earlier) = earlier else { return Ok(None) };
+            if earlier != "-" {
+                self.node.ticket_taken(&earlier);
+            }
+            let taken = CancellationToken::new();
+            let released = CancellationToken::new();
+            self.node.hold_ticket(&holder, taken.clone());
+            tokio::spawn(self.clone().renew(key, holder.clone(), taken.clone(), released.clone()));
+            let node = self.node.clone();
+            Ok(Some(TicketHold::new(taken, move || {
+                node.release_ticket(&holder);
+                released.cancel();
+            })))
         })
     }
 }

@@ -29,6 +29,7 @@ use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
 use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
+use crate::store::TicketHold;
 
 /// Most events read from the ring per wake-up (and written as one chunk).
 const BATCH: usize = 256;
@@ -72,7 +73,7 @@ pub struct EventParams {
               ReadProblems))]
 async fn get_events(
     State(state): State<AppState>,
-    _reader: StreamReader,
+    reader: StreamReader,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
@@ -115,6 +116,8 @@ async fn get_events(
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: Shutdown::new(state.streams_shutdown.clone()),
+        taken: reader.hold.as_ref().map(|h| Box::pin(h.taken())),
+        _hold: reader.hold,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
@@ -165,6 +168,11 @@ struct Feed {
     first: Option<Bytes>,
     keepalive: Interval,
     shutdown: Shutdown,
+    /// With a ticket: resolves when a reconnect took the ticket over.
+    taken: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The stream's hold on its ticket (dropped with the stream: the
+    /// ticket's reconnect grace starts).
+    _hold: Option<TicketHold>,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
     ends: Option<Pin<Box<Sleep>>>,
 }
@@ -209,6 +217,7 @@ impl Feed {
                 biased;
                 () = std::future::poll_fn(|cx| self.shutdown.poll(cx)) => return None,
                 () = async { self.ends.as_mut().expect("guarded").await }, if self.ends.is_some() => return None,
+                () = async { self.taken.as_mut().expect("guarded").await }, if self.taken.is_some() => return None,
                 read = self.subscription.recv(&mut self.buf, BATCH) => {
                     let chunk = match read {
                         Read::Lagged { missed, resume_after } => {

@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 use crate::auth::{Role, bearer};
+use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
 /// A missing `Content-Type` is read as JSON; an empty or `null` body as `{}`.
@@ -116,12 +117,19 @@ impl FromRequestParts<AppState> for RuntimeCaller {
 /// A reader of the event stream: a client or admin token in the
 /// `Authorization` header, or, only when no such header is sent at all, a
 /// stream ticket in the query (for `EventSource`, which cannot set headers).
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamReader {
-    /// A single-use ticket from `POST /tickets`, instead of the
-    /// `Authorization` header (for `EventSource`, which cannot set headers).
+    /// A ticket from `POST /tickets`, instead of the `Authorization` header
+    /// (for `EventSource`, which cannot set headers). The same URL keeps
+    /// working for EventSource's own reconnects: while a stream holds the
+    /// ticket and for 60 s after it ended; a reconnect takes the ticket over
+    /// (the earlier stream ends).
     ticket: Option<String>,
+    /// The stream's hold on its ticket.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub hold: Option<TicketHold>,
 }
 
 impl FromRequestParts<AppState> for StreamReader {
@@ -130,17 +138,18 @@ impl FromRequestParts<AppState> for StreamReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             let Client(_) = Client::from_request_parts(parts, state).await?;
-            return Ok(Self { ticket: None });
+            return Ok(Self { ticket: None, hold: None });
         }
-        let ApiQuery(reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
-        let Some(ticket) = reader.ticket.as_deref() else {
+        let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
+        let Some(ticket) = reader.ticket.take() else {
             return Err(ApiError::Unauthorized(
                 "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
             ));
         };
-        if !state.tickets.redeem(ticket).await? {
-            return Err(ApiError::Unauthorized("invalid, used or expired ticket; get a new one from POST /tickets"));
-        }
+        let Some(hold) = state.tickets.open(&ticket).await? else {
+            return Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets"));
+        };
+        reader.hold = Some(hold);
         Ok(reader)
     }
 }

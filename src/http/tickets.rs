@@ -1,8 +1,9 @@
 //! `POST /tickets`: stream tickets for browsers. `EventSource` cannot send an
-//! `Authorization` header, so a client with its bearer token gets a
-//! short-lived, single-use ticket that `GET /events?ticket=…` accepts once.
-//! Tickets are the only credential accepted in a URL; request logs carry
-//! paths only, so they never reach the log.
+//! `Authorization` header, so a client with its bearer token gets a ticket
+//! for `GET /events?ticket=…`, good for one stream and that stream's
+//! reconnects (the rules: [`crate::store::TicketStore`]). Tickets are the
+//! only credential accepted in a URL; request logs carry paths only, so they
+//! never reach the log.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,16 +23,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ticket {
-    /// Pass it as `GET /events?ticket=…`, once, within `expires_in` seconds.
+    /// Open `GET /events?ticket=…` with it within `expires_in` seconds. The
+    /// same URL then serves that stream's reconnects (EventSource's own):
+    /// while a stream holds the ticket and for 60 s after it ended.
     pub ticket: String,
     pub expires_in: u64,
     /// What it opens: always `events`.
     pub scope: &'static str,
 }
 
-/// A single-use ticket for one `GET /events?ticket=…` (for `EventSource`).
+/// A ticket for one `GET /events?ticket=…` stream and its reconnects (for `EventSource`).
 #[utoipa::path(post, path = "/tickets", tag = "events", security(("client" = [])),
-    responses((status = 201, description = "A ticket valid for 60 s, for one event stream", body = Ticket), ReadProblems))]
+    responses((status = 201, description = "A ticket for one event stream and its reconnects: valid 60 s until used", body = Ticket), ReadProblems))]
 async fn post_ticket(State(state): State<AppState>, _client: Client) -> Result<(StatusCode, Json<Ticket>), ApiError> {
     let ticket = state.tickets.issue().await?;
     Ok((StatusCode::CREATED, Json(Ticket { ticket, expires_in: TICKET_TTL.as_secs(), scope: "events" })))

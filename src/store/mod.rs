@@ -10,7 +10,7 @@ mod tickets;
 use std::pin::Pin;
 
 pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
-pub use tickets::{MAX_TICKETS, MemoryTickets, TICKET_TTL, TicketStore};
+pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore};
 
 /// A store call in flight.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -15,17 +15,32 @@ async fn ticket(app: &TestApp) -> String {
 }
 
 #[tokio::test]
-async fn a_ticket_opens_one_event_stream_once() {
+async fn a_tickets_url_reconnects_as_eventsource_does_and_resumes_after_the_last_event() {
     let app = spawn_app().await;
     let rt = app.runtime("dev-a").await;
     let t = ticket(&app).await;
-    let res = app.get_as(None, &format!("/events?ticket={t}&types=hello")).await;
-    assert_eq!(res.status(), 200);
-    let mut sse = Sse::new(res);
-    rt.emit("hello", "a", "c", serde_json::json!({}));
-    assert_eq!(sse.next().await.event, "hello");
-    let again = app.get_as(None, &format!("/events?ticket={t}")).await;
-    assert_problem(again, 401).await;
+    let url = format!("/events?ticket={t}&types=hello");
+    let mut first = Sse::new(app.get_as(None, &url).await);
+    rt.emit("hello", "a", "c", serde_json::json!({"n": 1}));
+    let seen = first.next().await;
+    drop(first); // the network drops
+    rt.emit("hello", "a", "c", serde_json::json!({"n": 2}));
+    // EventSource reconnects with the same URL and the last id it saw.
+    let res = app.http.get(app.url(&url)).header("Last-Event-ID", &seen.id).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the ticket serves its stream's reconnects");
+    let mut again = Sse::new(res);
+    let next = again.next().await;
+    assert_eq!(next.data["n"], 2, "the event published meanwhile, and not the one seen before");
+}
+
+#[tokio::test]
+async fn a_ticket_opened_again_ends_its_earlier_stream() {
+    let app = spawn_app().await;
+    let t = ticket(&app).await;
+    let mut first = Sse::new(app.get_as(None, &format!("/events?ticket={t}")).await);
+    let second = app.get_as(None, &format!("/events?ticket={t}")).await;
+    assert_eq!(second.status(), 200);
+    assert!(first.ends().await, "a ticket never serves two streams at once");
 }
 
 #[tokio::test]

@@ -5,16 +5,22 @@ use serde_json::Value;
 use crate::harness::{Cluster, authed, input, online_on};
 
 #[tokio::test]
-async fn a_ticket_issued_on_one_instance_opens_one_stream_on_any_instance() {
+async fn a_ticket_issued_on_one_instance_serves_one_stream_at_a_time_on_any_instance() {
     let Some(cluster) = Cluster::start("tickets_across", 3) else { return };
     let res = authed(cluster.at(1).http.post(cluster.at(1).url("/tickets"))).send().await.unwrap();
     assert_eq!(res.status(), 201);
     let ticket: Value = res.json().await.unwrap();
     let ticket = ticket["ticket"].as_str().unwrap();
-    let first = cluster.at(2).http.get(cluster.at(2).url(&format!("/events?ticket={ticket}"))).send().await.unwrap();
+    let open = |i: usize| cluster.at(i).http.get(cluster.at(i).url(&format!("/events?ticket={ticket}"))).send();
+    let first = open(2).await.unwrap();
     assert_eq!(first.status(), 200);
-    let again = cluster.at(3).http.get(cluster.at(3).url(&format!("/events?ticket={ticket}"))).send().await.unwrap();
-    assert_eq!(again.status(), 401, "single use across the cluster");
+    let mut first = letta_bridge_testkit::Sse::new(first).waiting(crate::harness::WAIT);
+    // A reconnect landing on another instance takes the ticket over.
+    let again = open(3).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(first.ends().await, "the earlier stream, on another instance, ends");
+    let made_up = cluster.at(1).http.get(cluster.at(1).url("/events?ticket=tk_made_up")).send().await.unwrap();
+    assert_eq!(made_up.status(), 401);
 }
 
 #[tokio::test]
