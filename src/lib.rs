@@ -17,6 +17,9 @@
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.
 //!   Its seams: where events go ([`runtime::EventSink`]) and where a command
 //!   goes ([`runtime::Target`]).
+//! - [`clients`]: the sockets of Letta's own clients (relay sockets with
+//!   `seq`/`ack`, App-Server sockets): what each gets of the event log, and
+//!   its commands, namespaced, to the runtime.
 //! - [`store`]: idempotency answers and stream tickets, each behind a small
 //!   interface with its in-memory implementation.
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
@@ -37,14 +40,15 @@
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! → SSE response. Replies also complete the command waiting on their
-//! `request_id`. Dependencies point down: `http` → `runtime`, `store`,
-//! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol`
+//! `request_id`. Dependencies point down: `http` → `runtime`, `clients`, `store`,
+//! `hub`, `protocol`; `clients` → `runtime`, `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol`
 //! → nothing of the crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod clients;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod config;

@@ -130,6 +130,7 @@ impl Application {
         config.validate()?;
         let tokens = config.tokens()?;
         http::init_metrics();
+        crate::clients::describe_metrics();
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;

@@ -27,7 +27,7 @@ use super::{ApiError, AppState, metrics};
 use crate::auth::Role;
 use crate::protocol::Command;
 use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
-use crate::protocol::commands::{GenericCommand, requires_admin};
+use crate::protocol::commands::GenericCommand;
 use crate::protocol::turn::TurnResult;
 use crate::runtime::{Accepted, Dispatched, Order, WRITE_WAIT, Wait};
 
@@ -305,7 +305,7 @@ async fn send(
     };
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
     let run = || async {
-        authorise(state, role, command.kind())?;
+        authorise(state, role, &command)?;
         let order = Order { runtime: target.name(), command, wait };
         Ok(answer(state.runtimes.dispatch(order).await?))
     };
@@ -319,10 +319,11 @@ async fn send(
 }
 
 /// Privileged commands need the admin token.
-fn authorise(state: &AppState, role: Role, kind: &str) -> Result<(), ApiError> {
-    if !requires_admin(kind) || role == Role::Admin {
+fn authorise(state: &AppState, role: Role, command: &Command) -> Result<(), ApiError> {
+    if !command.requires_admin() || role == Role::Admin {
         return Ok(());
     }
+    let kind = command.kind();
     Err(ApiError::Forbidden(if state.auth.has_admin() {
         format!("`{kind}` is a privileged command: it needs the admin token")
     } else {

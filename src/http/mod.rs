@@ -2,8 +2,10 @@
 //! Handlers live in one file per concern; they reach runtimes only through
 //! `runtime::Runtimes` and events only through `hub::Hub`.
 
+mod client_sockets;
 mod commands;
 mod console;
+mod environments;
 mod error;
 mod events;
 mod extract;
@@ -111,6 +113,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(status::routes())
         .merge(runtime_side::routes())
+        .merge(environments::routes())
+        .merge(client_sockets::routes())
         .merge(tickets::routes())
         .merge(console::routes())
         .merge(metrics::routes())

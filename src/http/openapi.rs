@@ -29,7 +29,8 @@ use crate::hub::HubStats;
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
         (name = "status", description = "Runtimes, health and readiness"),
-        (name = "runtime", description = "Endpoints the Letta Code runtime itself calls")
+        (name = "runtime", description = "Endpoints the Letta Code runtime itself calls"),
+        (name = "letta", description = "Letta's own clients: the environments API, the relay socket and an App-Server socket")
     )
 )]
 /// The document's head: info, tags, security schemes.

@@ -29,9 +29,39 @@ pub const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change
 /// `?wait=true` on one answers `202` once it is written.
 pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
 
-/// True when `kind` needs the admin token.
+/// Commands besides the conversation ones that an ordinary client token
+/// may send: answers to the runtime's own requests, and reads that Letta's
+/// clients make (the App Server's information, conversations, models).
+pub const CLIENT_COMMANDS: &[&str] = &[
+    "app_server_info",
+    "external_tool_call_response",
+    "runtime_external_tools_update",
+    "conversation_list",
+    "conversation_retrieve",
+    "conversation_messages_list",
+    "list_models",
+];
+
+/// True when `kind` needs the admin token, whatever the frame says.
 pub fn requires_admin(kind: &str) -> bool {
-    !CONVERSATION_COMMANDS.contains(&kind)
+    !CONVERSATION_COMMANDS.contains(&kind) && !CLIENT_COMMANDS.contains(&kind) && kind != "runtime_start"
+}
+
+/// True when this frame needs the admin token: files, terminals, memory,
+/// secrets and every other device-level command, and a `runtime_start` that
+/// creates an agent or a conversation or sets the device's directory or
+/// permission mode. A `runtime_start` that resumes an existing agent and
+/// conversation (both named) is open to client tokens: it is how Letta's
+/// clients attach to a conversation.
+pub fn frame_requires_admin(kind: &str, frame: &Map<String, Value>) -> bool {
+    if kind != "runtime_start" {
+        return requires_admin(kind);
+    }
+    let named = |key: &str| frame.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let device_level = ["create_agent", "create_conversation", "cwd", "mode"]
+        .iter()
+        .any(|k| frame.get(*k).is_some_and(|v| !v.is_null()));
+    !(named("agent_id") && named("conversation_id")) || device_level
 }
 
 /// True for the frames that answer a command by its `request_id`.
@@ -146,6 +176,16 @@ impl Command {
         &mut self.frame
     }
 
+    /// The frame as it will be sent.
+    pub fn frame(&self) -> &Map<String, Value> {
+        &self.frame
+    }
+
+    /// True when it needs the admin token ([`frame_requires_admin`]).
+    pub fn requires_admin(&self) -> bool {
+        frame_requires_admin(self.kind(), &self.frame)
+    }
+
     /// The frame as sent on the socket.
     pub fn to_text(&self) -> String {
         serde_json::to_string(&self.frame).expect("JSON maps serialise")
@@ -256,17 +296,28 @@ mod tests {
         for kind in ["input", "sync", "abort_message", "change_device_state", "approval_response"] {
             assert!(!requires_admin(kind), "{kind}");
         }
-        for kind in [
-            "read_file",
-            "write_file",
-            "terminal_spawn",
-            "secret_apply",
-            "list_memory",
-            "runtime_start",
-            "anything_new",
-        ] {
+        for kind in ["read_file", "write_file", "terminal_spawn", "secret_apply", "list_memory", "anything_new"] {
             assert!(requires_admin(kind), "{kind}");
         }
+    }
+
+    #[test]
+    fn a_runtime_start_that_resumes_is_open_to_clients_and_one_that_creates_is_not() {
+        let frame = |v: Value| v.as_object().unwrap().clone();
+        let resume =
+            frame(json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "client_info": {}}));
+        assert!(!frame_requires_admin("runtime_start", &resume));
+        for admin in [
+            json!({"type": "runtime_start", "create_agent": {}, "create_conversation": {}}),
+            json!({"type": "runtime_start", "agent_id": "a", "create_conversation": {}}),
+            json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "cwd": "/"}),
+            json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "mode": "unrestricted"}),
+            json!({"type": "runtime_start", "agent_id": "a"}),
+        ] {
+            assert!(frame_requires_admin("runtime_start", &frame(admin.clone())), "{admin}");
+        }
+        assert!(!frame_requires_admin("external_tool_call_response", &frame(json!({}))));
+        assert!(frame_requires_admin("read_file", &frame(json!({}))));
     }
 
     #[test]

@@ -1,0 +1,253 @@
+//! Which of a runtime's events a client socket gets, and how.
+//!
+//! Every socket reads the same event log as `GET /events` (same order) and
+//! decides for itself, from the log alone — so the rules hold on every
+//! instance of a cluster:
+//! - only its runtime's frames; never the bridge's own events;
+//! - a reply (`input_accepted`, `*_response`) only when it answers this
+//!   socket's command: each socket sends its commands' `request_id`s under a
+//!   prefix of its own, and gets its replies back with the prefix removed,
+//!   so two clients both sending `sync-1` each get only their own reply;
+//! - a request of the runtime meant for one client (`control_request`, an
+//!   approval; `external_tool_call_request`, a client's tool) only on the
+//!   socket that owns the conversation: the one whose `input` or
+//!   `runtime_start` the runtime last accepted there (read from the replies
+//!   in the log); to every socket while nobody owns it;
+//! - on a relay `control` channel no `stream_delta` (they go to `stream`);
+//! - on relay sockets a per-socket `seq`, first in the object.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::hub::Event;
+use crate::protocol::bridge::RESERVED_EVENTS;
+use crate::protocol::commands::is_reply;
+
+/// Most conversations whose owner a socket remembers (the oldest go first).
+const MAX_OWNERS: usize = 256;
+
+/// Which relay channel a socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// An App-Server socket, or a relay socket without `channel`: everything.
+    Both,
+    /// Commands and everything but `stream_delta`.
+    Control,
+    /// Everything, `stream_delta` included.
+    Stream,
+}
+
+/// One socket's delivery rules.
+pub struct Delivery {
+    runtime_id: Arc<str>,
+    /// `c<id>:`, this socket's request-id namespace.
+    prefix: String,
+    channel: Channel,
+    /// Relay sockets number their frames (`seq`); App-Server sockets do not.
+    sequenced: bool,
+    seq: u64,
+    /// (agent, conversation) → the prefix of the socket that owns it.
+    owners: HashMap<(Box<str>, Box<str>), Box<str>>,
+}
+
+impl Delivery {
+    /// The rules of a socket of runtime `runtime_id` with namespace `prefix`.
+    pub fn new(runtime_id: Arc<str>, prefix: String, channel: Channel, sequenced: bool) -> Self {
+        Self { runtime_id, prefix, channel, sequenced, seq: 0, owners: HashMap::new() }
+    }
+
+    /// This socket's request-id namespace.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The frame to send for `event`, if this socket gets it.
+    pub fn frame(&mut self, event: &Event) -> Option<String> {
+        if event.runtime_id.as_deref() != Some(&*self.runtime_id) || RESERVED_EVENTS.contains(&&*event.kind) {
+            return None;
+        }
+        let kind = &*event.kind;
+        if is_reply(kind) {
+            return self.reply(event);
+        }
+        if matches!(kind, "control_request" | "external_tool_call_request") && !self.owns(event) {
+            return None;
+        }
+        if kind == "stream_delta" && self.channel == Channel::Control {
+            return None;
+        }
+        let data = event.data();
+        let text = std::str::from_utf8(&data).ok()?;
+        Some(self.numbered(text))
+    }
+
+    /// A reply: to the socket whose command it answers, with its own id.
+    fn reply(&mut self, event: &Event) -> Option<String> {
+        let mut frame: Map<String, Value> = serde_json::from_slice(&event.data()).ok()?;
+        let request_id = frame.get("request_id").and_then(Value::as_str)?.to_owned();
+        let succeeded = frame.get("accepted").or_else(|| frame.get("success")).and_then(Value::as_bool) == Some(true);
+        let takes_over = succeeded && matches!(&*event.kind, "input_accepted" | "runtime_start_response");
+        let owner = client_prefix(&request_id);
+        if takes_over && let Some(scope) = scope_of(event, &frame) {
+            match owner {
+                Some(prefix) => self.own(scope, prefix),
+                // A command of an HTTP client: nobody owns the conversation.
+                None => {
+                    self.owners.remove(&scope);
+                }
+            }
+        }
+        if owner != Some(self.prefix.as_str()) {
+            return None;
+        }
+        frame.insert("request_id".into(), request_id[self.prefix.len()..].into());
+        if self.sequenced {
+            self.seq += 1;
+            let mut numbered = Map::with_capacity(frame.len() + 1);
+            numbered.insert("seq".into(), self.seq.into());
+            numbered.extend(frame);
+            frame = numbered;
+        }
+        serde_json::to_string(&frame).ok()
+    }
+
+    fn owns(&self, event: &Event) -> bool {
+        let (Some(agent), Some(conversation)) = (&event.agent_id, &event.conversation_id) else { return true };
+        match self.owners.get(&(agent.clone(), conversation.clone())) {
+            Some(owner) => **owner == *self.prefix,
+            None => true,
+        }
+    }
+
+    fn own(&mut self, scope: (Box<str>, Box<str>), prefix: &str) {
+        if self.owners.len() >= MAX_OWNERS && !self.owners.contains_key(&scope) {
+            self.owners.clear();
+        }
+        self.owners.insert(scope, prefix.into());
+    }
+
+    /// `text` with this socket's next `seq` first (relay sockets).
+    fn numbered(&mut self, text: &str) -> String {
+        if !self.sequenced {
+            return text.to_owned();
+        }
+        self.seq += 1;
+        let rest = text.trim_start().strip_prefix('{').unwrap_or(text);
+        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+        format!("{{\"seq\":{}{separator}{rest}", self.seq)
+    }
+}
+
+/// The prefix a client socket puts on its commands' ids: `c<hex>:`.
+pub fn client_prefix(request_id: &str) -> Option<&str> {
+    let (head, _) = request_id.split_once(':')?;
+    let hex = head.strip_prefix('c')?;
+    (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| &request_id[..head.len() + 1])
+}
+
+/// A new namespace for a socket.
+pub fn new_prefix() -> String {
+    format!("c{}:", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// The conversation a reply is about: the event's scope, or the
+/// `runtime` object of a `runtime_start_response`.
+fn scope_of(event: &Event, frame: &Map<String, Value>) -> Option<(Box<str>, Box<str>)> {
+    if let (Some(a), Some(c)) = (&event.agent_id, &event.conversation_id) {
+        return Some((a.clone(), c.clone()));
+    }
+    let runtime = frame.get("runtime")?;
+    let field = |k: &str| runtime.get(k).and_then(Value::as_str).map(Box::from);
+    Some((field("agent_id")?, field("conversation_id")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::hub::Draft;
+
+    fn event(kind: &str, data: Value) -> Event {
+        let runtime_id: Arc<str> = Arc::from("dev");
+        let draft = Draft {
+            kind: kind.into(),
+            runtime_id: Some(runtime_id),
+            agent_id: Some("a".into()),
+            conversation_id: Some("c".into()),
+            data: data.to_string(),
+        };
+        Event::new("ep", 1, draft, Instant::now())
+    }
+
+    fn socket(prefix: &str, channel: Channel, sequenced: bool) -> Delivery {
+        Delivery::new(Arc::from("dev"), prefix.into(), channel, sequenced)
+    }
+
+    const MINE: &str = "c0123456789ab:";
+    const THEIRS: &str = "cba9876543210:";
+
+    #[test]
+    fn replies_go_only_to_the_socket_that_asked_with_its_own_id() {
+        let mut mine = socket(MINE, Channel::Both, false);
+        let mut theirs = socket(THEIRS, Channel::Both, false);
+        let reply = event("sync_response", json!({"type": "sync_response", "request_id": format!("{MINE}sync-1")}));
+        let got: Value = serde_json::from_str(&mine.frame(&reply).unwrap()).unwrap();
+        assert_eq!(got["request_id"], "sync-1");
+        assert!(theirs.frame(&reply).is_none());
+        let http = event("sync_response", json!({"type": "sync_response", "request_id": "req-1"}));
+        assert!(mine.frame(&http).is_none(), "an HTTP client's reply is not a socket's");
+    }
+
+    #[test]
+    fn an_approval_request_goes_to_the_socket_whose_input_started_the_turn() {
+        let mut mine = socket(MINE, Channel::Both, false);
+        let mut theirs = socket(THEIRS, Channel::Both, false);
+        let ask = event("control_request", json!({"type": "control_request", "request_id": "perm-1"}));
+        assert!(mine.frame(&ask).is_some() && theirs.frame(&ask).is_some(), "nobody owns it yet: everyone");
+        let accepted = event(
+            "input_accepted",
+            json!({"type": "input_accepted", "request_id": format!("{THEIRS}input-1"), "accepted": true}),
+        );
+        mine.frame(&accepted);
+        theirs.frame(&accepted);
+        assert!(mine.frame(&ask).is_none());
+        assert!(theirs.frame(&ask).is_some());
+    }
+
+    #[test]
+    fn relay_sockets_number_frames_and_the_control_channel_gets_no_deltas() {
+        let mut control = socket(MINE, Channel::Control, true);
+        let mut stream = socket(THEIRS, Channel::Stream, true);
+        let delta = event("stream_delta", json!({"type": "stream_delta", "delta": {}}));
+        assert!(control.frame(&delta).is_none());
+        let got: Value = serde_json::from_str(&stream.frame(&delta).unwrap()).unwrap();
+        assert_eq!((got["seq"].as_u64(), got["type"].as_str()), (Some(1), Some("stream_delta")));
+        let status = event("update_loop_status", json!({"type": "update_loop_status"}));
+        let got: Value = serde_json::from_str(&control.frame(&status).unwrap()).unwrap();
+        assert_eq!(got["seq"], 1);
+        assert!(control.frame(&status).unwrap().starts_with("{\"seq\":2,"));
+    }
+
+    #[test]
+    fn only_the_sockets_runtime_and_no_bridge_events() {
+        let mut mine = socket(MINE, Channel::Both, false);
+        assert!(mine.frame(&event("runtime_online", json!({"type": "runtime_online"}))).is_none());
+        let mut other = Delivery::new(Arc::from("elsewhere"), MINE.into(), Channel::Both, false);
+        assert!(other.frame(&event("update_queue", json!({}))).is_none());
+    }
+
+    #[test]
+    fn prefixes_are_recognised_strictly() {
+        assert_eq!(client_prefix(&format!("{MINE}x")), Some(MINE));
+        let fresh = new_prefix();
+        assert_eq!(client_prefix(&format!("{fresh}sync-1")), Some(fresh.as_str()));
+        for other in ["req-1", "c12:x", "cxyzxyzxyzxyz:x", "perm-abc"] {
+            assert_eq!(client_prefix(other), None, "{other}");
+        }
+    }
+}

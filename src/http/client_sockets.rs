@@ -1,0 +1,159 @@
+//! The sockets of Letta's own clients: the relay socket
+//! `/v1/environments/{connectionId}/status/ws` (per-socket `seq` the client
+//! acks; `control` and `stream` channels) and the App-Server-compatible
+//! `/app-server/ws` (one socket, no `seq`; `?runtime=` picks a runtime when
+//! several are online). Both carry the runtime's v2 frames both ways; what
+//! each socket gets is [`crate::clients::Delivery`]'s business.
+//!
+//! Auth: `Authorization: Bearer` with the client or admin token (the Letta
+//! API key of Letta's clients), or, on the relay path only, `?token=` for
+//! browsers — a URL credential that, like tickets, never reaches the log.
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{ApiPath, ApiQuery};
+use super::openapi::ReadProblems;
+use super::{ApiError, AppState, environments};
+use crate::auth::{Role, bearer};
+use crate::clients::{Channel, ClientSocket, Context};
+use crate::runtime::{RouteError, Target};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_relay)).routes(routes!(get_app_server))
+}
+
+/// Query of the relay socket.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayParams {
+    /// The agent the client works with (informational; placeholders such as `pending` are fine).
+    #[param(rename = "agentId")]
+    agent_id: Option<String>,
+    /// The conversation (informational; `default` is fine).
+    #[param(rename = "conversationId")]
+    conversation_id: Option<String>,
+    /// `control` (no `stream_delta`), `stream`, or absent (everything).
+    channel: Option<String>,
+    /// The client or admin token, for browsers that cannot send a header.
+    token: Option<String>,
+}
+
+/// Letta's relay socket: the runtime's frames with a per-socket `seq` (ack
+/// with `{"type":"ack","seq":n}`), `ping` answered with `pong`, commands
+/// (namespaced per socket) to the runtime.
+#[utoipa::path(get, path = "/v1/environments/{connection_id}/status/ws", tag = "letta",
+    params(("connection_id" = String, Path, description = "The runtime's connection id (or device id)"), RelayParams),
+    security(("client" = [])),
+    responses((status = 101, description = "Switching to Letta's relay protocol"),
+              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn get_relay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(connection_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RelayParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let role = role(&state, &headers, params.token.as_deref())?;
+    let channel = match params.channel.as_deref() {
+        None | Some("") => Channel::Both,
+        Some("control") => Channel::Control,
+        Some("stream") => Channel::Stream,
+        Some(other) => return Err(ApiError::BadRequest(format!("channel must be control or stream (got {other:?})"))),
+    };
+    let device = environments::device_of(&state, &connection_id).await?;
+    let ws = ws?;
+    tracing::debug!(agent = ?params.agent_id, conversation = ?params.conversation_id, "relay socket");
+    let socket = ClientSocket { runtime_id: device.into(), role, channel, sequenced: true, kind: "relay" };
+    Ok(upgrade(state, ws, socket))
+}
+
+/// Query of the App-Server socket.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AppServerParams {
+    /// The runtime (device id) to drive; needed when several are online.
+    runtime: Option<String>,
+}
+
+/// An App-Server-compatible socket (Letta's `AppServerClient`): one
+/// bidirectional socket, `request_id` correlation, no `seq`.
+#[utoipa::path(get, path = "/app-server/ws", tag = "letta", params(AppServerParams), security(("client" = [])),
+    responses((status = 101, description = "Switching to the App Server protocol"),
+              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn get_app_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<AppServerParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let role = role(&state, &headers, None)?;
+    let ws = ws?;
+    let runtime = params.runtime.filter(|r| !r.is_empty());
+    let device = match state.runtimes.route(runtime.as_deref()) {
+        Ok(Target::Local(link)) => link.runtime_id.to_string(),
+        Ok(Target::Remote(remote)) => remote.runtime_id.to_string(),
+        // Named but offline: the socket serves it when it is back.
+        Err(RouteError::Offline(name)) => name,
+        Err(e) => return Ok(refuse(ws, e)),
+    };
+    let socket =
+        ClientSocket { runtime_id: device.into(), role, channel: Channel::Both, sequenced: false, kind: "app_server" };
+    Ok(upgrade(state, ws, socket))
+}
+
+/// The caller's role: a client or admin token in the header, or `token`.
+fn role(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Role, ApiError> {
+    let presented = bearer(headers).or(token);
+    if presented.is_none() {
+        return Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header"));
+    }
+    state.auth.client_role(presented).ok_or(ApiError::Unauthorized("invalid token"))
+}
+
+fn upgrade(state: AppState, ws: WebSocketUpgrade, socket: ClientSocket) -> Response {
+    let max = state.settings.max_body_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
+        let ctx = Context {
+            runtimes: state.runtimes.clone(),
+            hub: state.hub.clone(),
+            shutdown: state.streams_shutdown.clone(),
+        };
+        socket.run(ws, ctx).await;
+    })
+}
+
+/// Upgrades, says why in an `error` frame (which runtimes exist, when
+/// several do), and closes with 1008.
+fn refuse(ws: WebSocketUpgrade, e: RouteError) -> Response {
+    let candidates = match &e {
+        RouteError::Ambiguous(ids) => ids.clone(),
+        _ => Vec::new(),
+    };
+    let message = match &e {
+        RouteError::Ambiguous(_) => {
+            format!("several runtimes are online; pass ?runtime=<id>: {}", candidates.join(", "))
+        }
+        other => other.to_string(),
+    };
+    ws.on_upgrade(move |mut socket| async move {
+        let frame = json!({"type": "error", "message": message, "candidates": candidates}).to_string();
+        let _ = socket.send(Message::Text(frame.into())).await;
+        let reason = match e {
+            RouteError::Ambiguous(_) => "several runtimes are online; pass ?runtime=<id>",
+            RouteError::NoneOnline => "no runtime is online",
+            _ => "no such runtime",
+        };
+        let _ =
+            socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from_static(reason) }))).await;
+    })
+}

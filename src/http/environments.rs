@@ -1,0 +1,323 @@
+//! Letta's environments API, served from the bridge's runtime registry so
+//! that Letta's own clients use the bridge as their router: `GET
+//! /v1/environments` (what `letta computers list` and `letta-client`'s
+//! `environments.list` read), `GET /v1/environments/{deviceId}`, and `POST
+//! /v1/environments/{connectionId}/messages` (a message or approvals, sent
+//! as the matching `input` commands). The bearer token plays the Letta API
+//! key: client and admin tokens work, the runtime token does not.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
+use super::openapi::{CommandProblems, ReadProblems};
+use super::{ApiError, AppState};
+use crate::protocol::Command;
+use crate::runtime::{Order, RuntimeInfo, Wait};
+
+/// How long a runtime counts as answering after its last pong (letta-code's
+/// own `isOnline` rule: 120 s).
+const HEARTBEAT_WINDOW_MS: u64 = 120_000;
+
+/// Most environments per page.
+const MAX_LIMIT: usize = 100;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_environments))
+        .routes(routes!(get_environment))
+        .routes(routes!(post_message))
+}
+
+/// A runtime, as Letta's environments API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// The runtime's device id.
+    pub id: String,
+    /// The device id (the bridge's runtime id).
+    pub device_id: String,
+    /// Set while the runtime is connected: the id its relay sockets and
+    /// messages use (its registration's, else the device id).
+    pub connection_id: Option<String>,
+    /// Its `connectionName` (else the device id).
+    pub connection_name: String,
+    /// Always `local`: the bridge has no organisations.
+    pub organization_id: String,
+    /// Always null.
+    pub pod_id: Option<String>,
+    /// Unix ms the current connection opened.
+    pub connected_at: Option<u64>,
+    /// Unix ms of the runtime's last answer to a ping.
+    pub last_heartbeat: Option<u64>,
+    /// Unix ms it was last seen.
+    pub last_seen_at: u64,
+    /// Unix ms it was first seen (the earliest time the bridge knows of).
+    pub first_seen_at: u64,
+    /// What the runtime said of itself at registration.
+    pub metadata: EnvironmentMetadata,
+}
+
+/// `metadata` of an environment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentMetadata {
+    /// `lettaCodeVersion`.
+    pub letta_code_version: Option<String>,
+    /// `os`.
+    pub os: Option<String>,
+    /// `nodeVersion`.
+    pub node_version: Option<String>,
+}
+
+/// A page of environments.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentList {
+    /// Sorted by device id.
+    pub connections: Vec<Environment>,
+    /// True when `after` the last one there are more.
+    pub has_next_page: bool,
+}
+
+/// Query of `GET /v1/environments`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    /// `true`: only runtimes connected and answering pings.
+    #[param(rename = "onlineOnly")]
+    online_only: Option<String>,
+    /// Page size (1-100, default 50).
+    limit: Option<String>,
+    /// The device id after which the page starts.
+    after: Option<String>,
+}
+
+/// List the runtimes as Letta environments (`letta computers list`, `letta-client` `environments.list`).
+#[utoipa::path(get, path = "/v1/environments", tag = "letta", params(ListParams), security(("client" = [])),
+    responses((status = 200, body = EnvironmentList), ReadProblems))]
+async fn list_environments(
+    State(state): State<AppState>,
+    _client: Client,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<EnvironmentList>, ApiError> {
+    let limit =
+        match params.limit.as_deref() {
+            None | Some("") => 50,
+            Some(l) => l.parse::<usize>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_LIMIT} (got {l:?})"))
+            })?,
+        };
+    let online_only = match params.online_only.as_deref() {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("onlineOnly must be true or false (got {other:?})"))),
+    };
+    let now = unix_ms(SystemTime::now());
+    let mut all: Vec<Environment> = state
+        .runtimes
+        .list()
+        .await?
+        .iter()
+        .filter(|r| params.after.as_deref().is_none_or(|after| r.id.as_str() > after))
+        .map(|r| environment(r, now))
+        .filter(|e| !online_only || e.connection_id.is_some())
+        .collect();
+    let has_next_page = all.len() > limit;
+    all.truncate(limit);
+    Ok(Json(EnvironmentList { connections: all, has_next_page }))
+}
+
+/// One runtime as a Letta environment, by its device id.
+#[utoipa::path(get, path = "/v1/environments/{device_id}", tag = "letta",
+    params(("device_id" = String, Path, description = "The runtime's device id")), security(("client" = [])),
+    responses((status = 200, body = Environment), ReadProblems))]
+async fn get_environment(
+    State(state): State<AppState>,
+    _client: Client,
+    ApiPath(device_id): ApiPath<String>,
+) -> Result<Json<Environment>, ApiError> {
+    let list = state.runtimes.list().await?;
+    let found = list.iter().find(|r| r.id == device_id);
+    let runtime = found.ok_or_else(|| ApiError::NotFound(format!("no environment {device_id:?}")))?;
+    Ok(Json(environment(runtime, unix_ms(SystemTime::now()))))
+}
+
+/// `POST /v1/environments/{connectionId}/messages`: new user messages, or
+/// answers to approval requests.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    /// User messages (`{role: "user", content, client_message_id, otid?}`),
+    /// or one `{type: "approval", approvals: [{tool_call_id, approve, reason?, updated_input?}]}`.
+    #[schema(min_items = 1)]
+    pub messages: Vec<Value>,
+    /// The agent (default: the runtime's default agent).
+    pub agent_id: Option<String>,
+    /// The conversation (default: `default`, the agent's default conversation).
+    pub conversation_id: Option<String>,
+}
+
+/// What `POST …/messages` answers: the command(s) were written to the
+/// runtime's socket (the turn's events follow on the stream).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendMessageResult {
+    /// Always true (errors are problem answers).
+    pub success: bool,
+    /// What was sent.
+    pub message: String,
+}
+
+/// Send a message or approvals to a runtime, by its connection id (`letta-client` `environments.sendMessage`).
+#[utoipa::path(post, path = "/v1/environments/{connection_id}/messages", tag = "letta",
+    params(("connection_id" = String, Path, description = "The runtime's connection id (or device id)")),
+    request_body = SendMessage, security(("client" = [])),
+    responses((status = 200, body = SendMessageResult), CommandProblems))]
+async fn post_message(
+    State(state): State<AppState>,
+    _client: Client,
+    ApiPath(connection_id): ApiPath<String>,
+    JsonBody(body): JsonBody<SendMessage>,
+) -> Result<Json<SendMessageResult>, ApiError> {
+    let device = device_of(&state, &connection_id).await?;
+    let runtime = json!({
+        "agent_id": body.agent_id.filter(|a| !a.is_empty()),
+        "conversation_id": body.conversation_id.filter(|c| !c.is_empty()).unwrap_or_else(|| "default".into()),
+    });
+    let frames = input_frames(&body.messages, &runtime)?;
+    let count = frames.len();
+    for frame in frames {
+        let order = Order { runtime: Some(device.clone()), command: Command::new(frame)?, wait: Wait::Written };
+        state.runtimes.dispatch(order).await?;
+    }
+    let message = if count == 1 { "sent 1 input".to_owned() } else { format!("sent {count} inputs") };
+    Ok(Json(SendMessageResult { success: true, message }))
+}
+
+/// The device a connection id (or a device id) names.
+pub(super) async fn device_of(state: &AppState, connection_id: &str) -> Result<String, ApiError> {
+    if let Some(device) = state.runtimes.device_of_connection(connection_id).await? {
+        return Ok(device.to_string());
+    }
+    let known = state.runtimes.list().await?.iter().any(|r| r.id == connection_id);
+    if known {
+        Ok(connection_id.to_owned())
+    } else {
+        Err(ApiError::NotFound(format!("no environment with connection id {connection_id:?}")))
+    }
+}
+
+/// The `input` frames for a message body: one `create_message` with the
+/// user messages, or one `approval_response` per approval.
+fn input_frames(messages: &[Value], runtime: &Value) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let invalid = |why: &str| ApiError::Invalid(why.to_owned());
+    if messages.is_empty() {
+        return Err(invalid("messages must hold at least one message"));
+    }
+    let approvals = messages.iter().find(|m| m["type"] == "approval");
+    let Some(approvals) = approvals else {
+        if messages.iter().any(|m| m["role"] != "user" || m.get("content").is_none()) {
+            return Err(invalid("each message needs `role: \"user\"` and `content`"));
+        }
+        let payload = json!({"kind": "create_message", "messages": messages});
+        return Ok(vec![frame(runtime, payload)]);
+    };
+    if messages.len() != 1 {
+        return Err(invalid("an approval message comes alone"));
+    }
+    let list = approvals["approvals"]
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| invalid("approvals must hold at least one approval"))?;
+    list.iter()
+        .map(|a| {
+            let call = a["tool_call_id"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| invalid("each approval needs `tool_call_id`"))?;
+            let decision = match a["approve"].as_bool() {
+                Some(true) => match a.get("updated_input").filter(|u| u.is_object()) {
+                    Some(input) => json!({"behavior": "allow", "updated_input": input}),
+                    None => json!({"behavior": "allow"}),
+                },
+                Some(false) => {
+                    json!({"behavior": "deny", "message": a["reason"].as_str().unwrap_or("Denied by the user")})
+                }
+                None => {
+                    return Err(invalid(
+                        "each approval needs `approve` (true or false); tool results are not supported here",
+                    ));
+                }
+            };
+            let payload =
+                json!({"kind": "approval_response", "request_id": format!("perm-{call}"), "decision": decision});
+            Ok(frame(runtime, payload))
+        })
+        .collect()
+}
+
+fn frame(runtime: &Value, payload: Value) -> Map<String, Value> {
+    let Value::Object(frame) = json!({"type": "input", "runtime": runtime, "payload": payload}) else { unreachable!() };
+    frame
+}
+
+/// A runtime as an environment at `now`.
+fn environment(r: &RuntimeInfo, now: u64) -> Environment {
+    let ms = |t: &Option<String>| t.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok()).map(unix_ms);
+    let connected_at = ms(&r.online_since);
+    let last_heartbeat = ms(&r.last_pong_at).or(connected_at);
+    let answering = r.online && last_heartbeat.is_some_and(|h| now.saturating_sub(h) < HEARTBEAT_WINDOW_MS);
+    let seen = [connected_at, last_heartbeat, ms(&r.offline_since)];
+    Environment {
+        id: r.id.clone(),
+        device_id: r.id.clone(),
+        connection_id: answering.then(|| r.connection_id.clone().unwrap_or_else(|| r.id.clone())),
+        connection_name: r.connection_name.clone().unwrap_or_else(|| r.id.clone()),
+        organization_id: "local".into(),
+        pod_id: None,
+        connected_at,
+        last_heartbeat,
+        last_seen_at: seen.iter().flatten().copied().max().unwrap_or(now),
+        first_seen_at: seen.iter().flatten().copied().min().unwrap_or(now),
+        metadata: EnvironmentMetadata {
+            letta_code_version: r.version.clone(),
+            os: r.os.clone(),
+            node_version: r.node_version.clone(),
+        },
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approvals_become_approval_responses_to_their_permission_requests() {
+        let runtime = json!({"agent_id": "a", "conversation_id": "c"});
+        let body = [json!({"type": "approval", "approvals": [
+            {"tool_call_id": "t1", "approve": true},
+            {"tool_call_id": "t2", "approve": false, "reason": "no"}
+        ]})];
+        let frames = input_frames(&body, &runtime).unwrap();
+        assert_eq!(
+            frames[0]["payload"],
+            json!({"kind": "approval_response", "request_id": "perm-t1", "decision": {"behavior": "allow"}})
+        );
+        assert_eq!(frames[1]["payload"]["decision"], json!({"behavior": "deny", "message": "no"}));
+        let text = [json!({"role": "user", "content": "hi", "client_message_id": "m1"})];
+        assert_eq!(input_frames(&text, &runtime).unwrap()[0]["payload"]["kind"], "create_message");
+        assert!(input_frames(&[json!({"role": "system", "content": "x"})], &runtime).is_err());
+        assert!(input_frames(&[], &runtime).is_err());
+    }
+}
