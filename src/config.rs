@@ -103,6 +103,12 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_COMMAND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub command_queue: u32,
 
+    /// A runtime offline (or registered and never connected) this long is
+    /// forgotten: it leaves `GET /runtimes`, and its connection id must
+    /// register again. Bounds the registry under a churn of one-off devices.
+    #[arg(long, env = "LETTA_BRIDGE_FORGET_OFFLINE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub forget_offline_after: Duration,
+
     /// Events kept in the replay ring (what subscribers read from and resume from).
     #[arg(long, env = "LETTA_BRIDGE_REPLAY_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub replay_events: u64,
@@ -293,6 +299,7 @@ impl Config {
             ("LETTA_BRIDGE_REPLAY_MAX_AGE", self.replay_max_age.is_zero()),
             ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
             ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
+            ("LETTA_BRIDGE_FORGET_OFFLINE_AFTER", self.forget_offline_after.is_zero()),
         ];
         if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));

@@ -61,6 +61,7 @@ impl Backend {
             max_missed_pongs: config.max_missed_pongs,
             command_queue: config.command_queue as usize,
             max_pending: config.max_pending,
+            forget_offline_after: config.forget_offline_after,
         };
         if let Some(url) = &config.cluster_url {
             return Self::clustered(config, url, limits, runtime_settings).await;
@@ -94,6 +95,7 @@ impl Backend {
                 .unwrap_or_else(|| format!("n-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])),
             node_ttl: config.node_ttl,
             limits,
+            forget_offline_after: config.forget_offline_after,
         };
         Cluster::describe_metrics();
         let (cluster, runtimes) = Cluster::start(settings, runtime_settings).await?;

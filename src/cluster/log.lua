@@ -156,6 +156,23 @@ if mode == 'reap' then
   return lost
 end
 
+if mode == 'forget' then
+  -- ARGV: 3 ms a runtime may stay offline before it is forgotten.
+  -- Bounds the registry under a churn of one-off devices. Returns how many
+  -- were forgotten.
+  local now, limit, gone = now_ms(), tonumber(ARGV[3]), 0
+  for _, runtime in ipairs(redis.call('SMEMBERS', P .. 'devices')) do
+    local rt = P .. 'rt:' .. runtime
+    local state = redis.call('HMGET', rt, 'online', 'offline_since')
+    if state[1] ~= '1' and (not state[2] or now - tonumber(state[2]) >= limit) then
+      redis.call('DEL', rt)
+      redis.call('SREM', P .. 'devices', runtime)
+      gone = gone + 1
+    end
+  end
+  return gone
+end
+
 if mode == 'heartbeat' then
   -- ARGV: 3 this instance, 4 lease ms, 5 instance info JSON.
   -- Returns {engine now ms, the instances holding a lease}.

@@ -51,6 +51,8 @@ pub struct Settings {
     pub node_ttl: Duration,
     /// The replay limits: the shared log is trimmed like each ring.
     pub limits: Limits,
+    /// A runtime offline this long leaves the cluster's registry.
+    pub forget_offline_after: Duration,
 }
 
 /// One instance's part of the cluster.

@@ -48,7 +48,13 @@ pub(super) async fn renew(node: &Node) -> Result<(), RedisError> {
         ::metrics::gauge!(super::appender::QUEUED).set(appender.queued() as f64);
     }
     *node.instances.lock().unwrap_or_else(|p| p.into_inner()) = alive;
-    reap(node, "").await
+    reap(node, "").await?;
+    let forget = node.settings.forget_offline_after.as_millis().to_string();
+    let forgotten: i64 = node.engine.script("forget", &[&forget]).await?;
+    if forgotten > 0 {
+        tracing::debug!(forgotten, "forgot runtimes offline for LETTA_BRIDGE_FORGET_OFFLINE_AFTER");
+    }
+    Ok(())
 }
 
 /// Reaps instances whose lease expired, and `also` whatever its lease.

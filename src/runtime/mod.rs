@@ -41,4 +41,7 @@ pub struct Settings {
     pub command_queue: usize,
     /// Commands awaiting replies at once, over all runtimes.
     pub max_pending: usize,
+    /// A runtime offline (or registered and never connected) this long is
+    /// forgotten, with its connection id.
+    pub forget_offline_after: Duration,
 }

@@ -87,17 +87,27 @@ pub struct RuntimeInfo {
 }
 
 /// The device registry. Cheap operations under one lock, never held across
-/// `.await`.
+/// `.await`. Bounded: a device that stays offline (or registered and never
+/// connected) for `forget_after` is forgotten with its connection id, so a
+/// churn of one-off device ids cannot grow it forever.
 pub(super) struct Registry {
     state: Mutex<State>,
     next_generation: AtomicU64,
+    forget_after: Duration,
 }
 
-#[derive(Default)]
 struct State {
     devices: HashMap<Arc<str>, Device>,
     /// connectionId → deviceId, from registrations.
     connections: HashMap<String, Arc<str>>,
+    /// When offline devices were last looked for (see [`Registry::sweep`]).
+    swept: SystemTime,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self { devices: HashMap::new(), connections: HashMap::new(), swept: SystemTime::now() }
+    }
 }
 
 #[derive(Default)]
@@ -110,6 +120,8 @@ struct Device {
     live: Option<Live>,
     offline_since: Option<SystemTime>,
     scopes: SharedScopes,
+    /// Its last registration, connection or disconnection (`None`: just now).
+    seen: Option<SystemTime>,
 }
 
 struct Live {
@@ -157,21 +169,47 @@ pub(super) struct Joined {
 }
 
 impl Registry {
-    /// A registry whose connection generations follow `first`.
-    pub(super) fn starting_at(first: u64) -> Self {
-        Self { state: Mutex::default(), next_generation: AtomicU64::new(first) }
+    /// A registry whose connection generations follow `first`, forgetting
+    /// devices offline for `forget_after`.
+    pub(super) fn new(first: u64, forget_after: Duration) -> Self {
+        Self { state: Mutex::default(), next_generation: AtomicU64::new(first), forget_after }
+    }
+
+    /// Forgets devices offline (or never connected) for `forget_after`: at
+    /// most once per quarter of it, on a registration or a connection, so
+    /// the scan costs nothing per event.
+    fn sweep(&self, state: &mut State) {
+        let now = SystemTime::now();
+        let due = now.duration_since(state.swept).is_ok_and(|d| d >= self.forget_after / 4);
+        if !due {
+            return;
+        }
+        state.swept = now;
+        let forget = self.forget_after;
+        let stale = |d: &Device| {
+            d.live.is_none() && d.seen.is_some_and(|seen| now.duration_since(seen).is_ok_and(|age| age >= forget))
+        };
+        let before = state.devices.len();
+        state.devices.retain(|_, d| !stale(d));
+        if state.devices.len() < before {
+            let devices = &state.devices;
+            state.connections.retain(|_, device| devices.contains_key(device));
+            tracing::debug!(forgotten = before - state.devices.len(), "forgot runtimes offline for {forget:?}");
+        }
     }
 
     /// Records a registration; returns the device's connection id: `id`
     /// when given (a cluster assigns it), else the one it had, else a new one.
     pub(super) fn register(&self, registration: Registration, id: Option<String>) -> String {
         let mut state = self.lock();
+        self.sweep(&mut state);
         let key: Arc<str> = Arc::from(registration.device_id.as_str());
         let device = state.devices.entry(key.clone()).or_default();
         device.connection_name = registration.connection_name.or(device.connection_name.take());
         device.version = registration.version;
         device.os = registration.os;
         device.node_version = registration.node_version;
+        device.seen = Some(SystemTime::now());
         if let Some(id) = id {
             device.connection_id = Some(id);
         }
@@ -198,6 +236,7 @@ impl Registry {
     ) -> Joined {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock();
+        self.sweep(&mut state);
         let key = state.devices.get_key_value(device_id).map_or_else(|| Arc::from(device_id), |(k, _)| k.clone());
         let device = state.devices.entry(key.clone()).or_default();
         let (link, commands) = Link::new(key.clone(), generation, queue);
@@ -238,6 +277,7 @@ impl Registry {
         }
         device.live = None;
         device.offline_since = Some(SystemTime::now());
+        device.seen = device.offline_since;
         announce(&RuntimeOffline {
             kind: "runtime_offline",
             runtime_id: link.runtime_id.to_string(),
@@ -294,6 +334,7 @@ impl Registry {
             old.replaced.cancel();
         }
         device.offline_since = None;
+        device.seen = Some(SystemTime::now());
     }
 
     /// Another instance's connection of `device_id` ended (read from the
@@ -304,6 +345,7 @@ impl Registry {
         if device.live.as_ref().is_some_and(|l| l.is(Some(node), generation)) {
             device.live = None;
             device.offline_since = Some(at);
+            device.seen = Some(SystemTime::now());
         }
     }
 

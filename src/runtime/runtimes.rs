@@ -113,7 +113,7 @@ impl Runtimes {
                 tasks: TaskTracker::new(),
                 peers,
                 fence: std::sync::Mutex::default(),
-                registry: Registry::starting_at(first_generation),
+                registry: Registry::new(first_generation, settings.forget_offline_after),
                 connects: AtomicU64::new(0),
             }),
         }

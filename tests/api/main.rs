@@ -14,6 +14,7 @@ mod faults;
 mod helpers;
 mod openapi;
 mod ops;
+mod registry;
 mod reliability;
 mod resync;
 mod runtimes;
