@@ -129,6 +129,20 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_IDEMPOTENCY_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub idempotency_keys: u32,
 
+    /// Most HTTP connections served at once; requests on further ones get
+    /// `503` (the runtime's WebSocket paths excepted). Default: the open-file
+    /// limit at start less a reserve of a twentieth (at least 32) for
+    /// runtimes, Redis and files.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most event streams and Letta clients' sockets open at once; further
+    /// ones get `503`. Default: the connection limit less a further
+    /// twentieth of the open-file limit (at least 16), so that commands and
+    /// runtimes always find a connection.
+    #[arg(long, env = "LETTA_BRIDGE_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+
     /// Time a shutdown waits for streams and runtime sockets to close.
     #[arg(long, env = "LETTA_BRIDGE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -300,6 +314,8 @@ impl Config {
             ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
             ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
             ("LETTA_BRIDGE_FORGET_OFFLINE_AFTER", self.forget_offline_after.is_zero()),
+            ("LETTA_BRIDGE_MAX_CONNECTIONS", self.max_connections == Some(0)),
+            ("LETTA_BRIDGE_MAX_STREAMS", self.max_streams == Some(0)),
         ];
         if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));

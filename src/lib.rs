@@ -30,6 +30,8 @@
 //! - `cluster` (feature `cluster`, on by default): several instances on one
 //!   Redis, behind the seams above — the shared log and its mirror, routing
 //!   to the instance holding a runtime, leases, shared stores.
+//! - [`listener`]: the plain listener's accept loop: counts connections,
+//!   logs accept errors once per burst.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!
@@ -54,6 +56,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod protocol;
 pub mod runtime;
 pub mod shutdown;

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, Tokens};
-use crate::http::{self, AppState, ClusterView, Settings, Shared};
-use crate::hub::{Hub, Limits};
+use crate::http::{self, AppState, ClusterView, Limits, Settings, Shared};
+use crate::hub::{self, Hub};
+use crate::listener::CountingListener;
 use crate::runtime::{self, Runtimes};
 use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketStore};
 
@@ -51,7 +51,7 @@ struct Backend {
 
 impl Backend {
     async fn build(config: &Config) -> anyhow::Result<Self> {
-        let limits = Limits {
+        let limits = hub::Limits {
             events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
             bytes: config.replay_bytes,
             max_age: config.replay_max_age,
@@ -82,7 +82,7 @@ impl Backend {
     async fn clustered(
         config: &Config,
         url: &str,
-        limits: Limits,
+        limits: hub::Limits,
         runtime_settings: runtime::Settings,
     ) -> anyhow::Result<Self> {
         use crate::cluster::{Cluster, Settings};
@@ -115,7 +115,7 @@ impl Backend {
     }
 
     #[cfg(not(feature = "cluster"))]
-    async fn clustered(_: &Config, _: &str, _: Limits, _: runtime::Settings) -> anyhow::Result<Self> {
+    async fn clustered(_: &Config, _: &str, _: hub::Limits, _: runtime::Settings) -> anyhow::Result<Self> {
         anyhow::bail!(
             "LETTA_BRIDGE_CLUSTER_URL is set, but this build has no cluster support (cargo feature `cluster`)"
         )
@@ -145,6 +145,12 @@ impl Application {
             _ => None,
         };
         let backend = Backend::build(&config).await?;
+        let files = crate::listener::open_file_limit();
+        let (max_connections, max_streams) = Limits::defaults(files);
+        let max_connections = config.max_connections.unwrap_or(max_connections);
+        let max_streams = config.max_streams.unwrap_or(max_streams.min(max_connections));
+        tracing::info!(files, max_connections, max_streams, "connection limits");
+        let limits = Limits::new(Arc::default(), max_connections, max_streams);
         let settings = Settings {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
@@ -166,6 +172,7 @@ impl Application {
             idempotency: backend.idempotency,
             tickets: backend.tickets,
             cluster: backend.view,
+            limits: limits.clone(),
         });
         let app = http::app(state.clone());
         let shutdown = CancellationToken::new();
@@ -209,13 +216,9 @@ impl Application {
         tracing::info!(%addr, tls = tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
         let serving = match tls {
             None => {
-                // No Nagle delay: events and commands are small writes that
-                // must leave at once (axum-server's acceptor does the same).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                    }
-                });
+                // Counts connections, sets TCP_NODELAY (axum-server's
+                // acceptor does the same), logs accept errors per burst.
+                let listener = CountingListener::new(listener, state.limits.connections.clone());
                 // `into_make_service`: each connection gets a clone of the
                 // `Arc`. Serving the `Router` itself would deep-clone it per
                 // connection (`with_state(())`: the route table and every

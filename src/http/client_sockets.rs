@@ -54,6 +54,7 @@ pub struct RelayParams {
     security(("client" = [])),
     responses((status = 101, description = "Switching to Letta's relay protocol"),
               (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_relay(
     State(state): State<AppState>,
@@ -73,7 +74,7 @@ async fn get_relay(
     let ws = ws?;
     tracing::debug!(agent = ?params.agent_id, conversation = ?params.conversation_id, "relay socket");
     let socket = ClientSocket { runtime_id: device.into(), role, channel, sequenced: true, kind: "relay" };
-    Ok(upgrade(state, ws, socket))
+    upgrade(state, ws, socket)
 }
 
 /// Query of the App-Server socket.
@@ -89,6 +90,7 @@ pub struct AppServerParams {
 #[utoipa::path(get, path = "/app-server/ws", tag = "letta", params(AppServerParams), security(("client" = [])),
     responses((status = 101, description = "Switching to the App Server protocol"),
               (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_app_server(
     State(state): State<AppState>,
@@ -108,7 +110,7 @@ async fn get_app_server(
     };
     let socket =
         ClientSocket { runtime_id: device.into(), role, channel: Channel::Both, sequenced: false, kind: "app_server" };
-    Ok(upgrade(state, ws, socket))
+    upgrade(state, ws, socket)
 }
 
 /// The caller's role: a client or admin token in the header, or `token`.
@@ -120,16 +122,19 @@ fn role(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Ro
     state.auth.client_role(presented).ok_or(ApiError::Unauthorized("invalid token"))
 }
 
-fn upgrade(state: AppState, ws: WebSocketUpgrade, socket: ClientSocket) -> Response {
+/// Upgrades into a client socket, under LETTA_BRIDGE_MAX_STREAMS.
+fn upgrade(state: AppState, ws: WebSocketUpgrade, socket: ClientSocket) -> Result<Response, ApiError> {
+    let slot = state.limits.stream()?;
     let max = state.settings.max_body_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
+    Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
         let ctx = Context {
             runtimes: state.runtimes.clone(),
             hub: state.hub.clone(),
             shutdown: state.streams_shutdown.clone(),
         };
         socket.run(ws, ctx).await;
-    })
+        drop(slot);
+    }))
 }
 
 /// Upgrades, says why in an `error` frame (which runtimes exist, when

@@ -67,6 +67,12 @@ pub enum ApiError {
     /// The bridge instance holding the runtime does not answer.
     #[error("{0}")]
     RuntimeUnreachable(String),
+    /// LETTA_BRIDGE_MAX_STREAMS streams are open.
+    #[error("{0}")]
+    TooManyStreams(String),
+    /// More than LETTA_BRIDGE_MAX_CONNECTIONS connections are open.
+    #[error("{0}")]
+    TooManyConnections(String),
     /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
     #[error("{1}")]
     Rejected(StatusCode, String),
@@ -120,6 +126,8 @@ impl ApiError {
             Self::TurnFailed(_) => (S::BAD_GATEWAY, "turn-failed"),
             Self::EngineUnavailable(_) => (S::SERVICE_UNAVAILABLE, "engine-unavailable"),
             Self::RuntimeUnreachable(_) => (S::SERVICE_UNAVAILABLE, "runtime-unreachable"),
+            Self::TooManyStreams(_) => (S::SERVICE_UNAVAILABLE, "too-many-streams"),
+            Self::TooManyConnections(_) => (S::SERVICE_UNAVAILABLE, "too-many-connections"),
             Self::Rejected(status, _) => (*status, "rejected"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }

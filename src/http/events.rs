@@ -24,6 +24,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiQuery, StreamReader};
+use super::limits::StreamSlot;
 use super::metrics;
 use super::openapi::{ReadProblems, SseEvent};
 use super::{ApiError, AppState};
@@ -70,6 +71,7 @@ pub struct EventParams {
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
     security(("client" = []), ("ticket" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
+              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_events(
     State(state): State<AppState>,
@@ -87,6 +89,7 @@ async fn get_events(
     {
         state.hub.caught_up(c.epoch, c.seq, CATCH_UP).await;
     }
+    let slot = state.limits.stream()?;
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
     let (subscription, reset) = state.hub.subscribe(start);
 
@@ -118,6 +121,7 @@ async fn get_events(
         shutdown: Shutdown::new(state.streams_shutdown.clone()),
         taken: reader.hold.as_ref().map(|h| Box::pin(h.taken())),
         _hold: reader.hold,
+        _slot: slot,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
@@ -173,6 +177,8 @@ struct Feed {
     /// The stream's hold on its ticket (dropped with the stream: the
     /// ticket's reconnect grace starts).
     _hold: Option<TicketHold>,
+    /// The stream's place under LETTA_BRIDGE_MAX_STREAMS.
+    _slot: StreamSlot,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
     ends: Option<Pin<Box<Sleep>>>,
 }

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod idempotency;
+mod limits;
 mod metrics;
 mod openapi;
 mod origin;
@@ -31,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use self::metrics::init as init_metrics;
 pub use error::{ApiError, Problem};
 pub use extract::parse_json;
+pub use limits::Limits;
 pub use openapi::ApiDoc;
 pub use status::{ClusterStatus, ClusterView};
 
@@ -104,6 +106,8 @@ pub struct Shared {
     pub tickets: Arc<dyn TicketStore>,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
+    /// Connection and stream limits.
+    pub limits: Arc<Limits>,
 }
 
 /// The routes and their OpenAPI document, before state is attached.
@@ -138,6 +142,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let cors = origin::cors(&state.settings.cors_origins);
     let origins = state.settings.cors_origins.clone();
+    let limits = state.limits.clone();
     let router = router
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Swagger UI at /docs (assets compiled in), and the document at /openapi.json.
@@ -153,6 +158,7 @@ pub fn app(state: AppState) -> Router {
     };
     router
         .layer(axum::middleware::from_fn_with_state(origins, origin::check_origin))
+        .layer(axum::middleware::from_fn_with_state(limits, limits::check_connections))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()

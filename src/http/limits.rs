@@ -1,0 +1,126 @@
+//! Connection limits, stated and enforced: at most `max_connections` HTTP
+//! connections and `max_streams` long-lived streams (event streams and
+//! Letta clients' sockets) at once. Refusals are `503` with `Retry-After`
+//! (problem+json) and counted in `/metrics`.
+//!
+//! The defaults come from the open-file limit at start: a reserve is kept
+//! beyond `max_connections` for runtime sockets, Redis and files, and
+//! `max_streams` stays below `max_connections`, so a flood of subscribers
+//! can never lock a runtime out of its WebSocket: the runtime's own paths
+//! (`/ws`, `/ws/{id}`) are not subject to the connection cap either.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+
+pub(super) const REFUSED: &str = "letta_bridge_refused_total";
+
+/// The limits and what is open now. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Limits {
+    /// HTTP connections open now (kept by the accept loop).
+    pub connections: Arc<AtomicUsize>,
+    /// Most HTTP connections served at once.
+    pub max_connections: usize,
+    /// Streams open now.
+    streams: AtomicUsize,
+    /// Most streams open at once.
+    pub max_streams: usize,
+}
+
+/// A stream's place under [`Limits::max_streams`]; freed when dropped.
+pub struct StreamSlot(Arc<Limits>);
+
+impl Limits {
+    /// Limits of `max_connections` connections (counted in `connections`)
+    /// and `max_streams` streams.
+    pub fn new(connections: Arc<AtomicUsize>, max_connections: usize, max_streams: usize) -> Arc<Self> {
+        Arc::new(Self { connections, max_connections, streams: AtomicUsize::new(0), max_streams })
+    }
+
+    /// The defaults for an open-file limit of `files`: a reserve of a
+    /// twentieth (at least 32) for runtimes, Redis and files; streams a
+    /// further twentieth (at least 16) below the connections.
+    pub fn defaults(files: u64) -> (usize, usize) {
+        let files = usize::try_from(files).unwrap_or(usize::MAX).max(128);
+        let connections = files - (files / 20).max(32);
+        let streams = connections - (files / 20).max(16);
+        (connections, streams)
+    }
+
+    /// A slot for a new stream, or a `503` when every slot is taken.
+    pub fn stream(self: &Arc<Self>) -> Result<StreamSlot, ApiError> {
+        let taken = self.streams.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max_streams {
+            self.streams.fetch_sub(1, Ordering::AcqRel);
+            ::metrics::counter!(REFUSED, "reason" => "streams").increment(1);
+            return Err(ApiError::TooManyStreams(format!(
+                "{} streams are open, the most this bridge serves (LETTA_BRIDGE_MAX_STREAMS); retry later",
+                self.max_streams
+            )));
+        }
+        Ok(StreamSlot(self.clone()))
+    }
+
+    /// Streams open now.
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Refuses requests on connections beyond `max_connections` (the
+/// runtime's WebSocket paths excepted: the reserve is theirs).
+pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    let open = limits.connections.load(Ordering::Relaxed);
+    if open > limits.max_connections && !is_runtime_path(req.uri().path()) {
+        ::metrics::counter!(REFUSED, "reason" => "connections").increment(1);
+        let mut response = ApiError::TooManyConnections(format!(
+            "{open} connections are open, more than this bridge serves ({}, LETTA_BRIDGE_MAX_CONNECTIONS); retry later",
+            limits.max_connections
+        ))
+        .into_response();
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(req).await
+}
+
+fn is_runtime_path(path: &str) -> bool {
+    path == "/ws" || path.starts_with("/ws/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_a_reserve_beyond_the_connections_and_the_streams_below_them() {
+        assert_eq!(Limits::defaults(1024), (973, 922));
+        let (connections, streams) = Limits::defaults(1 << 20);
+        assert!(streams < connections && connections < 1 << 20);
+        let (c, s) = Limits::defaults(10);
+        assert!(s < c && c < 128, "a tiny limit still leaves room: {c} {s}");
+    }
+
+    #[test]
+    fn stream_slots_are_bounded_and_freed() {
+        let limits = Limits::new(Arc::default(), 10, 2);
+        let a = limits.stream().unwrap();
+        let _b = limits.stream().unwrap();
+        assert!(limits.stream().is_err());
+        drop(a);
+        assert!(limits.stream().is_ok());
+        assert_eq!(limits.streams(), 1, "the last slot was dropped at once");
+    }
+}
