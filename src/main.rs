@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    raise_open_file_limit();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -46,6 +47,24 @@ fn release_startup_memory() {
     // SAFETY: `mi_collect` only walks mimalloc's own heaps; it is safe to
     // call at any time from any thread.
     unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// Raises the soft limit of open files to the hard one: every subscriber
+/// holds a descriptor, and the connection limits derive from this one
+/// (systemd and shells often start services at 1024 under a far higher
+/// hard limit).
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
+            let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
+    }
 }
 
 /// Prints tokens generated at start, once, to stdout (never to the log).
