@@ -6,7 +6,14 @@
 //! `finish_reason: "tool_calls"`, PROTOCOL.md §8); the follow-up request,
 //! whose last message is the tool's result (`role: "tool"`), gets the
 //! reply's [`Reply::then`]. Every request is recorded.
+//!
+//! A script may also be a plan ([`ModelServer::set_plan`]): each new request
+//! (one that does not carry a tool's result) takes the plan's next reply,
+//! and the last one taken stays for the requests after the plan. Scripts
+//! outside Rust run the same server as the `model-server` program
+//! (`src/bin/model_server.rs`), whose replies are JSON ([`Reply::from_json`]).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,8 +87,7 @@ impl Reply {
     /// The reply to a request: [`Reply::then`] when the request's last
     /// message is a tool's result and this reply called a tool.
     fn for_request(&self, body: &Value) -> Reply {
-        let after_tool = body["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool");
-        match (&self.tool_call, after_tool) {
+        match (&self.tool_call, carries_tool_result(body)) {
             (Some(_), true) => match &self.then {
                 Some(then) => (**then).clone(),
                 None => Reply { tool_call: None, then: None, ..self.clone() },
@@ -94,6 +100,82 @@ impl Reply {
     pub fn text(&self) -> String {
         self.pieces.concat()
     }
+
+    /// A reply from its JSON form, for scripts:
+    /// `{"text": ["piece", …], "delay_ms": 0, "tool_call": {"id", "name",
+    /// "arguments": {…}}, "then": <reply>}`; every field is optional, and a
+    /// string `text` is one piece.
+    pub fn from_json(value: &Value) -> Result<Reply, String> {
+        let Some(object) = value.as_object() else { return Err(format!("a reply is a JSON object, not {value}")) };
+        if let Some(unknown) = object.keys().find(|k| !["text", "delay_ms", "tool_call", "then"].contains(&k.as_str()))
+        {
+            return Err(format!("unknown reply field {unknown:?} (text, delay_ms, tool_call, then)"));
+        }
+        let pieces = match &value["text"] {
+            Value::Null => Vec::new(),
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| format!("text pieces are strings, not {p}")))
+                .collect::<Result<_, _>>()?,
+            other => return Err(format!("text is a string or a list of strings, not {other}")),
+        };
+        let delay = match &value["delay_ms"] {
+            Value::Null => Duration::ZERO,
+            v => Duration::from_millis(v.as_u64().ok_or_else(|| format!("delay_ms is a whole number, not {v}"))?),
+        };
+        let tool_call = match &value["tool_call"] {
+            Value::Null => None,
+            call => {
+                let field = |name: &str| {
+                    call[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("tool_call.{name} is a string: {call}"))
+                };
+                let arguments = call["arguments"].clone();
+                if !arguments.is_object() {
+                    return Err(format!("tool_call.arguments is a JSON object: {call}"));
+                }
+                Some(ToolCall { id: field("id")?, name: field("name")?, arguments })
+            }
+        };
+        let then = match &value["then"] {
+            Value::Null => None,
+            then => Some(Box::new(Reply::from_json(then)?)),
+        };
+        Ok(Reply { pieces, delay, tool_call, then })
+    }
+}
+
+/// What the server answers: the current reply, and the plan's replies still
+/// to come.
+struct Script {
+    current: Reply,
+    plan: VecDeque<Reply>,
+}
+
+impl Script {
+    /// The reply to `body`: a new request takes the plan's next reply first.
+    fn reply_to(&mut self, body: &Value) -> Reply {
+        if !carries_tool_result(body)
+            && let Some(next) = self.plan.pop_front()
+        {
+            self.current = next;
+        }
+        self.current.for_request(body)
+    }
+}
+
+/// True when the request's last message is a tool's result (a follow-up).
+pub fn carries_tool_result(body: &Value) -> bool {
+    body["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool")
+}
+
+/// The text of the request's last user message (empty when there is none).
+pub fn last_user_text(body: &Value) -> String {
+    let messages = body["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"])).unwrap_or_default()
 }
 
 /// A request the server received.
@@ -107,8 +189,8 @@ pub struct Recorded {
 }
 
 struct Shared {
-    /// The reply to every chat completion; a std mutex: never held across `.await`.
-    reply: Mutex<Reply>,
+    /// What chat completions get; a std mutex: never held across `.await`.
+    script: Mutex<Script>,
     requests: Mutex<Vec<Recorded>>,
     /// Counts chat completions received, so tests can await one.
     chats: watch::Sender<usize>,
@@ -132,7 +214,8 @@ impl ModelServer {
     /// Binds 127.0.0.1:0 and serves `reply` to every chat completion.
     pub async fn start(reply: Reply) -> Self {
         let (chats_tx, chats) = watch::channel(0);
-        let shared = Arc::new(Shared { reply: Mutex::new(reply), requests: Mutex::default(), chats: chats_tx });
+        let script = Mutex::new(Script { current: reply, plan: VecDeque::new() });
+        let shared = Arc::new(Shared { script, requests: Mutex::default(), chats: chats_tx });
         let app = Router::new()
             .route("/v1/models", get(models))
             .route("/v1/chat/completions", post(chat_completions))
@@ -151,9 +234,24 @@ impl ModelServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Replaces the scripted reply for the chat completions that follow.
+    /// Replaces the scripted reply for the chat completions that follow
+    /// (and drops what is left of a plan).
     pub fn set_reply(&self, reply: Reply) {
-        *self.shared.reply.lock().unwrap() = reply;
+        let mut script = self.shared.script.lock().unwrap();
+        script.current = reply;
+        script.plan.clear();
+    }
+
+    /// Replaces the plan: each new chat completion that follows (not a
+    /// tool's follow-up) takes the next of `replies`; after the last, that
+    /// one stays.
+    pub fn set_plan(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().plan = replies.into_iter().collect();
+    }
+
+    /// How many chat completions have arrived, as a watch that changes with each.
+    pub fn chats(&self) -> watch::Receiver<usize> {
+        self.chats.clone()
     }
 
     /// Every request received so far, in order.
@@ -209,7 +307,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let streaming = body["stream"].as_bool().unwrap_or(false);
     let model = body["model"].as_str().unwrap_or(MODEL_ID).to_owned();
-    let reply = shared.reply.lock().unwrap().for_request(&body);
+    let reply = shared.script.lock().unwrap().reply_to(&body);
     record(&shared, &parts.method, parts.uri.to_string(), body);
     shared.chats.send_modify(|n| *n += 1);
 
