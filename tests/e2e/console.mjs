@@ -166,6 +166,9 @@ async function main() {
       check(texts.length >= 3 && texts.every((t, i) => i === 0 || t.startsWith(texts[i - 1])),
         `the reply should grow piece by piece in one bubble; it went ${JSON.stringify(texts)}`);
       await expectText(page, '#status', null, new RegExp(`^Accepted: \\S+ → ${online.id}$`));
+      // Every other event is a row whose JSON opens on a click.
+      await page.locator('#events details[data-type="turn_finished"] summary').first().click();
+      await expectText(page, '#events details[data-type="turn_finished"][open] pre', null, /"stop_reason": "end_turn"/);
     });
 
     await reach(4, 'approval-pending', async () => {
