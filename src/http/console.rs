@@ -1,7 +1,10 @@
 //! `GET /`: the web console, one self-contained page (inline CSS and JS, no
-//! CDN) compiled into the binary. It lists runtimes, sends messages with
-//! `POST /input`, and renders the live event stream (via a stream ticket,
-//! resuming after reconnects).
+//! CDN) compiled into the binary. It runs a whole session through the public
+//! API only: creates an agent and a conversation (`runtime_start`, admin
+//! token) or picks a conversation seen on the event stream, sends messages
+//! (`POST /input`), streams the replies, tool calls and their results,
+//! answers tool approvals (`POST /approval`), aborts turns (`POST /abort`),
+//! and resumes the stream after drops (a new ticket and `last_event_id`).
 
 use axum::http::header;
 use axum::response::IntoResponse;

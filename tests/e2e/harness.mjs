@@ -1,9 +1,11 @@
 // The pieces of the web console's end-to-end test (console.mjs): bounded
 // waits, the bridge binary as a child process, a TCP proxy the test can cut,
-// and the test kit's fake runtime (the `fake-runtime` binary of testkit/,
-// the same recorded answers as the Rust tests' FakeRuntime).
+// the test kit's scripted model server (the `model-server` program of
+// testkit/) and the real Letta Code runtime (`letta remote --backend local`,
+// run as tests/live runs it).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -71,91 +73,150 @@ export async function startProxy(targetPort) {
   };
 }
 
-/** A child process that keeps its last output lines for the failure report. */
-function startChild(bin, args, env, stdin = 'ignore') {
+/**
+ * A child process that keeps its last output lines for the failure report.
+ * `group`: in a process group of its own, so `stop` also ends what it started.
+ */
+function startChild(bin, args, { env = {}, stdin = 'ignore', cwd, group = false } = {}) {
   const output = [];
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, cwd, detached: group, stdio: [stdin, 'pipe', 'pipe'] });
   const keep = (chunk) => { output.push(chunk.toString()); if (output.length > 400) output.shift(); };
   child.stderr.on('data', keep);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   child.once('error', (e) => output.push(`spawn error: ${e.message}\n`));
-  return { child, output, exited, keep };
+  return { child, output, exited, keep, group };
 }
 
 /** The bridge binary with these `LETTA_BRIDGE_*` settings. */
 export function startBridge(bin, env) {
-  const bridge = startChild(bin, [], { RUST_LOG: process.env.RUST_LOG || 'info', ...env });
+  const bridge = startChild(bin, [], { env: { RUST_LOG: process.env.RUST_LOG || 'info', ...env } });
   bridge.child.stdout.on('data', bridge.keep);
   return bridge;
 }
 
-/** SIGTERM, then SIGKILL if it lingers; resolves once it is gone. */
+/** SIGTERM (to its group, if it has one), then SIGKILL if it lingers; resolves once it is gone. */
 export async function stop(proc) {
   if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  proc.child.kill('SIGTERM');
+  const signal = (sig) => {
+    try { if (proc.group) process.kill(-proc.child.pid, sig); else proc.child.kill(sig); } catch { /* gone */ }
+  };
+  signal('SIGTERM');
   try {
     await within(5_000, 'exit after SIGTERM', proc.exited);
   } catch {
-    proc.child.kill('SIGKILL');
+    signal('SIGKILL');
     await within(2_000, 'exit after SIGKILL', proc.exited).catch(() => {});
   }
 }
 
 /**
- * The kit's `fake-runtime` binary: `$FAKE_RUNTIME`, else built by cargo
- * (a no-op when `cargo test --workspace` already built it).
+ * A program of the test kit (testkit/src/bin): `$<ENV>` when set, else built
+ * by cargo (a no-op when `cargo test --workspace` already built it).
  */
-export function fakeRuntimeBinary(root) {
-  if (process.env.FAKE_RUNTIME) return path.resolve(process.env.FAKE_RUNTIME);
-  const built = spawnSync('cargo', ['build', '--quiet', '-p', 'letta-bridge-testkit', '--bin', 'fake-runtime'],
+export function kitProgram(root, name, envVar) {
+  if (process.env[envVar]) return path.resolve(process.env[envVar]);
+  const built = spawnSync('cargo', ['build', '--quiet', '-p', 'letta-bridge-testkit', '--bin', name],
     { cwd: root, stdio: 'inherit' });
-  check(built.status === 0, `cargo build of fake-runtime failed (${built.error?.message ?? `exit ${built.status}`})`);
+  check(built.status === 0, `cargo build of ${name} failed (${built.error?.message ?? `exit ${built.status}`})`);
   return path.join(process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target'),
-    'debug', 'fake-runtime');
+    'debug', name);
+}
+
+/** JSON lines from a child's stdout: `lines`, and `next(pred)` to await one. */
+function jsonLines(proc, what) {
+  const lines = [];
+  const listeners = new Set();
+  readline.createInterface({ input: proc.child.stdout }).on('line', (line) => {
+    proc.keep(`${line}\n`);
+    let value;
+    try { value = JSON.parse(line); } catch { return; }
+    lines.push(value);
+    for (const l of listeners) l(value);
+  });
+  const gone = proc.exited.then(({ code, signal }) => {
+    throw new Failure(`${what} exited (${signal ?? code}): ${proc.output.join('').trim().slice(-2000)}`);
+  });
+  gone.catch(() => {});
+  /** The first line from index `from` on matching `pred`, seen or to come. */
+  const next = (pred, waitingFor, ms = STEP_MS, from = 0) => {
+    const seen = lines.slice(from).find(pred);
+    if (seen) return Promise.resolve(seen);
+    let listener;
+    const match = new Promise((resolve) => {
+      listener = (v) => { if (pred(v)) resolve(v); };
+      listeners.add(listener);
+    });
+    return within(ms, waitingFor, Promise.race([match, gone])).finally(() => listeners.delete(listener));
+  };
+  return { lines, next };
 }
 
 /**
- * The fake runtime connected to `url`: it answers commands with the recorded
- * frames by itself; every frame it receives comes as a JSON line on its
- * stdout (`next` waits for one), and every line written to its stdin goes to
- * the bridge as a frame (`send`).
+ * The kit's `model-server`: an OpenAI-compatible model on loopback that
+ * streams the scripted replies (`{"text": [...], "delay_ms", "tool_call",
+ * "then"}`, see testkit/src/bin/model_server.rs). `plan(replies)` sets the
+ * replies for the next chat completions; `chat(what)` awaits the next chat
+ * completion after the plan (`{chat, after_tool, user}`).
  */
-export function startFakeRuntime(bin, url, token) {
-  const rt = startChild(bin, ['--url', url, '--token', token], {}, 'pipe');
-  const frames = [];
-  const listeners = new Set();
-  readline.createInterface({ input: rt.child.stdout }).on('line', (line) => {
-    const frame = JSON.parse(line);
-    frames.push(frame);
-    for (const l of listeners) l(frame);
-  });
-  const gone = rt.exited.then(({ code, signal }) => {
-    throw new Failure(`fake-runtime exited (${signal ?? code}): ${rt.output.join('').trim()}`);
-  });
-  gone.catch(() => {});
+export async function startModelServer(bin) {
+  const proc = startChild(bin, [], { stdin: 'pipe' });
+  const { lines, next } = jsonLines(proc, 'model-server');
+  const { url } = await next((l) => typeof l.url === 'string', 'model-server to print its URL');
+  let planAt = 0;
   return {
-    ...rt,
-    send(frame) { rt.child.stdin.write(`${JSON.stringify(frame)}\n`); },
-    /** The first frame (received or to come) matching `pred`. */
-    next(pred, what, ms = STEP_MS) {
-      const seen = frames.find(pred);
-      if (seen) return Promise.resolve(seen);
-      let listener;
-      const match = new Promise((resolve) => {
-        listener = (f) => { if (pred(f)) resolve(f); };
-        listeners.add(listener);
-      });
-      return within(ms, `the runtime to receive ${what}`, Promise.race([match, gone]))
-        .finally(() => listeners.delete(listener));
+    ...proc,
+    url,
+    /** Replaces the plan; resolves once the server has it. */
+    async plan(replies) {
+      const from = lines.length;
+      proc.child.stdin.write(`${JSON.stringify({ plan: replies })}\n`);
+      await next((l) => l.plan === replies.length, 'model-server to take the plan', STEP_MS, from);
+      planAt = lines.length;
     },
-    /** Until the bridge answered the JSON ping it sends on connecting. */
-    ready() { return this.next((f) => f.type === 'pong', 'the pong to its JSON ping'); },
-    /** A short assistant turn, as the real runtime streams it. */
-    turn(runtime, id, pieces, turnId) {
-      for (const text of pieces) {
-        this.send({ type: 'stream_delta', runtime, delta: { id, message_type: 'assistant_message', content: [{ type: 'text', text }] } });
-      }
-      this.send({ type: 'turn_finished', runtime, stop_reason: 'end_turn', turn_id: turnId });
+    /** The first chat completion since the last plan (after `skip` others). */
+    chat(what, { ms = STEP_MS, skip = 0 } = {}) {
+      let n = 0;
+      return next((l) => typeof l.chat === 'number' && n++ === skip, `the model to get ${what}`, ms, planAt);
     },
+    /** Closing stdin ends it. */
+    async close() {
+      proc.child.stdin.end();
+      await within(5_000, 'model-server exit', proc.exited).catch(() => stop(proc));
+    },
+  };
+}
+
+/** The real runtime's launcher: `$LETTA_CODE_BIN`, else where `.ci/letta-runtime` installs it. */
+export function lettaLauncher(root) {
+  const at = process.env.LETTA_CODE_BIN || path.join(root, '.ci', 'cache', 'letta-code-0.32.18', 'bin', 'letta');
+  check(existsSync(at), `no Letta Code runtime at ${at}: install it with \`.ci/letta-runtime\` (it prints the launcher's path; export it as LETTA_CODE_BIN)`);
+  return at;
+}
+
+/**
+ * `letta remote --backend local` against the bridge, as tests/live runs it:
+ * a throwaway HOME as its working directory, the bridge's runtime token as
+ * LETTA_API_KEY, the model server as LMSTUDIO_BASE_URL. Its output goes to
+ * `<home>.log`; `log()` reads it back for the failure report.
+ */
+export function startLettaRuntime(launcher, { bridgeUrl, token, modelUrl, home, envName = 'e2e' }) {
+  mkdirSync(home, { recursive: true });
+  const logPath = `${home}.log`;
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('LETTA_') && !k.startsWith('LMSTUDIO_') && k !== 'NODE_OPTIONS'));
+  Object.assign(env, {
+    HOME: home, LETTA_BASE_URL: bridgeUrl, IGNORE_SELF_HOSTED_LISTENER_ERROR: '1', LETTA_API_KEY: token,
+    LMSTUDIO_BASE_URL: modelUrl, NO_PROXY: '127.0.0.1,localhost', NO_COLOR: '1',
+  });
+  const fd = openSync(logPath, 'a');
+  const child = spawn(launcher, ['remote', '--env-name', envName, '--backend', 'local', '--debug'],
+    { cwd: home, env, detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const output = [];
+  child.once('error', (e) => output.push(`spawn error: ${e.message}\n`));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    child, output, exited, group: true, home,
+    log() { try { return readFileSync(logPath, 'utf8'); } catch { return output.join(''); } },
   };
 }

@@ -6,7 +6,16 @@
 //! `finish_reason: "tool_calls"`, PROTOCOL.md §8); the follow-up request,
 //! whose last message is the tool's result (`role: "tool"`), gets the
 //! reply's [`Reply::then`]. Every request is recorded.
+//!
+//! A script may also be a plan ([`ModelServer::set_plan`]): each new request
+//! (one that does not carry a tool's result) takes the plan's next reply,
+//! and the last one taken stays for the requests after the plan. Scripts
+//! outside Rust run the same server as the `model-server` program
+//! (`src/bin/model_server.rs`), whose replies are JSON ([`Reply::from_json`]).
 
+mod reply;
+
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,81 +29,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+pub use reply::{Reply, ToolCall, carries_tool_result, last_user_text};
+use reply::{Script, text_of};
+
 /// The model id the server lists; agents use `lmstudio/fake-model`.
 pub const MODEL_ID: &str = "fake-model";
-
-/// What the model answers to a chat completion.
-#[derive(Clone, Debug)]
-pub struct Reply {
-    /// Text pieces, one `chat.completion.chunk` each.
-    pub pieces: Vec<String>,
-    /// Pause before each piece (to keep a turn running, e.g. for an abort).
-    pub delay: Duration,
-    /// A tool call streamed after the text pieces.
-    pub tool_call: Option<ToolCall>,
-    /// The answer to the follow-up request that carries the tool's result;
-    /// without one, that request gets this reply's text without the call
-    /// (never the same call again, which would loop).
-    pub then: Option<Box<Reply>>,
-}
-
-/// A function call the model makes (OpenAI `tool_calls`).
-#[derive(Clone, Debug)]
-pub struct ToolCall {
-    /// The call's id: the runtime's `tool_call_id` (and its approval
-    /// request's id is `perm-<id>`).
-    pub id: String,
-    /// The tool, e.g. `Bash`.
-    pub name: String,
-    /// The arguments as a JSON object.
-    pub arguments: Value,
-}
-
-impl Reply {
-    pub fn new<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
-        Self {
-            pieces: pieces.into_iter().map(Into::into).collect(),
-            delay: Duration::ZERO,
-            tool_call: None,
-            then: None,
-        }
-    }
-
-    /// A reply that only calls `name` with `arguments` (a JSON object).
-    pub fn tool_call(id: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
-        let call = ToolCall { id: id.into(), name: name.into(), arguments };
-        Self { tool_call: Some(call), ..Self::new(Vec::<String>::new()) }
-    }
-
-    /// What the model answers once the tool's result (or its denial) comes back.
-    pub fn then(mut self, reply: Reply) -> Self {
-        self.then = Some(Box::new(reply));
-        self
-    }
-
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-
-    /// The reply to a request: [`Reply::then`] when the request's last
-    /// message is a tool's result and this reply called a tool.
-    fn for_request(&self, body: &Value) -> Reply {
-        let after_tool = body["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool");
-        match (&self.tool_call, after_tool) {
-            (Some(_), true) => match &self.then {
-                Some(then) => (**then).clone(),
-                None => Reply { tool_call: None, then: None, ..self.clone() },
-            },
-            _ => self.clone(),
-        }
-    }
-
-    /// The whole reply text, as the pieces reassemble.
-    pub fn text(&self) -> String {
-        self.pieces.concat()
-    }
-}
 
 /// A request the server received.
 #[derive(Clone, Debug)]
@@ -107,8 +46,8 @@ pub struct Recorded {
 }
 
 struct Shared {
-    /// The reply to every chat completion; a std mutex: never held across `.await`.
-    reply: Mutex<Reply>,
+    /// What chat completions get; a std mutex: never held across `.await`.
+    script: Mutex<Script>,
     requests: Mutex<Vec<Recorded>>,
     /// Counts chat completions received, so tests can await one.
     chats: watch::Sender<usize>,
@@ -132,7 +71,8 @@ impl ModelServer {
     /// Binds 127.0.0.1:0 and serves `reply` to every chat completion.
     pub async fn start(reply: Reply) -> Self {
         let (chats_tx, chats) = watch::channel(0);
-        let shared = Arc::new(Shared { reply: Mutex::new(reply), requests: Mutex::default(), chats: chats_tx });
+        let script = Mutex::new(Script { current: reply, plan: VecDeque::new() });
+        let shared = Arc::new(Shared { script, requests: Mutex::default(), chats: chats_tx });
         let app = Router::new()
             .route("/v1/models", get(models))
             .route("/v1/chat/completions", post(chat_completions))
@@ -151,9 +91,24 @@ impl ModelServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Replaces the scripted reply for the chat completions that follow.
+    /// Replaces the scripted reply for the chat completions that follow
+    /// (and drops what is left of a plan).
     pub fn set_reply(&self, reply: Reply) {
-        *self.shared.reply.lock().unwrap() = reply;
+        let mut script = self.shared.script.lock().unwrap();
+        script.current = reply;
+        script.plan.clear();
+    }
+
+    /// Replaces the plan: each new chat completion that follows (not a
+    /// tool's follow-up) takes the next of `replies`; after the last, that
+    /// one stays.
+    pub fn set_plan(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().plan = replies.into_iter().collect();
+    }
+
+    /// How many chat completions have arrived, as a watch that changes with each.
+    pub fn chats(&self) -> watch::Receiver<usize> {
+        self.chats.clone()
     }
 
     /// Every request received so far, in order.
@@ -209,7 +164,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let streaming = body["stream"].as_bool().unwrap_or(false);
     let model = body["model"].as_str().unwrap_or(MODEL_ID).to_owned();
-    let reply = shared.reply.lock().unwrap().for_request(&body);
+    let reply = shared.script.lock().unwrap().reply_to(&body);
     record(&shared, &parts.method, parts.uri.to_string(), body);
     shared.chats.send_modify(|n| *n += 1);
 
@@ -293,15 +248,6 @@ fn tool_call_deltas(call: &ToolCall, opens: bool) -> Vec<Value> {
 
 fn finish_reason(reply: &Reply) -> &'static str {
     if reply.tool_call.is_some() { "tool_calls" } else { "stop" }
-}
-
-/// A message's content as text: a string, or its text parts joined.
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
-        other => other.to_string(),
-    }
 }
 
 fn usage(reply: &Reply) -> Value {
