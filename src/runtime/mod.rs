@@ -17,6 +17,7 @@ mod registry;
 mod runtimes;
 mod scopes;
 mod sink;
+mod target;
 mod turn;
 
 use std::time::Duration;
@@ -25,10 +26,11 @@ pub use dispatch::{Accepted, DispatchError, Dispatched, Order, WRITE_WAIT, Wait}
 pub use link::{Link, Outgoing, SendError};
 pub use peers::{PeerError, PeerFuture, Peers, Registration};
 pub use pending::{Outcome, Pending, PendingError, Waiting};
-pub use registry::{Remote, RouteError, RuntimeInfo, Target, rfc3339, unix_millis_now};
+pub use registry::{rfc3339, unix_millis_now};
 pub use runtimes::{Logged, Runtimes};
 pub use scopes::MAX_SCOPES;
 pub use sink::{EventSink, HubSink};
+pub use target::{Remote, RouteError, RuntimeInfo, Target};
 
 /// Settings of runtime sockets and the commands sent to them.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,325 @@
+//! How one `input` command's turn unfolds in the runtime's events, from its
+//! `input_accepted` to its `turn_finished` (or to the approval request it
+//! stops at), and the assembled result that `POST /input?wait=completion`
+//! and `POST /approval?wait=completion` answer with. Pure rules: the caller
+//! feeds the events (see `runtime::turn` for the follower on the hub).
+//!
+//! Which events belong to the turn (only events of the command's runtime
+//! and scope count):
+//! - `input_accepted` with the command's `request_id` opens it (`accepted:
+//!   false` ends it: refused, e.g. an approval that is no longer pending);
+//! - disposition `started` (or none, as for an `approval_response`):
+//!   everything in scope after it, up to the first `turn_finished`;
+//! - disposition `queued`: the runtime first finishes the turns ahead of it;
+//!   ours starts with the `user_message` delta whose `otid` is one of our
+//!   messages' `client_message_id` (filled in by [`Turn::expect`], so every
+//!   message has one), and ends with the next `turn_finished`;
+//! - a `control_request` with `request.subtype: "can_use_tool"` in scope
+//!   ends it too: the runtime waits for a tool approval (it sent the
+//!   `stop_reason` delta `requires_approval` just before) and sends no
+//!   `turn_finished` until it gets one. The result is `stop_reason:
+//!   "requires_approval"` with the request to answer (`approval`). The
+//!   answer (an `approval_response` input) continues the same turn in the
+//!   same scope: followed from its own `input_accepted` (no disposition) to
+//!   the turn's `turn_finished`, or to the next approval request; events in
+//!   scope between sending it and that acknowledgement count too, since the
+//!   runtime resumes the turn a moment before acknowledging (letta-code
+//!   0.32.18, fixtures `approval_allow`, `approval_deny`);
+//! - `runtime_offline` of the runtime ends it: the runtime is gone.
+
+mod result;
+
+use serde_json::{Map, Value};
+
+pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnResult};
+
+/// Where the turn is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for `input_accepted` with our `request_id`.
+    Accepting,
+    /// Accepted as `queued`: waiting for our `user_message` to start a turn.
+    Queued,
+    /// Our turn is running: collecting until `turn_finished`.
+    Running,
+}
+
+/// One event, as the rules read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The event type.
+    pub kind: &'a str,
+    /// The runtime that sent it (or that the bridge event is about).
+    pub runtime_id: Option<&'a str>,
+    /// Its scope's agent.
+    pub agent_id: Option<&'a str>,
+    /// Its scope's conversation.
+    pub conversation_id: Option<&'a str>,
+    /// Its JSON.
+    pub data: &'a [u8],
+}
+
+/// One `input` command's turn, fed event by event.
+#[derive(Debug)]
+pub struct Turn {
+    runtime_id: String,
+    request_id: String,
+    agent_id: String,
+    conversation_id: Option<String>,
+    /// The `client_message_id`s of the command's messages.
+    otids: Vec<String>,
+    /// For an `approval_response`: the approval request it answers.
+    answers: Option<String>,
+    cursor: String,
+    phase: Phase,
+    disposition: Option<String>,
+    text: String,
+    /// `delta.id` of the last assistant message appended to `text`.
+    last_message: Option<String>,
+    /// `run_id` of the `requires_approval` stop reason delta, if one came.
+    approval_run: Option<String>,
+    event_ids: Vec<String>,
+}
+
+impl Turn {
+    /// Checks that `frame` is an `input` whose turn can be followed, and
+    /// gives every message a `client_message_id` (the runtime echoes it as
+    /// the `otid` of the turn's `user_message`).
+    pub fn expect(frame: &mut Map<String, Value>, runtime_id: &str) -> Result<Self, TurnError> {
+        if frame.get("type").and_then(Value::as_str) != Some("input") {
+            return Err(TurnError::NotInput);
+        }
+        let scope = frame.get("runtime").and_then(Value::as_object);
+        let field = |name: &str| scope.and_then(|s| s.get(name)).and_then(Value::as_str).map(str::to_owned);
+        let agent_id = field("agent_id").ok_or(TurnError::NoAgent)?;
+        let conversation_id = field("conversation_id");
+        let request_id = frame.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let payload = frame.get("payload");
+        let answers = payload
+            .filter(|p| p["kind"] == "approval_response")
+            .map(|p| p["request_id"].as_str().unwrap_or_default().to_owned());
+        Ok(Self {
+            runtime_id: runtime_id.to_owned(),
+            request_id,
+            agent_id,
+            conversation_id,
+            otids: fill_client_message_ids(frame),
+            answers,
+            cursor: String::new(),
+            phase: Phase::Accepting,
+            disposition: None,
+            text: String::new(),
+            last_message: None,
+            approval_run: None,
+            event_ids: Vec::new(),
+        })
+    }
+
+    /// The event id just before the command was sent.
+    pub fn set_cursor(&mut self, cursor: String) {
+        self.cursor = cursor;
+    }
+
+    /// One event; `Ok(Some(..))` once the turn is finished. `id` gives the
+    /// event's id, asked only for events of the turn.
+    pub fn on_event(&mut self, event: Seen<'_>, id: impl FnOnce() -> String) -> Result<Option<TurnResult>, TurnError> {
+        if event.runtime_id != Some(self.runtime_id.as_str()) {
+            return Ok(None);
+        }
+        if event.kind == "runtime_offline" {
+            return Err(TurnError::RuntimeGone(self.request_id.clone()));
+        }
+        if !self.in_scope(&event) {
+            return Ok(None);
+        }
+        match (self.phase, event.kind) {
+            (Phase::Accepting, "input_accepted") => {
+                let data = json(event.data);
+                if data.get("request_id").and_then(Value::as_str) != Some(&self.request_id) {
+                    return Ok(None);
+                }
+                if data.get("accepted").and_then(Value::as_bool) != Some(true) {
+                    let why = data.get("error").and_then(Value::as_str).unwrap_or("no reason given").to_owned();
+                    let request_id = self.request_id.clone();
+                    let what = match &self.answers {
+                        Some(approval) => format!("the answer {request_id:?} to approval request {approval:?}"),
+                        None => format!("input {request_id:?}"),
+                    };
+                    return Err(TurnError::Refused { request_id, what, why });
+                }
+                self.disposition = data.get("disposition").and_then(Value::as_str).map(str::to_owned);
+                let queued = self.disposition.as_deref() == Some("queued") && !self.otids.is_empty();
+                self.phase = if queued { Phase::Queued } else { Phase::Running };
+                self.event_ids.push(id());
+            }
+            (Phase::Accepting, kind) if self.answers.is_some() => {
+                // The runtime resumes the paused turn a moment before it
+                // acknowledges the approval (recorded: approval_deny's loop
+                // status): those events are the turn's once it is accepted.
+                self.event_ids.push(id());
+                if kind == "stream_delta" {
+                    self.delta(&json(event.data)["delta"]);
+                }
+            }
+            (Phase::Queued, "stream_delta") => {
+                let data = json(event.data);
+                let delta = &data["delta"];
+                let ours = delta["message_type"] == "user_message"
+                    && delta["otid"].as_str().is_some_and(|o| self.otids.iter().any(|m| m == o));
+                if ours {
+                    self.phase = Phase::Running;
+                    self.event_ids.push(id());
+                }
+            }
+            (Phase::Running, kind) => {
+                self.event_ids.push(id());
+                match kind {
+                    "stream_delta" => self.delta(&json(event.data)["delta"]),
+                    "turn_finished" => return self.finished(json(event.data)).map(Some),
+                    "control_request" => {
+                        if let Some(approval) = PendingApproval::of(json(event.data)) {
+                            return Ok(Some(self.paused(approval)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// The error for a turn whose deadline passed.
+    pub fn timed_out(&self) -> TurnError {
+        let state = match self.phase {
+            Phase::Accepting => "the runtime did not accept it",
+            Phase::Queued => "it is still queued behind another turn",
+            Phase::Running => "the turn had not finished",
+        };
+        TurnError::TimedOut { request_id: self.request_id.clone(), state, cursor: self.cursor.clone() }
+    }
+
+    /// The error for a follower whose log was reset.
+    pub fn log_reset(&self) -> TurnError {
+        TurnError::LogReset(self.request_id.clone())
+    }
+
+    /// The error for a follower the replay ring overtook.
+    pub fn lagged(&self, missed: u64) -> TurnError {
+        TurnError::Lagged { request_id: self.request_id.clone(), missed }
+    }
+
+    fn in_scope(&self, event: &Seen<'_>) -> bool {
+        event.agent_id == Some(self.agent_id.as_str())
+            && match &self.conversation_id {
+                Some(c) => event.conversation_id == Some(c.as_str()),
+                None => true,
+            }
+    }
+
+    /// Reads a `stream_delta`'s `delta`: assistant text, or the run that
+    /// stops for an approval.
+    fn delta(&mut self, delta: &Value) {
+        match delta["message_type"].as_str() {
+            Some("assistant_message") => self.append(delta),
+            Some("stop_reason") if delta["stop_reason"] == REQUIRES_APPROVAL => {
+                self.approval_run = delta["run_id"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+
+    /// Appends an `assistant_message` delta's text.
+    fn append(&mut self, delta: &Value) {
+        let id = delta["id"].as_str();
+        if id.is_some() && self.last_message.as_deref() != id {
+            if !self.text.is_empty() {
+                self.text.push_str("\n\n");
+            }
+            self.last_message = id.map(str::to_owned);
+        }
+        match &delta["content"] {
+            Value::String(s) => self.text.push_str(s),
+            Value::Array(parts) => {
+                for part in parts {
+                    if part["type"] == "text"
+                        && let Some(t) = part["text"].as_str()
+                    {
+                        self.text.push_str(t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finished(&mut self, turn_finished: Value) -> Result<TurnResult, TurnError> {
+        let field = |name: &str| turn_finished.get(name).and_then(Value::as_str).map(str::to_owned);
+        let (stop_reason, run_id, error) = (field("stop_reason").unwrap_or_default(), field("run_id"), field("error"));
+        let result = self.result(stop_reason, run_id, error, Some(turn_finished), None);
+        if result.stop_reason == "error" {
+            return Err(TurnError::Failed(Box::new(result)));
+        }
+        Ok(result)
+    }
+
+    /// The turn stopped at an approval request: the runtime sends nothing
+    /// more until it is answered.
+    fn paused(&mut self, approval: PendingApproval) -> TurnResult {
+        let run_id = self.approval_run.take();
+        self.result(REQUIRES_APPROVAL.to_owned(), run_id, None, None, Some(Box::new(approval)))
+    }
+
+    fn result(
+        &mut self,
+        stop_reason: String,
+        run_id: Option<String>,
+        error: Option<String>,
+        turn_finished: Option<Value>,
+        approval: Option<Box<PendingApproval>>,
+    ) -> TurnResult {
+        TurnResult {
+            request_id: std::mem::take(&mut self.request_id),
+            runtime_id: std::mem::take(&mut self.runtime_id),
+            agent_id: std::mem::take(&mut self.agent_id),
+            conversation_id: self.conversation_id.take(),
+            disposition: self.disposition.take(),
+            stop_reason,
+            run_id,
+            text: std::mem::take(&mut self.text),
+            error,
+            cursor: std::mem::take(&mut self.cursor),
+            event_ids: std::mem::take(&mut self.event_ids),
+            turn_finished,
+            approval,
+        }
+    }
+}
+
+/// An event's JSON (events are compact JSON objects; anything else reads as `null`).
+fn json(data: &[u8]) -> Value {
+    serde_json::from_slice(data).unwrap_or(Value::Null)
+}
+
+/// Gives every message of a `create_message` payload a `client_message_id`,
+/// and returns them all.
+fn fill_client_message_ids(frame: &mut Map<String, Value>) -> Vec<String> {
+    let Some(messages) = frame.get_mut("payload").and_then(|p| p.get_mut("messages")).and_then(Value::as_array_mut)
+    else {
+        return Vec::new();
+    };
+    messages
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .map(|m| {
+            let id = m
+                .entry("client_message_id")
+                .or_insert_with(|| Value::String(format!("cm-{}", uuid::Uuid::new_v4().simple())));
+            id.as_str().unwrap_or_default().to_owned()
+        })
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
