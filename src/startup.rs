@@ -228,6 +228,14 @@ impl Application {
                 tokio::spawn(async move { server.await })
             }
             Some(tls) => {
+                // HTTP/2 where browsers use it: `RustlsConfig` offers ALPN
+                // `h2`, then `http/1.1`, and axum-server's protocol-detecting
+                // builder serves each connection in what it negotiated, so a
+                // browser's tabs share one connection for all their event
+                // streams and commands (hyper's default: at most 200 streams
+                // each). WebSocket clients (the runtime, browsers without RFC
+                // 8441, which is not enabled here) offer `http/1.1` or no ALPN
+                // and upgrade as before. Pinned by tests/api/http2.rs.
                 let handle = axum_server::Handle::new();
                 let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
                 let stop = shutdown.clone();

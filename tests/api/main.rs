@@ -12,6 +12,7 @@ mod docs;
 mod events;
 mod faults;
 mod helpers;
+mod http2;
 mod limits;
 mod openapi;
 mod ops;

@@ -1,5 +1,6 @@
 //! TLS: with a certificate and key configured, the one port serves HTTPS and
-//! `wss://`. The certificate is made here, for `localhost`, with rcgen.
+//! `wss://`. The certificate is made here, for `localhost`, with rcgen; the
+//! fixture ([`spawn_tls_app`]) is shared with the HTTP/2 tests (http2.rs).
 
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::*;
 
-struct TlsApp {
-    app: TestApp,
-    connector: TlsConnector,
+pub struct TlsApp {
+    pub app: TestApp,
+    /// Trusts the test certificate; offers no ALPN protocol (as the runtime's
+    /// `ws` library and tokio-tungstenite do).
+    client: ClientConfig,
     _dir: TempDir,
 }
 
@@ -31,7 +34,12 @@ impl Drop for TempDir {
     }
 }
 
-async fn spawn_tls_app() -> TlsApp {
+pub async fn spawn_tls_app() -> TlsApp {
+    spawn_tls_app_with(|_| {}).await
+}
+
+/// A TLS app with `tweak` applied to its config.
+pub async fn spawn_tls_app_with(tweak: impl FnOnce(&mut letta_bridge::Config)) -> TlsApp {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = std::env::temp_dir().join(format!("letta-bridge-tls-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -41,12 +49,13 @@ async fn spawn_tls_app() -> TlsApp {
     let app = spawn_app_with(|c| {
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());
+        tweak(c);
     })
     .await;
     let mut roots = RootCertStore::empty();
     roots.add(certified.cert.der().clone()).unwrap();
-    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    TlsApp { app, connector: TlsConnector::from(Arc::new(config)), _dir: TempDir(dir) }
+    let client = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    TlsApp { app, client, _dir: TempDir(dir) }
 }
 
 fn uuid_like() -> String {
@@ -56,8 +65,17 @@ fn uuid_like() -> String {
 
 impl TlsApp {
     async fn tls(&self) -> TlsStream<TcpStream> {
+        self.tls_offering(&[]).await
+    }
+
+    /// A TLS connection whose client offers these ALPN protocols (none: no
+    /// ALPN extension); the server's pick is `stream.get_ref().1.alpn_protocol()`.
+    pub async fn tls_offering(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+        let mut client = self.client.clone();
+        client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let tcp = TcpStream::connect(self.app.addr).await.unwrap();
-        self.connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
+        let connector = TlsConnector::from(Arc::new(client));
+        connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
     }
 
     /// One HTTP/1.1 request over TLS; reads until `until` appears in what came back.
