@@ -237,6 +237,11 @@ impl Application {
                 // 8441, which is not enabled here) offer `http/1.1` or no ALPN
                 // and upgrade as before. Pinned by tests/api/http2.rs.
                 let handle = axum_server::Handle::new();
+                // axum-server counts its connections: the limits read them there.
+                state.limits.count_with(Box::new({
+                    let handle = handle.clone();
+                    move || handle.connection_count()
+                }));
                 let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
                 let stop = shutdown.clone();
                 tokio::spawn(async move {

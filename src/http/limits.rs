@@ -20,11 +20,15 @@ use super::ApiError;
 
 pub(super) const REFUSED: &str = "letta_bridge_refused_total";
 
+/// Counts open connections where the accept loop is not ours (TLS).
+pub type ConnectionCount = Box<dyn Fn() -> usize + Send + Sync>;
+
 /// The limits and what is open now. Cheap to share (`Arc`).
-#[derive(Debug)]
 pub struct Limits {
-    /// HTTP connections open now (kept by the accept loop).
+    /// HTTP connections open now (kept by the plain listener's accept loop).
     pub connections: Arc<AtomicUsize>,
+    /// Or, for the TLS listener, its server's own count.
+    count: std::sync::OnceLock<ConnectionCount>,
     /// Most HTTP connections served at once.
     pub max_connections: usize,
     /// Streams open now.
@@ -40,7 +44,13 @@ impl Limits {
     /// Limits of `max_connections` connections (counted in `connections`)
     /// and `max_streams` streams.
     pub fn new(connections: Arc<AtomicUsize>, max_connections: usize, max_streams: usize) -> Arc<Self> {
-        Arc::new(Self { connections, max_connections, streams: AtomicUsize::new(0), max_streams })
+        Arc::new(Self {
+            connections,
+            count: std::sync::OnceLock::new(),
+            max_connections,
+            streams: AtomicUsize::new(0),
+            max_streams,
+        })
     }
 
     /// The defaults for an open-file limit of `files`: a reserve of a
@@ -67,6 +77,16 @@ impl Limits {
         Ok(StreamSlot(self.clone()))
     }
 
+    /// Counts connections with `count` instead of [`Limits::connections`].
+    pub fn count_with(&self, count: ConnectionCount) {
+        let _ = self.count.set(count);
+    }
+
+    /// HTTP connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.count.get().map_or_else(|| self.connections.load(Ordering::Relaxed), |count| count())
+    }
+
     /// Streams open now.
     pub fn streams(&self) -> usize {
         self.streams.load(Ordering::Relaxed)
@@ -82,7 +102,7 @@ impl Drop for StreamSlot {
 /// Refuses requests on connections beyond `max_connections` (the
 /// runtime's WebSocket paths excepted: the reserve is theirs).
 pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
-    let open = limits.connections.load(Ordering::Relaxed);
+    let open = limits.open_connections();
     if open > limits.max_connections && !is_runtime_path(req.uri().path()) {
         ::metrics::counter!(REFUSED, "reason" => "connections").increment(1);
         let mut response = ApiError::TooManyConnections(format!(

@@ -166,3 +166,14 @@ fn a_certificate_without_its_key_is_refused_at_start() {
     let err = letta_bridge::Config::try_parse_from(["letta-bridge", "--tls-cert", "/tmp/cert.pem"]).err().unwrap();
     assert!(err.to_string().contains("--tls-key"), "{err}");
 }
+
+#[tokio::test]
+async fn the_connection_limit_holds_on_the_tls_listener_too() {
+    let t = spawn_tls_app_with(|c| c.max_connections = Some(1)).await;
+    let head = format!("GET /events HTTP/1.1\r\nAuthorization: Bearer {CLIENT_TOKEN}");
+    let (_held, _) = t.https(&head, "", "retry: ").await;
+    let (_, refused) =
+        t.https(&format!("GET /status HTTP/1.1\r\nAuthorization: Bearer {CLIENT_TOKEN}"), "", "\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+}
