@@ -19,6 +19,7 @@ use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
 use super::openapi::{CommandProblems, ReadProblems};
 use super::{ApiError, AppState};
 use crate::protocol::Command;
+use crate::protocol::bodies::MessageContent;
 use crate::runtime::{Order, RuntimeInfo, Wait};
 
 /// How long a runtime counts as answering after its last pong (letta-code's
@@ -92,9 +93,10 @@ pub struct EnvironmentList {
 #[serde(rename_all = "camelCase")]
 pub struct ListParams {
     /// `true`: only runtimes connected and answering pings.
-    #[param(rename = "onlineOnly")]
+    #[param(rename = "onlineOnly", pattern = "^(true|false)?$")]
     online_only: Option<String>,
     /// Page size (1-100, default 50).
+    #[param(pattern = "^([1-9][0-9]?|100)?$")]
     limit: Option<String>,
     /// The device id after which the page starts.
     after: Option<String>,
@@ -155,14 +157,65 @@ async fn get_environment(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
-    /// User messages (`{role: "user", content, client_message_id, otid?}`),
-    /// or one `{type: "approval", approvals: [{tool_call_id, approve, reason?, updated_input?}]}`.
+    /// User messages, or approval answers (each sent as its own `input`).
     #[schema(min_items = 1)]
-    pub messages: Vec<Value>,
+    pub messages: Vec<EnvironmentMessage>,
     /// The agent (default: the runtime's default agent).
     pub agent_id: Option<String>,
     /// The conversation (default: `default`, the agent's default conversation).
     pub conversation_id: Option<String>,
+}
+
+/// One entry of `messages`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EnvironmentMessage {
+    /// Answers to approval requests.
+    Approval(ApprovalMessage),
+    /// A user message.
+    User(UserMessage),
+}
+
+/// A user message, as Letta's API takes it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserMessage {
+    /// Always `user`.
+    #[schema(pattern = "^user$")]
+    pub role: String,
+    /// Text, or a list of content parts such as `{"type":"text","text":"…"}`.
+    pub content: MessageContent,
+    /// Your id for the message (the runtime echoes it as the `otid` of its `user_message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+    /// Letta's own message id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otid: Option<String>,
+}
+
+/// Answers to approval requests.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ApprovalMessage {
+    /// Always `approval`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^approval$")]
+    pub kind: String,
+    /// One answer per tool call.
+    #[schema(min_items = 1)]
+    pub approvals: Vec<EnvironmentApproval>,
+}
+
+/// The answer to one tool call's approval request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnvironmentApproval {
+    /// The tool call (its approval request is `perm-<tool_call_id>`).
+    #[schema(min_length = 1)]
+    pub tool_call_id: String,
+    /// Run it, or not.
+    pub approve: bool,
+    /// Why not (the agent sees it).
+    pub reason: Option<String>,
+    /// Run it with this input instead.
+    pub updated_input: Option<Map<String, Value>>,
 }
 
 /// What `POST …/messages` answers: the command(s) were written to the
@@ -191,7 +244,7 @@ async fn post_message(
         "agent_id": body.agent_id.filter(|a| !a.is_empty()),
         "conversation_id": body.conversation_id.filter(|c| !c.is_empty()).unwrap_or_else(|| "default".into()),
     });
-    let frames = input_frames(&body.messages, &runtime)?;
+    let frames = input_frames(body.messages, &runtime)?;
     let count = frames.len();
     for frame in frames {
         let order = Order { runtime: Some(device.clone()), command: Command::new(frame)?, wait: Wait::Written };
@@ -215,52 +268,50 @@ pub(super) async fn device_of(state: &AppState, connection_id: &str) -> Result<S
 }
 
 /// The `input` frames for a message body: one `create_message` with the
-/// user messages, or one `approval_response` per approval.
-fn input_frames(messages: &[Value], runtime: &Value) -> Result<Vec<Map<String, Value>>, ApiError> {
-    let invalid = |why: &str| ApiError::Invalid(why.to_owned());
-    if messages.is_empty() {
-        return Err(invalid("messages must hold at least one message"));
-    }
-    let approvals = messages.iter().find(|m| m["type"] == "approval");
-    let Some(approvals) = approvals else {
-        if messages.iter().any(|m| m["role"] != "user" || m.get("content").is_none()) {
-            return Err(invalid("each message needs `role: \"user\"` and `content`"));
-        }
-        let payload = json!({"kind": "create_message", "messages": messages});
-        return Ok(vec![frame(runtime, payload)]);
-    };
-    if messages.len() != 1 {
-        return Err(invalid("an approval message comes alone"));
-    }
-    let list = approvals["approvals"]
-        .as_array()
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| invalid("approvals must hold at least one approval"))?;
-    list.iter()
-        .map(|a| {
-            let call = a["tool_call_id"]
-                .as_str()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| invalid("each approval needs `tool_call_id`"))?;
-            let decision = match a["approve"].as_bool() {
-                Some(true) => match a.get("updated_input").filter(|u| u.is_object()) {
-                    Some(input) => json!({"behavior": "allow", "updated_input": input}),
-                    None => json!({"behavior": "allow"}),
-                },
-                Some(false) => {
-                    json!({"behavior": "deny", "message": a["reason"].as_str().unwrap_or("Denied by the user")})
-                }
-                None => {
-                    return Err(invalid(
-                        "each approval needs `approve` (true or false); tool results are not supported here",
+/// user messages (if any), then one `approval_response` per approval.
+fn input_frames(messages: Vec<EnvironmentMessage>, runtime: &Value) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let mut users = Vec::new();
+    let mut frames = Vec::new();
+    for message in messages {
+        match message {
+            EnvironmentMessage::User(user) if user.role != "user" => {
+                return Err(ApiError::Invalid(format!("a message's role must be `user` (got {:?})", user.role)));
+            }
+            EnvironmentMessage::User(user) => users.push(user),
+            EnvironmentMessage::Approval(approval) if approval.kind != "approval" => {
+                return Err(ApiError::Invalid(format!(
+                    "an approval message's type must be `approval` (got {:?})",
+                    approval.kind
+                )));
+            }
+            EnvironmentMessage::Approval(approval) => {
+                for a in approval.approvals {
+                    if a.tool_call_id.is_empty() {
+                        return Err(ApiError::Invalid("each approval needs a `tool_call_id`".into()));
+                    }
+                    let decision = match (a.approve, a.updated_input) {
+                        (true, Some(input)) => json!({"behavior": "allow", "updated_input": input}),
+                        (true, None) => json!({"behavior": "allow"}),
+                        (false, _) => {
+                            json!({"behavior": "deny", "message": a.reason.as_deref().unwrap_or("Denied by the user")})
+                        }
+                    };
+                    let request_id = format!("perm-{}", a.tool_call_id);
+                    frames.push(frame(
+                        runtime,
+                        json!({"kind": "approval_response", "request_id": request_id, "decision": decision}),
                     ));
                 }
-            };
-            let payload =
-                json!({"kind": "approval_response", "request_id": format!("perm-{call}"), "decision": decision});
-            Ok(frame(runtime, payload))
-        })
-        .collect()
+            }
+        }
+    }
+    if !users.is_empty() {
+        frames.insert(0, frame(runtime, json!({"kind": "create_message", "messages": users})));
+    }
+    if frames.is_empty() {
+        return Err(ApiError::Invalid("messages must hold at least one message".into()));
+    }
+    Ok(frames)
 }
 
 fn frame(runtime: &Value, payload: Value) -> Map<String, Value> {
@@ -302,22 +353,32 @@ fn unix_ms(t: SystemTime) -> u64 {
 mod tests {
     use super::*;
 
+    fn messages(v: Value) -> Vec<EnvironmentMessage> {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn approvals_become_approval_responses_to_their_permission_requests() {
         let runtime = json!({"agent_id": "a", "conversation_id": "c"});
-        let body = [json!({"type": "approval", "approvals": [
+        let body = messages(json!([{"type": "approval", "approvals": [
             {"tool_call_id": "t1", "approve": true},
             {"tool_call_id": "t2", "approve": false, "reason": "no"}
-        ]})];
-        let frames = input_frames(&body, &runtime).unwrap();
+        ]}]));
+        let frames = input_frames(body, &runtime).unwrap();
         assert_eq!(
             frames[0]["payload"],
             json!({"kind": "approval_response", "request_id": "perm-t1", "decision": {"behavior": "allow"}})
         );
         assert_eq!(frames[1]["payload"]["decision"], json!({"behavior": "deny", "message": "no"}));
-        let text = [json!({"role": "user", "content": "hi", "client_message_id": "m1"})];
-        assert_eq!(input_frames(&text, &runtime).unwrap()[0]["payload"]["kind"], "create_message");
-        assert!(input_frames(&[json!({"role": "system", "content": "x"})], &runtime).is_err());
-        assert!(input_frames(&[], &runtime).is_err());
+        let text = messages(json!([{"role": "user", "content": "hi", "client_message_id": "m1"}]));
+        let frames = input_frames(text, &runtime).unwrap();
+        assert_eq!(frames[0]["payload"]["kind"], "create_message");
+        assert_eq!(
+            frames[0]["payload"]["messages"][0],
+            json!({"role": "user", "content": "hi", "client_message_id": "m1"})
+        );
+        assert!(input_frames(messages(json!([{"role": "system", "content": "x"}])), &runtime).is_err());
+        assert!(input_frames(Vec::new(), &runtime).is_err());
+        assert!(serde_json::from_value::<Vec<EnvironmentMessage>>(json!([{}])).is_err(), "neither shape");
     }
 }

@@ -45,11 +45,12 @@ for _ in $(seq 100); do curl -fs "$BASE/readyz" > /dev/null && break; sleep 0.1;
 curl -fs "$BASE/readyz" > /dev/null || { echo "the fake runtime did not connect"; tail -20 "$WORK/fake.log"; exit 1; }
 
 echo "--- schemathesis"
-# The runtime's WebSocket paths are left out: an HTTP fuzzer cannot speak
-# WebSocket (the integration tests cover them).
+# The WebSocket paths (the runtime's, and Letta clients' relay and
+# App-Server sockets) are left out: an HTTP fuzzer cannot speak WebSocket
+# (the integration and live tests cover them).
 SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/contract \
     "$VENV/bin/schemathesis" --config-file tests/contract/schemathesis.toml run "$BASE/openapi.json" \
-    --exclude-path-regex '^/ws' \
+    --exclude-path-regex '^/ws|/status/ws$|^/app-server/ws$' \
     --checks all \
     --max-examples "${MAX_EXAMPLES:-25}" \
     --request-timeout 15 \
