@@ -14,7 +14,8 @@
 //!   `runtime_start` the runtime last accepted there (read from the replies
 //!   in the log); to every socket while nobody owns it;
 //! - on a relay `control` channel no `stream_delta` (they go to `stream`);
-//! - on relay sockets a per-socket `seq`, first in the object.
+//! - on relay sockets a per-socket `seq`, first in the object (also on
+//!   the bridge's own refusals; not on `pong`, which is bookkeeping).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -128,8 +129,9 @@ impl Delivery {
         self.owners.insert(scope, prefix.into());
     }
 
-    /// `text` with this socket's next `seq` first (relay sockets).
-    fn numbered(&mut self, text: &str) -> String {
+    /// `text` with this socket's next `seq` first (relay sockets); as it
+    /// is on App-Server sockets.
+    pub fn numbered(&mut self, text: &str) -> String {
         if !self.sequenced {
             return text.to_owned();
         }
