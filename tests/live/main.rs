@@ -6,7 +6,9 @@
 //! come from the test kit (testkit/).
 
 mod harness;
+mod node;
 
 mod approvals;
+mod clients;
 mod connection;
 mod turns;
