@@ -18,6 +18,7 @@ use super::delivery::{Channel, Delivery, new_prefix};
 use crate::auth::Role;
 use crate::hub::{Hub, Read, Start};
 use crate::protocol::Command;
+use crate::protocol::commands::new_request_id;
 use crate::runtime::{Order, Runtimes, Wait};
 
 /// Most events read from the ring per wake-up.
@@ -139,11 +140,16 @@ impl ClientSocket {
         }
         let request_id = frame.get("request_id").and_then(Value::as_str).map(str::to_owned);
         // A command's id goes under this socket's namespace; an answer to the
-        // runtime's own request (`*_response`) keeps the runtime's id.
-        if let Some(id) = &request_id
-            && !kind.ends_with("_response")
-        {
-            frame.insert("request_id".into(), format!("{}{id}", delivery.prefix()).into());
+        // runtime's own request (`*_response`) keeps the runtime's id. A
+        // command sent without one (`AppServerClient.input()`) gets a fresh
+        // id in the namespace too: its reply then still says which socket
+        // owns the conversation (approvals go there).
+        if !kind.ends_with("_response") {
+            let missing = frame.get("request_id").is_none_or(Value::is_null);
+            let id = if missing { Some(new_request_id()) } else { request_id.clone() };
+            if let Some(id) = id {
+                frame.insert("request_id".into(), format!("{}{id}", delivery.prefix()).into());
+            }
         }
         let command = match Command::new(frame) {
             Ok(command) => command,
