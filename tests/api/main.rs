@@ -4,11 +4,13 @@
 mod approvals;
 mod auth;
 mod bad_input;
+mod clients;
 mod browser;
 mod cli;
 mod commands;
 mod conformance;
 mod docs;
+mod environments;
 mod events;
 mod faults;
 mod helpers;
