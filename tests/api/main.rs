@@ -4,9 +4,9 @@
 mod approvals;
 mod auth;
 mod bad_input;
-mod clients;
 mod browser;
 mod cli;
+mod clients;
 mod commands;
 mod conformance;
 mod docs;
