@@ -14,7 +14,10 @@
 //!   `runtime_start` the runtime last accepted there (read from the replies
 //!   in the log); to every socket while nobody owns it;
 //! - on a relay `control` channel no `stream_delta` (they go to `stream`);
-//! - on relay sockets a per-socket `seq`, first in the object.
+//! - on relay sockets a per-socket `seq`, first in the object (also on
+//!   the bridge's own refusals; not on `pong`, which is bookkeeping);
+//! - the frame as the runtime sent it: without the `runtime_id` the log
+//!   adds for `GET /events`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +45,9 @@ pub enum Channel {
 /// One socket's delivery rules.
 pub struct Delivery {
     runtime_id: Arc<str>,
+    /// `{"runtime_id":"<id>",`: what the log puts before the runtime's
+    /// frame for `GET /events` (`protocol::frame`), taken off here.
+    spliced: String,
     /// `c<id>:`, this socket's request-id namespace.
     prefix: String,
     channel: Channel,
@@ -55,7 +61,9 @@ pub struct Delivery {
 impl Delivery {
     /// The rules of a socket of runtime `runtime_id` with namespace `prefix`.
     pub fn new(runtime_id: Arc<str>, prefix: String, channel: Channel, sequenced: bool) -> Self {
-        Self { runtime_id, prefix, channel, sequenced, seq: 0, owners: HashMap::new() }
+        let id = serde_json::to_string(&*runtime_id).expect("strings serialise");
+        let spliced = format!("{{\"runtime_id\":{id},");
+        Self { runtime_id, spliced, prefix, channel, sequenced, seq: 0, owners: HashMap::new() }
     }
 
     /// This socket's request-id namespace.
@@ -80,12 +88,16 @@ impl Delivery {
         }
         let data = event.data();
         let text = std::str::from_utf8(&data).ok()?;
-        Some(self.numbered(text))
+        match text.strip_prefix(self.spliced.as_str()) {
+            Some(members) => Some(self.object(members)),
+            None => Some(self.numbered(text)),
+        }
     }
 
     /// A reply: to the socket whose command it answers, with its own id.
     fn reply(&mut self, event: &Event) -> Option<String> {
         let mut frame: Map<String, Value> = serde_json::from_slice(&event.data()).ok()?;
+        frame.remove("runtime_id");
         let request_id = frame.get("request_id").and_then(Value::as_str)?.to_owned();
         let succeeded = frame.get("accepted").or_else(|| frame.get("success")).and_then(Value::as_bool) == Some(true);
         let takes_over = succeeded && matches!(&*event.kind, "input_accepted" | "runtime_start_response");
@@ -128,15 +140,23 @@ impl Delivery {
         self.owners.insert(scope, prefix.into());
     }
 
-    /// `text` with this socket's next `seq` first (relay sockets).
-    fn numbered(&mut self, text: &str) -> String {
+    /// `text` (a JSON object) with this socket's next `seq` first on relay
+    /// sockets; unchanged on App-Server sockets.
+    pub fn numbered(&mut self, text: &str) -> String {
+        match text.trim_start().strip_prefix('{') {
+            Some(members) => self.object(members),
+            None => text.to_owned(),
+        }
+    }
+
+    /// The object of `members` (what follows its `{`), numbered on relay sockets.
+    fn object(&mut self, members: &str) -> String {
         if !self.sequenced {
-            return text.to_owned();
+            return format!("{{{members}");
         }
         self.seq += 1;
-        let rest = text.trim_start().strip_prefix('{').unwrap_or(text);
-        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
-        format!("{{\"seq\":{}{separator}{rest}", self.seq)
+        let separator = if members.trim_start().starts_with('}') { "" } else { "," };
+        format!("{{\"seq\":{}{separator}{members}", self.seq)
     }
 }
 
@@ -231,6 +251,30 @@ mod tests {
         let got: Value = serde_json::from_str(&control.frame(&status).unwrap()).unwrap();
         assert_eq!(got["seq"], 1);
         assert!(control.frame(&status).unwrap().starts_with("{\"seq\":2,"));
+    }
+
+    #[test]
+    fn frames_go_out_as_the_runtime_sent_them_without_the_logs_runtime_id() {
+        // As the log holds a runtime's frame: `runtime_id` spliced in first.
+        let logged = |kind: &str, data: &str| {
+            let draft = Draft {
+                kind: kind.into(),
+                runtime_id: Some(Arc::from("dev")),
+                agent_id: Some("a".into()),
+                conversation_id: Some("c".into()),
+                data: data.into(),
+            };
+            Event::new("ep", 2, draft, Instant::now())
+        };
+        let spliced = logged("update_queue", r#"{"runtime_id":"dev","type":"update_queue","queue":[]}"#);
+        let mut app_server = socket(MINE, Channel::Both, false);
+        assert_eq!(app_server.frame(&spliced).unwrap(), r#"{"type":"update_queue","queue":[]}"#);
+        let mut relay = socket(MINE, Channel::Both, true);
+        assert_eq!(relay.frame(&spliced).unwrap(), r#"{"seq":1,"type":"update_queue","queue":[]}"#);
+        let data = format!(r#"{{"runtime_id":"dev","type":"sync_response","request_id":"{MINE}sync-1"}}"#);
+        let reply = logged("sync_response", &data);
+        let got: Value = serde_json::from_str(&app_server.frame(&reply).unwrap()).unwrap();
+        assert_eq!(got, json!({"type": "sync_response", "request_id": "sync-1"}));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::delivery::{Channel, Delivery, new_prefix};
 use crate::auth::Role;
 use crate::hub::{Hub, Read, Start};
 use crate::protocol::Command;
+use crate::protocol::commands::new_request_id;
 use crate::runtime::{Order, Runtimes, Wait};
 
 /// Most events read from the ring per wake-up.
@@ -27,6 +28,15 @@ const BATCH: usize = 256;
 /// may wait: a client that floods commands faster than its socket drains
 /// gets its socket closed (1008) rather than unbounded memory.
 const QUEUE: usize = 256;
+
+/// What the socket task owes the client besides the runtime's events.
+enum Owed {
+    /// The answer to a `ping`: relay bookkeeping, like `ack`, so never numbered.
+    Pong,
+    /// A refusal or an error frame: numbered like the runtime's frames on a
+    /// relay socket (the client acks it like any reply).
+    Frame(String),
+}
 
 /// Longest one write to the client may take before it counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,7 +77,7 @@ impl ClientSocket {
         let mut delivery = Delivery::new(self.runtime_id.clone(), new_prefix(), self.channel, self.sequenced);
         let (sub, _) = ctx.hub.subscribe(Start::Live);
         let mut sub = sub;
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Owed>(QUEUE);
         let mut batch = Vec::new();
         tracing::debug!("client socket open");
         loop {
@@ -78,9 +88,14 @@ impl ClientSocket {
                 biased;
                 () = ctx.shutdown.cancelled() => {
                     close(&mut socket, 1001, "bridge shutting down").await;
+                    tracing::debug!("client socket closed: bridge shutting down");
                     return;
                 }
-                Some(text) = rx.recv() => {
+                Some(owed) = rx.recv() => {
+                    let text = match owed {
+                        Owed::Pong => json!({"type": "pong"}).to_string(),
+                        Owed::Frame(text) => delivery.numbered(&text),
+                    };
                     if send(&mut socket, text, self.kind).await.is_err() { return; }
                 }
                 read = sub.recv(&mut batch, BATCH) => {
@@ -112,38 +127,43 @@ impl ClientSocket {
     }
 
     /// One frame from the client; false when the socket must close.
-    fn on_frame(&self, text: &str, delivery: &Delivery, ctx: &Context, tx: &mpsc::Sender<String>) -> bool {
+    fn on_frame(&self, text: &str, delivery: &Delivery, ctx: &Context, tx: &mpsc::Sender<Owed>) -> bool {
         let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-            return tx.try_send(error(None, "a frame must be a JSON object with a string `type`")).is_ok();
+            return tx.try_send(Owed::Frame(error(None, "a frame must be a JSON object with a string `type`"))).is_ok();
         };
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
         match kind.as_str() {
             // Relay bookkeeping: never forwarded to the runtime.
             "ack" => return true,
-            "ping" => return tx.try_send(json!({"type": "pong"}).to_string()).is_ok(),
+            "ping" => return tx.try_send(Owed::Pong).is_ok(),
             _ => {}
         }
         let request_id = frame.get("request_id").and_then(Value::as_str).map(str::to_owned);
         // A command's id goes under this socket's namespace; an answer to the
-        // runtime's own request (`*_response`) keeps the runtime's id.
-        if let Some(id) = &request_id
-            && !kind.ends_with("_response")
-        {
-            frame.insert("request_id".into(), format!("{}{id}", delivery.prefix()).into());
+        // runtime's own request (`*_response`) keeps the runtime's id. A
+        // command sent without one (`AppServerClient.input()`) gets a fresh
+        // id in the namespace too: its reply then still says which socket
+        // owns the conversation (approvals go there).
+        if !kind.ends_with("_response") {
+            let missing = frame.get("request_id").is_none_or(Value::is_null);
+            let id = if missing { Some(new_request_id()) } else { request_id.clone() };
+            if let Some(id) = id {
+                frame.insert("request_id".into(), format!("{}{id}", delivery.prefix()).into());
+            }
         }
         let command = match Command::new(frame) {
             Ok(command) => command,
-            Err(e) => return tx.try_send(refusal(&kind, request_id.as_deref(), &e.to_string())).is_ok(),
+            Err(e) => return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &e.to_string()))).is_ok(),
         };
         if command.requires_admin() && self.role != Role::Admin {
             let why = format!("`{kind}` is a privileged command here: it needs the admin token");
-            return tx.try_send(refusal(&kind, request_id.as_deref(), &why)).is_ok();
+            return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &why))).is_ok();
         }
         let (runtimes, runtime, tx) = (ctx.runtimes.clone(), self.runtime_id.to_string(), tx.clone());
         tokio::spawn(async move {
             let order = Order { runtime: Some(runtime), command, wait: Wait::Written };
             if let Err(e) = runtimes.dispatch(order).await {
-                let _ = tx.send(refusal(&kind, request_id.as_deref(), &e.to_string())).await;
+                let _ = tx.send(Owed::Frame(refusal(&kind, request_id.as_deref(), &e.to_string()))).await;
             }
         });
         true

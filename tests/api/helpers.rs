@@ -188,3 +188,102 @@ pub fn scoped(mut body: Value) -> Value {
     }
     body
 }
+
+/// A client of Letta's own kind on the bridge: a relay socket
+/// (`/v1/environments/{connectionId}/status/ws`) or an App-Server socket
+/// (`/app-server/ws`). Keeps every frame it read; never acks by itself.
+pub struct ClientWs {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Every text frame read so far, in order.
+    pub seen: Vec<Value>,
+}
+
+impl TestApp {
+    /// Opens `path` (a relay or App-Server socket URL path with its query) with `token` as bearer.
+    pub async fn client_socket(&self, path: &str, token: Option<&str>) -> ClientWs {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.ws_url(path).into_client_request().unwrap();
+        if let Some(t) = token {
+            req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("the client socket opens");
+        ClientWs { ws, seen: Vec::new() }
+    }
+
+    /// The relay socket of `connection` (a connection or device id), `channel` if any, client token.
+    pub async fn relay(&self, connection: &str, channel: Option<&str>) -> ClientWs {
+        let channel = channel.map(|c| format!("&channel={c}")).unwrap_or_default();
+        let path = format!("/v1/environments/{connection}/status/ws?agentId=pending&conversationId=default{channel}");
+        self.client_socket(&path, Some(CLIENT_TOKEN)).await
+    }
+
+    /// The App-Server socket with the client token.
+    pub async fn app_server(&self) -> ClientWs {
+        self.client_socket("/app-server/ws", Some(CLIENT_TOKEN)).await
+    }
+}
+
+impl ClientWs {
+    pub async fn send(&mut self, frame: Value) {
+        use futures_util::SinkExt;
+        self.ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await.expect("sent");
+    }
+
+    /// The next text frame; panics after [`WAIT`] or when the socket ends.
+    pub async fn next(&mut self) -> Value {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
+                    self.seen.push(frame.clone());
+                    return frame;
+                }
+                Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}; seen: {:?}", self.seen),
+                Some(Ok(_)) => continue,
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame `pred` accepts, skipping (and keeping) others.
+    pub async fn next_matching(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "no {what}; seen: {:?}", self.seen);
+            let frame = self.next().await;
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame of `kind`.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        self.next_matching(kind, |f| f["type"] == kind).await
+    }
+
+    /// No frame arrives for `quiet`.
+    pub async fn assert_quiet(&mut self, quiet: std::time::Duration) {
+        use futures_util::StreamExt;
+        if let Ok(msg) = tokio::time::timeout(quiet, self.ws.next()).await {
+            panic!("expected nothing, got {msg:?}");
+        }
+    }
+
+    /// Waits for the bridge's close frame; its code and reason.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("closed in time") {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Some(Ok(Message::Text(text))) => self.seen.push(serde_json::from_str(text.as_str()).unwrap()),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+}

@@ -170,7 +170,49 @@ pub fn exchanges(scope: &Value, home: &str) -> Vec<Planned> {
     ]
     .into_iter()
     .chain(approvals(scope))
+    .chain(clients(scope))
     .collect()
+}
+
+/// What Letta's own clients send besides the conversation commands
+/// (`AppServerClient`, the Agent SDK; CLIENT-API.md): the App Server's
+/// information, the `runtime_start` that attaches a client to an existing
+/// agent and conversation, the `sync` that follows it, and a relay `ack`
+/// that reached the runtime (the bridge never forwards one: this shows why).
+pub fn clients(scope: &Value) -> Vec<Planned> {
+    use Until::{Got, Window};
+    let info = json!({"type": "app_server_info", "request_id": "rec-app-server-info"});
+    let resume = json!({
+        "type": "runtime_start", "request_id": "rec-runtime-start-resume",
+        "agent_id": scope["agent_id"], "conversation_id": scope["conversation_id"],
+        "recover_approvals": false, "force_device_status": true,
+        "client_info": {"name": "letta-bridge-recorder", "title": "letta-bridge recorder"},
+    });
+    let recover = json!({"type": "sync", "request_id": "rec-sync-recover", "runtime": scope,
+                         "recover_approvals": true, "force_device_status": true});
+    vec![
+        planned(
+            "app_server_info",
+            "app_server_info (AppServerClient.info()): the runtime describes itself as an App Server",
+            vec![(info, Got(&["app_server_info_response"], SEC / 2, 10 * SEC))],
+        ),
+        planned(
+            "runtime_start_resume",
+            "runtime_start naming the existing agent and conversation (no create_agent): how a client attaches to \
+             a conversation (AppServerClient.runtimeStart, the Agent SDK's resumeSession)",
+            vec![(resume, Got(&["runtime_start_response"], SEC, 20 * SEC))],
+        ),
+        planned(
+            "sync_recover",
+            "sync with recover_approvals and force_device_status, as the Agent SDK sends after runtime_start",
+            vec![(recover, Got(&["sync_response"], SEC / 2, 20 * SEC))],
+        ),
+        planned(
+            "client_ack",
+            "a relay ack ({type: ack, seq}) sent to the runtime: no answer (the runtime logs it as unparseable)",
+            vec![(json!({"type": "ack", "seq": 1}), Window(2 * SEC))],
+        ),
+    ]
 }
 
 /// The tool call ids the scripted model uses in the approval exchanges: the

@@ -34,8 +34,13 @@ use crate::replay::replay_where;
 /// - `abort_message` with no turn running: `abort_message_response`
 ///   `aborted: false` (`abort_idle`);
 /// - `runtime_start`, `change_device_state`, `list_in_directory`: recorded;
-/// - anything else, JSON pings included, gets no answer at all
-///   (`unknown_command`, `server_ping`).
+///   a `runtime_start` that names an agent and a conversation and creates
+///   nothing (how Letta's clients attach to one): `runtime_start_resume`;
+/// - `app_server_info` (Letta's `AppServerClient.info()`): recorded
+///   (`app_server_info`); a `sync` with `recover_approvals`, as the Agent
+///   SDK sends it: `sync_recover`;
+/// - anything else, JSON pings and relay `ack`s included, gets no answer at
+///   all (`unknown_command`, `server_ping`, `client_ack`).
 pub fn replies_to(frame: &Value, settings: Settings, next_seq: &dyn Fn() -> u64) -> Vec<Value> {
     let kind = frame["type"].as_str().unwrap_or_default();
     let scoped = is_runtime_scope(&frame["runtime"]);
@@ -47,15 +52,28 @@ pub fn replies_to(frame: &Value, settings: Settings, next_seq: &dyn Fn() -> u64)
         "input" if approval => ("approval_allow", 2),
         "input" if settings.ask_approval => ("approval_allow", 1),
         "input" => ("turn", 0),
+        "sync" if frame["recover_approvals"] == true => ("sync_recover", 0),
         "sync" => ("sync", 0),
         "abort_message" => ("abort_idle", 0),
+        "runtime_start" if resumes(frame) => ("runtime_start_resume", 0),
         "runtime_start" => ("runtime_start", 0),
+        "app_server_info" => ("app_server_info", 0),
         "change_device_state" => ("change_device_state", 0),
         "list_in_directory" => ("list_in_directory", 0),
         _ => return vec![],
     };
     let whole = kind != "input" || settings.full_turns || (settings.ask_approval && !approval);
     replay_where(exchange, step, frame, next_seq, |f| whole || f["type"] == "input_accepted")
+}
+
+/// True for a `runtime_start` that attaches to an existing agent and
+/// conversation: both named, nothing created.
+fn resumes(frame: &Value) -> bool {
+    let named = |k: &str| frame[k].as_str().is_some_and(|s| !s.is_empty());
+    named("agent_id")
+        && named("conversation_id")
+        && frame["create_agent"].is_null()
+        && frame["create_conversation"].is_null()
 }
 
 /// How the fake runtime answers `input`.
