@@ -27,8 +27,9 @@ async fn main() -> std::process::ExitCode {
     release_startup_memory();
     print_generated_tokens(&app);
     let stop = app.shutdown_token();
+    let signals = shutdown::Signals::install();
     tokio::spawn(async move {
-        shutdown::signal().await;
+        signals.recv().await;
         stop.cancel();
     });
     match app.run_until_stopped().await {

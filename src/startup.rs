@@ -173,6 +173,7 @@ impl Application {
             tickets: backend.tickets,
             cluster: backend.view,
             limits: limits.clone(),
+            client_sockets: tokio_util::task::TaskTracker::new(),
         });
         let app = http::app(state.clone());
         let shutdown = CancellationToken::new();
@@ -260,6 +261,9 @@ impl Application {
                 cluster.leave(grace).await;
             }
             streams.cancel();
+            // Letta clients' sockets send their close frame (1001) first.
+            state.client_sockets.close();
+            state.client_sockets.wait().await;
             serving.await
         })
         .await;

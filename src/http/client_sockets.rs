@@ -53,7 +53,7 @@ pub struct RelayParams {
     params(("connection_id" = String, Path, description = "The runtime's connection id (or device id)"), RelayParams),
     security(("client" = [])),
     responses((status = 101, description = "Switching to Letta's relay protocol"),
-              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
               (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_relay(
@@ -89,7 +89,7 @@ pub struct AppServerParams {
 /// bidirectional socket, `request_id` correlation, no `seq`.
 #[utoipa::path(get, path = "/app-server/ws", tag = "letta", params(AppServerParams), security(("client" = [])),
     responses((status = 101, description = "Switching to the App Server protocol"),
-              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
               (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_app_server(
@@ -132,7 +132,8 @@ fn upgrade(state: AppState, ws: WebSocketUpgrade, socket: ClientSocket) -> Resul
             hub: state.hub.clone(),
             shutdown: state.streams_shutdown.clone(),
         };
-        socket.run(ws, ctx).await;
+        // Tracked, so that shutdown waits for its close frame (1001).
+        state.client_sockets.track_future(socket.run(ws, ctx)).await;
         drop(slot);
     }))
 }

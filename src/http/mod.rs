@@ -108,6 +108,8 @@ pub struct Shared {
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
     pub limits: Arc<Limits>,
+    /// The tasks of Letta clients' sockets: shutdown waits for their 1001.
+    pub client_sockets: tokio_util::task::TaskTracker,
 }
 
 /// The routes and their OpenAPI document, before state is attached.

@@ -110,7 +110,7 @@ async fn post_register(
 /// missing token is accepted and then closed with 1008 "unauthorized".
 #[utoipa::path(get, path = "/ws", tag = "runtime", params(WsParams), security(("runtime" = [])),
     responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
-              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_ws(
     State(state): State<AppState>,
@@ -128,7 +128,7 @@ async fn get_ws(
     params(("connection_id" = String, Path, description = "From registration"), WsParams),
     security(("runtime" = [])),
     responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
-              (status = 426, description = "Not a WebSocket upgrade", body = super::Problem, content_type = "application/problem+json"),
+              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_ws_connection(
     State(state): State<AppState>,

@@ -269,14 +269,10 @@ async fn letta_client_send_message_starts_a_turn_that_a_relay_socket_with_a_quer
     assert_eq!(input["payload"]["messages"][0]["client_message_id"], "cm-live-1", "{input}");
 }
 
-/// Ignored until the bridge waits for its client-socket tasks at shutdown:
-/// `run_until_stopped` cancels them (`streams_shutdown`) but nothing awaits
-/// them before the process exits, so about one run in eight a socket never
-/// sends its close frame (the client sees 1006; the bridge log shows no
-/// "client socket closed"). `tests/api/clients.rs` checks the 1001 in
-/// process, where the tasks run on. Run it with `-- --ignored`.
+/// The bridge process waits for its client-socket tasks at shutdown, so
+/// every socket sends its close frame (without that wait, about one run in
+/// eight a socket was cut with 1006).
 #[tokio::test]
-#[ignore = "flaky until shutdown awaits the client-socket tasks (startup.rs); see its doc comment"]
 async fn client_sockets_close_with_1001_when_the_bridge_shuts_down() {
     let Some(mut live) = start("client_shutdown").await else { return };
     let mut scenario = Scenario::start(&live, "held_open", &json!({}));
