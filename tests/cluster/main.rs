@@ -6,6 +6,7 @@
 mod harness;
 
 mod balancer;
+mod clients;
 mod commands;
 mod engine;
 mod events;
