@@ -48,16 +48,22 @@
 //! frame (`"t":<ns>`) and the receiver subtracts on arrival, so the bench
 //! process is both ends of every hop.
 
+mod append;
 mod cases;
 mod chunked;
+mod cluster;
 mod commands;
+mod cpu;
+mod crossing;
 mod deliver;
 mod events;
+mod failover;
 mod hold;
 mod http;
 mod instructions;
 mod memory;
 mod options;
+mod redis;
 mod relay;
 mod report;
 mod runtime;
@@ -104,7 +110,15 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
             "open files {soft} (hard {hard}) per process, bench and bridge alike; MB = 10^6 B, KB = 10^3 B"
         ),
         load: String::new(),
+        redis: None,
     };
+    if args.scenarios().iter().any(|s| s.is_cluster()) && cases::cluster_unavailable(&args).is_none() {
+        let v = redis::version(&args.redis_server).unwrap_or_default();
+        header.redis = Some(format!(
+            "redis-server {v} ({}), one per repetition on a Unix socket, --save '' --appendonly no",
+            args.redis_server.display()
+        ));
+    }
     let names: Vec<&str> = args.scenarios().iter().map(|s| s.name()).collect();
     eprintln!("scenarios: {}; {} repetitions; working files in {}", names.join(", "), args.reps, work.display());
     let mut results = Results::default();
