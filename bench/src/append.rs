@@ -41,6 +41,8 @@ struct Run {
     redis_cpu: Option<f64>,
     /// The bridges' CPU summed, % of one core.
     bridges_cpu: f64,
+    /// This harness's CPU (publishers and subscribers), % of one core.
+    harness_cpu: f64,
 }
 
 /// One runtime on each of `runtimes` (devices `bench-a`, `bench-b`, …)
@@ -71,6 +73,7 @@ async fn windowed(
     let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), false))).collect();
     let redis_meter = redis_pid.map(|p| Meter::start(&[p])).transpose()?;
     let bridges_meter = Meter::start(bridge_pids)?;
+    let harness_meter = Meter::start(&[std::process::id()])?;
     let publish = {
         let shared = shared.clone();
         let sinks = &mut sinks;
@@ -89,13 +92,14 @@ async fn windowed(
     let outcome = deliver::run(shared, tasks, now_ns(), publish, HARD_LIMIT).await;
     let redis_cpu = redis_meter.map(|m| m.percent()).transpose()?;
     let bridges_cpu = bridges_meter.percent()?;
+    let harness_cpu = harness_meter.percent()?;
     for mut s in sinks {
         let _ = s.close().await;
     }
     for d in drainers {
         d.abort();
     }
-    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu })
+    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu, harness_cpu })
 }
 
 /// Sustained appends: `instances` = `None` is an embedded bridge with the
@@ -154,6 +158,10 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
         Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu, "%")
             .note("of one core, all instances summed, same span"),
     );
+    figures.push(
+        Figure::new(format!("{name}: harness CPU"), run.harness_cpu, "%")
+            .note("of one core: the fake runtimes and the subscriber, same span"),
+    );
     Ok(with_note(figures, shortfall(o)))
 }
 
@@ -208,6 +216,7 @@ fn outcome_figures(name: &str, run: &Run) -> Vec<Figure> {
             o.published * o.subscribers as u64
         )),
         Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu, "%").note("of one core, all instances summed"),
+        Figure::new(format!("{name}: harness CPU"), run.harness_cpu, "%").note("of one core"),
     ];
     with_note(figures, shortfall(o))
 }

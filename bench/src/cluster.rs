@@ -113,7 +113,12 @@ async fn wait_joined(at: &Target, timeout: Duration) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{} did not join its cluster within {timeout:?}: GET /status answered {} {}", at.addr, r.status, r.text());
+            bail!(
+                "{} did not join its cluster within {timeout:?}: GET /status answered {} {}",
+                at.addr,
+                r.status,
+                r.text()
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -18,13 +18,16 @@
 //! `--client-token` (or `LETTA_BRIDGE_RUNTIME_TOKEN` / `LETTA_BRIDGE_CLIENT_TOKEN`),
 //! `--register` (fake runtime registers first) or direct mode (default),
 //! `--spawn PATH` (+ `--bridge-env K=V`), `--pid` (memory of a bridge not
-//! spawned here). Selection: `--all` or `--only a,b`, `--no-baselines`.
+//! spawned here). Selection: `--all` or `--only a,b`, `--cluster` (the
+//! cluster scenarios), `--no-baselines`.
 //! Workload: `--reps`, `--count`, `--rate`, `--size`, `--subscribers`,
 //! `--input-concurrency`, `--sync-concurrency`, `--saturation-secs`,
 //! `--fanout-subscribers`, `--fanout-sizes`, `--fanout-secs`,
 //! `--memory-subscribers`, `--relay-memory-receivers`, `--startup-runs`,
 //! `--callgrind-subscribers`, `--callgrind-events`, `--callgrind-rate`,
-//! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Output: `--json`,
+//! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Cluster:
+//! `--redis-server`, `--cluster-subscribers`, `--append-instances`,
+//! `--append-secs`, `--append-window`, `--node-ttl`. Output: `--json`,
 //! `--keep-work-dir`.
 //!
 //! # Layout
@@ -42,6 +45,10 @@
 //! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets (and `relay`: RSS per idle raw receiver).
 //! - `startup`: spawn → first `/healthz` 200, binary size.
 //! - `instructions`: callgrind instructions per delivered event and per command (counters zeroed and dumped around the work).
+//! - `redis`: a redis-server of the harness (Unix socket, no persistence); `cluster`: N instances on it, shared tokens, a fresh cluster name.
+//! - `crossing`: runtime on A → SSE on B, and commands on B → runtime on A, each paired with an embedded bridge in the same repetition.
+//! - `append`: events/s through one Redis with 1 and N instances, and fan-out on B vs embedded (windowed publishers), with `cpu`: CPU % from /proc.
+//! - `failover`: SIGKILL the runtime's instance → `instance_lost` on another.
 //! - `report`: figures, medians, ratios, targets, the table and the JSON file; `stats`: clock, histogram, median.
 //!
 //! Latencies are measured with one monotonic clock: the sender stamps each

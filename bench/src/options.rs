@@ -371,3 +371,27 @@ pub enum Helper {
 pub fn work_dir() -> PathBuf {
     std::env::temp_dir().join(format!("letta-bench-{}", std::process::id()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cluster_scenarios_are_selected_and_asked_for() {
+        let all = parse(&["--all"]);
+        assert!(all.scenarios().contains(&Scenario::ClusterDead));
+        assert!(!all.asked_for(Scenario::ClusterDead), "--all includes them but a missing Redis is a skip");
+        let cluster = parse(&["--cluster"]);
+        let chosen = cluster.scenarios();
+        assert!(chosen.iter().all(|s| s.is_cluster() || *s == Scenario::Hop), "{chosen:?}");
+        assert_eq!(chosen.len(), Scenario::CLUSTER.len() + 1);
+        assert!(cluster.asked_for(Scenario::ClusterAppend));
+        let only = parse(&["--only", "cluster-dead,input"]);
+        assert!(only.asked_for(Scenario::ClusterDead));
+        assert_eq!(only.scenarios(), vec![Scenario::Hop, Scenario::Input, Scenario::ClusterDead]);
+    }
+}
