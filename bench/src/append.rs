@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::cluster::{as_device, node_id};
 use crate::cpu::Meter;
-use crate::crossing::clustered;
+use crate::crossing::{clustered, embedded, paired};
 use crate::deliver::{self, Outcome, Shared};
 use crate::events::{HARD_LIMIT, OPEN_PARALLEL, shortfall, with_note};
 use crate::options::Args;
@@ -26,7 +26,7 @@ use crate::report::{Figure, Goal};
 use crate::runtime;
 use crate::sse;
 use crate::stats::now_ns;
-use crate::target::{Bridge, Launch, Target};
+use crate::target::Target;
 
 /// The target for one Redis, events/s.
 pub const APPEND_TARGET: f64 = 20_000.0;
@@ -109,21 +109,11 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
     let (size, window) = (args.size, args.append_window);
     let (name, run, at) = match instances {
         None => {
-            let binary = args.spawn.as_ref().ok_or_else(|| anyhow::anyhow!("cluster scenarios need --spawn"))?;
-            let bridge = Bridge::spawn(&Launch::new(binary, args), args, dir).await?;
-            let run = windowed(
-                std::slice::from_ref(&bridge.target),
-                &bridge.target,
-                1,
-                size,
-                span,
-                window,
-                None,
-                &[bridge.pid],
-            )
-            .await;
-            let _ = bridge.stop(Duration::from_secs(15)).await;
-            ("append, embedded, same publisher".to_owned(), run?, "it")
+            let run = embedded(args, dir, async |b| {
+                windowed(std::slice::from_ref(&b.target), &b.target, 1, size, span, window, None, &[b.pid]).await
+            })
+            .await?;
+            ("append, embedded, same publisher".to_owned(), run, "it")
         }
         Some(k) => {
             let run = clustered(args, dir, k, None, async |c| {
@@ -166,21 +156,28 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
 }
 
 /// Fan-out to `--fanout-subscribers` with `size`-byte frames: an embedded
-/// bridge, then a cluster with the runtime on A and the subscribers on B.
+/// bridge and a cluster with the runtime on A and the subscribers on B,
+/// paired as in [`crate::crossing`].
 pub async fn fanout(args: &Args, dir: &Path, size: usize) -> anyhow::Result<Vec<Figure>> {
     let n = args.fanout_subscribers;
     let span = Duration::from_secs_f64(args.fanout_secs);
     let window = args.append_window;
-    let binary = args.spawn.as_ref().ok_or_else(|| anyhow::anyhow!("cluster scenarios need --spawn"))?;
-    let bridge = Bridge::spawn(&Launch::new(binary, args), args, dir).await?;
-    let e = windowed(std::slice::from_ref(&bridge.target), &bridge.target, n, size, span, window, None, &[bridge.pid])
-        .await;
-    let _ = bridge.stop(Duration::from_secs(15)).await;
-    let e = e?;
-    let c = clustered(args, dir, 2, None, async |c| {
-        let a = c.target(0).clone();
-        windowed(std::slice::from_ref(&a), c.target(1), n, size, span, window, Some(c.redis.pid), &c.pids()).await
-    })
+    let (e, c) = paired(
+        async || {
+            embedded(args, dir, async |b| {
+                windowed(std::slice::from_ref(&b.target), &b.target, n, size, span, window, None, &[b.pid]).await
+            })
+            .await
+        },
+        async || {
+            clustered(args, dir, 2, None, async |c| {
+                let a = c.target(0).clone();
+                windowed(std::slice::from_ref(&a), c.target(1), n, size, span, window, Some(c.redis.pid), &c.pids())
+                    .await
+            })
+            .await
+        },
+    )
     .await?;
     let mut figures = outcome_figures(&format!("fan-out windowed, embedded, {n} subs, {size} B"), &e);
     figures.extend(outcome_figures(&format!("fan-out windowed, cluster A→B, {n} subs, {size} B"), &c));

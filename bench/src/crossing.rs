@@ -1,12 +1,13 @@
 //! Crossing instances: a runtime frame on instance A → SSE subscribers on
 //! instance B, and a command on B → the runtime on A (`POST /input`, and the
 //! `POST /sync?wait=true` round trip), each next to an embedded bridge
-//! measured with the same workload in the same repetition: embedded first,
-//! then the cluster (a fresh Redis and instances a, b), so that both see
-//! the same machine load and the added latency is a difference of
-//! neighbours.
+//! measured with the same workload in the same repetition (the two one
+//! after the other, in alternating order from one repetition to the next),
+//! so that both see the same machine load and the added latency is a
+//! difference of neighbours.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,8 +26,26 @@ const SEE_RUNTIME: Duration = Duration::from_secs(10);
 /// The target: the cross-instance hop adds at most this to the embedded p99, µs.
 pub const ADDED_P99_TARGET_US: f64 = 500.0;
 
+/// Paired runs so far (their parity picks which half goes first).
+static PAIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `embedded` and `cluster` one after the other, embedded first in
+/// every other call, and returns (embedded, cluster).
+pub async fn paired<E, C>(
+    embedded: impl AsyncFnOnce() -> anyhow::Result<E>,
+    cluster: impl AsyncFnOnce() -> anyhow::Result<C>,
+) -> anyhow::Result<(E, C)> {
+    if PAIRS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        let e = embedded().await?;
+        Ok((e, cluster().await?))
+    } else {
+        let c = cluster().await?;
+        Ok((embedded().await?, c))
+    }
+}
+
 /// Runs `work` against a fresh embedded bridge, and returns its result.
-async fn embedded<T>(
+pub async fn embedded<T>(
     args: &Args,
     dir: &Path,
     work: impl AsyncFnOnce(&Bridge) -> anyhow::Result<T>,
@@ -63,10 +82,15 @@ fn added(name: String, embedded_us: f64, cluster_us: f64) -> Figure {
 /// Runtime on A → `n` subscribers on B at `--rate`, next to the embedded hop.
 pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<Figure>> {
     let pace = Pace::Steady { count: args.count, per_sec: args.rate };
-    let e = embedded(args, dir, async |b| events::through_bridge(&b.target, n, args.size, pace, true).await).await?;
-    let c = clustered(args, dir, 2, None, async |c| {
-        events::across(c.target(0), c.target(1), n, args.size, pace, true).await
-    })
+    let (e, c) = paired(
+        async || embedded(args, dir, async |b| events::through_bridge(&b.target, n, args.size, pace, true).await).await,
+        async || {
+            clustered(args, dir, 2, None, async |c| {
+                events::across(c.target(0), c.target(1), n, args.size, pace, true).await
+            })
+            .await
+        },
+    )
     .await?;
     let (ep, cp) = (percentiles(&e), percentiles(&c));
     let rate = args.rate;
@@ -87,16 +111,23 @@ pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<
 /// `POST /input` on B → the runtime on A, concurrency 1, next to embedded.
 pub async fn input(args: &Args, dir: &Path) -> anyhow::Result<Vec<Figure>> {
     let count = args.count;
-    let (eh, er) = embedded(args, dir, async |b| {
-        let ws = runtime::connect(&b.target, "bench", SEE_RUNTIME).await?;
-        commands::inputs(ws, &b.target, count, 1).await
-    })
-    .await?;
-    let (ch, cr) = clustered(args, dir, 2, None, async |c| {
-        let ws = runtime::connect(&as_device(c.target(0), "bench"), "bench", SEE_RUNTIME).await?;
-        wait_runtime(c.target(1), "bench", true, SEE_RUNTIME).await?;
-        commands::inputs(ws, c.target(1), count, 1).await
-    })
+    let ((eh, er), (ch, cr)) = paired(
+        async || {
+            embedded(args, dir, async |b| {
+                let ws = runtime::connect(&b.target, "bench", SEE_RUNTIME).await?;
+                commands::inputs(ws, &b.target, count, 1).await
+            })
+            .await
+        },
+        async || {
+            clustered(args, dir, 2, None, async |c| {
+                let ws = runtime::connect(&as_device(c.target(0), "bench"), "bench", SEE_RUNTIME).await?;
+                wait_runtime(c.target(1), "bench", true, SEE_RUNTIME).await?;
+                commands::inputs(ws, c.target(1), count, 1).await
+            })
+            .await
+        },
+    )
     .await?;
     let (ep, cp) = (eh.percentiles(), ch.percentiles());
     let emb = "embedded POST /input, concurrency 1";
@@ -116,16 +147,23 @@ pub async fn input(args: &Args, dir: &Path) -> anyhow::Result<Vec<Figure>> {
 /// for `--saturation-secs`, next to embedded.
 pub async fn sync(args: &Args, dir: &Path) -> anyhow::Result<Vec<Figure>> {
     let span = Duration::from_secs_f64(args.saturation_secs);
-    let e = embedded(args, dir, async |b| {
-        let ws = runtime::connect(&b.target, "bench", SEE_RUNTIME).await?;
-        commands::syncs(ws, &b.target, span, 1).await
-    })
-    .await?;
-    let c = clustered(args, dir, 2, None, async |c| {
-        let ws = runtime::connect(&as_device(c.target(0), "bench"), "bench", SEE_RUNTIME).await?;
-        wait_runtime(c.target(1), "bench", true, SEE_RUNTIME).await?;
-        commands::syncs(ws, c.target(1), span, 1).await
-    })
+    let (e, c) = paired(
+        async || {
+            embedded(args, dir, async |b| {
+                let ws = runtime::connect(&b.target, "bench", SEE_RUNTIME).await?;
+                commands::syncs(ws, &b.target, span, 1).await
+            })
+            .await
+        },
+        async || {
+            clustered(args, dir, 2, None, async |c| {
+                let ws = runtime::connect(&as_device(c.target(0), "bench"), "bench", SEE_RUNTIME).await?;
+                wait_runtime(c.target(1), "bench", true, SEE_RUNTIME).await?;
+                commands::syncs(ws, c.target(1), span, 1).await
+            })
+            .await
+        },
+    )
     .await?;
     let (ep, cp) = (e.hist.percentiles(), c.hist.percentiles());
     let emb = "embedded sync?wait=true, concurrency 1";
