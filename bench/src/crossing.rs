@@ -35,7 +35,7 @@ pub async fn paired<E, C>(
     embedded: impl AsyncFnOnce() -> anyhow::Result<E>,
     cluster: impl AsyncFnOnce() -> anyhow::Result<C>,
 ) -> anyhow::Result<(E, C)> {
-    if PAIRS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+    if PAIRS.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
         let e = embedded().await?;
         Ok((e, cluster().await?))
     } else {
