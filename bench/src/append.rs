@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::cluster::{as_device, node_id};
-use crate::cpu::Meter;
+use crate::cpu::{Meter, Usage};
 use crate::crossing::{clustered, embedded, paired};
 use crate::deliver::{self, Outcome, Shared};
 use crate::events::{HARD_LIMIT, OPEN_PARALLEL, shortfall, with_note};
@@ -37,12 +37,12 @@ pub const FANOUT_TARGET: f64 = 0.8;
 /// A windowed run and the CPU its processes used.
 struct Run {
     outcome: Outcome,
-    /// Redis' CPU, % of one core (cluster runs).
-    redis_cpu: Option<f64>,
-    /// The bridges' CPU summed, % of one core.
-    bridges_cpu: f64,
-    /// This harness's CPU (publishers and subscribers), % of one core.
-    harness_cpu: f64,
+    /// Redis' CPU (cluster runs).
+    redis_cpu: Option<Usage>,
+    /// The bridges' CPU summed.
+    bridges_cpu: Usage,
+    /// This harness's CPU (publishers and subscribers).
+    harness_cpu: Usage,
 }
 
 /// One runtime on each of `runtimes` (devices `bench-a`, `bench-b`, …)
@@ -90,9 +90,9 @@ async fn windowed(
         }
     };
     let outcome = deliver::run(shared, tasks, now_ns(), publish, HARD_LIMIT).await;
-    let redis_cpu = redis_meter.map(|m| m.percent()).transpose()?;
-    let bridges_cpu = bridges_meter.percent()?;
-    let harness_cpu = harness_meter.percent()?;
+    let redis_cpu = redis_meter.map(|m| m.read()).transpose()?;
+    let bridges_cpu = bridges_meter.read()?;
+    let harness_cpu = harness_meter.read()?;
     for mut s in sinks {
         let _ = s.close().await;
     }
@@ -138,18 +138,24 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
         rate = rate.goal(Goal::AtLeast(APPEND_TARGET));
     }
     let mut figures = vec![rate];
+    let events = o.total.events;
     if let Some(cpu) = run.redis_cpu {
         figures.push(
-            Figure::new(format!("{name}: Redis CPU"), cpu, "%")
+            Figure::new(format!("{name}: Redis CPU"), cpu.percent, "%")
                 .note("of one core, /proc utime+stime from the first publish to the last delivery"),
         );
+        figures.push(Figure::new(format!("{name}: Redis CPU per event"), cpu.us_per(events), "µs"));
     }
     figures.push(
-        Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu, "%")
+        Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu.percent, "%")
             .note("of one core, all instances summed, same span"),
     );
     figures.push(
-        Figure::new(format!("{name}: harness CPU"), run.harness_cpu, "%")
+        Figure::new(format!("{name}: bridges' CPU per event"), run.bridges_cpu.us_per(events), "µs")
+            .note("all instances summed"),
+    );
+    figures.push(
+        Figure::new(format!("{name}: harness CPU"), run.harness_cpu.percent, "%")
             .note("of one core: the fake runtimes and the subscriber, same span"),
     );
     Ok(with_note(figures, shortfall(o)))
@@ -183,7 +189,7 @@ pub async fn fanout(args: &Args, dir: &Path, size: usize) -> anyhow::Result<Vec<
     figures.extend(outcome_figures(&format!("fan-out windowed, cluster A→B, {n} subs, {size} B"), &c));
     if let Some(cpu) = c.redis_cpu {
         figures.push(
-            Figure::new(format!("fan-out windowed, cluster A→B, {n} subs, {size} B: Redis CPU"), cpu, "%")
+            Figure::new(format!("fan-out windowed, cluster A→B, {n} subs, {size} B: Redis CPU"), cpu.percent, "%")
                 .note("of one core"),
         );
     }
@@ -212,8 +218,15 @@ fn outcome_figures(name: &str, run: &Run) -> Vec<Figure> {
             o.total.missed,
             o.published * o.subscribers as u64
         )),
-        Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu, "%").note("of one core, all instances summed"),
-        Figure::new(format!("{name}: harness CPU"), run.harness_cpu, "%").note("of one core"),
+        Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu.percent, "%")
+            .note("of one core, all instances summed"),
+        Figure::new(
+            format!("{name}: bridges' CPU per delivery"),
+            run.bridges_cpu.secs * 1e9 / o.total.events.max(1) as f64,
+            "ns",
+        )
+        .note("all instances summed"),
+        Figure::new(format!("{name}: harness CPU"), run.harness_cpu.percent, "%").note("of one core"),
     ];
     with_note(figures, shortfall(o))
 }

@@ -39,15 +39,31 @@ impl Meter {
         Ok(Self { pids: pids.to_vec(), start, at: Instant::now() })
     }
 
-    /// Their CPU time since the start, summed, as % of one core over the
-    /// wall time since the start (clock-tick resolution, 10 ms here).
-    pub fn percent(&self) -> anyhow::Result<f64> {
+    /// Their CPU time since the start, summed, in seconds, and as % of one
+    /// core over the wall time since the start (clock-tick resolution, 10 ms
+    /// here).
+    pub fn read(&self) -> anyhow::Result<Usage> {
         let wall = self.at.elapsed().as_secs_f64();
         let mut cpu = 0.0;
         for (&p, s) in self.pids.iter().zip(&self.start) {
             cpu += used(p)?.saturating_sub(*s).as_secs_f64();
         }
-        Ok(cpu / wall.max(1e-9) * 100.0)
+        Ok(Usage { secs: cpu, percent: cpu / wall.max(1e-9) * 100.0 })
+    }
+}
+
+/// CPU used over a span.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub secs: f64,
+    /// Of one core.
+    pub percent: f64,
+}
+
+impl Usage {
+    /// Microseconds of CPU per one of `n` things done.
+    pub fn us_per(&self, n: u64) -> f64 {
+        self.secs * 1e6 / n.max(1) as f64
     }
 }
 

@@ -13,12 +13,12 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cluster::{Cluster, as_device, wait_runtime};
-use crate::commands;
 use crate::events::{self, percentiles, shortfall, with_note};
 use crate::options::Args;
 use crate::report::{Figure, Goal, latency};
 use crate::runtime::{self, Pace};
 use crate::target::{Bridge, Launch};
+use crate::{commands, scrape};
 
 /// Longest an instance may take to see a runtime of another instance.
 const SEE_RUNTIME: Duration = Duration::from_secs(10);
@@ -86,12 +86,14 @@ pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<
         async || embedded(args, dir, async |b| events::through_bridge(&b.target, n, args.size, pace, true).await).await,
         async || {
             clustered(args, dir, 2, None, async |c| {
-                events::across(c.target(0), c.target(1), n, args.size, pace, true).await
+                let o = events::across(c.target(0), c.target(1), n, args.size, pace, true).await?;
+                Ok((o, scrape::metrics(c.target(0)).await?))
             })
             .await
         },
     )
     .await?;
+    let (c, a_metrics) = c;
     let (ep, cp) = (percentiles(&e), percentiles(&c));
     let rate = args.rate;
     let emb = format!("embedded event hop, {n} subs, {rate}/s");
@@ -105,6 +107,18 @@ pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<
             .goal(Goal::AtMost(ADDED_P99_TARGET_US))
             .note("cluster p99 − embedded p99 of the same repetition"),
     );
+    // A's own account of the Redis leg: its runtime's event queued for the
+    // log → the same event read back by its mirror (B's mirror reads it at
+    // about the same time).
+    for q in ["0.5", "0.99"] {
+        let v = scrape::quantile(&a_metrics, "letta_bridge_append_visible_seconds", q).unwrap_or(f64::NAN);
+        let label = if q == "0.5" { "p50" } else { "p99" };
+        let mut f = Figure::new(format!("{clu}: A's append→visible {label}"), v * 1e6, "µs");
+        if q == "0.99" {
+            f = f.note("bridge summary letta_bridge_append_visible_seconds of A after the run: queued for Redis → in A's mirror");
+        }
+        figures.push(f);
+    }
     Ok(figures)
 }
 

@@ -74,6 +74,7 @@ mod redis;
 mod relay;
 mod report;
 mod runtime;
+mod scrape;
 mod sse;
 mod startup;
 mod stats;
