@@ -43,11 +43,14 @@ struct Run {
     bridges_cpu: Usage,
     /// This harness's CPU (publishers and subscribers).
     harness_cpu: Usage,
+    /// The CPU of the bridge serving the subscribers (the last of `bridge_pids`).
+    serving_cpu: Usage,
 }
 
 /// One runtime on each of `runtimes` (devices `bench-a`, `bench-b`, …)
 /// publishing `size`-byte frames for `span` with at most `window` in
-/// flight, to `subs` subscribers on `subscribe_at`.
+/// flight, to `subs` subscribers on `subscribe_at`; `bridge_pids` are the
+/// bridges whose CPU is summed, the one serving the subscribers last.
 #[allow(clippy::too_many_arguments)]
 async fn windowed(
     runtimes: &[Target],
@@ -74,6 +77,7 @@ async fn windowed(
     let redis_meter = redis_pid.map(|p| Meter::start(&[p])).transpose()?;
     let bridges_meter = Meter::start(bridge_pids)?;
     let harness_meter = Meter::start(&[std::process::id()])?;
+    let serving_meter = Meter::start(&bridge_pids[bridge_pids.len() - 1..])?;
     let publish = {
         let shared = shared.clone();
         let sinks = &mut sinks;
@@ -93,13 +97,14 @@ async fn windowed(
     let redis_cpu = redis_meter.map(|m| m.read()).transpose()?;
     let bridges_cpu = bridges_meter.read()?;
     let harness_cpu = harness_meter.read()?;
+    let serving_cpu = serving_meter.read()?;
     for mut s in sinks {
         let _ = s.close().await;
     }
     for d in drainers {
         d.abort();
     }
-    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu, harness_cpu })
+    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu, harness_cpu, serving_cpu })
 }
 
 /// Sustained appends: `instances` = `None` is an embedded bridge with the
@@ -118,8 +123,11 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
         Some(k) => {
             let run = clustered(args, dir, k, None, async |c| {
                 let targets: Vec<Target> = c.instances.iter().map(|b| b.target.clone()).collect();
-                let sub = &targets[1.min(k - 1)];
-                windowed(&targets, sub, 1, size, span, window, Some(c.redis.pid), &c.pids()).await
+                let serving = 1.min(k - 1);
+                let mut pids = c.pids();
+                let last = pids.remove(serving);
+                pids.push(last);
+                windowed(&targets, &targets[serving], 1, size, span, window, Some(c.redis.pid), &pids).await
             })
             .await?;
             let name = format!("cluster append, {k} instance{}", if k == 1 { "" } else { "s" });
@@ -226,6 +234,12 @@ fn outcome_figures(name: &str, run: &Run) -> Vec<Figure> {
             "ns",
         )
         .note("all instances summed"),
+        Figure::new(
+            format!("{name}: subscribers' instance CPU per delivery"),
+            run.serving_cpu.secs * 1e9 / o.total.events.max(1) as f64,
+            "ns",
+        )
+        .note("the one bridge serving the subscribers (B in the cluster)"),
         Figure::new(format!("{name}: harness CPU"), run.harness_cpu.percent, "%").note("of one core"),
     ];
     with_note(figures, shortfall(o))
