@@ -12,14 +12,18 @@ use crate::options::{Args, Scenario};
 use crate::relay::{self, Relay};
 use crate::report::{Figure, Results, latency};
 use crate::target::{Bridge, Launch, Target};
-use crate::{commands, events, instructions, memory, startup};
+use crate::{append, commands, crossing, events, failover, instructions, memory, startup};
 
 /// One measurement, repeated `--reps` times.
 #[derive(Debug, Clone, Copy)]
 enum Case {
     Hop,
     RelaySteady(usize),
-    RelaySaturated { n: usize, size: usize, secs: f64 },
+    RelaySaturated {
+        n: usize,
+        size: usize,
+        secs: f64,
+    },
     EventHop(usize),
     EventSaturation(usize),
     Input(usize),
@@ -29,6 +33,13 @@ enum Case {
     RelayMemory(usize),
     Startup,
     Instructions,
+    ClusterEventHop(usize),
+    ClusterInput,
+    ClusterSync,
+    /// `None`: an embedded bridge with the same publisher (the reference).
+    Append(Option<usize>),
+    ClusterFanout(usize),
+    ClusterDead,
 }
 
 fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
@@ -54,6 +65,15 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
         Scenario::Memory => vec![Case::Memory, Case::RelayMemory(args.relay_memory_receivers)],
         Scenario::Startup => vec![Case::Startup],
         Scenario::Instructions => vec![Case::Instructions],
+        Scenario::ClusterEventHop => args.cluster_subscribers.iter().map(|&n| Case::ClusterEventHop(n)).collect(),
+        Scenario::ClusterInput => vec![Case::ClusterInput, Case::ClusterSync],
+        Scenario::ClusterAppend => {
+            let mut v = vec![Case::Append(None)];
+            v.extend(args.append_instances.iter().map(|&k| Case::Append(Some(k.max(1)))));
+            v
+        }
+        Scenario::ClusterFanout => args.fanout_sizes.iter().map(|&s| Case::ClusterFanout(s)).collect(),
+        Scenario::ClusterDead => vec![Case::ClusterDead],
     }
 }
 
@@ -64,9 +84,29 @@ enum Env {
     Bridge { target: Target, spawned: Option<Box<Bridge>> },
 }
 
+/// Why the cluster scenarios cannot run here, if they cannot.
+pub fn cluster_unavailable(args: &Args) -> Option<String> {
+    if args.spawn.is_none() {
+        return Some("the cluster scenarios need --spawn (they start Redis and the instances)".into());
+    }
+    crate::redis::version(&args.redis_server).err().map(|e| format!("{e:#}; see --redis-server"))
+}
+
 /// Runs every case of the selected scenarios into `results`.
 pub async fn run_all(args: &Args, work: &Path, results: &mut Results) {
-    for scenario in args.scenarios() {
+    let scenarios = args.scenarios();
+    let unavailable = if scenarios.iter().any(|s| s.is_cluster()) { cluster_unavailable(args) } else { None };
+    for scenario in scenarios {
+        if let (true, Some(why)) = (scenario.is_cluster(), &unavailable) {
+            if args.asked_for(scenario) {
+                eprintln!("== {}: FAILED: {why}", scenario.name());
+                results.error(scenario.name().to_owned(), why.clone());
+            } else {
+                eprintln!("== {}: skipped: {why}", scenario.name());
+                results.skip(scenario.name().to_owned(), why.clone());
+            }
+            continue;
+        }
         for case in cases(scenario, args) {
             let label = format!("{} {case:?}", scenario.name());
             eprintln!("== {label}");
@@ -183,5 +223,11 @@ async fn one(args: &Args, work: &Path, case: Case, env: &Env) -> anyhow::Result<
             let binary = args.spawn.as_ref().context("instructions need --spawn")?;
             instructions::measure(args, binary, work).await
         }
+        Case::ClusterEventHop(n) => crossing::event_hop(args, work, n).await,
+        Case::ClusterInput => crossing::input(args, work).await,
+        Case::ClusterSync => crossing::sync(args, work).await,
+        Case::Append(instances) => append::append(args, work, instances).await,
+        Case::ClusterFanout(size) => append::fanout(args, work, size).await,
+        Case::ClusterDead => failover::dead_instance(args, work).await,
     }
 }

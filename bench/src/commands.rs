@@ -22,13 +22,27 @@ use crate::target::Target;
 /// `POST /input` from `concurrency` keep-alive connections, `--count` in all.
 pub async fn input(target: &Target, args: &Args, concurrency: usize) -> anyhow::Result<Vec<Figure>> {
     let ws = runtime::connect(target, "bench", Duration::from_secs(10)).await?;
-    let per = args.count.div_ceil(concurrency).max(1);
+    let (hist, per_sec) = inputs(ws, target, args.count, concurrency).await?;
+    let name = format!("input, concurrency {concurrency}");
+    let mut figures = latency(&name, hist.percentiles(), Some("raw hop"), None);
+    if concurrency == 1 {
+        figures[1].goal = Some(Goal::HopTimes(2.0));
+    }
+    figures.push(Figure::new(format!("{name}: requests/s"), per_sec, "/s"));
+    Ok(figures)
+}
+
+/// `count` `POST /input` (rounded up to a multiple of `concurrency`) sent
+/// to `http` from `concurrency` keep-alive connections, received by the
+/// connected runtime `ws`: the latencies to the runtime, and the 202s per second.
+pub async fn inputs(ws: Ws, http: &Target, count: usize, concurrency: usize) -> anyhow::Result<(Hist, f64)> {
+    let per = count.div_ceil(concurrency).max(1);
     let total = per * concurrency;
     let receiver = tokio::spawn(receive_inputs(ws, total));
     let started = Instant::now();
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let target = target.clone();
+        let target = http.clone();
         clients.push(tokio::spawn(async move {
             let mut conn = HttpConn::connect(&target.addr).await?;
             let path = target.path("/input");
@@ -50,13 +64,7 @@ pub async fn input(target: &Target, args: &Args, concurrency: usize) -> anyhow::
     }
     let sent_in = started.elapsed();
     let hist = receiver.await??;
-    let name = format!("input, concurrency {concurrency}");
-    let mut figures = latency(&name, hist.percentiles(), Some("raw hop"), None);
-    if concurrency == 1 {
-        figures[1].goal = Some(Goal::HopTimes(2.0));
-    }
-    figures.push(Figure::new(format!("{name}: requests/s"), total as f64 / sent_in.as_secs_f64(), "/s"));
-    Ok(figures)
+    Ok((hist, total as f64 / sent_in.as_secs_f64()))
 }
 
 /// Latencies of the stamped frames reaching the runtime.
@@ -89,13 +97,34 @@ const SYNC_BODY: &[u8] = br#"{"runtime":{"agent_id":"agent-bench","conversation_
 /// `POST /sync?wait=true` from `concurrency` connections for `--saturation-secs`.
 pub async fn sync(target: &Target, args: &Args, concurrency: usize) -> anyhow::Result<Vec<Figure>> {
     let ws = runtime::connect(target, "bench", Duration::from_secs(10)).await?;
+    let span = Duration::from_secs_f64(args.saturation_secs);
+    let s = syncs(ws, target, span, concurrency).await?;
+    let name = format!("sync?wait=true, concurrency {concurrency}");
+    let mut figures = vec![
+        Figure::new(format!("{name}: round trips/s"), s.per_sec, "/s")
+            .note(format!("the runtime answered {} syncs", s.answered)),
+    ];
+    figures.extend(latency(&name, s.hist.percentiles(), Some("raw hop"), None));
+    Ok(figures)
+}
+
+/// What a run of `sync?wait=true` round trips measured.
+pub struct Syncs {
+    pub hist: Hist,
+    pub per_sec: f64,
+    /// Syncs the fake runtime answered.
+    pub answered: u64,
+}
+
+/// `POST /sync?wait=true` sent to `http` from `concurrency` connections for
+/// `span`, answered by the connected runtime `ws`.
+pub async fn syncs(ws: Ws, http: &Target, span: Duration, concurrency: usize) -> anyhow::Result<Syncs> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let runtime = tokio::spawn(answer_syncs(ws, stop_rx));
-    let span = Duration::from_secs_f64(args.saturation_secs);
     let started = Instant::now();
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let target = target.clone();
+        let target = http.clone();
         clients.push(tokio::spawn(async move {
             let mut conn = HttpConn::connect(&target.addr).await?;
             let path = target.path("/sync?wait=true");
@@ -125,13 +154,8 @@ pub async fn sync(target: &Target, args: &Args, concurrency: usize) -> anyhow::R
     if let Some(e) = failure {
         return Err(e);
     }
-    let name = format!("sync?wait=true, concurrency {concurrency}");
-    let mut figures = vec![
-        Figure::new(format!("{name}: round trips/s"), hist.len() as f64 / elapsed.as_secs_f64(), "/s")
-            .note(format!("the runtime answered {answered} syncs")),
-    ];
-    figures.extend(latency(&name, hist.percentiles(), Some("raw hop"), None));
-    Ok(figures)
+    let per_sec = hist.len() as f64 / elapsed.as_secs_f64();
+    Ok(Syncs { hist, per_sec, answered })
 }
 
 /// The fake runtime's side of `sync`: answers each with `sync_response`.

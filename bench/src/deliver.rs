@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::stats::Hist;
@@ -53,16 +53,46 @@ impl SubStats {
     }
 }
 
-/// What subscriber tasks share with the coordinator.
+/// What subscriber tasks share with the coordinator (and, for a windowed
+/// publisher, with the publishers).
 pub struct Shared {
     /// Events received plus events missed, over all subscribers.
     pub seen: AtomicU64,
     stop: watch::Sender<bool>,
+    /// Events published so far, over all windowed publishers.
+    pub published: AtomicU64,
+    /// Woken when `seen` grows, if `windowed`.
+    pub progress: Notify,
+    windowed: bool,
 }
 
 impl Shared {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self { seen: AtomicU64::new(0), stop: watch::Sender::new(false) })
+        Self::with_window(false)
+    }
+
+    /// For runs whose publishers keep a window of events in flight: the
+    /// subscribers wake them as events arrive.
+    pub fn windowed() -> Arc<Self> {
+        Self::with_window(true)
+    }
+
+    fn with_window(windowed: bool) -> Arc<Self> {
+        Arc::new(Self {
+            seen: AtomicU64::new(0),
+            stop: watch::Sender::new(false),
+            published: AtomicU64::new(0),
+            progress: Notify::new(),
+            windowed,
+        })
+    }
+
+    /// Adds `n` to what the subscribers saw.
+    pub fn saw(&self, n: u64) {
+        self.seen.fetch_add(n, Ordering::Relaxed);
+        if self.windowed {
+            self.progress.notify_waiters();
+        }
     }
 
     /// Resolves when the coordinator ends the run.

@@ -16,10 +16,10 @@ use crate::stats::now_ns;
 use crate::target::Target;
 
 /// Handshakes in flight while opening subscribers.
-const OPEN_PARALLEL: usize = 64;
+pub const OPEN_PARALLEL: usize = 64;
 
 /// Longest a delivery run may take after publishing.
-const HARD_LIMIT: Duration = Duration::from_secs(60);
+pub const HARD_LIMIT: Duration = Duration::from_secs(60);
 
 /// Fake runtime → bridge → `subscribers` SSE streams.
 pub async fn through_bridge(
@@ -29,10 +29,23 @@ pub async fn through_bridge(
     pace: Pace,
     latency: bool,
 ) -> anyhow::Result<Outcome> {
-    let ws = runtime::connect(target, "bench", Duration::from_secs(10)).await?;
+    across(target, target, subscribers, size, pace, latency).await
+}
+
+/// Fake runtime on `runtime_at` → `subscribers` SSE streams on `subscribe_at`
+/// (the same bridge, or two instances of a cluster).
+pub async fn across(
+    runtime_at: &Target,
+    subscribe_at: &Target,
+    subscribers: usize,
+    size: usize,
+    pace: Pace,
+    latency: bool,
+) -> anyhow::Result<Outcome> {
+    let ws = runtime::connect(runtime_at, "bench", Duration::from_secs(10)).await?;
     let (mut sink, stream) = ws.split();
     let drainer = tokio::spawn(runtime::drain(stream));
-    let streams = sse::open_many(target, subscribers, OPEN_PARALLEL, |_| None).await?;
+    let streams = sse::open_many(subscribe_at, subscribers, OPEN_PARALLEL, |_| None).await?;
     let shared = Shared::new();
     let tasks = streams.into_iter().map(|s| tokio::spawn(s.run(shared.clone(), latency))).collect();
     let outcome = deliver::run(shared, tasks, now_ns(), publish(&mut sink, size, pace), HARD_LIMIT).await;
@@ -42,7 +55,7 @@ pub async fn through_bridge(
 }
 
 /// A note for a run that did not deliver everything.
-fn shortfall(o: &Outcome) -> Option<String> {
+pub fn shortfall(o: &Outcome) -> Option<String> {
     let lost = o.lost();
     (lost > 0 || o.total.error.is_some()).then(|| {
         format!(
@@ -52,7 +65,7 @@ fn shortfall(o: &Outcome) -> Option<String> {
     })
 }
 
-fn with_note(mut figures: Vec<Figure>, note: Option<String>) -> Vec<Figure> {
+pub fn with_note(mut figures: Vec<Figure>, note: Option<String>) -> Vec<Figure> {
     if let (Some(note), Some(first)) = (note, figures.first_mut()) {
         first.note = Some(note);
     }
@@ -141,7 +154,7 @@ pub fn saturated_figures(o: &Outcome, name: &str, relay: Option<&str>, with_late
     with_note(figures, shortfall(o))
 }
 
-fn percentiles(o: &Outcome) -> [f64; 3] {
+pub fn percentiles(o: &Outcome) -> [f64; 3] {
     o.total.hist.as_ref().map_or([f64::NAN; 3], |h| h.percentiles())
 }
 

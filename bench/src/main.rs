@@ -18,13 +18,16 @@
 //! `--client-token` (or `LETTA_BRIDGE_RUNTIME_TOKEN` / `LETTA_BRIDGE_CLIENT_TOKEN`),
 //! `--register` (fake runtime registers first) or direct mode (default),
 //! `--spawn PATH` (+ `--bridge-env K=V`), `--pid` (memory of a bridge not
-//! spawned here). Selection: `--all` or `--only a,b`, `--no-baselines`.
+//! spawned here). Selection: `--all` or `--only a,b`, `--cluster` (the
+//! cluster scenarios), `--no-baselines`.
 //! Workload: `--reps`, `--count`, `--rate`, `--size`, `--subscribers`,
 //! `--input-concurrency`, `--sync-concurrency`, `--saturation-secs`,
 //! `--fanout-subscribers`, `--fanout-sizes`, `--fanout-secs`,
 //! `--memory-subscribers`, `--relay-memory-receivers`, `--startup-runs`,
 //! `--callgrind-subscribers`, `--callgrind-events`, `--callgrind-rate`,
-//! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Output: `--json`,
+//! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Cluster:
+//! `--redis-server`, `--cluster-subscribers`, `--append-instances`,
+//! `--append-secs`, `--append-window`, `--node-ttl`. Output: `--json`,
 //! `--keep-work-dir`.
 //!
 //! # Layout
@@ -42,25 +45,36 @@
 //! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets (and `relay`: RSS per idle raw receiver).
 //! - `startup`: spawn → first `/healthz` 200, binary size.
 //! - `instructions`: callgrind instructions per delivered event and per command (counters zeroed and dumped around the work).
+//! - `redis`: a redis-server of the harness (Unix socket, no persistence); `cluster`: N instances on it, shared tokens, a fresh cluster name.
+//! - `crossing`: runtime on A → SSE on B, and commands on B → runtime on A, each paired with an embedded bridge in the same repetition.
+//! - `append`: events/s through one Redis with 1 and N instances, and fan-out on B vs embedded (windowed publishers), with `cpu`: CPU % from /proc.
+//! - `failover`: SIGKILL the runtime's instance → `instance_lost` on another.
 //! - `report`: figures, medians, ratios, targets, the table and the JSON file; `stats`: clock, histogram, median.
 //!
 //! Latencies are measured with one monotonic clock: the sender stamps each
 //! frame (`"t":<ns>`) and the receiver subtracts on arrival, so the bench
 //! process is both ends of every hop.
 
+mod append;
 mod cases;
 mod chunked;
+mod cluster;
 mod commands;
+mod cpu;
+mod crossing;
 mod deliver;
 mod events;
+mod failover;
 mod hold;
 mod http;
 mod instructions;
 mod memory;
 mod options;
+mod redis;
 mod relay;
 mod report;
 mod runtime;
+mod scrape;
 mod sse;
 mod startup;
 mod stats;
@@ -104,7 +118,15 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
             "open files {soft} (hard {hard}) per process, bench and bridge alike; MB = 10^6 B, KB = 10^3 B"
         ),
         load: String::new(),
+        redis: None,
     };
+    if args.scenarios().iter().any(|s| s.is_cluster()) && cases::cluster_unavailable(&args).is_none() {
+        let v = redis::version(&args.redis_server).unwrap_or_default();
+        header.redis = Some(format!(
+            "redis-server {v} ({}), one per repetition on a Unix socket, --save '' --appendonly no",
+            args.redis_server.display()
+        ));
+    }
     let names: Vec<&str> = args.scenarios().iter().map(|s| s.name()).collect();
     eprintln!("scenarios: {}; {} repetitions; working files in {}", names.join(", "), args.reps, work.display());
     let mut results = Results::default();

@@ -57,9 +57,21 @@ pub struct Args {
     #[arg(long)]
     pub pid: Option<u32>,
 
-    /// Run every scenario.
+    /// Run every scenario. The cluster scenarios are skipped, with a note in
+    /// the report, when there is no runnable redis-server or no `--spawn`.
     #[arg(long, conflicts_with = "only")]
     pub all: bool,
+
+    /// Run the cluster scenarios (cluster-event-hop, cluster-input,
+    /// cluster-append, cluster-fanout, cluster-dead); with `--only`, in
+    /// addition to those. Needs `--spawn` and a redis-server.
+    #[arg(long)]
+    pub cluster: bool,
+
+    /// The redis-server binary the cluster scenarios start (one per case, on
+    /// a Unix socket in the working directory, no TCP port, no persistence).
+    #[arg(long, default_value = "redis-server", value_name = "PATH")]
+    pub redis_server: PathBuf,
 
     /// Run these scenarios only (comma-separated). The baselines a selected
     /// scenario is compared to are added unless `--no-baselines`.
@@ -102,6 +114,29 @@ pub struct Args {
     /// relay at saturation, sync round trips).
     #[arg(long, default_value_t = 2.0)]
     pub saturation_secs: f64,
+
+    /// Subscriber counts on instance B for the cluster event hop (runtime on A).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
+    pub cluster_subscribers: Vec<usize>,
+
+    /// Instance counts for the sustained append throughput (a runtime on each,
+    /// one subscriber on the second instance, or on the only one).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 3])]
+    pub append_instances: Vec<usize>,
+
+    /// Seconds each append-throughput run publishes.
+    #[arg(long, default_value_t = 3.0)]
+    pub append_secs: f64,
+
+    /// Events in flight (published, not yet delivered to the average
+    /// subscriber) in the append-throughput and cluster fan-out runs; below
+    /// the bridge's append queue of 10,000 so that no run overflows it.
+    #[arg(long, default_value_t = 4000)]
+    pub append_window: u64,
+
+    /// LETTA_BRIDGE_NODE_TTL of the instances in the dead-instance run, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub node_ttl: f64,
 
     /// Subscribers for the fan-out throughput run.
     #[arg(long, default_value_t = 1000)]
@@ -167,7 +202,8 @@ pub struct Args {
 }
 
 const AFTER_HELP: &str = "\
-Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout, memory, startup, instructions.
+Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout, memory, startup, instructions,
+cluster-event-hop, cluster-input, cluster-append, cluster-fanout, cluster-dead (all five: --cluster).
   hop               raw tokio-tungstenite client -> server hop on loopback (baseline)
   relay             raw tokio-tungstenite relay: publisher -> server -> N receivers, steady and saturated (baseline)
   event-hop         runtime frame -> SSE subscribers at --rate, p50/p99/p999 per --subscribers count
@@ -178,6 +214,20 @@ Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout
   memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid); raw relay RSS per idle receiver
   startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
   instructions      callgrind instructions per delivered event and per POST /input (needs --spawn and valgrind)
+
+Cluster scenarios (need --spawn and a redis-server; each repetition starts a fresh redis-server on a Unix
+socket and the instances a, b, c on it under a fresh cluster name; paired embedded runs use the same binary):
+  cluster-event-hop  runtime frame on A -> SSE on B at --rate, per --cluster-subscribers, next to an embedded
+                     bridge measured in the same repetition; the added p99 is the target (<= 500 us)
+  cluster-input      POST /input on B -> frame at the runtime on A, and POST /sync?wait=true on B, concurrency 1,
+                     next to the embedded figures of the same repetition
+  cluster-append     events/s through one Redis with --append-instances instances (a runtime on each, one
+                     subscriber), windowed publishing (--append-window) for --append-secs; Redis' CPU and the
+                     bridges' CPU; an embedded bridge with the same publisher for reference
+  cluster-fanout     deliveries/s to --fanout-subscribers on B (runtime on A) vs an embedded bridge, same windowed
+                     publisher, per --fanout-sizes; target: cluster >= 0.8 x embedded
+  cluster-dead       SIGKILL the instance holding the runtime (LETTA_BRIDGE_NODE_TTL = --node-ttl) -> time until a
+                     subscriber on the other instance gets runtime_offline with reason instance_lost
 
 Example: cargo run --release --manifest-path bench/Cargo.toml -- --all --spawn target/release/letta-bridge";
 
@@ -194,10 +244,23 @@ pub enum Scenario {
     Memory,
     Startup,
     Instructions,
+    ClusterEventHop,
+    ClusterInput,
+    ClusterAppend,
+    ClusterFanout,
+    ClusterDead,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const CLUSTER: [Scenario; 5] = [
+        Scenario::ClusterEventHop,
+        Scenario::ClusterInput,
+        Scenario::ClusterAppend,
+        Scenario::ClusterFanout,
+        Scenario::ClusterDead,
+    ];
+
+    pub const ALL: [Scenario; 15] = [
         Scenario::Hop,
         Scenario::Relay,
         Scenario::EventHop,
@@ -208,6 +271,11 @@ impl Scenario {
         Scenario::Memory,
         Scenario::Startup,
         Scenario::Instructions,
+        Scenario::ClusterEventHop,
+        Scenario::ClusterInput,
+        Scenario::ClusterAppend,
+        Scenario::ClusterFanout,
+        Scenario::ClusterDead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -222,14 +290,24 @@ impl Scenario {
             Scenario::Memory => "memory",
             Scenario::Startup => "startup",
             Scenario::Instructions => "instructions",
+            Scenario::ClusterEventHop => "cluster-event-hop",
+            Scenario::ClusterInput => "cluster-input",
+            Scenario::ClusterAppend => "cluster-append",
+            Scenario::ClusterFanout => "cluster-fanout",
+            Scenario::ClusterDead => "cluster-dead",
         }
+    }
+
+    /// Needs a Redis and several instances.
+    pub fn is_cluster(self) -> bool {
+        Scenario::CLUSTER.contains(&self)
     }
 
     /// The baselines this scenario's ratios refer to.
     pub fn baselines(self) -> &'static [Scenario] {
         match self {
             Scenario::EventHop | Scenario::EventSaturation | Scenario::Fanout => &[Scenario::Hop, Scenario::Relay],
-            Scenario::Input | Scenario::Sync => &[Scenario::Hop],
+            Scenario::Input | Scenario::Sync | Scenario::ClusterEventHop | Scenario::ClusterInput => &[Scenario::Hop],
             _ => &[],
         }
     }
@@ -238,18 +316,29 @@ impl Scenario {
 impl Args {
     /// The scenarios to run, in order.
     pub fn scenarios(&self) -> Vec<Scenario> {
-        let mut chosen: Vec<Scenario> = if self.all || self.only.is_empty() {
+        let mut chosen: Vec<Scenario> = if self.all || (self.only.is_empty() && !self.cluster) {
             Scenario::ALL.to_vec()
         } else {
             let mut v = self.only.clone();
+            if self.cluster {
+                v.extend(Scenario::CLUSTER);
+            }
             if !self.no_baselines {
-                v.extend(self.only.iter().flat_map(|s| s.baselines().iter().copied()));
+                let baselines: Vec<Scenario> = v.iter().flat_map(|s| s.baselines().iter().copied()).collect();
+                v.extend(baselines);
             }
             v
         };
         chosen.sort();
         chosen.dedup();
         chosen
+    }
+
+    /// True when `scenario` was asked for by name (`--only`, `--cluster`),
+    /// not just included by `--all` or a bare run: a scenario that cannot
+    /// run is then a failure rather than a skip.
+    pub fn asked_for(&self, scenario: Scenario) -> bool {
+        self.only.contains(&scenario) || (self.cluster && scenario.is_cluster())
     }
 }
 
@@ -281,4 +370,28 @@ pub enum Helper {
 /// Where the working files go.
 pub fn work_dir() -> PathBuf {
     std::env::temp_dir().join(format!("letta-bench-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cluster_scenarios_are_selected_and_asked_for() {
+        let all = parse(&["--all"]);
+        assert!(all.scenarios().contains(&Scenario::ClusterDead));
+        assert!(!all.asked_for(Scenario::ClusterDead), "--all includes them but a missing Redis is a skip");
+        let cluster = parse(&["--cluster"]);
+        let chosen = cluster.scenarios();
+        assert!(chosen.iter().all(|s| s.is_cluster() || *s == Scenario::Hop), "{chosen:?}");
+        assert_eq!(chosen.len(), Scenario::CLUSTER.len() + 1);
+        assert!(cluster.asked_for(Scenario::ClusterAppend));
+        let only = parse(&["--only", "cluster-dead,input"]);
+        assert!(only.asked_for(Scenario::ClusterDead));
+        assert_eq!(only.scenarios(), vec![Scenario::Hop, Scenario::Input, Scenario::ClusterDead]);
+    }
 }

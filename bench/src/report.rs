@@ -76,6 +76,8 @@ pub struct Header {
     pub limits: String,
     /// The machine's load averages at the start and the end of the run (other work on a shared machine).
     pub load: String,
+    /// The redis-server of the cluster scenarios, when any ran.
+    pub redis: Option<String>,
 }
 
 /// Every figure of the run.
@@ -83,6 +85,7 @@ pub struct Header {
 pub struct Results {
     rows: Vec<Row>,
     errors: Vec<(String, String)>,
+    skipped: Vec<(String, String)>,
 }
 
 impl Results {
@@ -103,6 +106,11 @@ impl Results {
 
     pub fn error(&mut self, case: String, error: String) {
         self.errors.push((case, error));
+    }
+
+    /// A scenario that could not run here and was not asked for by name.
+    pub fn skip(&mut self, scenario: String, why: String) {
+        self.skipped.push((scenario, why));
     }
 
     fn median_of(&self, name: &str) -> Option<f64> {
@@ -134,6 +142,9 @@ impl Results {
         let _ = writeln!(out, "options: {}", header.options);
         let _ = writeln!(out, "limits:  {}", header.limits);
         let _ = writeln!(out, "load:    {}", header.load);
+        if let Some(redis) = &header.redis {
+            let _ = writeln!(out, "redis:   {redis}");
+        }
         let _ = writeln!(
             out,
             "figures: median of the repetitions; ratio = figure / the same figure of the baseline (raw hop; raw relay at the same receiver count)\n"
@@ -170,6 +181,12 @@ impl Results {
                 let _ = writeln!(out, "  {case}: {e}");
             }
         }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nskipped (not measured):");
+            for (scenario, why) in &self.skipped {
+                let _ = writeln!(out, "  {scenario}: {why}");
+            }
+        }
         out
     }
 
@@ -195,6 +212,7 @@ impl Results {
             })
             .collect();
         let errors: Vec<Value> = self.errors.iter().map(|(c, e)| json!({ "case": c, "error": e })).collect();
+        let skipped: Vec<Value> = self.skipped.iter().map(|(s, why)| json!({ "scenario": s, "reason": why })).collect();
         json!({
             "machine": header.machine,
             "date": header.date,
@@ -202,8 +220,10 @@ impl Results {
             "options": header.options,
             "limits": header.limits,
             "load": header.load,
+            "redis": header.redis,
             "figures": figures,
             "errors": errors,
+            "skipped": skipped,
         })
     }
 

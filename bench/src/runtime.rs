@@ -2,6 +2,7 @@
 //! after registering), builds stamped frames of an exact size, and publishes
 //! them at a steady rate or as fast as the socket takes them.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::deliver::Shared;
 use crate::http::HttpConn;
 use crate::stats::{STAMP_DIGITS, now_ns};
 use crate::target::Target;
@@ -128,6 +130,49 @@ where
                 sent += BURST as u64;
             }
         }
+    }
+    Ok((sent, started.elapsed()))
+}
+
+/// Publishes stamped frames as fast as the socket takes them for `span`, but
+/// with at most `window` events in flight over all publishers of `shared`:
+/// published and not yet seen by the average one of `subscribers`. The
+/// bridge does not push back on a runtime socket, and in cluster mode a
+/// runtime that outruns Redis fills the instance's append queue (10,000
+/// events) until it fences itself; a window below that keeps the run
+/// measuring throughput, in cluster and embedded mode alike.
+pub async fn publish_windowed<S>(
+    sink: &mut S,
+    size: usize,
+    span: Duration,
+    window: u64,
+    shared: &Shared,
+    subscribers: usize,
+) -> anyhow::Result<(u64, Duration)>
+where
+    S: Sink<Message> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut stamper = Stamper::new(size);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let subscribers = subscribers.max(1) as u64;
+    while started.elapsed() < span {
+        let progress = shared.progress.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        let seen = shared.seen.load(Ordering::Relaxed) / subscribers;
+        let in_flight = shared.published.load(Ordering::Relaxed).saturating_sub(seen);
+        if in_flight + BURST as u64 > window {
+            let _ = tokio::time::timeout(Duration::from_millis(10), progress).await;
+            continue;
+        }
+        for _ in 0..BURST {
+            sink.feed(Message::text(stamper.frame())).await?;
+        }
+        sink.flush().await?;
+        shared.published.fetch_add(BURST as u64, Ordering::Relaxed);
+        sent += BURST as u64;
     }
     Ok((sent, started.elapsed()))
 }

@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
 use memchr::memmem::{self, Finder};
@@ -94,6 +93,30 @@ impl SseStream {
         self.tcp
     }
 
+    /// Reads until an event named `name` arrives; returns its block (the
+    /// `id:`, `event:` and `data:` lines). Other events are skipped.
+    pub async fn next_named(&mut self, name: &str, timeout: std::time::Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let wanted = format!("event: {name}\n");
+        loop {
+            while let Some(end) = memmem::find(&self.body, b"\n\n") {
+                let block = String::from_utf8_lossy(&self.body[..end]).into_owned();
+                self.body.drain(..end + 2);
+                if block.starts_with(&wanted) || block.contains(&format!("\n{wanted}")) {
+                    return Ok(block);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk))
+                .await
+                .with_context(|| format!("no `{name}` event within {timeout:?}"))??;
+            if n == 0 {
+                bail!("the event stream closed before a `{name}` event");
+            }
+            self.decode(&chunk[..n])?;
+        }
+    }
+
     /// Counts events until the run stops.
     pub async fn run(mut self, shared: Arc<Shared>, latency: bool) -> SubStats {
         let mut stats = SubStats::new(latency);
@@ -122,7 +145,7 @@ impl SseStream {
             self.body.drain(..used);
             let added = stats.events + stats.missed - before;
             if added > 0 {
-                shared.seen.fetch_add(added, Ordering::Relaxed);
+                shared.saw(added);
             }
         }
         stats

@@ -61,6 +61,21 @@ pub struct Bridge {
     pub log: PathBuf,
 }
 
+/// The bearer tokens of a bridge (the instances of one cluster share them).
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub runtime: String,
+    pub client: String,
+    pub admin: String,
+}
+
+impl Tokens {
+    /// Fresh random tokens.
+    pub fn generate() -> anyhow::Result<Self> {
+        Ok(Self { runtime: token()?, client: token()?, admin: token()? })
+    }
+}
+
 /// How to start a bridge.
 pub struct Launch<'a> {
     pub binary: &'a Path,
@@ -69,22 +84,33 @@ pub struct Launch<'a> {
     pub extra_env: Vec<(String, String)>,
     /// How long to wait for `GET /healthz` to answer 200.
     pub ready_timeout: Duration,
+    /// The tokens to start with; fresh ones when `None`.
+    pub tokens: Option<Tokens>,
 }
 
 impl Launch<'_> {
     pub fn new<'a>(binary: &'a Path, args: &Args) -> Launch<'a> {
         let extra_env = args.bridge_env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into()));
-        Launch { binary, wrapper: Vec::new(), extra_env: extra_env.collect(), ready_timeout: Duration::from_secs(10) }
+        Launch {
+            binary,
+            wrapper: Vec::new(),
+            extra_env: extra_env.collect(),
+            ready_timeout: Duration::from_secs(10),
+            tokens: None,
+        }
     }
 }
 
 impl Bridge {
-    /// Starts the bridge on a free loopback port with fresh tokens and waits
-    /// until `GET /healthz` answers 200.
+    /// Starts the bridge on a free loopback port with fresh (or the given)
+    /// tokens and waits until `GET /healthz` answers 200.
     pub async fn spawn(launch: &Launch<'_>, args: &Args, log_dir: &Path) -> anyhow::Result<Bridge> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let [runtime_token, client_token, admin_token] = [token()?, token()?, token()?];
+        let tokens = match &launch.tokens {
+            Some(t) => t.clone(),
+            None => Tokens::generate()?,
+        };
         std::fs::create_dir_all(log_dir)?;
         let log = log_dir.join(format!("bridge-{port}.log"));
         let out = std::fs::File::create(&log)?;
@@ -97,9 +123,9 @@ impl Bridge {
             None => tokio::process::Command::new(launch.binary),
         };
         cmd.env("LETTA_BRIDGE_LISTEN", &addr)
-            .env("LETTA_BRIDGE_RUNTIME_TOKEN", &runtime_token)
-            .env("LETTA_BRIDGE_CLIENT_TOKEN", &client_token)
-            .env("LETTA_BRIDGE_ADMIN_TOKEN", &admin_token)
+            .env("LETTA_BRIDGE_RUNTIME_TOKEN", &tokens.runtime)
+            .env("LETTA_BRIDGE_CLIENT_TOKEN", &tokens.client)
+            .env("LETTA_BRIDGE_ADMIN_TOKEN", &tokens.admin)
             .envs(launch.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -111,8 +137,8 @@ impl Bridge {
             ws_url: format!("ws://{addr}/ws?deviceId=bench"),
             addr,
             base: String::new(),
-            runtime_token,
-            client_token,
+            runtime_token: tokens.runtime,
+            client_token: tokens.client,
             register: args.register,
         };
         let mut bridge = Bridge { child, pid, target, log };
@@ -156,6 +182,13 @@ impl Bridge {
                 bail!("the bridge did not exit within {grace:?} of SIGTERM; killed");
             }
         }
+    }
+
+    /// SIGKILL (no clean shutdown: a crashed instance), then reaps the process.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
     }
 }
 
