@@ -2,9 +2,12 @@
 //! go, in order, through one bounded queue to the shared log, appended in
 //! batches by one task (one script call per batch).
 //!
-//! Queue policy: at most [`MAX_QUEUED`] events or [`MAX_QUEUED_BYTES`]
-//! bytes wait. While the engine is away they wait there, and are flushed in
-//! order once it answers again. An event that finds the queue full is
+//! Queue policy: from half of [`MAX_QUEUED`] events or [`MAX_QUEUED_BYTES`]
+//! bytes on, the runtime sockets stop reading (backpressure: TCP pushes
+//! back on the runtimes) until it drains below a quarter; so a runtime that
+//! writes faster than Redis appends is slowed, not cut. While the engine is
+//! away events wait there, and are flushed in order once it answers again.
+//! An event that still finds the queue full (many sockets at once) is
 //! dropped (counted and logged) and the instance fences itself: its runtime
 //! sockets close so that the runtimes reconnect to an instance that can
 //! append. Each event carries an append id, so a batch retried after a
@@ -75,6 +78,11 @@ pub(super) struct Appender {
     /// When local appends were queued, by append id: the mirror measures
     /// the time until it reads them back. Bounded like the queue.
     sent: Mutex<VecDeque<(u64, Instant)>>,
+    /// Events and bytes waiting (taken batches included), for backpressure
+    /// without the queue's lock.
+    waiting: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Woken when the queue drains below the low mark.
+    room: Arc<Notify>,
 }
 
 impl Appender {
@@ -88,6 +96,8 @@ impl Appender {
             in_flight: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
             sent: Mutex::default(),
+            waiting: Arc::default(),
+            room: Arc::new(Notify::new()),
         })
     }
 
@@ -228,6 +238,11 @@ impl Appender {
         queue.bytes -= bytes.min(queue.bytes);
         drop(queue);
         self.in_flight.store(0, Ordering::Release);
+        self.waiting.0.fetch_sub(batch.len(), Ordering::AcqRel);
+        self.waiting.1.fetch_sub(bytes, Ordering::AcqRel);
+        if below(&self.waiting, 4) {
+            self.room.notify_waiters();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -261,6 +276,8 @@ impl EventSink for Appender {
         let n = queue.next_n;
         queue.next_n += 1;
         queue.bytes += size;
+        self.waiting.0.fetch_add(1, Ordering::AcqRel);
+        self.waiting.1.fetch_add(size, Ordering::AcqRel);
         queue.entries.push_back(Entry {
             n,
             op,
@@ -273,4 +290,28 @@ impl EventSink for Appender {
         drop(queue);
         self.wake.notify_one();
     }
+
+    fn backpressure(&self) -> Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+        if below(&self.waiting, 2) {
+            return None;
+        }
+        let (waiting, room) = (self.waiting.clone(), self.room.clone());
+        Some(Box::pin(async move {
+            loop {
+                let drained = room.notified();
+                tokio::pin!(drained);
+                // Registered before the check, so a drain in between wakes it.
+                drained.as_mut().enable();
+                if below(&waiting, 4) {
+                    return;
+                }
+                drained.await;
+            }
+        }))
+    }
+}
+
+/// True while fewer than `1/part` of the queue's events and bytes wait.
+fn below(waiting: &(AtomicUsize, AtomicUsize), part: usize) -> bool {
+    waiting.0.load(Ordering::Acquire) < MAX_QUEUED / part && waiting.1.load(Ordering::Acquire) < MAX_QUEUED_BYTES / part
 }

@@ -114,11 +114,19 @@ impl Engine {
             .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connecting for pub/sub timed out")))?
     }
 
-    /// Records the outcome of a call made elsewhere (e.g. a blocking read).
-    pub(super) fn observe<T>(&self, result: &Result<T, RedisError>, started: Instant) {
+    /// Records the outcome and round trip of a call.
+    fn observe<T>(&self, result: &Result<T, RedisError>, started: Instant) {
+        if result.is_ok() {
+            ::metrics::histogram!(ROUND_TRIP).record(started.elapsed().as_secs_f64());
+        }
+        self.note(result);
+    }
+
+    /// Records the outcome of a call made elsewhere, whose duration is not a
+    /// round trip (a blocking read waits for events by design).
+    pub(super) fn note<T>(&self, result: &Result<T, RedisError>) {
         match result {
             Ok(_) => {
-                ::metrics::histogram!(ROUND_TRIP).record(started.elapsed().as_secs_f64());
                 if !self.health.ok.swap(true, Ordering::Relaxed) {
                     *self.health.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     tracing::info!("the cluster's engine answers again");

@@ -75,10 +75,9 @@ impl Mirror {
                 self.node.ready.store(true, Ordering::Relaxed);
                 tracing::info!(seq = self.last, epoch = %self.node.hub.epoch(), "the mirror of the shared log is loaded");
             }
-            let started = Instant::now();
             let read: Result<StreamReadReply, RedisError> =
                 con.xread_options(&[&events], &[format!("{}-0", self.last)], &options).await;
-            self.node.engine.observe(&read, started);
+            self.node.engine.note(&read);
             let epoch = self.node.hub.epoch();
             for key in read?.keys {
                 for entry in key.ids {

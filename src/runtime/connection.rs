@@ -128,6 +128,8 @@ impl Connection {
         }
         let mut unanswered = 1u32;
         let mut settled = false;
+        // Set while the event sink is full: the runtime is not read until it has room.
+        let mut full: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let settle = tokio::time::sleep(SETTLE_TIMEOUT);
         tokio::pin!(settle);
         loop {
@@ -137,9 +139,12 @@ impl Connection {
                     return End::Error;
                 }
             }
+            if full.is_none() {
+                full = self.runtimes.inner.events.backpressure();
+            }
             // Order matters under load: commands (bounded by the queue) and
             // the heartbeat go before reading, so a runtime that floods frames
-            // cannot starve either.
+            // cannot starve either; reading waits while the sink is full.
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
@@ -182,7 +187,8 @@ impl Connection {
                         return End::Error;
                     }
                 }
-                msg = socket.recv() => match msg {
+                () = async { full.as_mut().expect("guarded").await }, if full.is_some() => full = None,
+                msg = socket.recv(), if full.is_none() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         if self.on_text(socket, text.as_str(), &mut dropped).await.is_err() {
                             return End::Error;

@@ -3,6 +3,8 @@
 //! completes its waiter the moment it is published; a cluster appends to a
 //! shared log instead and completes waiters as its mirror reads them back.
 
+use std::pin::Pin;
+
 use super::{Link, Pending};
 use crate::hub::{Draft, Hub};
 
@@ -13,6 +15,13 @@ pub trait EventSink: Send + Sync + 'static {
     /// `runtime_online` / `runtime_offline` about it); `reply_to` is the
     /// `request_id` it answers, when it is a reply frame.
     fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>);
+
+    /// `Some` while the sink is full: resolves when it has room again. The
+    /// socket task then stops reading the runtime meanwhile (TCP pushes back
+    /// on the runtime) instead of queueing without bound. The hub never fills.
+    fn backpressure(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+        None
+    }
 }
 
 /// The embedded log: publish to the hub, then hand a reply to its waiter.

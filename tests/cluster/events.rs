@@ -126,3 +126,21 @@ async fn every_instance_lists_the_clusters_runtimes_and_instances() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_runtime_writing_faster_than_redis_appends_is_slowed_not_cut() {
+    // A ring larger than the burst: a `lagged` here would be the reader's
+    // slowness, not what this test is about (the appender's queue, 10,000).
+    let Some(cluster) = Cluster::start_args("fast_runtime", 2, &["--replay-events", "100000"]) else { return };
+    let mut on2 = cluster.events(2, "?types=marker,runtime_offline,lagged").await;
+    let rt = cluster.runtime(1, "dev-fast").await;
+    const N: i64 = 20_000;
+    markers(&rt, 0, N as usize).await;
+    let mut next = 0;
+    while next < N {
+        let e = on2.next().await;
+        assert_eq!(e.event, "marker", "the runtime was cut or events lost: {e:?}");
+        assert_eq!(e.data["i"], next, "in order, none lost");
+        next += 1;
+    }
+}

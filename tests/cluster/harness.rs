@@ -26,6 +26,7 @@ pub struct Cluster {
     pub dir: TempDir,
     name: String,
     ttl: String,
+    extra: Vec<String>,
 }
 
 impl Cluster {
@@ -34,9 +35,18 @@ impl Cluster {
         Self::start_with(test, n, NODE_TTL, false)
     }
 
+    /// `n` instances with the test lease and `extra` command-line settings.
+    pub fn start_args(test: &str, n: usize, extra: &[&str]) -> Option<Self> {
+        Self::start_full(test, n, NODE_TTL, false, extra)
+    }
+
     /// `n` instances with lease `ttl`, on a Redis that keeps its data when
     /// killed (`persistent`) or not.
     pub fn start_with(test: &str, n: usize, ttl: &str, persistent: bool) -> Option<Self> {
+        Self::start_full(test, n, ttl, persistent, &[])
+    }
+
+    fn start_full(test: &str, n: usize, ttl: &str, persistent: bool, extra: &[&str]) -> Option<Self> {
         if RedisServer::program().is_none() {
             skip(test, "redis-server");
             return None;
@@ -44,7 +54,8 @@ impl Cluster {
         let dir = TempDir::new(test);
         let redis = RedisServer::start(&dir.path.join("redis"), persistent);
         let name = format!("t{}", std::process::id() ^ (dir.path.as_os_str().len() as u32));
-        let mut cluster = Self { bridges: Vec::new(), redis, dir, name, ttl: ttl.to_owned() };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut cluster = Self { bridges: Vec::new(), redis, dir, name, ttl: ttl.to_owned(), extra };
         for i in 1..=n {
             cluster.add(i);
         }
@@ -56,7 +67,9 @@ impl Cluster {
         let log = self.dir.path.join(format!("bridge-{i}-{}.log", self.bridges.len()));
         let node = format!("n{i}");
         let url = self.redis.url();
-        let args = ["--cluster-url", &url, "--cluster-name", &self.name, "--node-id", &node, "--node-ttl", &self.ttl];
+        let mut args =
+            vec!["--cluster-url", &url, "--cluster-name", &self.name, "--node-id", &node, "--node-ttl", &self.ttl];
+        args.extend(self.extra.iter().map(String::as_str));
         let bridge = BridgeProcess::start(BIN, log, &args);
         if i <= self.bridges.len() {
             self.bridges[i - 1] = bridge;
