@@ -3,7 +3,8 @@
 --
 -- Keys (P = "lb:{<cluster>}:", one hash slot):
 --   P.."meta"          hash: epoch, seq, bytes, last:<node> (highest append id)
---   P.."events"        stream: id <seq>-0; fields e k r a v g n q t i d
+--   P.."events"        stream: id <seq>-0 (seqs without gaps); fields e k r a v g n q t i d
+--   P.."sizes"         list: the data size of each entry of events, oldest first
 --   P.."rt:"..device   hash: node, gen, online, online_since, offline_since,
 --                      last_pong, info (the runtime's registration as JSON)
 --   P.."devices"       set of every device id seen
@@ -17,6 +18,7 @@ local mode = ARGV[1]
 local P = ARGV[2]
 local META = P .. 'meta'
 local EVENTS = P .. 'events'
+local SIZES = P .. 'sizes'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -28,49 +30,63 @@ end
 local function epoch(candidate)
   local e = redis.call('HGET', META, 'epoch')
   if e then return e end
+  -- Entries without a meta are orphans of a partly lost engine.
+  redis.call('DEL', EVENTS, SIZES)
   redis.call('HSET', META, 'epoch', candidate, 'seq', 0, 'bytes', 0)
   return candidate
 end
 
 -- Drops the oldest entries beyond the limits, in batches: between two
--- trims the stream may hold up to `slack` entries over the count limit, so
--- that an append costs two O(1) reads in steady state rather than a trim
--- step each (which doubled Redis' cost per event). Age is checked only when
--- `by_age` (on each lease renewal): each instance's ring applies its own
--- age limit anyway.
+-- trims the log may hold up to `slack` entries (or 1/64 of the bytes) over
+-- its limits, so that an append costs two O(1) reads in steady state. The
+-- sizes of the entries come from the SIZES list, oldest first, one number
+-- per entry, never from the entries themselves: reading entries into Lua
+-- cost ~4.5 µs of Redis CPU per event (bench cluster-append, 11.4 against
+-- 7.0 µs without trimming). Age is checked only when `by_age` (on each
+-- lease renewal; each instance's ring applies its own age limit anyway).
 local function trim(max_events, max_bytes, max_age_ms, now, by_age)
-  local slack = math.max(64, math.floor(max_events / 64))
   local len = redis.call('XLEN', EVENTS)
   local bytes = tonumber(redis.call('HGET', META, 'bytes') or '0')
-  if not by_age and len <= max_events + slack and bytes <= max_bytes then return end
-  local removed, freed, last, cursor = 0, 0, nil, '-'
-  while true do
-    local batch = redis.call('XRANGE', EVENTS, cursor, '+', 'COUNT', 256)
-    if #batch == 0 then break end
-    local stop = false
-    for _, entry in ipairs(batch) do
-      local fields = entry[2]
-      local size, at = 0, now
-      for j = 1, #fields, 2 do
-        if fields[j] == 'z' then size = tonumber(fields[j + 1]) end
-        if fields[j] == 't' then at = tonumber(fields[j + 1]) end
-      end
-      local left = len - removed
-      local over = left > max_events or (bytes - freed > max_bytes and left > 1) or (by_age and now - at > max_age_ms)
-      if not over then
-        stop = true
+  local slack = math.max(64, math.floor(max_events / 64))
+  if len == 0 then return end
+  if not by_age and len <= max_events + slack and bytes <= max_bytes + math.floor(max_bytes / 64) then return end
+  -- Oldest first: over the count, or over the bytes (the newest entry stays).
+  local drop, freed, more = 0, 0, true
+  while more and drop < len - 1 do
+    local sizes = redis.call('LRANGE', SIZES, drop, drop + 255)
+    if #sizes == 0 then break end
+    for _, size in ipairs(sizes) do
+      if drop >= len - 1 or (len - drop <= max_events and bytes - freed <= max_bytes) then
+        more = false
         break
       end
-      removed, freed, last = removed + 1, freed + size, entry[1]
+      drop, freed = drop + 1, freed + tonumber(size)
     end
-    if stop then break end
-    cursor = '(' .. batch[#batch][1]
   end
-  if last then
-    local seq = tonumber(string.match(last, '^(%d+)-'))
-    redis.call('XTRIM', EVENTS, 'MINID', (seq + 1) .. '-0')
-    redis.call('HINCRBY', META, 'bytes', -freed)
+  -- The count limit holds even if SIZES were short (then bytes are under-counted).
+  drop = math.max(drop, len - max_events)
+  local first = tonumber(string.match(redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', 1)[1][1], '^(%d+)-'))
+  -- Then what is older than the age limit.
+  while by_age and drop < len - 1 do
+    local batch = redis.call('XRANGE', EVENTS, (first + drop) .. '-0', '+', 'COUNT', 64)
+    if #batch == 0 then break end
+    for _, entry in ipairs(batch) do
+      local fields, t = entry[2], now
+      for j = 1, #fields, 2 do
+        if fields[j] == 't' then t = tonumber(fields[j + 1]) end
+      end
+      if now - t <= max_age_ms or drop >= len - 1 then
+        by_age = false
+        break
+      end
+      freed = freed + tonumber(redis.call('LINDEX', SIZES, drop) or '0')
+      drop = drop + 1
+    end
   end
+  if drop <= 0 then return end
+  redis.call('XTRIM', EVENTS, 'MINID', (first + drop) .. '-0')
+  redis.call('LTRIM', SIZES, drop, -1)
+  redis.call('HINCRBY', META, 'bytes', -freed)
 end
 
 -- Appends one event; returns its seq.
@@ -79,6 +95,7 @@ local function add(ep, kind, runtime, agent, conv, gen, node, reply, id, data, n
   redis.call('XADD', EVENTS, seq .. '-0', 'e', ep, 'k', kind, 'r', runtime, 'a', agent, 'v', conv,
     'g', gen, 'n', node, 'q', reply, 't', now, 'i', id, 'z', #data, 'd', data)
   redis.call('HINCRBY', META, 'bytes', #data)
+  redis.call('RPUSH', SIZES, #data)
   return seq
 end
 
@@ -225,7 +242,7 @@ if mode == 'bump' then
   -- that one instance does it. Returns the epoch in force.
   local e = redis.call('HGET', META, 'epoch')
   if e ~= ARGV[3] then return e or ARGV[4] end
-  redis.call('DEL', EVENTS)
+  redis.call('DEL', EVENTS, SIZES)
   redis.call('HSET', META, 'epoch', ARGV[4], 'seq', 0, 'bytes', 0)
   return ARGV[4]
 end

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, WAIT, online_on};
+use crate::harness::{Cluster, NODE_TTL, WAIT, online_on};
 
 async fn markers(rt: &letta_bridge_testkit::FakeRuntime, from: usize, to: usize) {
     for i in from..to {
@@ -131,7 +131,9 @@ async fn every_instance_lists_the_clusters_runtimes_and_instances() {
 async fn a_runtime_writing_faster_than_redis_appends_is_slowed_not_cut() {
     // A ring larger than the burst: a `lagged` here would be the reader's
     // slowness, not what this test is about (the appender's queue, 10,000).
-    let Some(cluster) = Cluster::start_args("fast_runtime", 2, &["--replay-events", "100000"]) else { return };
+    let Some(cluster) = Cluster::start_args("fast_runtime", 2, NODE_TTL, &["--replay-events", "100000"]) else {
+        return;
+    };
     let mut on2 = cluster.events(2, "?types=marker,runtime_offline,lagged").await;
     let rt = cluster.runtime(1, "dev-fast").await;
     const N: i64 = 20_000;

@@ -35,9 +35,9 @@ impl Cluster {
         Self::start_with(test, n, NODE_TTL, false)
     }
 
-    /// `n` instances with the test lease and `extra` command-line settings.
-    pub fn start_args(test: &str, n: usize, extra: &[&str]) -> Option<Self> {
-        Self::start_full(test, n, NODE_TTL, false, extra)
+    /// `n` instances with lease `ttl` and `extra` command-line settings.
+    pub fn start_args(test: &str, n: usize, ttl: &str, extra: &[&str]) -> Option<Self> {
+        Self::start_full(test, n, ttl, false, extra)
     }
 
     /// `n` instances with lease `ttl`, on a Redis that keeps its data when

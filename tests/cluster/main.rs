@@ -11,4 +11,5 @@ mod commands;
 mod engine;
 mod events;
 mod instances;
+mod log;
 mod shared;
