@@ -498,7 +498,17 @@ where
             return Poll::Pending;
         }
 
-        let num_read = ready!(self.force_io_read(cx)).map_err(crate::Error::new_io)?;
+        // letta-bridge patch (vendor/README.md): while a response body
+        // streams, watch for EOF without holding a read buffer.
+        let num_read = if let Writing::Body(..) = self.state.writing {
+            ready!(self.io.poll_read_idle(cx)).map_err(|e| {
+                trace!(error = %e, "poll_read_idle; io error");
+                self.state.close();
+                crate::Error::new_io(e)
+            })?
+        } else {
+            ready!(self.force_io_read(cx)).map_err(crate::Error::new_io)?
+        };
 
         if num_read == 0 {
             trace!("found unexpected EOF on busy connection: {:?}", self.state);
@@ -854,6 +864,17 @@ where
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        // letta-bridge patch (vendor/README.md): a body is streaming and
+        // everything is written. Until it ends, the head buffer is not used
+        // (body chunks are queued), nor is the header map cached for the
+        // next request's parse, nor the read buffer while it is empty
+        // (`mid_message_detect_eof` watches without it): none need stay
+        // allocated for the life of a long response.
+        if let Writing::Body(..) = self.state.writing {
+            self.io.release_head_buf();
+            self.io.release_read_buf();
+            self.state.cached_headers = None;
+        }
         self.try_keep_alive(cx);
         trace!("flushed({}): {:?}", T::LOG, self.state);
         Poll::Ready(Ok(()))

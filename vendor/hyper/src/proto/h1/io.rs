@@ -267,6 +267,62 @@ where
         }
     }
 
+    /// Like `poll_read_from_io`, for a connection whose response is
+    /// streaming and whose read buffer is empty: it only watches for EOF
+    /// (or an early pipelined request), so it reads into a small buffer on
+    /// the stack, and lets go of `read_buf`'s memory first. A long-lived
+    /// response (Server-Sent Events) would otherwise hold a buffer of
+    /// `INIT_BUFFER_SIZE` for its whole life. Bytes that arrive are kept in
+    /// `read_buf`, as `poll_read_from_io` would keep them.
+    ///
+    /// (letta-bridge patch: vendor/README.md.)
+    pub(crate) fn poll_read_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        debug_assert!(self.read_buf.is_empty());
+        self.read_blocked = false;
+        self.release_read_buf();
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+        let mut buf = ReadBuf::uninit(&mut probe);
+        match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                trace!("received {} bytes while idle", n);
+                self.read_buf.extend_from_slice(buf.filled());
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.read_blocked = true;
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Lets go of the read buffer's memory if it holds nothing: see
+    /// `poll_read_idle`, which then watches the connection without it.
+    ///
+    /// (letta-bridge patch: vendor/README.md.)
+    pub(crate) fn release_read_buf(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() != 0 {
+            self.read_buf = BytesMut::new();
+        }
+    }
+
+    /// Lets go of the head buffer's memory while a body streams in queue
+    /// mode, where body chunks are queued and never copied into it: a
+    /// long-lived response would otherwise hold its `INIT_BUFFER_SIZE` for
+    /// its whole life. The next head allocates what it needs.
+    ///
+    /// (letta-bridge patch: vendor/README.md.)
+    pub(crate) fn release_head_buf(&mut self) {
+        let headers = &mut self.write_buf.headers;
+        if matches!(self.write_buf.strategy, WriteStrategy::Queue)
+            && headers.remaining() == 0
+            && headers.bytes.capacity() != 0
+        {
+            *headers = Cursor::new(Vec::new());
+        }
+    }
+
     pub(crate) fn into_inner(self) -> (T, Bytes) {
         (self.io, self.read_buf.freeze())
     }
