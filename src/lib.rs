@@ -30,8 +30,9 @@
 //! - `cluster` (feature `cluster`, on by default): several instances on one
 //!   Redis, behind the seams above — the shared log and its mirror, routing
 //!   to the instance holding a runtime, leases, shared stores.
-//! - [`listener`]: the plain listener's accept loop: counts connections,
-//!   logs accept errors once per burst.
+//! - [`listener`]: the plain listener's accept loop (counts connections,
+//!   logs accept errors once per burst) and its serving of each connection
+//!   with hyper's HTTP/1 server (HTTP/2 with prior knowledge).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!

@@ -9,6 +9,9 @@ use letta_bridge::{Application, Config, shutdown, telemetry};
 /// its 1 GiB arena (`MADV_HUGEPAGE`) and every touched 2 MiB of heap becomes
 /// resident whole: 17.6 MB idle RSS instead of 10, 63 KB instead of 49 KB per
 /// idle SSE subscriber (bench `memory`, BENCHMARKS.md).
+/// The `system-alloc` feature leaves the system allocator in place, for
+/// DHAT and massif (they replace `malloc`, which mimalloc bypasses).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

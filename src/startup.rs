@@ -220,13 +220,12 @@ impl Application {
                 // Counts connections, sets TCP_NODELAY (axum-server's
                 // acceptor does the same), logs accept errors per burst.
                 let listener = CountingListener::new(listener, state.limits.connections.clone());
-                // `into_make_service`: each connection gets a clone of the
-                // `Arc`. Serving the `Router` itself would deep-clone it per
-                // connection (`with_state(())`: the route table and every
-                // boxed, layered endpoint), ~23 KB per idle SSE subscriber (DHAT).
-                let server = axum::serve(listener, app.into_make_service())
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-                tokio::spawn(async move { server.await })
+                // Each connection gets a clone of the `Router` (an `Arc`).
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    crate::listener::serve(listener, app, stop).await;
+                    std::io::Result::Ok(())
+                })
             }
             Some(tls) => {
                 // HTTP/2 where browsers use it: `RustlsConfig` offers ALPN
