@@ -123,6 +123,11 @@ impl Holders {
         Ok(())
     }
 
+    /// The children's pids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|h| h.child.id()).collect()
+    }
+
     /// What the subscriptions received so far, over all children (`--counting` only).
     pub async fn counts(&mut self) -> anyhow::Result<Counts> {
         let mut total = Counts::default();

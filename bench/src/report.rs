@@ -258,7 +258,7 @@ impl Results {
                 String::new()
             };
             let mut notes: Vec<String> = row.figure.note.iter().cloned().collect();
-            notes.extend(row.peer_note.iter().map(|n| format!("peer: {n}")));
+            notes.extend(row.peer_note.iter().filter(|n| Some(*n) != row.figure.note.as_ref()).map(|n| format!("peer: {n}")));
             let _ = writeln!(
                 out,
                 "{:<width$}  {:>12}  {:<5}{peer}  {:>8}  {:>8}  {}{}",

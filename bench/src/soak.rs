@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cpu::{Meter, Usage};
 use crate::deliver::stamp_of;
 use crate::hold::Counts;
 use crate::http::HttpConn;
@@ -27,9 +28,10 @@ use crate::runtime::{self, Ws};
 use crate::stats::now_ns;
 use crate::target::Target;
 
-/// Keep-alive connections the commands are spread over (each paced at
-/// rate / CONNECTIONS, so one slow answer does not stall the whole load).
-const CONNECTIONS: u64 = 4;
+/// Keep-alive connections the commands are spread over, each paced at
+/// rate / CONNECTIONS and catching up after a slow answer: at 1,000/s, an
+/// answer may take up to 16 ms before the offered rate drops.
+const CONNECTIONS: u64 = 16;
 
 /// The target: RSS growth after warm-up, %.
 const GROWTH_TARGET: f64 = 5.0;
@@ -75,6 +77,7 @@ pub async fn soak(target: &Target, pid: u32, args: &Args) -> anyhow::Result<Vec<
             .map(|_| tokio::spawn(send_inputs(target.clone(), rate as f64 / CONNECTIONS as f64, sent.clone(), stop_rx.clone())))
             .collect();
         let started = Instant::now();
+        let (target_cpu, holders_cpu) = (Meter::start(&[pid])?, Meter::start(&holders.pids())?);
         let mut samples = Vec::new();
         let mut tick = tokio::time::interval(args.soak_sample);
         loop {
@@ -97,8 +100,17 @@ pub async fn soak(target: &Target, pid: u32, args: &Args) -> anyhow::Result<Vec<
             c.await?;
         }
         let load_secs = started.elapsed().as_secs_f64();
+        let cpu = (target_cpu.read()?, holders_cpu.read()?);
         let (drained, waited) = drain(&mut holders, &published, subs as u64).await?;
-        let end = Ending { before, load_secs, drained, waited, sent: &sent, published: published.load(Ordering::Relaxed) };
+        let end = Ending {
+            before,
+            load_secs,
+            drained,
+            waited,
+            sent: &sent,
+            published: published.load(Ordering::Relaxed),
+            cpu,
+        };
         anyhow::Ok(figures(args, &samples, &end))
     }
     .await;
@@ -118,6 +130,8 @@ struct Ending<'a> {
     waited: Duration,
     sent: &'a Sent,
     published: u64,
+    /// CPU of the target and of the subscribers' children during the load.
+    cpu: (Usage, Usage),
 }
 
 /// Waits until every subscriber has every published event, or deliveries
@@ -252,6 +266,8 @@ fn figures(args: &Args, samples: &[Sample], end: &Ending) -> Vec<Figure> {
         )),
         Figure::new(format!("{name}: deliveries/s"), end.drained.unique as f64 / (end.load_secs + end.waited.as_secs_f64()), "/s")
             .note(format!("{} deliveries; the last {:.1} s after the load", end.drained.unique, end.waited.as_secs_f64())),
+        Figure::new(format!("{name}: target CPU"), end.cpu.0.percent, "%")
+            .note(format!("of one core during the load; the subscribers' children {:.0} %", end.cpu.1.percent)),
         Figure::new(format!("{name}: events lost"), lost as f64, "events").goal(Goal::AtMost(0.0)).note(format!(
             "of {expected} expected (published × subscribers); {} reported missed in {} lagged notices; {} subscriptions ended{}",
             end.drained.missed,
