@@ -79,7 +79,14 @@ pub async fn churn(target: &Target, args: &Args) -> anyhow::Result<Vec<Figure>> 
     let tasks: Vec<_> = streams
         .into_iter()
         .enumerate()
-        .map(|(i, s)| tokio::spawn(subscriber(target.clone(), s, done_rx.clone(), Rng(0x9E37_79B9_7F4A_7C15 ^ (now_ns() + i as u64 * 7919)))))
+        .map(|(i, s)| {
+            tokio::spawn(subscriber(
+                target.clone(),
+                s,
+                done_rx.clone(),
+                Rng(0x9E37_79B9_7F4A_7C15 ^ (now_ns() + i as u64 * 7919)),
+            ))
+        })
         .collect();
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -213,11 +220,7 @@ async fn subscriber(target: Target, first: SseStream, mut done: watch::Receiver<
 
 fn figures(args: &Args, published: u64, s: &Seen) -> Vec<Figure> {
     let subs = args.churn_subscribers as u64;
-    let name = format!(
-        "churn, {subs} subs, {}/s, {} s",
-        args.churn_rate,
-        args.churn_duration.as_secs_f64().round()
-    );
+    let name = format!("churn, {subs} subs, {}/s, {} s", args.churn_rate, args.churn_duration.as_secs_f64().round());
     let expected = published * subs;
     let [p50, p99, _] = s.all.percentiles();
     let [live50, live99, _] = s.live.percentiles();

@@ -91,8 +91,12 @@ impl Holders {
         while left > 0 {
             let n = left.min(per_process);
             let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
-            cmd.args(["hold", "--addr", &target.addr, "--token", &target.client_token])
-                .args(["--count", &n.to_string(), "--first", &(self.held + count - left).to_string()]);
+            cmd.args(["hold", "--addr", &target.addr, "--token", &target.client_token]).args([
+                "--count",
+                &n.to_string(),
+                "--first",
+                &(self.held + count - left).to_string(),
+            ]);
             if self.counting {
                 cmd.arg("--counting");
             }

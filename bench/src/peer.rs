@@ -71,7 +71,12 @@ impl Peer {
             let v: serde_json::Value = serde_json::from_str(&text).ok()?;
             Some(format!(", ws {}", v["version"].as_str()?))
         });
-        format!("{}{}{} (spawned per case)", interpreter.unwrap_or_default(), self.path.display(), ws.unwrap_or_default())
+        format!(
+            "{}{}{} (spawned per case)",
+            interpreter.unwrap_or_default(),
+            self.path.display(),
+            ws.unwrap_or_default()
+        )
     }
 }
 

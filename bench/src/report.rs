@@ -114,9 +114,10 @@ impl Results {
     /// Adds one repetition's figures, measured on `side`.
     pub fn add(&mut self, scenario: &'static str, side: Side, figures: Vec<Figure>) {
         for mut f in figures {
-            let series = f.series.take().map(|s| {
-                json!({ "side": if side == Side::Ours { "ours" } else { "peer" }, "samples": s })
-            });
+            let series = f
+                .series
+                .take()
+                .map(|s| json!({ "side": if side == Side::Ours { "ours" } else { "peer" }, "samples": s }));
             let row = match self.rows.iter().position(|r| r.figure.name == f.name) {
                 Some(i) => &mut self.rows[i],
                 None => {
@@ -258,7 +259,9 @@ impl Results {
                 String::new()
             };
             let mut notes: Vec<String> = row.figure.note.iter().cloned().collect();
-            notes.extend(row.peer_note.iter().filter(|n| Some(*n) != row.figure.note.as_ref()).map(|n| format!("peer: {n}")));
+            notes.extend(
+                row.peer_note.iter().filter(|n| Some(*n) != row.figure.note.as_ref()).map(|n| format!("peer: {n}")),
+            );
             let _ = writeln!(
                 out,
                 "{:<width$}  {:>12}  {:<5}{peer}  {:>8}  {:>8}  {}{}",

@@ -74,7 +74,14 @@ pub async fn soak(target: &Target, pid: u32, args: &Args) -> anyhow::Result<Vec<
         let sent = Arc::new(Sent::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let clients: Vec<_> = (0..CONNECTIONS)
-            .map(|_| tokio::spawn(send_inputs(target.clone(), rate as f64 / CONNECTIONS as f64, sent.clone(), stop_rx.clone())))
+            .map(|_| {
+                tokio::spawn(send_inputs(
+                    target.clone(),
+                    rate as f64 / CONNECTIONS as f64,
+                    sent.clone(),
+                    stop_rx.clone(),
+                ))
+            })
             .collect();
         let started = Instant::now();
         let (target_cpu, holders_cpu) = (Meter::start(&[pid])?, Meter::start(&holders.pids())?);
@@ -215,11 +222,8 @@ fn slope_mb_per_min(points: &[(f64, f64)]) -> f64 {
 
 fn figures(args: &Args, samples: &[Sample], end: &Ending) -> Vec<Figure> {
     let subs = args.soak_subscribers as u64;
-    let name = format!(
-        "soak, {subs} subs, {}/s inputs, {} s",
-        args.soak_rate,
-        args.soak_duration.as_secs_f64().round()
-    );
+    let name =
+        format!("soak, {subs} subs, {}/s inputs, {} s", args.soak_rate, args.soak_duration.as_secs_f64().round());
     let warm_secs = args.soak_duration.as_secs_f64() * 0.1;
     // The warm-up sample: the first at or after 10 % of the run (at least the second sample).
     let warm_at = samples.iter().position(|s| s.secs >= warm_secs).unwrap_or(0).max(1).min(samples.len() - 1);
@@ -243,8 +247,11 @@ fn figures(args: &Args, samples: &[Sample], end: &Ending) -> Vec<Figure> {
         })
         .collect();
     let mb = |b: u64| b as f64 / 1e6;
-    let mut end_rss = Figure::new(format!("{name}: RSS at the end"), mb(last.rss), "MB")
-        .note(format!("sample at {:.0} s; max after warm-up {:.1} MB", last.secs, mb(max_after)));
+    let mut end_rss = Figure::new(format!("{name}: RSS at the end"), mb(last.rss), "MB").note(format!(
+        "sample at {:.0} s; max after warm-up {:.1} MB",
+        last.secs,
+        mb(max_after)
+    ));
     end_rss.series = Some(json!(series));
     vec![
         Figure::new(format!("{name}: RSS before the load"), mb(end.before), "MB")

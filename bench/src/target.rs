@@ -239,7 +239,11 @@ async fn watch_rss(pid: u32, limit: u64, log: PathBuf) {
         tick.tick().await;
         let Ok(rss) = memory::rss(pid) else { return };
         if rss > limit {
-            let line = format!("bench: killed pid {pid}: RSS {:.0} MB passed --rss-limit {:.0} MB", rss as f64 / 1e6, limit as f64 / 1e6);
+            let line = format!(
+                "bench: killed pid {pid}: RSS {:.0} MB passed --rss-limit {:.0} MB",
+                rss as f64 / 1e6,
+                limit as f64 / 1e6
+            );
             eprintln!("   {line}");
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
                 let _ = std::io::Write::write_all(&mut f, format!("\n{line}\n").as_bytes());
