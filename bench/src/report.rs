@@ -454,7 +454,7 @@ mod tests {
         r.add("memory", Side::Peer, per_sub(10.0));
         r.peer_missing("instructions", "not measured");
         let row = &r.rows[0];
-        assert_eq!(Results::peer_ratio(row), Some(0.5));
+        assert_eq!(Results::peer_ratio(row), Some(6.0 / 11.0));
         assert_eq!(r.verdict(row).unwrap(), "met ≤ 8.00 KB; peer MISSED");
         let header = Header {
             machine: String::new(),
