@@ -53,7 +53,13 @@ struct Seen {
     /// Connections that failed to open (retried).
     failed_opens: u64,
     first_error: Option<String>,
+    /// Each resume: when the connection was cut, when it was open again, and
+    /// the `Last-Event-ID` it sent (to explain a loss).
+    resumes: Vec<(u64, u64, Option<String>)>,
 }
+
+/// At most this many lost events are described on stderr.
+const EXPLAIN: usize = 20;
 
 /// A small xorshift generator, so that each subscriber's cuts fall differently.
 struct Rng(u64);
@@ -91,19 +97,23 @@ pub async fn churn(target: &Target, args: &Args) -> anyhow::Result<Vec<Figure>> 
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     let mut n = 0u64;
+    let mut stamps = vec![0];
     let published = async {
         while started.elapsed() < span {
             tick.tick().await;
             n += 1;
-            sink.send(Message::text(runtime::numbered(n, now_ns(), args.size))).await?;
+            stamps.push(now_ns());
+            sink.send(Message::text(runtime::numbered(n, stamps[n as usize], args.size))).await?;
         }
         anyhow::Ok(())
     }
     .await;
     let _ = done_tx.send(Some(n));
     let mut total = Seen::default();
-    for t in tasks {
+    let mut explained = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
         let s = t.await?;
+        explained += explain(i, &s, &stamps, stamps[1], EXPLAIN - explained.min(EXPLAIN));
         total.unique += s.unique;
         total.duplicates += s.duplicates;
         total.all.merge(&s.all);
@@ -120,6 +130,38 @@ pub async fn churn(target: &Target, args: &Args) -> anyhow::Result<Vec<Figure>> 
     drainer.abort();
     published?;
     Ok(figures(args, n, &total))
+}
+
+/// Says on stderr which events subscriber `i` lost, when they were
+/// published and what its resumes around them were (at most `limit` lines);
+/// returns the lines written.
+fn explain(i: usize, s: &Seen, stamps: &[u64], start: u64, limit: usize) -> usize {
+    let secs = |ns: u64| ns.saturating_sub(start) as f64 / 1e9;
+    let mut lines = 0;
+    for n in 1..stamps.len() {
+        if lines >= limit {
+            break;
+        }
+        if s.got.get(n).copied().unwrap_or(false) {
+            continue;
+        }
+        let around: Vec<String> = s
+            .resumes
+            .iter()
+            .filter(|(cut, back, _)| {
+                cut.saturating_sub(5_000_000_000) <= stamps[n] && stamps[n] <= back + 5_000_000_000
+            })
+            .map(|(cut, back, id)| format!("cut {:.3} s, back {:.3} s after {id:?}", secs(*cut), secs(*back)))
+            .collect();
+        eprintln!(
+            "   subscriber {i} lost event {n} (published {:.3} s in; {} resumes in all; near it: {})",
+            secs(stamps[n]),
+            s.resumes.len(),
+            if around.is_empty() { "none".to_owned() } else { around.join("; ") }
+        );
+        lines += 1;
+    }
+    lines
 }
 
 /// One subscriber: reads, is cut, resumes, until it has the last event (or
@@ -146,6 +188,7 @@ async fn subscriber(target: Target, first: SseStream, mut done: watch::Receiver<
         }
         let Some((s, connected_at)) = stream.as_mut() else {
             // Cut: wait, then resume after the last id received.
+            let cut_ns = now_ns();
             let back = Instant::now() + rng.uniform(CUT);
             tokio::select! {
                 _ = tokio::time::sleep_until(back) => {}
@@ -157,6 +200,7 @@ async fn subscriber(target: Target, first: SseStream, mut done: watch::Receiver<
             match sse::open_from(&target, None, "bench", last_id.as_deref()).await {
                 Ok(s) => {
                     seen.reconnects += 1;
+                    seen.resumes.push((cut_ns, now_ns(), last_id.clone()));
                     stream = Some((s, now_ns()));
                     cut_at = Instant::now() + rng.uniform(CONNECTED);
                 }

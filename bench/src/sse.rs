@@ -128,15 +128,19 @@ impl SseStream {
         }
     }
 
-    /// Reads once from the socket into `raw` and hands each event block now
-    /// complete (its lines, without the blank line) to `each`; returns the
-    /// bytes read. An error when the stream ends or fails.
+    /// Hands each complete event block (its lines, without the blank line)
+    /// to `each`: those already read (e.g. a replay that came with the first
+    /// bytes `open` read), or else those of one more read from the socket
+    /// into `raw`; returns the bytes read. An error when the stream ends or fails.
     pub async fn read_blocks(&mut self, raw: &mut [u8], mut each: impl FnMut(&[u8])) -> anyhow::Result<usize> {
-        let n = self.tcp.read(raw).await?;
-        if n == 0 {
-            bail!("the event stream closed");
+        let mut n = 0;
+        if memmem::find(&self.body, b"\n\n").is_none() {
+            n = self.tcp.read(raw).await?;
+            if n == 0 {
+                bail!("the event stream closed");
+            }
+            self.decode(&raw[..n])?;
         }
-        self.decode(&raw[..n])?;
         let mut at = 0;
         while let Some(end) = memmem::find(&self.body[at..], b"\n\n") {
             each(&self.body[at..at + end]);
