@@ -68,6 +68,9 @@ pub struct Holders {
     children: Vec<Holder>,
     /// Subscriptions open over all children.
     pub held: usize,
+    /// Set when the bridge refused subscriptions at its own stated limit of
+    /// streams (503 `too-many-streams`): what it said. Those are not failures.
+    pub refused_at_limit: Option<String>,
     /// The children read and count events (`bench hold --counting`).
     counting: bool,
 }
@@ -80,7 +83,7 @@ struct Holder {
 
 impl Holders {
     pub fn new(counting: bool) -> Self {
-        Self { children: Vec::new(), held: 0, counting }
+        Self { children: Vec::new(), held: 0, refused_at_limit: None, counting }
     }
 
     /// Opens `count` more subscriptions in new children.
@@ -120,8 +123,11 @@ impl Holders {
             };
             let ok: usize = ok.parse()?;
             self.held += ok;
-            if ok < n {
-                bail!("a holder opened {ok} of {n} subscriptions: {}", parts.nth(1).unwrap_or_default());
+            let error = parts.nth(1).unwrap_or_default();
+            if ok < n && error.contains("too-many-streams") {
+                self.refused_at_limit.get_or_insert_with(|| error.to_owned());
+            } else if ok < n {
+                bail!("a holder opened {ok} of {n} subscriptions: {error}");
             }
         }
         Ok(())
@@ -187,14 +193,21 @@ pub async fn measure(
     let result = async {
         for asked in counts {
             let n = asked.min(cap);
-            if n > holders.held {
+            if n > holders.held && holders.refused_at_limit.is_none() {
                 holders.add(target, n - holders.held).await?;
             }
             let with = settled_rss(pid).await?;
             let (_, open) = fds(pid)?;
+            let refused = holders.held < n;
+            let n = holders.held;
             let capped = n < asked;
             let label = if capped { format!("{asked} subs asked, capped") } else { format!("{asked} subs") };
-            let note = if capped {
+            let note = if refused {
+                format!(
+                    "{n} connected: the bridge refused the rest at its own limit of streams ({}); the bridge had {open} descriptors open",
+                    holders.refused_at_limit.as_deref().unwrap_or_default()
+                )
+            } else if capped {
                 format!(
                     "{n} connected: the bridge's open-file limit {limit} − {open_idle} descriptors open at idle − {FD_HEADROOM} kept free; the bridge had {open} open"
                 )

@@ -70,6 +70,9 @@ pub async fn soak(target: &Target, pid: u32, args: &Args) -> anyhow::Result<Vec<
     let mut holders = Holders::new(true);
     let measured = async {
         holders.add(target, subs).await?;
+        if holders.held < subs {
+            bail!("the target served {} of {subs} subscriptions: {:?}", holders.held, holders.refused_at_limit);
+        }
         let before = settled_rss(pid).await?;
         let sent = Arc::new(Sent::default());
         let (stop_tx, stop_rx) = watch::channel(false);
