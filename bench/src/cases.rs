@@ -208,7 +208,14 @@ async fn run_case(
             }
             match one(args, peer, work, case, env, *side).await {
                 Ok(figures) => results.add(scenario.name(), *side, figures),
-                Err(e) => failed.push((*side, e.context(format!("repetition {}", rep + 1)))),
+                Err(mut e) => {
+                    if let Env::Bridge { spawned: Some(b), .. } = env
+                        && let Some(why) = b.killed_for_rss()
+                    {
+                        e = e.context(why);
+                    }
+                    failed.push((*side, e.context(format!("repetition {}", rep + 1))));
+                }
             }
         }
     }
@@ -266,6 +273,10 @@ async fn fresh<T>(
         Some(launch) => {
             let bridge = Bridge::spawn(&launch?, args, dir).await?;
             let r = work(&bridge.target, Some(bridge.pid)).await;
+            let r = match bridge.killed_for_rss() {
+                Some(why) => r.map_err(|e| e.context(why)),
+                None => r,
+            };
             let log = bridge.log.clone();
             if let Err(e) = bridge.stop(Duration::from_secs(30)).await {
                 eprintln!("   stopping: {e:#} (log {})", log.display());

@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -64,6 +66,8 @@ pub struct Bridge {
     pub log: PathBuf,
     /// Kills the process if its RSS passes `--rss-limit`.
     watchdog: tokio::task::JoinHandle<()>,
+    /// Set when the watchdog killed it.
+    killed: Arc<AtomicBool>,
 }
 
 /// The bearer tokens of a bridge (the instances of one cluster share them).
@@ -165,7 +169,8 @@ impl Bridge {
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("cannot start {}", launch.binary.display()))?;
         let pid = child.id().context("no pid")?;
-        let watchdog = tokio::spawn(watch_rss(pid, launch.rss_limit, log.clone()));
+        let killed = Arc::new(AtomicBool::new(false));
+        let watchdog = tokio::spawn(watch_rss(pid, launch.rss_limit, log.clone(), killed.clone()));
         let target = Target {
             ws_url: format!("ws://{addr}/ws?deviceId=bench"),
             addr,
@@ -174,7 +179,7 @@ impl Bridge {
             client_token: tokens.client,
             register: args.register,
         };
-        let mut bridge = Bridge { child, pid, target, log, watchdog };
+        let mut bridge = Bridge { child, pid, target, log, watchdog, killed };
         bridge.wait_healthy(launch.ready_timeout).await?;
         Ok(bridge)
     }
@@ -196,6 +201,14 @@ impl Bridge {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Why a measurement against this process failed, when the RSS
+    /// watchdog killed it.
+    pub fn killed_for_rss(&self) -> Option<String> {
+        self.killed
+            .load(Ordering::Relaxed)
+            .then(|| format!("killed when its RSS passed --rss-limit (log {})", self.log.display()))
     }
 
     /// The last lines of the bridge's log.
@@ -233,7 +246,7 @@ const RSS_WATCH: Duration = Duration::from_millis(200);
 /// Kills `pid` (SIGKILL) if its RSS passes `limit`, saying so in its log and
 /// on stderr: a target without limits (the peer's buffers grow without
 /// bound under a slow reader) must not take the shared machine down.
-async fn watch_rss(pid: u32, limit: u64, log: PathBuf) {
+async fn watch_rss(pid: u32, limit: u64, log: PathBuf, killed: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(RSS_WATCH);
     loop {
         tick.tick().await;
@@ -248,6 +261,7 @@ async fn watch_rss(pid: u32, limit: u64, log: PathBuf) {
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
                 let _ = std::io::Write::write_all(&mut f, format!("\n{line}\n").as_bytes());
             }
+            killed.store(true, Ordering::Relaxed);
             // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGKILL);
