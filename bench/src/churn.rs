@@ -138,7 +138,7 @@ pub async fn churn(target: &Target, args: &Args) -> anyhow::Result<Vec<Figure>> 
 fn explain(i: usize, s: &Seen, stamps: &[u64], start: u64, limit: usize) -> usize {
     let secs = |ns: u64| ns.saturating_sub(start) as f64 / 1e9;
     let mut lines = 0;
-    for n in 1..stamps.len() {
+    for (n, &stamp) in stamps.iter().enumerate().skip(1) {
         if lines >= limit {
             break;
         }
@@ -148,14 +148,12 @@ fn explain(i: usize, s: &Seen, stamps: &[u64], start: u64, limit: usize) -> usiz
         let around: Vec<String> = s
             .resumes
             .iter()
-            .filter(|(cut, back, _)| {
-                cut.saturating_sub(5_000_000_000) <= stamps[n] && stamps[n] <= back + 5_000_000_000
-            })
+            .filter(|(cut, back, _)| cut.saturating_sub(5_000_000_000) <= stamp && stamp <= back + 5_000_000_000)
             .map(|(cut, back, id)| format!("cut {:.3} s, back {:.3} s after {id:?}", secs(*cut), secs(*back)))
             .collect();
         eprintln!(
             "   subscriber {i} lost event {n} (published {:.3} s in; {} resumes in all; near it: {})",
-            secs(stamps[n]),
+            secs(stamp),
             s.resumes.len(),
             if around.is_empty() { "none".to_owned() } else { around.join("; ") }
         );
