@@ -1,7 +1,9 @@
 //! The measurement plan: each scenario becomes cases (one per subscriber
 //! count, concurrency or size), each repeated `--reps` times against a fresh
 //! bridge (or relay) of its own; a failing case is reported and the run goes
-//! on with the next.
+//! on with the next. With `--peer`, each repetition of a case the peer can
+//! serve runs against the bridge and the peer, one after the other, the
+//! order alternating from one repetition to the next.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,10 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::options::{Args, Scenario};
+use crate::peer::{self, Peer, Side};
 use crate::relay::{self, Relay};
 use crate::report::{Figure, Results, latency};
 use crate::target::{Bridge, Launch, Target};
-use crate::{append, commands, crossing, events, failover, instructions, memory, startup};
+use crate::{append, churn, commands, crossing, events, failover, instructions, memory, soak, startup};
 
 /// One measurement, repeated `--reps` times.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +43,26 @@ enum Case {
     Append(Option<usize>),
     ClusterFanout(usize),
     ClusterDead,
+    Soak,
+    Churn,
+}
+
+impl Case {
+    /// A hand-written bridge can serve this case too.
+    fn peer_runs(self) -> bool {
+        matches!(
+            self,
+            Case::EventHop(_)
+                | Case::EventSaturation(_)
+                | Case::Input(_)
+                | Case::Sync(_)
+                | Case::Fanout(_)
+                | Case::Memory
+                | Case::Startup
+                | Case::Soak
+                | Case::Churn
+        )
+    }
 }
 
 fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
@@ -62,7 +85,10 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
         Scenario::Input => args.input_concurrency.iter().map(|&c| Case::Input(c)).collect(),
         Scenario::Sync => args.sync_concurrency.iter().map(|&c| Case::Sync(c)).collect(),
         Scenario::Fanout => args.fanout_sizes.iter().map(|&s| Case::Fanout(s)).collect(),
-        Scenario::Memory => vec![Case::Memory, Case::RelayMemory(args.relay_memory_receivers)],
+        // The relay first: the memory runs leave tens of thousands of
+        // loopback connections in TIME_WAIT, and after two of them (bridge
+        // and peer) the relay's receivers found no free local port.
+        Scenario::Memory => vec![Case::RelayMemory(args.relay_memory_receivers), Case::Memory],
         Scenario::Startup => vec![Case::Startup],
         Scenario::Instructions => vec![Case::Instructions],
         Scenario::ClusterEventHop => args.cluster_subscribers.iter().map(|&n| Case::ClusterEventHop(n)).collect(),
@@ -74,6 +100,8 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
         }
         Scenario::ClusterFanout => args.fanout_sizes.iter().map(|&s| Case::ClusterFanout(s)).collect(),
         Scenario::ClusterDead => vec![Case::ClusterDead],
+        Scenario::Soak => vec![Case::Soak],
+        Scenario::Churn => vec![Case::Churn],
     }
 }
 
@@ -92,9 +120,26 @@ pub fn cluster_unavailable(args: &Args) -> Option<String> {
     crate::redis::version(&args.redis_server).err().map(|e| format!("{e:#}; see --redis-server"))
 }
 
-/// Runs every case of the selected scenarios into `results`.
-pub async fn run_all(args: &Args, work: &Path, results: &mut Results) {
+/// Runs every case of the selected scenarios into `results`, against the
+/// bridge and, when given, the peer.
+pub async fn run_all(args: &Args, peer: Option<&Peer>, work: &Path, results: &mut Results) {
     let scenarios = args.scenarios();
+    if peer.is_some() {
+        for &scenario in &scenarios {
+            if let Some(why) = peer::cannot(scenario) {
+                results.peer_missing(format!("[{}]", scenario.name()), why);
+            }
+            let figures: &[&str] = match scenario {
+                Scenario::Startup => &["release binary size"],
+                Scenario::Memory => &["raw relay idle RSS", "raw relay per idle receiver"],
+                _ => &[],
+            };
+            for what in figures {
+                let why = peer::MISSING_FIGURES.iter().find(|(w, _)| w == what).map_or("", |(_, why)| why);
+                results.peer_missing(*what, why);
+            }
+        }
+    }
     let unavailable = if scenarios.iter().any(|s| s.is_cluster()) { cluster_unavailable(args) } else { None };
     for scenario in scenarios {
         if let (true, Some(why)) = (scenario.is_cluster(), &unavailable) {
@@ -111,8 +156,10 @@ pub async fn run_all(args: &Args, work: &Path, results: &mut Results) {
             let label = format!("{} {case:?}", scenario.name());
             eprintln!("== {label}");
             let started = Instant::now();
-            if let Err(e) = run_case(args, work, scenario, case, results).await {
-                eprintln!("   FAILED: {e:#}");
+            let peer = peer.filter(|_| case.peer_runs());
+            for (side, e) in run_case(args, peer, work, scenario, case, results).await {
+                let label = if side == Side::Peer { format!("{label} (peer)") } else { label.clone() };
+                eprintln!("   FAILED{}: {e:#}", if side == Side::Peer { " (peer)" } else { "" });
                 results.error(label, format!("{e:#}"));
             }
             eprintln!("   {:.1} s", started.elapsed().as_secs_f64());
@@ -120,56 +167,134 @@ pub async fn run_all(args: &Args, work: &Path, results: &mut Results) {
     }
 }
 
+/// Runs `case` `--reps` times against the bridge (and the peer, when
+/// given); returns each side's first error (a side stops at its first).
 async fn run_case(
     args: &Args,
+    peer: Option<&Peer>,
     work: &Path,
     scenario: Scenario,
     case: Case,
     results: &mut Results,
-) -> anyhow::Result<()> {
-    let env = match case {
+) -> Vec<(Side, anyhow::Error)> {
+    let mut sides = vec![Side::Ours];
+    if peer.is_some() {
+        sides.push(Side::Peer);
+    }
+    let mut failed: Vec<(Side, anyhow::Error)> = Vec::new();
+    let mut envs = Vec::new();
+    for &side in &sides {
+        match env_for(args, peer, work, case, side).await {
+            Ok(env) => envs.push((side, env)),
+            Err(e) => failed.push((side, e)),
+        }
+    }
+    if let Case::Startup = case
+        && let Some(binary) = &args.spawn
+    {
+        // Once, not per repetition: it does not vary.
+        match startup::binary_size(binary) {
+            Ok(f) => results.add(scenario.name(), Side::Ours, vec![f]),
+            Err(e) => failed.push((Side::Ours, e)),
+        }
+    }
+    for rep in 0..args.reps {
+        // Alternate which side goes first, so that both see the same drift of the machine's load.
+        let order: Vec<usize> = if rep % 2 == 0 { (0..envs.len()).collect() } else { (0..envs.len()).rev().collect() };
+        for i in order {
+            let (side, env) = &envs[i];
+            if failed.iter().any(|(s, _)| s == side) {
+                continue;
+            }
+            match one(args, peer, work, case, env, *side).await {
+                Ok(figures) => results.add(scenario.name(), *side, figures),
+                Err(mut e) => {
+                    if let Env::Bridge { spawned: Some(b), .. } = env
+                        && let Some(why) = b.killed_for_rss()
+                    {
+                        e = e.context(why);
+                    }
+                    failed.push((*side, e.context(format!("repetition {}", rep + 1))));
+                }
+            }
+        }
+    }
+    for (_, env) in envs {
+        match env {
+            Env::Relay(r) => r.stop().await,
+            Env::Bridge { spawned: Some(b), .. } => {
+                let log = b.log.clone();
+                if let Err(e) = b.stop(Duration::from_secs(15)).await {
+                    eprintln!("   stopping the bridge: {e:#} (log {})", log.display());
+                }
+            }
+            _ => {}
+        }
+    }
+    failed
+}
+
+/// What `case` runs against on `side`, for all its repetitions.
+async fn env_for(args: &Args, peer: Option<&Peer>, work: &Path, case: Case, side: Side) -> anyhow::Result<Env> {
+    Ok(match case {
         Case::RelaySteady(_) | Case::RelaySaturated { .. } => Env::Relay(Relay::spawn().await?),
         Case::EventHop(_) | Case::EventSaturation(_) | Case::Input(_) | Case::Sync(_) | Case::Fanout(_) => {
-            match &args.spawn {
-                Some(binary) => {
-                    let bridge = Bridge::spawn(&Launch::new(binary, args), args, work).await?;
+            match launch_for(args, peer, side) {
+                Some(launch) => {
+                    let bridge = Bridge::spawn(&launch?, args, work).await?;
                     Env::Bridge { target: bridge.target.clone(), spawned: Some(Box::new(bridge)) }
                 }
                 None => Env::Bridge { target: Target::from_args(args)?, spawned: None },
             }
         }
         _ => Env::None,
-    };
-    if let Case::Startup = case {
-        // Once, not per repetition: it does not vary.
-        let binary = args.spawn.as_ref().context("start-up needs --spawn")?;
-        results.add(scenario.name(), vec![startup::binary_size(binary)?]);
-    }
-    let mut outcome = Ok(());
-    for rep in 0..args.reps {
-        match one(args, work, case, &env).await {
-            Ok(figures) => results.add(scenario.name(), figures),
-            Err(e) => {
-                outcome = Err(e.context(format!("repetition {}", rep + 1)));
-                break;
-            }
-        }
-    }
-    match env {
-        Env::Relay(r) => r.stop().await,
-        Env::Bridge { spawned: Some(b), .. } => {
-            let log = b.log.clone();
-            if let Err(e) = b.stop(Duration::from_secs(15)).await {
-                eprintln!("   stopping the bridge: {e:#} (log {})", log.display());
-            }
-        }
-        _ => {}
-    }
-    outcome
+    })
 }
 
-/// One repetition of `case`.
-async fn one(args: &Args, work: &Path, case: Case, env: &Env) -> anyhow::Result<Vec<Figure>> {
+/// How to start `side`: `None` for the bridge of the URL options (no `--spawn`).
+fn launch_for(args: &Args, peer: Option<&Peer>, side: Side) -> Option<anyhow::Result<Launch>> {
+    match side {
+        Side::Ours => args.spawn.as_ref().map(|binary| Ok(Launch::new(binary, args))),
+        Side::Peer => Some(peer.map(|p| Launch::peer(p, args)).context("no --peer")),
+    }
+}
+
+/// Runs `work` against a fresh bridge (or peer) of `side` with its pid, or
+/// against the bridge of the URL options (pid from `--pid`).
+async fn fresh<T>(
+    args: &Args,
+    peer: Option<&Peer>,
+    dir: &Path,
+    side: Side,
+    work: impl AsyncFnOnce(&Target, Option<u32>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match launch_for(args, peer, side) {
+        None => work(&Target::from_args(args)?, args.pid).await,
+        Some(launch) => {
+            let bridge = Bridge::spawn(&launch?, args, dir).await?;
+            let r = work(&bridge.target, Some(bridge.pid)).await;
+            let r = match bridge.killed_for_rss() {
+                Some(why) => r.map_err(|e| e.context(why)),
+                None => r,
+            };
+            let log = bridge.log.clone();
+            if let Err(e) = bridge.stop(Duration::from_secs(30)).await {
+                eprintln!("   stopping: {e:#} (log {})", log.display());
+            }
+            r.with_context(|| format!("log {}", log.display()))
+        }
+    }
+}
+
+/// One repetition of `case` on `side`.
+async fn one(
+    args: &Args,
+    peer: Option<&Peer>,
+    work: &Path,
+    case: Case,
+    env: &Env,
+    side: Side,
+) -> anyhow::Result<Vec<Figure>> {
     let target = || match env {
         Env::Bridge { target, .. } => Ok(target),
         _ => bail!("no bridge"),
@@ -199,25 +324,23 @@ async fn one(args: &Args, work: &Path, case: Case, env: &Env) -> anyhow::Result<
             relay.stop().await;
             figures
         }
-        Case::Memory => match (&args.spawn, args.pid) {
-            (_, Some(pid)) => {
-                memory::measure(&Target::from_args(args)?, pid, &args.memory_subscribers, args.relay_memory_receivers)
-                    .await
-            }
-            (Some(binary), None) => {
-                let bridge = Bridge::spawn(&Launch::new(binary, args), args, work).await?;
-                let r =
-                    memory::measure(&bridge.target, bridge.pid, &args.memory_subscribers, args.relay_memory_receivers)
-                        .await;
-                let _ = bridge.stop(Duration::from_secs(30)).await;
-                r
-            }
-            (None, None) => bail!("memory needs --spawn or --pid"),
-        },
+        Case::Memory => {
+            fresh(args, peer, work, side, async |target, pid| {
+                let pid = pid.context("memory needs --spawn or --pid")?;
+                memory::measure(target, pid, &args.memory_subscribers, args.relay_memory_receivers).await
+            })
+            .await
+        }
+        Case::Soak => {
+            fresh(args, peer, work, side, async |target, pid| {
+                soak::soak(target, pid.context("soak needs --spawn or --pid (it samples RSS)")?, args).await
+            })
+            .await
+        }
+        Case::Churn => fresh(args, peer, work, side, async |target, _| churn::churn(target, args).await).await,
         Case::Startup => {
-            let binary = args.spawn.as_ref().context("start-up needs --spawn")?;
-            let env = Launch::new(binary, args).extra_env;
-            startup::measure(binary, &env, args.startup_runs).await
+            let launch = launch_for(args, peer, side).context("start-up needs --spawn")??;
+            startup::measure(&launch, args.startup_runs).await
         }
         Case::Instructions => {
             let binary = args.spawn.as_ref().context("instructions need --spawn")?;

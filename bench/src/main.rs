@@ -18,8 +18,9 @@
 //! `--client-token` (or `LETTA_BRIDGE_RUNTIME_TOKEN` / `LETTA_BRIDGE_CLIENT_TOKEN`),
 //! `--register` (fake runtime registers first) or direct mode (default),
 //! `--spawn PATH` (+ `--bridge-env K=V`), `--pid` (memory of a bridge not
-//! spawned here). Selection: `--all` or `--only a,b`, `--cluster` (the
-//! cluster scenarios), `--no-baselines`.
+//! spawned here), `--rss-limit`. Peer: `--peer [PATH]`, `--peer-node`.
+//! Selection: `--all` or `--only a,b`, `--cluster` (the cluster scenarios),
+//! `--no-baselines`; `soak` and `churn` only by name.
 //! Workload: `--reps`, `--count`, `--rate`, `--size`, `--subscribers`,
 //! `--input-concurrency`, `--sync-concurrency`, `--saturation-secs`,
 //! `--fanout-subscribers`, `--fanout-sizes`, `--fanout-secs`,
@@ -27,7 +28,9 @@
 //! `--callgrind-subscribers`, `--callgrind-events`, `--callgrind-rate`,
 //! `--callgrind-inputs`, `--valgrind`, `--callgrind-control`. Cluster:
 //! `--redis-server`, `--cluster-subscribers`, `--append-instances`,
-//! `--append-secs`, `--append-window`, `--node-ttl`. Output: `--json`,
+//! `--append-secs`, `--append-window`, `--node-ttl`. Soak: `--soak-subscribers`,
+//! `--soak-rate`, `--soak-duration`, `--soak-sample`. Churn:
+//! `--churn-subscribers`, `--churn-rate`, `--churn-duration`. Output: `--json`,
 //! `--keep-work-dir`.
 //!
 //! # Layout
@@ -43,6 +46,9 @@
 //! - `events`: event hop (steady, saturated) and fan-out through the bridge, and the relay runs.
 //! - `commands`: `POST /input` latency and `POST /sync?wait=true` round trips.
 //! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets (and `relay`: RSS per idle raw receiver).
+//! - `soak`: many counting subscribers and a steady command load for minutes: RSS over time, events lost.
+//! - `churn`: subscribers cut and resumed with `Last-Event-ID`: delivery, duplicates, publish → receive.
+//! - `peer`: the hand-written Node bridge of `bench/peers/` (`--peer`): how it starts, what it cannot measure.
 //! - `startup`: spawn → first `/healthz` 200, binary size.
 //! - `instructions`: callgrind instructions per delivered event and per command (counters zeroed and dumped around the work).
 //! - `redis`: a redis-server of the harness (Unix socket, no persistence); `cluster`: N instances on it, shared tokens, a fresh cluster name.
@@ -58,6 +64,7 @@
 mod append;
 mod cases;
 mod chunked;
+mod churn;
 mod cluster;
 mod commands;
 mod cpu;
@@ -70,11 +77,13 @@ mod http;
 mod instructions;
 mod memory;
 mod options;
+mod peer;
 mod redis;
 mod relay;
 mod report;
 mod runtime;
 mod scrape;
+mod soak;
 mod sse;
 mod startup;
 mod stats;
@@ -90,7 +99,9 @@ use report::{Header, Results};
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.helper.clone() {
-        Some(Helper::Hold { addr, token, count, first }) => return hold::hold(addr, token, count, first),
+        Some(Helper::Hold { addr, token, count, first, counting }) => {
+            return hold::hold(addr, token, count, first, counting);
+        }
         Some(Helper::Relay) => return relay::serve(),
         None => {}
     }
@@ -108,6 +119,7 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
         Some(path) => format!("{} ({}, spawned per case)", target::version_of(path), path.display()),
         None => format!("external: {} (runtime {})", args.http_url, if args.register { "registers" } else { "direct" }),
     };
+    let peer = peer::Peer::from_args(&args)?;
     let load_at_start = report::loadavg();
     let mut header = Header {
         machine: report::machine(),
@@ -119,6 +131,7 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
         ),
         load: String::new(),
         redis: None,
+        peer: peer.as_ref().map(peer::Peer::describe),
     };
     if args.scenarios().iter().any(|s| s.is_cluster()) && cases::cluster_unavailable(&args).is_none() {
         let v = redis::version(&args.redis_server).unwrap_or_default();
@@ -129,8 +142,8 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = args.scenarios().iter().map(|s| s.name()).collect();
     eprintln!("scenarios: {}; {} repetitions; working files in {}", names.join(", "), args.reps, work.display());
-    let mut results = Results::default();
-    cases::run_all(&args, &work, &mut results).await;
+    let mut results = if peer.is_some() { Results::with_peer() } else { Results::default() };
+    cases::run_all(&args, peer.as_ref(), &work, &mut results).await;
     header.load = format!("{load_at_start} at the start, {} at the end (1, 5, 15 min averages)", report::loadavg());
     let table = results.table(&header);
     println!("\n{table}");

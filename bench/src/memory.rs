@@ -1,16 +1,17 @@
 //! Memory: the bridge's RSS idle and per idle SSE subscriber. Subscriptions
 //! are held by `bench hold` child processes (≤ 9,000 each) from several
 //! 127.0.0.x source addresses; the subscriber count is capped by what the
-//! bridge's own open-file limit leaves, and the cap is explained.
+//! bridge's own open-file limit leaves, and the cap is explained. The same
+//! children, counting what they receive, are the soak run's subscribers.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use crate::hold::PER_PROCESS;
+use crate::hold::{COUNTING_PER_PROCESS, Counts, PER_PROCESS};
 use crate::report::{Figure, Goal};
 use crate::target::Target;
 
@@ -63,32 +64,56 @@ fn fds(pid: u32) -> anyhow::Result<(usize, usize)> {
 }
 
 /// Child processes holding subscriptions.
-struct Holders {
-    children: Vec<Child>,
-    held: usize,
+pub struct Holders {
+    children: Vec<Holder>,
+    /// Subscriptions open over all children.
+    pub held: usize,
+    /// Set when the bridge refused subscriptions at its own stated limit of
+    /// streams (503 `too-many-streams`): what it said. Those are not failures.
+    pub refused_at_limit: Option<String>,
+    /// The children read and count events (`bench hold --counting`).
+    counting: bool,
+}
+
+struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl Holders {
+    pub fn new(counting: bool) -> Self {
+        Self { children: Vec::new(), held: 0, refused_at_limit: None, counting }
+    }
+
     /// Opens `count` more subscriptions in new children.
-    async fn add(&mut self, target: &Target, count: usize) -> anyhow::Result<()> {
-        let mut starting = Vec::new();
+    pub async fn add(&mut self, target: &Target, count: usize) -> anyhow::Result<()> {
+        let per_process = if self.counting { COUNTING_PER_PROCESS } else { PER_PROCESS };
+        let first_new = self.children.len();
         let mut left = count;
         while left > 0 {
-            let n = left.min(PER_PROCESS);
-            let mut child = tokio::process::Command::new(std::env::current_exe()?)
-                .args(["hold", "--addr", &target.addr, "--token", &target.client_token])
-                .args(["--count", &n.to_string(), "--first", &(self.held + count - left).to_string()])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()?;
+            let n = left.min(per_process);
+            let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+            cmd.args(["hold", "--addr", &target.addr, "--token", &target.client_token]).args([
+                "--count",
+                &n.to_string(),
+                "--first",
+                &(self.held + count - left).to_string(),
+            ]);
+            if self.counting {
+                cmd.arg("--counting");
+            }
+            let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
             let stdout = child.stdout.take().context("holder stdout")?;
-            starting.push((n, BufReader::new(stdout).lines()));
-            self.children.push(child);
+            let stdin = child.stdin.take();
+            self.children.push(Holder { child, stdin, lines: BufReader::new(stdout).lines() });
             left -= n;
         }
-        for (n, mut lines) in starting {
-            let line = tokio::time::timeout(Duration::from_secs(180), lines.next_line())
+        let mut asked = count;
+        for holder in &mut self.children[first_new..] {
+            let n = asked.min(per_process);
+            asked -= n;
+            let line = tokio::time::timeout(Duration::from_secs(180), holder.lines.next_line())
                 .await
                 .context("a holder did not finish opening within 180 s")??
                 .unwrap_or_default();
@@ -98,17 +123,41 @@ impl Holders {
             };
             let ok: usize = ok.parse()?;
             self.held += ok;
-            if ok < n {
-                bail!("a holder opened {ok} of {n} subscriptions: {}", parts.nth(1).unwrap_or_default());
+            let error = parts.nth(1).unwrap_or_default();
+            if ok < n && error.contains("too-many-streams") {
+                self.refused_at_limit.get_or_insert_with(|| error.to_owned());
+            } else if ok < n {
+                bail!("a holder opened {ok} of {n} subscriptions: {error}");
             }
         }
         Ok(())
     }
 
-    async fn close(self) {
-        for mut c in self.children {
-            drop(c.stdin.take());
-            let _ = tokio::time::timeout(Duration::from_secs(10), c.wait()).await;
+    /// The children's pids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|h| h.child.id()).collect()
+    }
+
+    /// What the subscriptions received so far, over all children (`--counting` only).
+    pub async fn counts(&mut self) -> anyhow::Result<Counts> {
+        let mut total = Counts::default();
+        for holder in &mut self.children {
+            holder.stdin.as_mut().context("holder stdin")?.write_all(b"count\n").await?;
+        }
+        for holder in &mut self.children {
+            let line = tokio::time::timeout(Duration::from_secs(30), holder.lines.next_line())
+                .await
+                .context("a holder did not answer `count` within 30 s")??
+                .context("a holder exited")?;
+            total.add(&Counts::parse(&line)?);
+        }
+        Ok(total)
+    }
+
+    pub async fn close(self) {
+        for mut h in self.children {
+            drop(h.stdin.take());
+            let _ = tokio::time::timeout(Duration::from_secs(10), h.child.wait()).await;
         }
     }
 }
@@ -140,18 +189,25 @@ pub async fn measure(
     let cap = limit.saturating_sub(open_idle + FD_HEADROOM);
     let mut counts = counts.to_vec();
     counts.sort_unstable();
-    let mut holders = Holders { children: Vec::new(), held: 0 };
+    let mut holders = Holders::new(false);
     let result = async {
         for asked in counts {
             let n = asked.min(cap);
-            if n > holders.held {
+            if n > holders.held && holders.refused_at_limit.is_none() {
                 holders.add(target, n - holders.held).await?;
             }
             let with = settled_rss(pid).await?;
             let (_, open) = fds(pid)?;
+            let refused = holders.held < n;
+            let n = holders.held;
             let capped = n < asked;
             let label = if capped { format!("{asked} subs asked, capped") } else { format!("{asked} subs") };
-            let note = if capped {
+            let note = if refused {
+                format!(
+                    "{n} connected: the bridge refused the rest at its own limit of streams ({}); the bridge had {open} descriptors open",
+                    holders.refused_at_limit.as_deref().unwrap_or_default()
+                )
+            } else if capped {
                 format!(
                     "{n} connected: the bridge's open-file limit {limit} − {open_idle} descriptors open at idle − {FD_HEADROOM} kept free; the bridge had {open} open"
                 )

@@ -1,8 +1,9 @@
-//! Command-line options: the target, the scenario selection and the workload
-//! knobs, plus the hidden helper subcommands the harness re-executes itself
-//! with (`hold`, `relay`).
+//! Command-line options: the target, the peer, the scenario selection and the
+//! workload knobs, plus the hidden helper subcommands the harness re-executes
+//! itself with (`hold`, `relay`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -56,6 +57,25 @@ pub struct Args {
     /// (RSS from /proc/PID/status).
     #[arg(long)]
     pub pid: Option<u32>,
+
+    /// Also measure a peer in the same run (issue 14): the hand-written Node
+    /// bridge of bench/peers/node-bridge (run with `--peer-node`; install its
+    /// packages first with `npm ci --prefix bench/peers/node-bridge`), or the
+    /// script or executable at PATH, started like `--spawn` with `HOST`,
+    /// `PORT`, `REMOTE_TOKEN` and `CLIENT_TOKEN` in its environment. Every
+    /// repetition of a case runs against both, alternating which goes first;
+    /// the table gets a peer column and ours ÷ peer.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = crate::peer::DEFAULT_SCRIPT)]
+    pub peer: Option<PathBuf>,
+
+    /// The node binary that runs a `.mjs`/`.js` peer.
+    #[arg(long, default_value = "node", value_name = "PATH")]
+    pub peer_node: PathBuf,
+
+    /// A spawned bridge or peer whose RSS passes this many MB is killed
+    /// (SIGKILL), so that a target without limits cannot exhaust a shared machine.
+    #[arg(long, default_value_t = 4000.0, value_name = "MB")]
+    pub rss_limit: f64,
 
     /// Run every scenario. The cluster scenarios are skipped, with a note in
     /// the report, when there is no runnable redis-server or no `--spawn`.
@@ -159,6 +179,37 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub relay_memory_receivers: usize,
 
+    /// Idle SSE subscribers (in `bench hold` children, counting what they
+    /// receive) during the soak run.
+    #[arg(long, default_value_t = 10_000)]
+    pub soak_subscribers: usize,
+
+    /// `POST /input` per second during the soak run; the fake runtime answers
+    /// each with one event, which every subscriber receives.
+    #[arg(long, default_value_t = 1000)]
+    pub soak_rate: u64,
+
+    /// How long the soak run sends commands (humantime: `30s`, `10m`).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub soak_duration: Duration,
+
+    /// How often the soak run samples the target's RSS (humantime).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub soak_sample: Duration,
+
+    /// Subscribers in the churn run, each cut every ~15 s for ~2 s and
+    /// resuming with `Last-Event-ID`.
+    #[arg(long, default_value_t = 100)]
+    pub churn_subscribers: usize,
+
+    /// Events per second the fake runtime publishes during the churn run.
+    #[arg(long, default_value_t = 2.0)]
+    pub churn_rate: f64,
+
+    /// How long the churn run publishes (humantime).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub churn_duration: Duration,
+
     /// Spawns per repetition for the start-up time (their median is the rep's figure).
     #[arg(long, default_value_t = 5)]
     pub startup_runs: usize,
@@ -203,7 +254,8 @@ pub struct Args {
 
 const AFTER_HELP: &str = "\
 Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout, memory, startup, instructions,
-cluster-event-hop, cluster-input, cluster-append, cluster-fanout, cluster-dead (all five: --cluster).
+cluster-event-hop, cluster-input, cluster-append, cluster-fanout, cluster-dead (all five: --cluster),
+soak, churn (long: only by name, not in --all).
   hop               raw tokio-tungstenite client -> server hop on loopback (baseline)
   relay             raw tokio-tungstenite relay: publisher -> server -> N receivers, steady and saturated (baseline)
   event-hop         runtime frame -> SSE subscribers at --rate, p50/p99/p999 per --subscribers count
@@ -214,6 +266,14 @@ cluster-event-hop, cluster-input, cluster-append, cluster-fanout, cluster-dead (
   memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid); raw relay RSS per idle receiver
   startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
   instructions      callgrind instructions per delivered event and per POST /input (needs --spawn and valgrind)
+  soak              --soak-subscribers idle SSE subscribers (counting) and --soak-rate POST /input per second, each
+                    echoed by the fake runtime as one event, for --soak-duration: RSS every --soak-sample (flat after
+                    the first 10 % of the run?), events lost, commands refused (needs --spawn or --pid)
+  churn             --churn-subscribers cut every ~15 s for ~2 s and resuming with Last-Event-ID while the fake runtime
+                    publishes --churn-rate events/s for --churn-duration: delivery, duplicates, publish -> receive
+
+With --peer, every scenario that a hand-written bridge can serve (all but the baselines, instructions and the
+cluster scenarios) runs against the peer too, in the same repetitions.
 
 Cluster scenarios (need --spawn and a redis-server; each repetition starts a fresh redis-server on a Unix
 socket and the instances a, b, c on it under a fresh cluster name; paired embedded runs use the same binary):
@@ -249,6 +309,8 @@ pub enum Scenario {
     ClusterAppend,
     ClusterFanout,
     ClusterDead,
+    Soak,
+    Churn,
 }
 
 impl Scenario {
@@ -260,6 +322,7 @@ impl Scenario {
         Scenario::ClusterDead,
     ];
 
+    /// Every scenario but the long ones (`soak`, `churn`), which run only when named.
     pub const ALL: [Scenario; 15] = [
         Scenario::Hop,
         Scenario::Relay,
@@ -295,6 +358,8 @@ impl Scenario {
             Scenario::ClusterAppend => "cluster-append",
             Scenario::ClusterFanout => "cluster-fanout",
             Scenario::ClusterDead => "cluster-dead",
+            Scenario::Soak => "soak",
+            Scenario::Churn => "churn",
         }
     }
 
@@ -346,7 +411,7 @@ impl Args {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Helper {
     /// Hold idle SSE subscriptions open: prints `ready N` once all are open,
-    /// exits when stdin closes. Used by the memory scenario to get past the
+    /// exits when stdin closes (with `--counting`, reads and counts events). Used by the memory scenario to get past the
     /// per-process open-file limit.
     #[command(hide = true)]
     Hold {
@@ -360,6 +425,11 @@ pub enum Helper {
         /// Index of the first connection (picks the 127.0.0.x source addresses).
         #[arg(long, default_value_t = 0)]
         first: usize,
+        /// Read and count the events (by their sequence number `n`) instead
+        /// of leaving the sockets unread; each `count` line on stdin is
+        /// answered with the totals.
+        #[arg(long)]
+        counting: bool,
     },
     /// The raw tokio-tungstenite relay server: prints `port N`, serves until
     /// stdin closes.
@@ -393,5 +463,21 @@ mod tests {
         let only = parse(&["--only", "cluster-dead,input"]);
         assert!(only.asked_for(Scenario::ClusterDead));
         assert_eq!(only.scenarios(), vec![Scenario::Hop, Scenario::Input, Scenario::ClusterDead]);
+    }
+
+    #[test]
+    fn soak_and_churn_run_only_by_name_and_take_humantime() {
+        assert!(!parse(&["--all"]).scenarios().contains(&Scenario::Soak));
+        let long = parse(&["--only", "soak,churn", "--soak-duration", "30s", "--churn-duration", "2m"]);
+        assert_eq!(long.scenarios(), vec![Scenario::Soak, Scenario::Churn]);
+        assert_eq!(long.soak_duration, Duration::from_secs(30));
+        assert_eq!(long.churn_duration, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn peer_defaults_to_the_node_bridge() {
+        assert_eq!(parse(&["--peer"]).peer.unwrap(), PathBuf::from(crate::peer::DEFAULT_SCRIPT));
+        assert_eq!(parse(&["--peer", "x.mjs"]).peer.unwrap(), PathBuf::from("x.mjs"));
+        assert!(parse(&[]).peer.is_none());
     }
 }

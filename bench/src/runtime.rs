@@ -90,6 +90,19 @@ impl Stamper {
     }
 }
 
+/// `{"type":"bench","n":<n>,"t":<t>,"pad":"xx…"}`, padded to `size` bytes
+/// when shorter: the numbered frames of the soak and churn runs, so that each
+/// subscriber can tell a lost or repeated event from the sequence `n`.
+pub fn numbered(n: u64, t: u64, size: usize) -> String {
+    let head = format!(r#"{{"type":"bench","n":{n},"t":{t},"pad":""#);
+    let pad = size.saturating_sub(head.len() + 2);
+    let mut frame = String::with_capacity(head.len() + pad + 2);
+    frame.push_str(&head);
+    frame.extend(std::iter::repeat_n('x', pad));
+    frame.push_str(r#""}"#);
+    frame
+}
+
 /// How a publisher sends.
 #[derive(Debug, Clone, Copy)]
 pub enum Pace {
@@ -198,5 +211,13 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&f).unwrap();
         assert_eq!(v["type"], "bench");
         assert!(v["t"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn numbered_frames_have_the_asked_size_and_parse() {
+        let f = numbered(42, now_ns(), 200);
+        assert_eq!(f.len(), 200);
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!((v["type"].as_str(), v["n"].as_u64()), (Some("bench"), Some(42)));
     }
 }

@@ -31,9 +31,20 @@ pub struct SseStream {
 /// Opens `GET /events?types=<types>` and waits for the stream's first event
 /// block, so that the subscription is live when this returns.
 pub async fn open(target: &Target, source: Option<IpAddr>, types: &str) -> anyhow::Result<SseStream> {
+    open_from(target, source, types, None).await
+}
+
+/// [`open`], resuming after `last_event_id` (the `Last-Event-ID` header).
+pub async fn open_from(
+    target: &Target,
+    source: Option<IpAddr>,
+    types: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<SseStream> {
     let mut tcp = connect_tcp(&target.addr, source).await?;
+    let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
     let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n{resume}\r\n",
         target.path(&format!("/events?types={types}")),
         target.addr,
         target.client_token
@@ -117,6 +128,28 @@ impl SseStream {
         }
     }
 
+    /// Hands each complete event block (its lines, without the blank line)
+    /// to `each`: those already read (e.g. a replay that came with the first
+    /// bytes `open` read), or else those of one more read from the socket
+    /// into `raw`; returns the bytes read. An error when the stream ends or fails.
+    pub async fn read_blocks(&mut self, raw: &mut [u8], mut each: impl FnMut(&[u8])) -> anyhow::Result<usize> {
+        let mut n = 0;
+        if memmem::find(&self.body, b"\n\n").is_none() {
+            n = self.tcp.read(raw).await?;
+            if n == 0 {
+                bail!("the event stream closed");
+            }
+            self.decode(&raw[..n])?;
+        }
+        let mut at = 0;
+        while let Some(end) = memmem::find(&self.body[at..], b"\n\n") {
+            each(&self.body[at..at + end]);
+            at += end + 2;
+        }
+        self.body.drain(..at);
+        Ok(n)
+    }
+
     /// Counts events until the run stops.
     pub async fn run(mut self, shared: Arc<Shared>, latency: bool) -> SubStats {
         let mut stats = SubStats::new(latency);
@@ -149,6 +182,22 @@ impl SseStream {
             }
         }
         stats
+    }
+}
+
+/// The value of the `field: value` line of an event block (`id`, `event`).
+pub fn line<'a>(block: &'a [u8], field: &str) -> Option<&'a [u8]> {
+    let mut rest = block;
+    loop {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let l = &rest[..end];
+        if let Some(v) = l.strip_prefix(field.as_bytes()).and_then(|v| v.strip_prefix(b": ")) {
+            return Some(v);
+        }
+        if end == rest.len() {
+            return None;
+        }
+        rest = &rest[end + 1..];
     }
 }
 
@@ -233,5 +282,13 @@ mod tests {
         assert_eq!((stats.events, stats.missed, stats.lags), (1, 7, 1));
         assert_eq!(&body[used..], "id: e-10\nevent: be");
         assert!((stats.hist.unwrap().quantile_us(0.5) - 5.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn finds_the_lines_of_a_block() {
+        let block = b"id: e-3\nevent: bench\ndata: {\"n\":3}";
+        assert_eq!(line(block, "id"), Some(&b"e-3"[..]));
+        assert_eq!(line(block, "event"), Some(&b"bench"[..]));
+        assert_eq!(line(block, "retry"), None);
     }
 }

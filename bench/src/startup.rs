@@ -5,35 +5,31 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::report::{Figure, Goal};
 use crate::stats::median;
-use crate::target::{free_port, terminate, token};
+use crate::target::{Launch, Tokens, free_port, terminate};
 
 /// Pause between refused connect attempts.
 const PROBE_GAP: Duration = Duration::from_micros(50);
 
 /// One spawn: milliseconds to the first 200.
-fn once(binary: &Path, env: &[(String, String)]) -> anyhow::Result<f64> {
+fn once(launch: &Launch) -> anyhow::Result<f64> {
     let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let [r, c, a] = [token()?, token()?, token()?];
+    let tokens = Tokens::generate()?;
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env("LETTA_BRIDGE_LISTEN", addr.to_string())
-        .env("LETTA_BRIDGE_RUNTIME_TOKEN", r)
-        .env("LETTA_BRIDGE_CLIENT_TOKEN", c)
-        .env("LETTA_BRIDGE_ADMIN_TOKEN", a)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    let mut child = launch
+        .command(&addr.to_string(), &tokens)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+        .with_context(|| format!("cannot start {}", launch.binary.display()))?;
     let result = loop {
         if started.elapsed() > Duration::from_secs(10) {
             break Err(anyhow::anyhow!("no 200 from GET /healthz within 10 s"));
@@ -70,10 +66,10 @@ fn probe(addr: SocketAddr) -> std::io::Result<bool> {
     Ok(&head[9..12] == b"200")
 }
 
-/// One repetition: the median of `runs` spawns, and the binary's size.
-pub async fn measure(binary: &Path, env: &[(String, String)], runs: usize) -> anyhow::Result<Vec<Figure>> {
-    let (binary, env) = (binary.to_owned(), env.to_vec());
-    let times = tokio::task::spawn_blocking(move || (0..runs.max(1)).map(|_| once(&binary, &env)).collect::<Vec<_>>());
+/// One repetition: the median of `runs` spawns of what `launch` starts.
+pub async fn measure(launch: &Launch, runs: usize) -> anyhow::Result<Vec<Figure>> {
+    let launch = launch.clone();
+    let times = tokio::task::spawn_blocking(move || (0..runs.max(1)).map(|_| once(&launch)).collect::<Vec<_>>());
     let times: Vec<f64> = times.await?.into_iter().collect::<anyhow::Result<_>>()?;
     Ok(vec![Figure::new("start-up to first /healthz 200", median(&times), "ms").goal(Goal::AtMost(50.0)).note(
         format!("median of {} spawns; min {:.1} ms", times.len(), times.iter().copied().fold(f64::INFINITY, f64::min)),

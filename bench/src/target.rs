@@ -1,17 +1,22 @@
 //! The bridge under test: its addresses and tokens ([`Target`]), either given
 //! by URL options or belonging to a bridge this harness spawned ([`Bridge`]:
-//! free port, generated tokens, log file, graceful stop with SIGTERM).
+//! free port, generated tokens, log file, an RSS ceiling, graceful stop with
+//! SIGTERM). The peer of `--peer` is spawned the same way.
 
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::http::HttpConn;
+use crate::memory;
 use crate::options::Args;
+use crate::peer::{self, Peer, Side};
 
 /// Where and how to reach a bridge.
 #[derive(Debug, Clone)]
@@ -59,6 +64,10 @@ pub struct Bridge {
     pub pid: u32,
     pub target: Target,
     pub log: PathBuf,
+    /// Kills the process if its RSS passes `--rss-limit`.
+    watchdog: tokio::task::JoinHandle<()>,
+    /// Set when the watchdog killed it.
+    killed: Arc<AtomicBool>,
 }
 
 /// The bearer tokens of a bridge (the instances of one cluster share them).
@@ -77,8 +86,9 @@ impl Tokens {
 }
 
 /// How to start a bridge.
-pub struct Launch<'a> {
-    pub binary: &'a Path,
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub binary: PathBuf,
     /// Runs the binary under this command (e.g. valgrind and its options).
     pub wrapper: Vec<OsString>,
     pub extra_env: Vec<(String, String)>,
@@ -86,25 +96,62 @@ pub struct Launch<'a> {
     pub ready_timeout: Duration,
     /// The tokens to start with; fresh ones when `None`.
     pub tokens: Option<Tokens>,
+    /// The bridge, or the peer (which takes its port and tokens under other names).
+    pub side: Side,
+    /// RSS above which the process is killed, bytes.
+    pub rss_limit: u64,
 }
 
-impl Launch<'_> {
-    pub fn new<'a>(binary: &'a Path, args: &Args) -> Launch<'a> {
+impl Launch {
+    pub fn new(binary: &Path, args: &Args) -> Launch {
         let extra_env = args.bridge_env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into()));
         Launch {
-            binary,
+            binary: binary.to_owned(),
             wrapper: Vec::new(),
             extra_env: extra_env.collect(),
             ready_timeout: Duration::from_secs(10),
             tokens: None,
+            side: Side::Ours,
+            rss_limit: rss_limit(args),
         }
     }
+
+    /// The peer (`--bridge-env` is the bridge's and does not apply).
+    pub fn peer(peer: &Peer, args: &Args) -> Launch {
+        Launch {
+            binary: peer.path.clone(),
+            wrapper: peer.wrapper(),
+            extra_env: Vec::new(),
+            ready_timeout: Duration::from_secs(10),
+            tokens: None,
+            side: Side::Peer,
+            rss_limit: rss_limit(args),
+        }
+    }
+
+    /// The command that starts this program on `addr` with `tokens`.
+    pub fn command(&self, addr: &str, tokens: &Tokens) -> std::process::Command {
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(rest).arg(&self.binary);
+                c
+            }
+            None => std::process::Command::new(&self.binary),
+        };
+        cmd.envs(peer::env(self.side, addr, tokens)).envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+}
+
+fn rss_limit(args: &Args) -> u64 {
+    (args.rss_limit * 1e6) as u64
 }
 
 impl Bridge {
     /// Starts the bridge on a free loopback port with fresh (or the given)
     /// tokens and waits until `GET /healthz` answers 200.
-    pub async fn spawn(launch: &Launch<'_>, args: &Args, log_dir: &Path) -> anyhow::Result<Bridge> {
+    pub async fn spawn(launch: &Launch, args: &Args, log_dir: &Path) -> anyhow::Result<Bridge> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let tokens = match &launch.tokens {
@@ -112,27 +159,18 @@ impl Bridge {
             None => Tokens::generate()?,
         };
         std::fs::create_dir_all(log_dir)?;
-        let log = log_dir.join(format!("bridge-{port}.log"));
-        let out = std::fs::File::create(&log)?;
-        let mut cmd = match launch.wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut c = tokio::process::Command::new(program);
-                c.args(rest).arg(launch.binary);
-                c
-            }
-            None => tokio::process::Command::new(launch.binary),
+        let what = match launch.side {
+            Side::Ours => "bridge",
+            Side::Peer => "peer",
         };
-        cmd.env("LETTA_BRIDGE_LISTEN", &addr)
-            .env("LETTA_BRIDGE_RUNTIME_TOKEN", &tokens.runtime)
-            .env("LETTA_BRIDGE_CLIENT_TOKEN", &tokens.client)
-            .env("LETTA_BRIDGE_ADMIN_TOKEN", &tokens.admin)
-            .envs(launch.extra_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true);
+        let log = log_dir.join(format!("{what}-{port}.log"));
+        let out = std::fs::File::create(&log)?;
+        let mut cmd = tokio::process::Command::from(launch.command(&addr, &tokens));
+        cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("cannot start {}", launch.binary.display()))?;
         let pid = child.id().context("no pid")?;
+        let killed = Arc::new(AtomicBool::new(false));
+        let watchdog = tokio::spawn(watch_rss(pid, launch.rss_limit, log.clone(), killed.clone()));
         let target = Target {
             ws_url: format!("ws://{addr}/ws?deviceId=bench"),
             addr,
@@ -141,7 +179,7 @@ impl Bridge {
             client_token: tokens.client,
             register: args.register,
         };
-        let mut bridge = Bridge { child, pid, target, log };
+        let mut bridge = Bridge { child, pid, target, log, watchdog, killed };
         bridge.wait_healthy(launch.ready_timeout).await?;
         Ok(bridge)
     }
@@ -165,6 +203,14 @@ impl Bridge {
         }
     }
 
+    /// Why a measurement against this process failed, when the RSS
+    /// watchdog killed it.
+    pub fn killed_for_rss(&self) -> Option<String> {
+        self.killed
+            .load(Ordering::Relaxed)
+            .then(|| format!("killed when its RSS passed --rss-limit (log {})", self.log.display()))
+    }
+
     /// The last lines of the bridge's log.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -174,6 +220,7 @@ impl Bridge {
 
     /// SIGTERM, then waits up to `grace` for the exit (SIGKILL after that).
     pub async fn stop(mut self, grace: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.watchdog.abort();
         terminate(self.pid);
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => Ok(status?),
@@ -186,9 +233,41 @@ impl Bridge {
 
     /// SIGKILL (no clean shutdown: a crashed instance), then reaps the process.
     pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.watchdog.abort();
         self.child.start_kill()?;
         self.child.wait().await?;
         Ok(())
+    }
+}
+
+/// How often the watchdog reads a spawned process's RSS.
+const RSS_WATCH: Duration = Duration::from_millis(200);
+
+/// Kills `pid` (SIGKILL) if its RSS passes `limit`, saying so in its log and
+/// on stderr: a target without limits (the peer's buffers grow without
+/// bound under a slow reader) must not take the shared machine down.
+async fn watch_rss(pid: u32, limit: u64, log: PathBuf, killed: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(RSS_WATCH);
+    loop {
+        tick.tick().await;
+        let Ok(rss) = memory::rss(pid) else { return };
+        if rss > limit {
+            let line = format!(
+                "bench: killed pid {pid}: RSS {:.0} MB passed --rss-limit {:.0} MB",
+                rss as f64 / 1e6,
+                limit as f64 / 1e6
+            );
+            eprintln!("   {line}");
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                let _ = std::io::Write::write_all(&mut f, format!("\n{line}\n").as_bytes());
+            }
+            killed.store(true, Ordering::Relaxed);
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            return;
+        }
     }
 }
 
