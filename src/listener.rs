@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::serve::Listener as _;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -57,21 +56,18 @@ impl CountingListener {
             }
         }
     }
-}
 
-impl axum::serve::Listener for CountingListener {
-    type Io = Counted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection, counted and with `TCP_NODELAY`; waits out
+    /// accept errors (see [`BACKOFF`]).
+    async fn accept(&mut self) -> Counted {
         loop {
             match self.inner.accept().await {
-                Ok((stream, addr)) => {
+                Ok((stream, _)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                     }
                     self.open.fetch_add(1, Ordering::Relaxed);
-                    return (Counted { stream, open: self.open.clone() }, addr);
+                    return Counted { stream, open: self.open.clone() };
                 }
                 // The peer's doing (reset before accept): nothing to say.
                 Err(e) if is_connection_error(&e) => {}
@@ -81,10 +77,6 @@ impl axum::serve::Listener for CountingListener {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
     }
 }
 
@@ -189,7 +181,7 @@ impl Counted {
 pub async fn serve(mut listener: CountingListener, app: axum::Router, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     loop {
-        let (io, _) = tokio::select! {
+        let io = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,

@@ -215,17 +215,7 @@ fn outcome_figures(name: &str, run: &Run) -> Vec<Figure> {
     let figures = vec![
         Figure::new(format!("{name}: delivered/s"), o.delivered_per_sec(), "/s"),
         Figure::new(format!("{name}: published/s"), o.published_per_sec(), "/s"),
-        Figure::new(
-            format!("{name}: missed (lagged)"),
-            o.total.missed as f64 / (o.published as f64 * o.subscribers as f64).max(1.0) * 100.0,
-            "%",
-        )
-        .note(format!(
-            "{} lagged notices, {} events missed of {} sent",
-            o.total.lags,
-            o.total.missed,
-            o.published * o.subscribers as u64
-        )),
+        o.missed_figure(name),
         Figure::new(format!("{name}: bridges' CPU"), run.bridges_cpu.percent, "%")
             .note("of one core, all instances summed"),
         Figure::new(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::report::Figure;
 use crate::stats::Hist;
 
 /// What one subscriber saw.
@@ -123,6 +124,17 @@ impl Outcome {
     /// Deliveries neither made nor reported as missed.
     pub fn lost(&self) -> u64 {
         (self.published * self.subscribers as u64).saturating_sub(self.total.events + self.total.missed)
+    }
+
+    /// `<name>: missed (lagged)`: the share of deliveries reported missed.
+    pub fn missed_figure(&self, name: &str) -> Figure {
+        let expected = self.published * self.subscribers as u64;
+        Figure::new(
+            format!("{name}: missed (lagged)"),
+            self.total.missed as f64 / (expected as f64).max(1.0) * 100.0,
+            "%",
+        )
+        .note(format!("{} lagged notices, {} events missed of {expected} sent", self.total.lags, self.total.missed))
     }
 }
 

@@ -136,17 +136,7 @@ pub fn saturated_figures(o: &Outcome, name: &str, relay: Option<&str>, with_late
     mbs.vs_relay = per_relay("MB/s received");
     let mut published = Figure::new(format!("{name}: published/s"), o.published_per_sec(), "/s");
     published.vs_relay = per_relay("published/s");
-    let missed = Figure::new(
-        format!("{name}: missed (lagged)"),
-        o.total.missed as f64 / (o.published as f64 * o.subscribers as f64).max(1.0) * 100.0,
-        "%",
-    )
-    .note(format!(
-        "{} lagged notices, {} events missed of {} sent",
-        o.total.lags,
-        o.total.missed,
-        o.published * o.subscribers as u64
-    ));
+    let missed = o.missed_figure(name);
     let mut figures = vec![delivered, mbs, published, missed];
     if with_latency {
         figures.extend(latency(name, percentiles(o), None, relay));

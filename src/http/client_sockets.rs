@@ -19,7 +19,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery};
-use super::openapi::ReadProblems;
+use super::openapi::ClientSocketProblems;
 use super::{ApiError, AppState, environments};
 use crate::auth::{Role, bearer};
 use crate::clients::{Channel, ClientSocket, Context};
@@ -53,9 +53,7 @@ pub struct RelayParams {
     params(("connection_id" = String, Path, description = "The runtime's connection id (or device id)"), RelayParams),
     security(("client" = [])),
     responses((status = 101, description = "Switching to Letta's relay protocol"),
-              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
-              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              ClientSocketProblems))]
 async fn get_relay(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,9 +87,7 @@ pub struct AppServerParams {
 /// bidirectional socket, `request_id` correlation, no `seq`.
 #[utoipa::path(get, path = "/app-server/ws", tag = "letta", params(AppServerParams), security(("client" = [])),
     responses((status = 101, description = "Switching to the App Server protocol"),
-              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
-              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              ClientSocketProblems))]
 async fn get_app_server(
     State(state): State<AppState>,
     headers: HeaderMap,

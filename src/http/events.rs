@@ -26,7 +26,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{ApiQuery, StreamReader};
 use super::limits::StreamSlot;
 use super::metrics;
-use super::openapi::{ReadProblems, SseEvent};
+use super::openapi::{SseEvent, StreamProblems};
 use super::{ApiError, AppState};
 use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
@@ -71,8 +71,7 @@ pub struct EventParams {
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
     security(("client" = []), ("ticket" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
-              (status = 503, description = "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              StreamProblems))]
 async fn get_events(
     State(state): State<AppState>,
     reader: StreamReader,

@@ -246,3 +246,42 @@ impl IntoResponses for ReadProblems {
         problems(AUTH_PROBLEMS)
     }
 }
+
+const UPGRADE_PROBLEM: (&str, &str) =
+    ("426", "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)");
+const STREAM_LIMIT_PROBLEM: (&str, &str) =
+    ("503", "LETTA_BRIDGE_MAX_STREAMS streams are open (`urn:letta-bridge:too-many-streams`; see Retry-After)");
+
+/// Errors a stream (`GET /events`) can answer: a read's, and the stream limit.
+pub struct StreamProblems;
+
+impl IntoResponses for StreamProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[STREAM_LIMIT_PROBLEM]));
+        map
+    }
+}
+
+/// Errors a runtime's WebSocket path can answer: a read's, and no upgrade.
+pub struct UpgradeProblems;
+
+impl IntoResponses for UpgradeProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[UPGRADE_PROBLEM]));
+        map
+    }
+}
+
+/// Errors a client's WebSocket path can answer: no upgrade, and the stream
+/// limit (client sockets count as streams).
+pub struct ClientSocketProblems;
+
+impl IntoResponses for ClientSocketProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[UPGRADE_PROBLEM, STREAM_LIMIT_PROBLEM]));
+        map
+    }
+}

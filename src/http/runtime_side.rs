@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
-use super::openapi::ReadProblems;
+use super::openapi::{ReadProblems, UpgradeProblems};
 use super::{ApiError, AppState};
 use crate::auth::bearer;
 
@@ -110,8 +110,7 @@ async fn post_register(
 /// missing token is accepted and then closed with 1008 "unauthorized".
 #[utoipa::path(get, path = "/ws", tag = "runtime", params(WsParams), security(("runtime" = [])),
     responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
-              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              UpgradeProblems))]
 async fn get_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -128,8 +127,7 @@ async fn get_ws(
     params(("connection_id" = String, Path, description = "From registration"), WsParams),
     security(("runtime" = [])),
     responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
-              (status = 426, description = "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              UpgradeProblems))]
 async fn get_ws_connection(
     State(state): State<AppState>,
     headers: HeaderMap,
