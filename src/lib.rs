@@ -30,9 +30,11 @@
 //! - `cluster` (feature `cluster`, on by default): several instances on one
 //!   Redis, behind the seams above — the shared log and its mirror, routing
 //!   to the instance holding a runtime, leases, shared stores.
-//! - [`listener`]: the plain listener's accept loop (counts connections,
-//!   logs accept errors once per burst) and its serving of each connection
-//!   with hyper's HTTP/1 server (HTTP/2 with prior knowledge).
+//! - [`listener`]: the one accept loop and way of serving a connection,
+//!   plain or TLS, HTTP/1 (with WebSocket upgrades) or HTTP/2: counts
+//!   connections, closes the ones that send no request head in time or sit
+//!   idle, and makes room at the connection cap by closing the oldest idle
+//!   one.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals.
 //!

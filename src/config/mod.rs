@@ -143,6 +143,20 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
 
+    /// Longest a connection may take to send a request's head: from accept
+    /// (TLS handshake and HTTP/2 preface included) to the first request,
+    /// and on a kept-alive connection from a request's first byte to the
+    /// end of its head. Slower connections are closed.
+    #[arg(long, env = "LETTA_BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A connection with no request in flight (a kept-alive one between
+    /// requests) is closed after this long; so is one whose peer has not
+    /// read what it was sent for this long. Streams and WebSockets in use
+    /// are not idle.
+    #[arg(long, env = "LETTA_BRIDGE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
     /// Time a shutdown waits for streams and runtime sockets to close.
     #[arg(long, env = "LETTA_BRIDGE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -313,6 +327,8 @@ impl Config {
             ("LETTA_BRIDGE_REPLAY_MAX_AGE", self.replay_max_age.is_zero()),
             ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
             ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
+            ("LETTA_BRIDGE_HEADER_TIMEOUT", self.header_timeout.is_zero()),
+            ("LETTA_BRIDGE_IDLE_TIMEOUT", self.idle_timeout.is_zero()),
             ("LETTA_BRIDGE_FORGET_OFFLINE_AFTER", self.forget_offline_after.is_zero()),
             ("LETTA_BRIDGE_MAX_CONNECTIONS", self.max_connections == Some(0)),
             ("LETTA_BRIDGE_MAX_STREAMS", self.max_streams == Some(0)),

@@ -30,7 +30,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 )));
             }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        // A body that trickles in holds its connection as long as it lasts:
+        // it must arrive within the idle timeout.
+        let within = state.settings.body_timeout;
+        let read = tokio::time::timeout(within, Bytes::from_request(req, state)).await.map_err(|_| {
+            ApiError::Rejected(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {within:?} (LETTA_BRIDGE_IDLE_TIMEOUT)"),
+            )
+        })?;
+        let bytes = read.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge(state.settings.max_body_bytes)
             } else {
@@ -45,6 +54,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Parses JSON: syntax errors are `400`, valid JSON of the wrong shape `422`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON is UTF-8 (RFC 8259): checked whole, since a typed body skips
+    // the fields it does not know without reading their strings.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::MalformedJson(format!("malformed JSON: the body is not UTF-8 ({e})")));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
@@ -55,6 +69,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 return Err(ApiError::Invalid("wrong shape: the body must be a JSON object".into()));
             }
             Ok(value)
+        }
+        Err(e) if e.inner().is_syntax() || e.inner().is_eof() => {
+            // Nesting beyond the parser's depth (128) is a syntax error too.
+            Err(ApiError::MalformedJson(format!("malformed JSON: {}", e.into_inner())))
         }
         Err(e) => {
             // A shape error can surface before a syntax error further on:

@@ -212,8 +212,15 @@ impl Connection {
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return End::Closed,
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, "runtime socket broke");
-                        return End::ConnectionLost;
+                        let Some((code, reason)) = super::closing::close_for(&e) else {
+                            tracing::debug!(error = %e, "runtime socket broke");
+                            return End::ConnectionLost;
+                        };
+                        // A limit or a rule the runtime broke: say which.
+                        tracing::warn!(code, %reason, "closing a runtime socket: its frame broke a limit (LETTA_BRIDGE_MAX_FRAME_BYTES) or the protocol");
+                        let frame = CloseFrame { code, reason: super::closing::fit_reason(&reason).to_owned().into() };
+                        let _ = write(socket, Message::Close(Some(frame))).await;
+                        return End::Error;
                     }
                 },
             }

@@ -8,6 +8,7 @@
 //! commands waiting for them.
 
 mod accept;
+pub mod closing;
 mod connection;
 mod dispatch;
 mod link;
