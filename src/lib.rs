@@ -8,7 +8,8 @@
 //!
 //! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token
 //!   and origin rules.
-//! - [`auth`]: bearer tokens and roles, compared in constant time.
+//! - [`auth`]: bearer tokens and roles, compared in constant time; the
+//!   per-device runtime tokens of a file, re-read on SIGHUP.
 //! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime
 //!   frames, the one scope rule and the `sync` builder, command rules and
 //!   typed bodies, how a turn unfolds in events, the bridge's own events.
@@ -34,7 +35,8 @@
 //!   logs accept errors once per burst) and its serving of each connection
 //!   with hyper's HTTP/1 server (HTTP/2 with prior knowledge).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
-//! - [`telemetry`], [`shutdown`]: logging, signals.
+//! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
+//!   runtime tokens file).
 //!
 //! # Data flow
 //!
