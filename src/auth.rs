@@ -130,6 +130,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_runtime_token_grants_any_device_and_a_file_token_its_own() {
+        let path = std::env::temp_dir().join(format!("lb-auth-tokens-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "file-token-0123456789 dev-a\n").unwrap();
+        let devices = DeviceTokens::load(&path, Vec::new()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let a = auth(None).with_device_tokens(devices.clone());
+        assert_eq!(a.runtime_grant(Some("rt-token")), Some(RuntimeGrant::AnyDevice));
+        let grant = a.runtime_grant(Some("file-token-0123456789")).unwrap();
+        assert!(grant.allows("dev-a") && !grant.allows("dev-b"));
+        assert_eq!(a.runtime_grant(Some("cl-token")), None);
+        assert_eq!(a.client_role(Some("file-token-0123456789")), None, "a runtime token is no client's");
+        let only_file = Auth { runtime: None, ..auth(None) }.with_device_tokens(devices);
+        assert_eq!(only_file.runtime_grant(Some("rt-token")), None);
+        assert!(only_file.is_runtime(Some("file-token-0123456789")));
+    }
+
+    #[test]
     fn bearer_headers_are_parsed_leniently_in_scheme_only() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer(&h), None);
