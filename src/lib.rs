@@ -8,7 +8,8 @@
 //!
 //! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token
 //!   and origin rules.
-//! - [`auth`]: bearer tokens and roles, compared in constant time.
+//! - [`auth`]: bearer tokens and roles, compared in constant time; the
+//!   per-device runtime tokens of a file, re-read on SIGHUP.
 //! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime
 //!   frames, the one scope rule and the `sync` builder, command rules and
 //!   typed bodies, how a turn unfolds in events, the bridge's own events.
@@ -36,7 +37,8 @@
 //!   idle, and makes room at the connection cap by closing the oldest idle
 //!   one.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
-//! - [`telemetry`], [`shutdown`]: logging, signals.
+//! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
+//!   runtime tokens file).
 //!
 //! # Data flow
 //!

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, DeviceTokens};
 use crate::config::{Config, Tokens};
 use crate::http::{self, AppState, ClusterView, Limits, Settings, Shared};
 use crate::hub::{self, Hub};
@@ -30,6 +30,8 @@ pub struct Application {
     /// memory is spent (and can be released) before serving.
     app: axum::Router,
     tokens: Tokens,
+    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE's tokens, when set (SIGHUP reloads them).
+    device_tokens: Option<DeviceTokens>,
     grace: std::time::Duration,
     /// The cluster this instance joined, if any.
     #[cfg(feature = "cluster")]
@@ -121,6 +123,35 @@ impl Backend {
     }
 }
 
+/// Reads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (a bad file stops the start).
+fn load_device_tokens(path: &std::path::Path, tokens: &Tokens) -> anyhow::Result<DeviceTokens> {
+    let devices = DeviceTokens::load(path, tokens.named())?;
+    let loaded = devices.loaded();
+    tracing::info!(path = %path.display(), tokens = loaded.tokens, devices = loaded.devices, "runtime tokens loaded");
+    if loaded.tokens == 0 && tokens.runtime.is_none() {
+        tracing::warn!(path = %path.display(), "the runtime tokens file has no token and there is no shared runtime token: no runtime can connect");
+    }
+    Ok(devices)
+}
+
+/// Reloads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (on SIGHUP) and logs the
+/// outcome; a bad file keeps the tokens in force. Never logs a token.
+pub fn reload_device_tokens(devices: &DeviceTokens) {
+    match devices.reload() {
+        Ok(loaded) => tracing::info!(
+            path = %devices.path().display(),
+            tokens = loaded.tokens,
+            devices = loaded.devices,
+            "runtime tokens reloaded"
+        ),
+        Err(e) => tracing::error!(
+            line = e.line(),
+            error = %e,
+            "runtime tokens not reloaded; the tokens in force stay"
+        ),
+    }
+}
+
 /// How long start-up waits for a cluster instance's mirror to read the log.
 #[cfg(feature = "cluster")]
 const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -130,6 +161,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let tokens = config.tokens()?;
+        let device_tokens = match &config.runtime_tokens_file {
+            Some(path) => Some(load_device_tokens(path, &tokens)?),
+            None => None,
+        };
         http::init_metrics();
         crate::clients::describe_metrics();
         let listener =
@@ -161,7 +196,10 @@ impl Application {
             started: Instant::now(),
         };
         let state = AppState::new(Shared {
-            auth: Auth::new(&tokens),
+            auth: match &device_tokens {
+                Some(devices) => Auth::new(&tokens).with_device_tokens(devices.clone()),
+                None => Auth::new(&tokens),
+            },
             hub: backend.hub,
             runtimes: backend.runtimes,
             settings: Arc::new(settings),
@@ -187,6 +225,7 @@ impl Application {
             shutdown,
             app,
             tokens,
+            device_tokens,
             grace: config.shutdown_grace,
             #[cfg(feature = "cluster")]
             cluster: backend.cluster,
@@ -201,6 +240,11 @@ impl Application {
     /// The tokens in force (including generated ones).
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE's tokens, when set: what SIGHUP reloads.
+    pub fn device_tokens(&self) -> Option<DeviceTokens> {
+        self.device_tokens.clone()
     }
 
     /// Cancel it to stop the service gracefully.

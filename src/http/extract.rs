@@ -1,6 +1,6 @@
 //! Extractors whose every rejection is an [`ApiError`] (problem+json):
 //! JSON bodies (400 malformed / 415 / 413 / 422 wrong shape), query strings,
-//! path parameters, and the client's bearer token.
+//! path parameters, and the client's or runtime's bearer token.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
-use crate::auth::{Role, bearer};
+use crate::auth::{Role, RuntimeGrant, bearer};
 use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
@@ -117,8 +117,9 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
-/// The caller presented the runtime token.
-pub struct RuntimeCaller;
+/// The caller presented a runtime token (the shared one or one of the
+/// per-device file); which devices it may be.
+pub struct RuntimeCaller(pub RuntimeGrant);
 
 impl FromRequestParts<AppState> for RuntimeCaller {
     type Rejection = ApiError;
@@ -126,8 +127,11 @@ impl FromRequestParts<AppState> for RuntimeCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(&parts.headers) {
             None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <runtime token>` header")),
-            Some(token) if state.auth.is_runtime(Some(token)) => Ok(RuntimeCaller),
-            Some(_) => Err(ApiError::Unauthorized("invalid runtime token")),
+            Some(token) => state
+                .auth
+                .runtime_grant(Some(token))
+                .map(RuntimeCaller)
+                .ok_or(ApiError::Unauthorized("invalid runtime token")),
         }
     }
 }

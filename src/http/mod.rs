@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod origin;
+mod registration;
 mod runtime_side;
 mod status;
 mod tickets;

@@ -8,6 +8,7 @@ mod harness;
 mod balancer;
 mod clients;
 mod commands;
+mod devices;
 mod engine;
 mod events;
 mod instances;
