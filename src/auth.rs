@@ -6,14 +6,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Tokens;
 
-/// What an HTTP client token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Conversation commands and reading.
-    Client,
-    /// Everything, privileged device commands included.
-    Admin,
-}
+pub use crate::protocol::access::Role;
 
 /// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]
