@@ -215,7 +215,7 @@ pub enum GenericCommand {
 
 /// `input`, `sync`, `abort_message` or `change_device_state`, sent as is.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(examples(json!({"type": "change_device_state", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "payload": {"mode": "default"}})))]
+#[schema(examples(json!({"type": "sync", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "recover_approvals": false})))]
 pub struct ScopedFrame {
     /// The frame's `type`.
     #[serde(rename = "type")]
@@ -231,8 +231,8 @@ pub struct ScopedFrame {
     pub other: Map<String, Value>,
 }
 
-/// Any other frame type, sent as is; types other than the conversation
-/// ones need the admin token.
+/// Any other frame type, sent as is; the client token may send only the
+/// types and fields of its allow-list (docs/api.md).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(examples(json!({"type": "list_in_directory", "path": "/home"})))]
 pub struct OtherFrame {

@@ -18,6 +18,8 @@ mod http2;
 mod limits;
 mod openapi;
 mod ops;
+mod pending;
+mod privileges;
 mod registry;
 mod reliability;
 mod resync;
