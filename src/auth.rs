@@ -16,14 +16,7 @@ pub use runtime_tokens::{
 
 use crate::config::Tokens;
 
-/// What an HTTP client token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Conversation commands and reading.
-    Client,
-    /// Everything, privileged device commands included.
-    Admin,
-}
+pub use crate::protocol::access::Role;
 
 /// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]

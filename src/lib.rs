@@ -12,7 +12,9 @@
 //!   per-device runtime tokens of a file, re-read on SIGHUP.
 //! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime
 //!   frames, the one scope rule and the `sync` builder, command rules and
-//!   typed bodies, how a turn unfolds in events, the bridge's own events.
+//!   typed bodies, who may send which commands and fields (the one
+//!   privilege decision every door calls), how a turn unfolds in events,
+//!   the bridge's own events.
 //! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.

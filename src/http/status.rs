@@ -38,7 +38,7 @@ pub struct Status {
     pub runtimes_next: Option<String>,
     /// Runtime connections accepted since start.
     pub runtime_connects: u64,
-    /// Commands waiting for their reply (`wait=true`).
+    /// Commands waiting for their reply (`wait=true`) or the end of their turn (`wait=completion`).
     pub pending_replies: usize,
     /// Runtime socket tasks running (one per open runtime socket).
     pub runtime_tasks: usize,

@@ -20,6 +20,8 @@ mod http2;
 mod limits;
 mod openapi;
 mod ops;
+mod pending;
+mod privileges;
 mod registration_limits;
 mod registry;
 mod relay_auth;

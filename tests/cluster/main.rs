@@ -13,4 +13,5 @@ mod engine;
 mod events;
 mod instances;
 mod log;
+mod privileges;
 mod shared;
