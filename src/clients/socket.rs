@@ -67,6 +67,10 @@ pub struct Context {
     pub hub: Hub,
     /// Cancelled at shutdown (after the runtimes' last events): close 1001.
     pub shutdown: CancellationToken,
+    /// Cancelled when the ticket the socket opened with is opened again
+    /// (by another socket or stream): close 1008, so the client does not
+    /// reconnect to take it back.
+    pub taken: CancellationToken,
 }
 
 impl ClientSocket {
@@ -89,6 +93,11 @@ impl ClientSocket {
                 () = ctx.shutdown.cancelled() => {
                     close(&mut socket, 1001, "bridge shutting down").await;
                     tracing::debug!("client socket closed: bridge shutting down");
+                    return;
+                }
+                () = ctx.taken.cancelled() => {
+                    close(&mut socket, 1008, "ticket opened by another connection").await;
+                    tracing::debug!("client socket closed: its ticket was opened again");
                     return;
                 }
                 Some(owed) = rx.recv() => {
@@ -118,7 +127,16 @@ impl ClientSocket {
                             return;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(e)) => {
+                        // A limit or a rule the client broke: say which (else the connection is gone).
+                        if let Some((code, reason)) = crate::runtime::closing::close_for(&e) {
+                            tracing::info!(code, %reason, "closing a client socket: its frame broke a limit (LETTA_BRIDGE_MAX_BODY_BYTES) or the protocol");
+                            let frame = CloseFrame { code, reason: crate::runtime::closing::fit_reason(&reason).to_owned().into() };
+                            let _ = timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+                        }
+                        return;
+                    }
                     // Binary frames are not part of the protocol; control frames are the library's.
                     Some(Ok(_)) => {}
                 },

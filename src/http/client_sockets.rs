@@ -18,6 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -168,9 +169,14 @@ fn upgrade(
     let slot = state.limits.stream()?;
     let max = state.settings.max_body_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
-        // A ticket taken over ends this socket as a shutdown would (1001).
-        let shutdown = state.streams_shutdown.child_token();
-        let ctx = Context { runtimes: state.runtimes.clone(), hub: state.hub.clone(), shutdown: shutdown.clone() };
+        // A ticket opened again ends this socket (1008).
+        let taken_over = CancellationToken::new();
+        let ctx = Context {
+            runtimes: state.runtimes.clone(),
+            hub: state.hub.clone(),
+            shutdown: state.streams_shutdown.clone(),
+            taken: taken_over.clone(),
+        };
         let run = socket.run(ws, ctx);
         let taken = async {
             match &hold {
@@ -186,7 +192,7 @@ fn upgrade(
                 tokio::select! {
                     () = &mut run => {}
                     () = taken => {
-                        shutdown.cancel();
+                        taken_over.cancel();
                         run.await;
                     }
                 }

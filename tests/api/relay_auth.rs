@@ -70,9 +70,11 @@ async fn a_stream_ticket_opens_the_relay_socket_with_the_client_role() {
     assert_eq!(refused["success"], false, "a ticket's socket has the client role: {refused}");
     assert!(refused["error"].as_str().unwrap().contains("admin token"), "{refused}");
 
-    // The ticket opened again (a reconnect) takes it over: the first socket ends.
+    // The ticket opened again (a reconnect) takes it over: the first socket
+    // ends with 1008 (a policy close: its client must not take it back).
     let mut again = app.client_socket(&format!("{RELAY}?ticket={ticket}"), None).await;
-    assert_eq!(socket.closed().await.map(|(code, _)| code), Some(1001));
+    let (code, reason) = socket.closed().await.expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1008, "ticket opened by another connection"));
     again.send(json!({"type": "ping"})).await;
     assert_eq!(again.next().await["type"], "pong");
 

@@ -22,6 +22,19 @@ async fn a_runtime_frame_over_the_size_limit_closes_its_socket_with_1009_and_a_r
 }
 
 #[tokio::test]
+async fn a_client_socket_frame_over_the_body_limit_closes_it_with_1009_and_a_reason() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 2048).await;
+    let _rt = app.runtime("dev-a").await;
+    let mut client = app.client_socket("/app-server/ws", Some(CLIENT_TOKEN)).await;
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await["type"], "pong");
+    client.send(json!({"type": "app_server_info", "pad": "x".repeat(8192)})).await;
+    let (code, reason) = client.closed().await.expect("a close frame, not a dropped connection");
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("2048"), "the reason names the limit: {reason}");
+}
+
+#[tokio::test]
 async fn a_runtime_text_frame_that_is_not_utf8_closes_its_socket_with_1007() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-utf8").await;
