@@ -62,6 +62,22 @@ impl Auth {
         if shared { Some(RuntimeGrant::AnyDevice) } else { listed }
     }
 
+    /// Resolves once `presented` no longer lets a runtime be `device` (a
+    /// reload of the tokens file took it away); never without a file.
+    pub fn revoked(&self, presented: String, device: String) -> impl Future<Output = ()> + Send + 'static {
+        let auth = self.clone();
+        let reloads = self.devices.as_ref().map(DeviceTokens::reloads);
+        async move {
+            let Some(mut reloads) = reloads else { return std::future::pending().await };
+            while reloads.changed().await.is_ok() {
+                if !auth.runtime_grant(Some(&presented)).is_some_and(|g| g.allows(&device)) {
+                    return;
+                }
+            }
+            std::future::pending().await
+        }
+    }
+
     /// True when `presented` is a runtime token (of any device).
     pub fn is_runtime(&self, presented: Option<&str>) -> bool {
         self.runtime_grant(presented).is_some()

@@ -200,6 +200,9 @@ struct Inner {
     /// The set in force. A `std` lock around an `Arc`: readers clone the
     /// `Arc` and let go at once (never across `.await`); a reload swaps it.
     current: RwLock<Arc<TokenSet>>,
+    /// Counts the reloads, so that the sockets of runtimes can check again
+    /// whether their token still grants their device.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for DeviceTokens {
@@ -222,7 +225,8 @@ impl DeviceTokens {
     /// token), which the file may not reuse.
     pub fn load(path: &Path, reserved: Vec<(&'static str, String)>) -> Result<Self, TokensFileError> {
         let set = read(path, &reserved)?;
-        let inner = Inner { path: path.to_owned(), reserved, current: RwLock::new(Arc::new(set)) };
+        let (reloads, _) = tokio::sync::watch::channel(0);
+        let inner = Inner { path: path.to_owned(), reserved, current: RwLock::new(Arc::new(set)), reloads };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -232,7 +236,13 @@ impl DeviceTokens {
         let set = read(&self.inner.path, &self.inner.reserved)?;
         let loaded = Loaded { tokens: set.entries.len(), devices: set.devices() };
         *self.inner.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        self.inner.reloads.send_modify(|n| *n += 1);
         Ok(loaded)
+    }
+
+    /// Changes after each successful reload.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.reloads.subscribe()
     }
 
     /// What the tokens in force are.

@@ -206,11 +206,15 @@ fn upgrade(
     name: Option<String>,
 ) -> Result<Response, ApiError> {
     let refusal = refusal(&state, state.auth.runtime_grant(bearer(headers)), &device);
+    let presented = bearer(headers).unwrap_or_default().to_owned();
     let name = name.and_then(|n| check_name(n).ok());
     let max = state.settings.max_frame_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_CHUNK).on_upgrade(move |socket| async move {
         match (refusal, device) {
-            (None, Ok(device)) => state.runtimes.serve(socket, &device, name).await,
+            (None, Ok(device)) => {
+                let revoked = state.auth.revoked(presented, device.clone());
+                state.runtimes.serve(socket, &device, name, revoked).await
+            }
             (why, device) => {
                 let (code, reason) = why.unwrap_or((1008, "refused"));
                 tracing::info!(device = device.as_deref().unwrap_or(""), code, reason, "runtime socket refused");

@@ -185,6 +185,32 @@ async fn a_reload_adds_and_removes_tokens_and_a_bad_file_keeps_the_tokens_in_for
 }
 
 #[tokio::test]
+async fn a_runtime_whose_token_a_reload_takes_away_is_closed_with_1008_and_goes_offline() {
+    let file = TokensFile::new(&format!("{TOKEN_A} dev-a\n{TOKEN_B} dev-b\n"));
+    let (app, tokens) = spawn_with_file(&file, false).await;
+    let url = |device: &str| app.ws_url(&format!("/ws?deviceId={device}"));
+    let mut kept = FakeRuntime::connect_ready(&url("dev-b"), TOKEN_B).await;
+    let mut cut = FakeRuntime::connect_ready(&url("dev-a"), TOKEN_A).await;
+    let mut events = app.events("?types=runtime_offline").await;
+
+    // A reload that changes nothing for dev-a's token keeps it connected.
+    file.write(&format!("{TOKEN_A} dev-a,dev-c\n{TOKEN_B} dev-b\n"));
+    tokens.reload().expect("loads");
+    cut.send(json!({"type": "ping"}));
+    assert_eq!(cut.next_frame().await["type"], "pong", "still granted: still connected");
+    file.write(&format!("{TOKEN_B} dev-b\n"));
+    tokens.reload().expect("loads");
+    assert_eq!(cut.closed().await, Some((1008, "runtime token revoked".into())));
+    let offline = events.next_of("runtime_offline").await;
+    assert_eq!(
+        (offline.data["runtime_id"].as_str(), offline.data["reason"].as_str()),
+        (Some("dev-a"), Some("revoked"))
+    );
+    kept.send(json!({"type": "ping"}));
+    assert_eq!(kept.next_frame().await["type"], "pong", "the other runtime stays");
+}
+
+#[tokio::test]
 async fn a_malformed_tokens_file_stops_the_start_with_its_line_number() {
     let cases = [
         (format!("{TOKEN_A}\n"), "line 1", "expected `<token> <deviceId>"),
