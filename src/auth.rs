@@ -102,11 +102,38 @@ impl Auth {
     }
 }
 
+/// What an `Authorization` header holds, told apart so that an answer can
+/// say what is wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// No `Authorization` header.
+    Missing,
+    /// A header with bytes other than visible ASCII (e.g. a placeholder
+    /// such as `lb_462d…` pasted as it is).
+    NotAscii,
+    /// Not `Bearer <token>`.
+    NotBearer,
+    /// The token of `Bearer <token>`.
+    Token(&'a str),
+}
+
+/// What the `Authorization` header of `headers` holds.
+pub fn presented(headers: &HeaderMap) -> Presented<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Presented::Missing };
+    let Ok(value) = value.to_str() else { return Presented::NotAscii };
+    let Some((scheme, token)) = value.split_once(' ') else { return Presented::NotBearer };
+    match token.trim() {
+        t if scheme.eq_ignore_ascii_case("bearer") && !t.is_empty() => Presented::Token(t),
+        _ => Presented::NotBearer,
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    match presented(headers) {
+        Presented::Token(t) => Some(t),
+        _ => None,
+    }
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -169,5 +196,9 @@ mod tests {
             h.insert(header::AUTHORIZATION, value.parse().unwrap());
             assert_eq!(bearer(&h), want, "{value}");
         }
+        h.insert(header::AUTHORIZATION, axum::http::HeaderValue::from_bytes("Bearer lb_462d…".as_bytes()).unwrap());
+        assert_eq!(presented(&h), Presented::NotAscii);
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(presented(&h), Presented::NotBearer);
     }
 }

@@ -195,6 +195,7 @@ impl Application {
             cors_origins: config.cors_origins.clone().into(),
             started: Instant::now(),
         };
+        let shutdown = CancellationToken::new();
         let state = AppState::new(Shared {
             auth: match &device_tokens {
                 Some(devices) => Auth::new(&tokens).with_device_tokens(devices.clone()),
@@ -209,9 +210,9 @@ impl Application {
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets: tokio_util::task::TaskTracker::new(),
+            draining: shutdown.clone(),
         });
         let app = http::app(state.clone());
-        let shutdown = CancellationToken::new();
         let serving = listener::Settings {
             timeouts: listener::Timeouts { header: config.header_timeout, idle: config.idle_timeout },
             cap,

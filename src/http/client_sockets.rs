@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{self, ApiPath, ApiQuery};
 use super::openapi::ClientSocketProblems;
-use super::{ApiError, AppState, environments};
-use crate::auth::{Role, bearer};
+use super::{ApiError, AppState, environments, hints};
+use crate::auth::Role;
 use crate::clients::{Channel, ClientSocket, Context};
 use crate::runtime::{RouteError, Target};
 use crate::store::TicketHold;
@@ -104,7 +104,7 @@ async fn get_app_server(
     ApiQuery(params): ApiQuery<AppServerParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let role = header_role(&state, &headers)?;
+    let role = extract::client_role(&state, &headers)?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
     let device = match state.runtimes.route(runtime.as_deref()) {
@@ -112,19 +112,11 @@ async fn get_app_server(
         Ok(Target::Remote(remote)) => remote.runtime_id.to_string(),
         // Named but offline: the socket serves it when it is back.
         Err(RouteError::Offline(name)) => name,
-        Err(e) => return Ok(refuse(ws, e)),
+        Err(e) => return Ok(refuse(ws, e, hints::base_url(&state.settings, &headers))),
     };
     let socket =
         ClientSocket { runtime_id: device.into(), role, channel: Channel::Both, sequenced: false, kind: "app_server" };
     upgrade(state, ws, socket, None)
-}
-
-/// The caller's role from a client or admin token in the header.
-fn header_role(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    match bearer(headers) {
-        None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
-        Some(token) => state.auth.client_role(Some(token)).ok_or(ApiError::Unauthorized("invalid token")),
-    }
 }
 
 /// The relay caller's role: a client or admin token in the header; else the
@@ -136,15 +128,14 @@ async fn relay_role(
     params: &RelayParams,
 ) -> Result<(Role, Option<TicketHold>), ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok((header_role(state, headers)?, None));
+        return Ok((extract::client_role(state, headers)?, None));
     }
     if let Some(token) = params.token.as_deref() {
-        return match state.auth.client_role(Some(token)) {
-            Some(Role::Client) => Ok((Role::Client, None)),
-            Some(Role::Admin) => Err(ApiError::Unauthorized(
+        return match extract::token_role(state, token)? {
+            Role::Client => Ok((Role::Client, None)),
+            Role::Admin => Err(ApiError::Unauthorized(
                 "the admin token is not accepted in the URL (URLs end up in browser history and proxy logs); send it in the `Authorization: Bearer` header, or use the client token or a ticket from POST /tickets in the URL",
             )),
-            None => Err(ApiError::Unauthorized("invalid token")),
         };
     }
     let Some(ticket) = params.ticket.as_deref() else {
@@ -205,7 +196,7 @@ fn upgrade(
 
 /// Upgrades, says why in an `error` frame (which runtimes exist, when
 /// several do), and closes with 1008.
-fn refuse(ws: WebSocketUpgrade, e: RouteError) -> Response {
+fn refuse(ws: WebSocketUpgrade, e: RouteError, base: String) -> Response {
     let candidates = match &e {
         RouteError::Ambiguous(ids) => ids.clone(),
         _ => Vec::new(),
@@ -214,6 +205,7 @@ fn refuse(ws: WebSocketUpgrade, e: RouteError) -> Response {
         RouteError::Ambiguous(_) => {
             format!("several runtimes are online; pass ?runtime=<id>: {}", candidates.join(", "))
         }
+        RouteError::NoneOnline => hints::no_runtime(&base),
         other => other.to_string(),
     };
     ws.on_upgrade(move |mut socket| async move {

@@ -24,7 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{ApiQuery, Client, JsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommandProblems;
-use super::{ApiError, AppState, metrics};
+use super::{ApiError, AppState, hints, metrics};
 use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
 use crate::protocol::commands::GenericCommand;
 use crate::protocol::turn::TurnResult;
@@ -156,6 +156,8 @@ pub struct Caller {
     role: Role,
     target: Target,
     key: IdempotencyKey,
+    /// This bridge's URL as the caller reaches it (for hints in problems).
+    base: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -165,7 +167,8 @@ impl FromRequestParts<AppState> for Caller {
         let Client(role) = Client::from_request_parts(parts, state).await?;
         let target = Target::from_request_parts(parts, state).await?;
         let key = IdempotencyKey::from_request_parts(parts, state).await?;
-        Ok(Self { role, target, key })
+        let base = hints::base_url(&state.settings, &parts.headers);
+        Ok(Self { role, target, key, base })
     }
 }
 
@@ -305,7 +308,7 @@ async fn send(
     wait: Wait,
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(command.kind());
-    let Caller { role, target, key } = caller;
+    let Caller { role, target, key, base } = caller;
     let allowed = authorise(state, role, &command);
     let request = || {
         let body = serde_json::to_string(body).expect("request bodies serialise");
@@ -314,7 +317,8 @@ async fn send(
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
     let run = || async {
         let order = Order { runtime: target.name(), command, wait };
-        Ok(answer(state.runtimes.dispatch(order).await?))
+        let dispatched = state.runtimes.dispatch(order).await.map_err(|e| hints::dispatch_error(e, &base))?;
+        Ok(answer(dispatched))
     };
     let result = match allowed {
         Ok(()) => idempotency::once(&*state.idempotency, key.of(role.principal()), request, max_wait, run).await,

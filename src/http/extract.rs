@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
-use crate::auth::{Role, RuntimeGrant, bearer};
+use crate::auth::{Presented, Role, RuntimeGrant, bearer, presented};
 use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
@@ -108,13 +108,37 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match bearer(&parts.headers) {
-            None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
-            Some(token) => {
-                state.auth.client_role(Some(token)).map(Client).ok_or(ApiError::Unauthorized("invalid token"))
-            }
-        }
+        client_role(state, &parts.headers).map(Client)
     }
+}
+
+/// The role of the client or admin token in `headers`' `Authorization`
+/// header, or a `401` that says what is wrong with what was sent.
+pub fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Role, ApiError> {
+    match presented(headers) {
+        Presented::Missing => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
+        Presented::NotAscii => Err(ApiError::Unauthorized(
+            "the `Authorization` header is not plain ASCII: send the token itself (`Bearer lb_…` as printed at start), not a placeholder with characters such as `…`",
+        )),
+        Presented::NotBearer => {
+            Err(ApiError::Unauthorized("the `Authorization` header must be `Bearer <client token>`"))
+        }
+        Presented::Token(token) => token_role(state, token),
+    }
+}
+
+/// The role `token` grants on the client API, or a `401` that says which
+/// token it is when it is the runtime's.
+pub fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
+    if let Some(role) = state.auth.client_role(Some(token)) {
+        return Ok(role);
+    }
+    if state.auth.is_runtime(Some(token)) {
+        return Err(ApiError::Unauthorized(
+            "this is a runtime token (what `letta remote` presents as LETTA_API_KEY); this API takes the client or admin token",
+        ));
+    }
+    Err(ApiError::Unauthorized("invalid token: neither this bridge's client token nor its admin token"))
 }
 
 /// The caller presented a runtime token (the shared one or one of the

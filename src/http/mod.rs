@@ -2,6 +2,7 @@
 //! Handlers live in one file per concern; they reach runtimes only through
 //! `runtime::Runtimes` and events only through `hub::Hub`.
 
+mod access_log;
 mod client_sockets;
 mod commands;
 mod console;
@@ -9,6 +10,7 @@ mod environments;
 mod error;
 mod events;
 mod extract;
+mod hints;
 mod idempotency;
 mod limits;
 mod metrics;
@@ -69,6 +71,26 @@ pub struct Settings {
     pub started: Instant,
 }
 
+#[cfg(test)]
+impl Settings {
+    /// Every default, for unit tests.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            public_url: None,
+            tls: false,
+            max_body_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(60),
+            max_frame_bytes: 16 * 1024 * 1024,
+            keepalive: Duration::from_secs(15),
+            max_stream_duration: None,
+            wait_timeout: Duration::from_secs(30),
+            max_wait_timeout: Duration::from_secs(300),
+            cors_origins: Arc::from([]),
+            started: Instant::now(),
+        }
+    }
+}
+
 /// Shared by every handler; one `Arc`, so the clones each middleware layer
 /// and handler takes cost one atomic increment (cloning the fields one by one
 /// cost ~3,000 instructions per request, measured with callgrind).
@@ -113,6 +135,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// The tasks of Letta clients' sockets: shutdown waits for their 1001.
     pub client_sockets: tokio_util::task::TaskTracker,
+    /// Cancelled when the service begins to shut down: `/readyz` is `503`.
+    pub draining: CancellationToken,
 }
 
 /// The routes and their OpenAPI document, before state is attached.
@@ -165,13 +189,19 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(origins, origin::check_origin))
         .layer(axum::middleware::from_fn_with_state(limits, limits::check_connections))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        // One line per request (and per stream's end), inside the span below.
+        .layer(axum::middleware::from_fn(access_log::log))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
-                    // The path only: query strings may carry cursors or, later, tickets.
+                    // The path only: query strings may carry cursors or tickets.
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                     tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
+                // The access log says it once, at `info`.
+                .on_request(())
+                .on_response(())
+                .on_eos(())
                 // 503/504 are expected answers (runtime offline, reply late);
                 // real internal errors are logged once by `ApiError`.
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),

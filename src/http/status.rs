@@ -1,6 +1,7 @@
 //! Status endpoints: `GET /status`, `GET /runtimes` (paged by id), and the
-//! unauthenticated probes `GET /healthz` (process up) and `GET /readyz` (a
-//! runtime online).
+//! unauthenticated probes `GET /healthz` (process up: liveness) and `GET
+//! /readyz` (this instance can serve: readiness; `?runtimes=N` also asks
+//! for runtimes online).
 
 use axum::Json;
 use axum::extract::State;
@@ -77,9 +78,28 @@ pub trait ClusterView: Send + Sync + 'static {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `not_ready` on `/readyz` with no runtime online.
+    /// `ok`, or `not_ready` on `/readyz` when this instance cannot serve
+    /// (or has fewer runtimes online than `?runtimes=` asks for).
     pub status: &'static str,
     pub runtimes_online: usize,
+    /// On `/readyz` when not ready: why — `draining` (shutting down),
+    /// `engine_unavailable` (cluster: Redis does not answer, the shared log
+    /// is not loaded yet, or the instance fenced itself), `runtimes` (fewer
+    /// runtimes online than `?runtimes=` asks for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// Query of `GET /readyz`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadyQuery {
+    /// Also require at least this many runtimes online (e.g. `1`). Absent
+    /// or 0: ready whenever this instance can serve, runtime or not (what a
+    /// load balancer's or Kubernetes' readiness probe wants: a runtime can
+    /// only connect to an instance that is in service).
+    #[param(pattern = "^[0-9]{1,6}$")]
+    runtimes: Option<String>,
 }
 
 /// Runtimes, the event log and counters.
@@ -174,20 +194,45 @@ fn query_escape(text: &str) -> String {
     out
 }
 
-/// The process is up (no auth).
-#[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, body = Health)))]
+/// The process is up (no auth): the liveness probe.
+#[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, description = "The process is up", body = Health)))]
 async fn get_healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", runtimes_online: state.runtimes.online_count() })
+    Json(Health { status: "ok", runtimes_online: state.runtimes.online_count(), reason: None })
 }
 
-/// `200` while a runtime is online (its socket open and answering pings; in a
-/// cluster: on any instance, and this instance reaches Redis), else `503` (no auth).
-#[utoipa::path(get, path = "/readyz", tag = "status",
-    responses((status = 200, body = Health), (status = 503, description = "No runtime online", body = Health)))]
-async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+/// `200` while this instance can serve: it is not shutting down, and in a
+/// cluster it reaches Redis, has read the shared log and is not fenced —
+/// whether or not a runtime is online (the count is in the body). With
+/// `?runtimes=N`, also at least N runtimes online (their sockets open and
+/// answering pings; in a cluster on any instance). Else `503` (no auth):
+/// the readiness probe.
+#[utoipa::path(get, path = "/readyz", tag = "status", params(ReadyQuery),
+    responses((status = 200, description = "This instance can serve", body = Health),
+              (status = 400, description = "`runtimes` is not a number", body = super::Problem, content_type = "application/problem+json"),
+              (status = 503, description = "Not ready: `reason` says why", body = Health)))]
+async fn get_readyz(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ReadyQuery>,
+) -> Result<(StatusCode, Json<Health>), ApiError> {
+    let wanted = match query.runtimes.as_deref() {
+        None | Some("") => 0,
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest(format!("runtimes must be a whole number of runtimes (got {n:?})")))?,
+    };
     let online = state.runtimes.online_count();
-    let serving = state.cluster.as_ref().is_none_or(|c| c.ready());
-    let (code, status) =
-        if online > 0 && serving { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-    (code, Json(Health { status, runtimes_online: online }))
+    let reason = if state.draining.is_cancelled() {
+        Some("draining")
+    } else if state.cluster.as_ref().is_some_and(|c| !c.ready()) {
+        Some("engine_unavailable")
+    } else if online < wanted {
+        Some("runtimes")
+    } else {
+        None
+    };
+    let (code, status) = match reason {
+        None => (StatusCode::OK, "ok"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+    };
+    Ok((code, Json(Health { status, runtimes_online: online, reason })))
 }

@@ -74,10 +74,10 @@ async fn client_endpoints_refuse_missing_wrong_and_runtime_tokens() {
 #[tokio::test]
 async fn probes_and_the_openapi_document_need_no_token() {
     let app = spawn_app().await;
-    for path in ["/healthz", "/v1/health", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/v1/health", "/openapi.json"] {
         assert_eq!(app.get_as(None, path).await.status(), 200, "{path}");
     }
-    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    assert_eq!(app.get_as(None, "/readyz?runtimes=1").await.status(), 503, "no runtime online");
 }
 
 #[tokio::test]

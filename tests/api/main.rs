@@ -1,6 +1,7 @@
 //! Integration tests: the service on port 0, driven by real HTTP, SSE and
 //! WebSocket clients, with a fake Letta Code runtime.
 
+mod access_log;
 mod approvals;
 mod auth;
 mod bad_input;
@@ -15,6 +16,7 @@ mod docs;
 mod environments;
 mod events;
 mod faults;
+mod guidance;
 mod helpers;
 mod http2;
 mod limits;

@@ -88,19 +88,35 @@ async fn a_runtime_that_stops_answering_pings_is_marked_offline() {
     let offline = sse.next().await;
     assert_eq!(offline.data["runtime_id"], "dev-a");
     assert_eq!(offline.data["reason"], "heartbeat_timeout");
-    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    assert_eq!(app.get_as(None, "/readyz?runtimes=1").await.status(), 503);
 }
 
 #[tokio::test]
-async fn readiness_follows_the_runtime() {
+async fn readiness_is_the_instances_and_runtimes_1_also_asks_for_a_runtime() {
     let app = spawn_app().await;
-    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    let ready = |query: &'static str| {
+        let app = &app;
+        async move {
+            let res = app.get_as(None, &format!("/readyz{query}")).await;
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // No runtime yet: the instance serves (a probe must not keep it out of
+    // service, or no runtime could ever reach it), and says how many are online.
+    let (status, body) = ready("").await;
+    assert_eq!((status, body["status"].as_str(), body["runtimes_online"].as_u64()), (200, Some("ok"), Some(0)));
+    let (status, body) = ready("?runtimes=1").await;
+    assert_eq!((status, body["reason"].as_str()), (503, Some("runtimes")), "{body}");
     let rt = app.runtime("dev-a").await;
-    assert_eq!(app.get_as(None, "/readyz").await.status(), 200);
+    assert_eq!(ready("?runtimes=1").await.0, 200);
+    assert_eq!(ready("?runtimes=2").await.0, 503);
     let mut sse = app.events("?types=runtime_offline").await;
     rt.close();
     assert_eq!(sse.next().await.data["reason"], "closed");
-    assert_eq!(app.get_as(None, "/readyz").await.status(), 503);
+    assert_eq!(ready("?runtimes=1").await.0, 503);
+    assert_eq!(ready("").await.0, 200);
+    assert_problem(app.get_as(None, "/readyz?runtimes=many").await, 400).await;
     let list = app.get_json("/runtimes").await;
     assert_eq!(list[0]["online"], false);
     assert!(list[0]["offline_since"].is_string());
