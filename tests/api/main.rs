@@ -24,6 +24,7 @@ mod openapi;
 mod ops;
 mod pending;
 mod privileges;
+mod readme;
 mod registration_limits;
 mod registry;
 mod relay_auth;
