@@ -36,7 +36,7 @@ fn curl_commands(text: &str) -> Vec<String> {
             }
             pending.push_str(line.strip_suffix('\\').unwrap_or(line));
             pending.push(if line.ends_with('\\') { ' ' } else { '\n' });
-            if !line.ends_with('\\') && pending.matches('\'').count() % 2 == 0 {
+            if !line.ends_with('\\') && pending.matches('\'').count().is_multiple_of(2) {
                 let command = std::mem::take(&mut pending);
                 if command.trim_start().starts_with("curl ") {
                     commands.push(command.trim().to_owned());
