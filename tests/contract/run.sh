@@ -41,8 +41,8 @@ curl -fs "$BASE/healthz" > /dev/null || { echo "the bridge did not start"; cat "
 "$FAKE_RUNTIME" --play-turns --url "ws://127.0.0.1:$PORT/ws?deviceId=contract-runtime" \
     --token "$LETTA_BRIDGE_RUNTIME_TOKEN" < /dev/null > "$WORK/fake.log" 2>&1 &
 FAKE_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/readyz" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/readyz" > /dev/null || { echo "the fake runtime did not connect"; tail -20 "$WORK/fake.log"; exit 1; }
+for _ in $(seq 100); do curl -fs "$BASE/readyz?runtimes=1" > /dev/null && break; sleep 0.1; done
+curl -fs "$BASE/readyz?runtimes=1" > /dev/null || { echo "the fake runtime did not connect"; tail -20 "$WORK/fake.log"; exit 1; }
 
 echo "--- schemathesis"
 # The WebSocket paths (the runtime's, and Letta clients' relay and

@@ -60,7 +60,7 @@ async function main() {
     runtime = spawn(fake, ['--url', `ws://127.0.0.1:${bridgePort}/ws?deviceId=es-runtime`, '--token', TOKENS.runtime],
       { stdio: ['pipe', 'ignore', 'inherit'] });
     const emit = (i) => runtime.stdin.write(`${JSON.stringify({ type: 'marker', runtime: { agent_id: 'a', conversation_id: 'c' }, i })}\n`);
-    await poll(STEP_MS, 'the runtime is online', async () => (await fetch(`${base}/readyz`)).ok);
+    await poll(STEP_MS, 'the runtime is online', async () => (await fetch(`${base}/readyz?runtimes=1`)).ok);
 
     proxy = await startProxy(bridgePort);
     const ticket = (await (await fetch(`${base}/tickets`, { method: 'POST', headers: { Authorization: `Bearer ${TOKENS.client}` } })).json()).ticket;
