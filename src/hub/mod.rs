@@ -22,6 +22,10 @@ use tokio::sync::watch;
 pub use event::{Cursor, Draft, Event, control_frame};
 pub use subscription::{Read, ResetInfo, ResetReason, Start, Subscription};
 
+/// Most bytes of events (SSE frames) one read moves into a subscriber's
+/// buffer, unless a single event is larger: then it comes alone.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+
 /// Bounds of the replay ring; the oldest events leave first when any is hit.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
