@@ -32,7 +32,8 @@ use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscr
 use crate::protocol::bridge::{Lagged, Reset};
 use crate::store::TicketHold;
 
-/// Most events read from the ring per wake-up (and written as one chunk).
+/// Most events read from the ring per wake-up (and written as one chunk);
+/// the hub also stops a batch at [`crate::hub::MAX_BATCH_BYTES`].
 const BATCH: usize = 256;
 
 /// Longest a resume waits for this instance's mirror to reach its cursor.
