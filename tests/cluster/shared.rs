@@ -1,4 +1,4 @@
-//! Stream tickets and idempotency keys hold across instances.
+//! Stream tickets and idempotency keys hold across instances, within limits applied in Redis.
 
 use serde_json::Value;
 
