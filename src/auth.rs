@@ -1,26 +1,33 @@
 //! Bearer tokens and the roles they grant, compared in constant time.
 //! Tokens are never logged or formatted (`Debug` is redacted).
+//!
+//! Runtime tokens grant devices ([`RuntimeGrant`]): the shared
+//! `LETTA_BRIDGE_RUNTIME_TOKEN` any device, a token of the per-device file
+//! ([`DeviceTokens`]) the devices of its line.
+
+mod runtime_tokens;
 
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
+pub use runtime_tokens::{
+    DeviceTokens, LineProblem, Loaded, MIN_FILE_TOKEN_LEN, RuntimeGrant, TokensFileError, valid_device_id,
+};
+
 use crate::config::Tokens;
 
-/// What an HTTP client token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Conversation commands and reading.
-    Client,
-    /// Everything, privileged device commands included.
-    Admin,
-}
+pub use crate::protocol::access::Role;
 
 /// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]
 pub struct Auth {
-    runtime: String,
+    /// The shared runtime token (any device); `None` when only the
+    /// per-device file grants runtimes.
+    runtime: Option<String>,
     client: String,
     admin: Option<String>,
+    /// `LETTA_BRIDGE_RUNTIME_TOKENS_FILE`'s tokens, re-read on SIGHUP.
+    devices: Option<DeviceTokens>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -32,12 +39,48 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     /// Checks against `tokens`.
     pub fn new(tokens: &Tokens) -> Self {
-        Self { runtime: tokens.runtime.clone(), client: tokens.client.clone(), admin: tokens.admin.clone() }
+        Self {
+            runtime: tokens.runtime.clone(),
+            client: tokens.client.clone(),
+            admin: tokens.admin.clone(),
+            devices: None,
+        }
     }
 
-    /// True when `presented` is the runtime token.
+    /// Also grants runtimes the devices of `devices`' tokens.
+    pub fn with_device_tokens(self, devices: DeviceTokens) -> Self {
+        Self { devices: Some(devices), ..self }
+    }
+
+    /// What `presented` lets a runtime be, if it is a runtime token: the
+    /// shared token any device, a token of the file its line's devices.
+    pub fn runtime_grant(&self, presented: Option<&str>) -> Option<RuntimeGrant> {
+        let p = presented?;
+        // Both are checked, so timing does not tell which one matched.
+        let shared = self.runtime.as_deref().is_some_and(|r| ct_eq(p, r));
+        let listed = self.devices.as_ref().and_then(|d| d.grant(p));
+        if shared { Some(RuntimeGrant::AnyDevice) } else { listed }
+    }
+
+    /// Resolves once `presented` no longer lets a runtime be `device` (a
+    /// reload of the tokens file took it away); never without a file.
+    pub fn revoked(&self, presented: String, device: String) -> impl Future<Output = ()> + Send + 'static {
+        let auth = self.clone();
+        let reloads = self.devices.as_ref().map(DeviceTokens::reloads);
+        async move {
+            let Some(mut reloads) = reloads else { return std::future::pending().await };
+            while reloads.changed().await.is_ok() {
+                if !auth.runtime_grant(Some(&presented)).is_some_and(|g| g.allows(&device)) {
+                    return;
+                }
+            }
+            std::future::pending().await
+        }
+    }
+
+    /// True when `presented` is a runtime token (of any device).
     pub fn is_runtime(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| ct_eq(p, &self.runtime))
+        self.runtime_grant(presented).is_some()
     }
 
     /// The role `presented` grants to an HTTP client, if any.
@@ -75,7 +118,12 @@ mod tests {
     use super::*;
 
     fn auth(admin: Option<&str>) -> Auth {
-        Auth { runtime: "rt-token".into(), client: "cl-token".into(), admin: admin.map(Into::into) }
+        Auth {
+            runtime: Some("rt-token".into()),
+            client: "cl-token".into(),
+            admin: admin.map(Into::into),
+            devices: None,
+        }
     }
 
     #[test]
@@ -88,6 +136,23 @@ mod tests {
         assert_eq!(a.client_role(Some("rt-token")), None);
         assert_eq!(a.client_role(None), None);
         assert_eq!(auth(None).client_role(Some("ad-token")), None);
+    }
+
+    #[test]
+    fn the_shared_runtime_token_grants_any_device_and_a_file_token_its_own() {
+        let path = std::env::temp_dir().join(format!("lb-auth-tokens-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "file-token-0123456789 dev-a\n").unwrap();
+        let devices = DeviceTokens::load(&path, Vec::new()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let a = auth(None).with_device_tokens(devices.clone());
+        assert_eq!(a.runtime_grant(Some("rt-token")), Some(RuntimeGrant::AnyDevice));
+        let grant = a.runtime_grant(Some("file-token-0123456789")).unwrap();
+        assert!(grant.allows("dev-a") && !grant.allows("dev-b"));
+        assert_eq!(a.runtime_grant(Some("cl-token")), None);
+        assert_eq!(a.client_role(Some("file-token-0123456789")), None, "a runtime token is no client's");
+        let only_file = Auth { runtime: None, ..auth(None) }.with_device_tokens(devices);
+        assert_eq!(only_file.runtime_grant(Some("rt-token")), None);
+        assert!(only_file.is_runtime(Some("file-token-0123456789")));
     }
 
     #[test]

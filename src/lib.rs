@@ -8,10 +8,13 @@
 //!
 //! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token
 //!   and origin rules.
-//! - [`auth`]: bearer tokens and roles, compared in constant time.
+//! - [`auth`]: bearer tokens and roles, compared in constant time; the
+//!   per-device runtime tokens of a file, re-read on SIGHUP.
 //! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime
 //!   frames, the one scope rule and the `sync` builder, command rules and
-//!   typed bodies, how a turn unfolds in events, the bridge's own events.
+//!   typed bodies, who may send which commands and fields (the one
+//!   privilege decision every door calls), how a turn unfolds in events,
+//!   the bridge's own events.
 //! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.
@@ -30,11 +33,14 @@
 //! - `cluster` (feature `cluster`, on by default): several instances on one
 //!   Redis, behind the seams above — the shared log and its mirror, routing
 //!   to the instance holding a runtime, leases, shared stores.
-//! - [`listener`]: the plain listener's accept loop (counts connections,
-//!   logs accept errors once per burst) and its serving of each connection
-//!   with hyper's HTTP/1 server (HTTP/2 with prior knowledge).
+//! - [`listener`]: the one accept loop and way of serving a connection,
+//!   plain or TLS, HTTP/1 (with WebSocket upgrades) or HTTP/2: counts
+//!   connections, closes the ones that send no request head in time or sit
+//!   idle, and makes room at the connection cap by closing the oldest idle
+//!   one.
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
-//! - [`telemetry`], [`shutdown`]: logging, signals.
+//! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
+//!   runtime tokens file).
 //!
 //! # Data flow
 //!

@@ -1,7 +1,8 @@
-//! The `letta-bridge` binary: settings, logging, run until SIGINT/SIGTERM.
+//! The `letta-bridge` binary: settings, logging, run until SIGINT/SIGTERM
+//! (SIGHUP re-reads LETTA_BRIDGE_RUNTIME_TOKENS_FILE when it is set).
 
 use clap::Parser;
-use letta_bridge::{Application, Config, shutdown, telemetry};
+use letta_bridge::{Application, Config, shutdown, startup, telemetry};
 
 /// mimalloc instead of glibc's malloc: the request path allocates often, and
 /// glibc's malloc/free were ~31% of the instructions per command (callgrind).
@@ -30,9 +31,16 @@ async fn main() -> std::process::ExitCode {
     release_startup_memory();
     print_generated_tokens(&app);
     let stop = app.shutdown_token();
-    let signals = shutdown::Signals::install();
+    let device_tokens = app.device_tokens();
+    let signals = shutdown::Signals::install(device_tokens.is_some());
     tokio::spawn(async move {
-        signals.recv().await;
+        signals
+            .recv(|| {
+                if let Some(tokens) = &device_tokens {
+                    startup::reload_device_tokens(tokens);
+                }
+            })
+            .await;
         stop.cancel();
     });
     match app.run_until_stopped().await {
@@ -82,11 +90,13 @@ fn print_generated_tokens(app: &Application) {
     for (name, token) in generated {
         println!("  {name}={token}");
     }
-    // Show the runtime token only if it was generated here (and so printed above).
-    let key = if generated.iter().any(|(name, _)| *name == "LETTA_BRIDGE_RUNTIME_TOKEN") {
-        app.tokens().runtime.as_str()
-    } else {
-        "<LETTA_BRIDGE_RUNTIME_TOKEN>"
+    // Show the runtime token only if it was generated here (and so printed
+    // above); with per-device tokens and no shared one, each runtime uses its own.
+    let runtime = app.tokens().runtime.as_deref();
+    let key = match runtime {
+        Some(token) if generated.iter().any(|(name, _)| *name == "LETTA_BRIDGE_RUNTIME_TOKEN") => token,
+        Some(_) => "<LETTA_BRIDGE_RUNTIME_TOKEN>",
+        None => "<the device's token from LETTA_BRIDGE_RUNTIME_TOKENS_FILE>",
     };
     println!("Point a runtime at this bridge with:");
     println!(

@@ -6,23 +6,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, DeviceTokens};
 use crate::config::{Config, Tokens};
 use crate::http::{self, AppState, ClusterView, Limits, Settings, Shared};
 use crate::hub::{self, Hub};
-use crate::listener::CountingListener;
+use crate::listener::{self, Listener};
 use crate::runtime::{self, Runtimes};
 use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketStore};
 
 /// The service, bound and ready to run.
 pub struct Application {
     listener: TcpListener,
-    /// Set when the listener serves HTTPS and `wss://`.
-    tls: Option<RustlsConfig>,
+    /// How the listener serves (timeouts, cap, TLS).
+    serving: listener::Settings,
     addr: SocketAddr,
     state: AppState,
     /// Cancel it to stop the service.
@@ -31,6 +30,8 @@ pub struct Application {
     /// memory is spent (and can be released) before serving.
     app: axum::Router,
     tokens: Tokens,
+    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE's tokens, when set (SIGHUP reloads them).
+    device_tokens: Option<DeviceTokens>,
     grace: std::time::Duration,
     /// The cluster this instance joined, if any.
     #[cfg(feature = "cluster")]
@@ -122,6 +123,35 @@ impl Backend {
     }
 }
 
+/// Reads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (a bad file stops the start).
+fn load_device_tokens(path: &std::path::Path, tokens: &Tokens) -> anyhow::Result<DeviceTokens> {
+    let devices = DeviceTokens::load(path, tokens.named())?;
+    let loaded = devices.loaded();
+    tracing::info!(path = %path.display(), tokens = loaded.tokens, devices = loaded.devices, "runtime tokens loaded");
+    if loaded.tokens == 0 && tokens.runtime.is_none() {
+        tracing::warn!(path = %path.display(), "the runtime tokens file has no token and there is no shared runtime token: no runtime can connect");
+    }
+    Ok(devices)
+}
+
+/// Reloads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (on SIGHUP) and logs the
+/// outcome; a bad file keeps the tokens in force. Never logs a token.
+pub fn reload_device_tokens(devices: &DeviceTokens) {
+    match devices.reload() {
+        Ok(loaded) => tracing::info!(
+            path = %devices.path().display(),
+            tokens = loaded.tokens,
+            devices = loaded.devices,
+            "runtime tokens reloaded"
+        ),
+        Err(e) => tracing::error!(
+            line = e.line(),
+            error = %e,
+            "runtime tokens not reloaded; the tokens in force stay"
+        ),
+    }
+}
+
 /// How long start-up waits for a cluster instance's mirror to read the log.
 #[cfg(feature = "cluster")]
 const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -131,17 +161,17 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let tokens = config.tokens()?;
+        let device_tokens = match &config.runtime_tokens_file {
+            Some(path) => Some(load_device_tokens(path, &tokens)?),
+            None => None,
+        };
         http::init_metrics();
         crate::clients::describe_metrics();
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .with_context(|| format!("cannot load TLS certificate {cert:?} and key {key:?}"))?,
-            ),
+            (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
             _ => None,
         };
         let backend = Backend::build(&config).await?;
@@ -149,12 +179,14 @@ impl Application {
         let (max_connections, max_streams) = Limits::defaults(files);
         let max_connections = config.max_connections.unwrap_or(max_connections);
         let max_streams = config.max_streams.unwrap_or(max_streams.min(max_connections));
-        tracing::info!(files, max_connections, max_streams, "connection limits");
+        let cap = listener::cap(files, max_connections);
+        tracing::info!(files, max_connections, max_streams, cap, "connection limits");
         let limits = Limits::new(Arc::default(), max_connections, max_streams);
         let settings = Settings {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.idle_timeout,
             max_frame_bytes: config.max_frame_bytes,
             keepalive: config.keepalive,
             max_stream_duration: config.max_stream_duration,
@@ -164,7 +196,10 @@ impl Application {
             started: Instant::now(),
         };
         let state = AppState::new(Shared {
-            auth: Auth::new(&tokens),
+            auth: match &device_tokens {
+                Some(devices) => Auth::new(&tokens).with_device_tokens(devices.clone()),
+                None => Auth::new(&tokens),
+            },
             hub: backend.hub,
             runtimes: backend.runtimes,
             settings: Arc::new(settings),
@@ -177,14 +212,20 @@ impl Application {
         });
         let app = http::app(state.clone());
         let shutdown = CancellationToken::new();
+        let serving = listener::Settings {
+            timeouts: listener::Timeouts { header: config.header_timeout, idle: config.idle_timeout },
+            cap,
+            tls,
+        };
         Ok(Self {
             listener,
-            tls,
+            serving,
             addr,
             state,
             shutdown,
             app,
             tokens,
+            device_tokens,
             grace: config.shutdown_grace,
             #[cfg(feature = "cluster")]
             cluster: backend.cluster,
@@ -201,6 +242,11 @@ impl Application {
         &self.tokens
     }
 
+    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE's tokens, when set: what SIGHUP reloads.
+    pub fn device_tokens(&self) -> Option<DeviceTokens> {
+        self.device_tokens.clone()
+    }
+
     /// Cancel it to stop the service gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -210,47 +256,19 @@ impl Application {
     /// runtime sockets close with 1001, and in-flight requests finish within
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, tls, addr, state, shutdown, app, grace, .. } = self;
+        let Self { listener, serving, addr, state, shutdown, app, grace, .. } = self;
         #[cfg(feature = "cluster")]
         let cluster = self.cluster;
         let streams = state.streams_shutdown.clone();
-        tracing::info!(%addr, tls = tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
-        let serving = match tls {
-            None => {
-                // Counts connections, sets TCP_NODELAY (axum-server's
-                // acceptor does the same), logs accept errors per burst.
-                let listener = CountingListener::new(listener, state.limits.connections.clone());
-                // Each connection gets a clone of the `Router` (an `Arc`).
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    crate::listener::serve(listener, app, stop).await;
-                    std::io::Result::Ok(())
-                })
-            }
-            Some(tls) => {
-                // HTTP/2 where browsers use it: `RustlsConfig` offers ALPN
-                // `h2`, then `http/1.1`, and axum-server's protocol-detecting
-                // builder serves each connection in what it negotiated, so a
-                // browser's tabs share one connection for all their event
-                // streams and commands (hyper's default: at most 200 streams
-                // each). WebSocket clients (the runtime, browsers without RFC
-                // 8441, which is not enabled here) offer `http/1.1` or no ALPN
-                // and upgrade as before. Pinned by tests/api/http2.rs.
-                let handle = axum_server::Handle::new();
-                // axum-server counts its connections: the limits read them there.
-                state.limits.count_with(Box::new({
-                    let handle = handle.clone();
-                    move || handle.connection_count()
-                }));
-                let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    stop.cancelled().await;
-                    handle.graceful_shutdown(Some(grace));
-                });
-                tokio::spawn(server.serve(app.into_make_service()))
-            }
-        };
+        tracing::info!(%addr, tls = serving.tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
+        // HTTP/2 where browsers use it: over TLS, ALPN offers `h2` first, so
+        // a browser's tabs share one connection for all their event streams
+        // and commands (hyper's default: at most 200 streams each); plain
+        // clients with prior knowledge open with its preface. WebSocket
+        // clients (the runtime) speak HTTP/1.1. Pinned by tests/api/http2.rs.
+        let listener = Listener::new(listener, state.limits.connections.clone(), serving);
+        // Each connection gets a clone of the `Router` (an `Arc`).
+        let serving = tokio::spawn(listener::serve(listener, app, shutdown.clone()));
         shutdown.cancelled().await;
         // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
@@ -268,7 +286,7 @@ impl Application {
         .await;
         streams.cancel();
         match drained {
-            Ok(joined) => joined.context("server task panicked")?.context("server failed")?,
+            Ok(joined) => joined.context("server task panicked")?,
             Err(_) => tracing::warn!(?grace, "shutdown grace period over; stopping with connections still open"),
         }
         tracing::info!("stopped");

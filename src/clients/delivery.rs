@@ -7,7 +7,9 @@
 //! - a reply (`input_accepted`, `*_response`) only when it answers this
 //!   socket's command: each socket sends its commands' `request_id`s under a
 //!   prefix of its own, and gets its replies back with the prefix removed,
-//!   so two clients both sending `sync-1` each get only their own reply;
+//!   so two clients both sending `sync-1` each get only their own reply.
+//!   The prefix's form is reserved ([`socket_namespace`]): no other caller
+//!   can send an id in a socket's namespace and take its replies;
 //! - a request of the runtime meant for one client (`control_request`, an
 //!   approval; `external_tool_call_request`, a client's tool) only on the
 //!   socket that owns the conversation: the one whose `input` or
@@ -26,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::hub::Event;
 use crate::protocol::bridge::RESERVED_EVENTS;
-use crate::protocol::commands::is_reply;
+use crate::protocol::commands::{is_reply, socket_namespace};
 
 /// Most conversations whose owner a socket remembers (the oldest go first).
 const MAX_OWNERS: usize = 256;
@@ -48,7 +50,7 @@ pub struct Delivery {
     /// `{"runtime_id":"<id>",`: what the log puts before the runtime's
     /// frame for `GET /events` (`protocol::frame`), taken off here.
     spliced: String,
-    /// `c<id>:`, this socket's request-id namespace.
+    /// `c<32 hex>:`, this socket's request-id namespace.
     prefix: String,
     channel: Channel,
     /// Relay sockets number their frames (`seq`); App-Server sockets do not.
@@ -101,7 +103,7 @@ impl Delivery {
         let request_id = frame.get("request_id").and_then(Value::as_str)?.to_owned();
         let succeeded = frame.get("accepted").or_else(|| frame.get("success")).and_then(Value::as_bool) == Some(true);
         let takes_over = succeeded && matches!(&*event.kind, "input_accepted" | "runtime_start_response");
-        let owner = client_prefix(&request_id);
+        let owner = socket_namespace(&request_id);
         if takes_over && let Some(scope) = scope_of(event, &frame) {
             match owner {
                 Some(prefix) => self.own(scope, prefix),
@@ -160,18 +162,6 @@ impl Delivery {
     }
 }
 
-/// The prefix a client socket puts on its commands' ids: `c<hex>:`.
-pub fn client_prefix(request_id: &str) -> Option<&str> {
-    let (head, _) = request_id.split_once(':')?;
-    let hex = head.strip_prefix('c')?;
-    (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| &request_id[..head.len() + 1])
-}
-
-/// A new namespace for a socket.
-pub fn new_prefix() -> String {
-    format!("c{}:", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
 /// The conversation a reply is about: the event's scope, or the
 /// `runtime` object of a `runtime_start_response`.
 fn scope_of(event: &Event, frame: &Map<String, Value>) -> Option<(Box<str>, Box<str>)> {
@@ -208,8 +198,8 @@ mod tests {
         Delivery::new(Arc::from("dev"), prefix.into(), channel, sequenced)
     }
 
-    const MINE: &str = "c0123456789ab:";
-    const THEIRS: &str = "cba9876543210:";
+    const MINE: &str = "c0123456789abcdef0123456789abcdef:";
+    const THEIRS: &str = "cfedcba9876543210fedcba9876543210:";
 
     #[test]
     fn replies_go_only_to_the_socket_that_asked_with_its_own_id() {
@@ -283,15 +273,5 @@ mod tests {
         assert!(mine.frame(&event("runtime_online", json!({"type": "runtime_online"}))).is_none());
         let mut other = Delivery::new(Arc::from("elsewhere"), MINE.into(), Channel::Both, false);
         assert!(other.frame(&event("update_queue", json!({}))).is_none());
-    }
-
-    #[test]
-    fn prefixes_are_recognised_strictly() {
-        assert_eq!(client_prefix(&format!("{MINE}x")), Some(MINE));
-        let fresh = new_prefix();
-        assert_eq!(client_prefix(&format!("{fresh}sync-1")), Some(fresh.as_str()));
-        for other in ["req-1", "c12:x", "cxyzxyzxyzxyz:x", "perm-abc"] {
-            assert_eq!(client_prefix(other), None, "{other}");
-        }
     }
 }

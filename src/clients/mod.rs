@@ -12,7 +12,7 @@
 mod delivery;
 mod socket;
 
-pub use delivery::{Channel, Delivery, client_prefix, new_prefix};
+pub use delivery::{Channel, Delivery};
 pub use socket::{ClientSocket, Context};
 
 /// Describes the client sockets' metrics (call once at start).

@@ -3,7 +3,8 @@
 //! and sends what [`Delivery`] lets through, answers the client's `ping`s
 //! and takes its `ack`s (neither reaches the runtime), and hands every
 //! other frame to the runtime as a command — under the socket's request-id
-//! namespace, after the privilege check, with an error frame carrying the
+//! namespace (unguessable, in a form no other caller may use), after the
+//! privilege check ([`Command::authorize`]), with an error frame carrying the
 //! command's `request_id` when it is refused or cannot be sent.
 
 use std::sync::Arc;
@@ -14,11 +15,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::delivery::{Channel, Delivery, new_prefix};
-use crate::auth::Role;
+use super::delivery::{Channel, Delivery};
 use crate::hub::{Hub, Read, Start};
-use crate::protocol::Command;
-use crate::protocol::commands::new_request_id;
+use crate::protocol::commands::new_socket_namespace;
+use crate::protocol::{Command, Role};
 use crate::runtime::{Order, Runtimes, Wait};
 
 /// Most events read from the ring per wake-up.
@@ -67,6 +67,10 @@ pub struct Context {
     pub hub: Hub,
     /// Cancelled at shutdown (after the runtimes' last events): close 1001.
     pub shutdown: CancellationToken,
+    /// Cancelled when the ticket the socket opened with is opened again
+    /// (by another socket or stream): close 1008, so the client does not
+    /// reconnect to take it back.
+    pub taken: CancellationToken,
 }
 
 impl ClientSocket {
@@ -74,7 +78,7 @@ impl ClientSocket {
     #[tracing::instrument(name = "client", skip_all, fields(runtime = %self.runtime_id, kind = self.kind))]
     pub async fn run(self, mut socket: WebSocket, ctx: Context) {
         let _gauge = Gauge::up(self.kind);
-        let mut delivery = Delivery::new(self.runtime_id.clone(), new_prefix(), self.channel, self.sequenced);
+        let mut delivery = Delivery::new(self.runtime_id.clone(), new_socket_namespace(), self.channel, self.sequenced);
         let (sub, _) = ctx.hub.subscribe(Start::Live);
         let mut sub = sub;
         let (tx, mut rx) = mpsc::channel::<Owed>(QUEUE);
@@ -89,6 +93,11 @@ impl ClientSocket {
                 () = ctx.shutdown.cancelled() => {
                     close(&mut socket, 1001, "bridge shutting down").await;
                     tracing::debug!("client socket closed: bridge shutting down");
+                    return;
+                }
+                () = ctx.taken.cancelled() => {
+                    close(&mut socket, 1008, "ticket opened by another connection").await;
+                    tracing::debug!("client socket closed: its ticket was opened again");
                     return;
                 }
                 Some(owed) = rx.recv() => {
@@ -118,7 +127,16 @@ impl ClientSocket {
                             return;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(e)) => {
+                        // A limit or a rule the client broke: say which (else the connection is gone).
+                        if let Some((code, reason)) = crate::runtime::closing::close_for(&e) {
+                            tracing::info!(code, %reason, "closing a client socket: its frame broke a limit (LETTA_BRIDGE_MAX_BODY_BYTES) or the protocol");
+                            let frame = CloseFrame { code, reason: crate::runtime::closing::fit_reason(&reason).to_owned().into() };
+                            let _ = timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+                        }
+                        return;
+                    }
                     // Binary frames are not part of the protocol; control frames are the library's.
                     Some(Ok(_)) => {}
                 },
@@ -128,7 +146,7 @@ impl ClientSocket {
 
     /// One frame from the client; false when the socket must close.
     fn on_frame(&self, text: &str, delivery: &Delivery, ctx: &Context, tx: &mpsc::Sender<Owed>) -> bool {
-        let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
+        let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
             return tx.try_send(Owed::Frame(error(None, "a frame must be a JSON object with a string `type`"))).is_ok();
         };
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -139,25 +157,21 @@ impl ClientSocket {
             _ => {}
         }
         let request_id = frame.get("request_id").and_then(Value::as_str).map(str::to_owned);
-        // A command's id goes under this socket's namespace; an answer to the
-        // runtime's own request (`*_response`) keeps the runtime's id. A
-        // command sent without one (`AppServerClient.input()`) gets a fresh
-        // id in the namespace too: its reply then still says which socket
-        // owns the conversation (approvals go there).
-        if !kind.ends_with("_response") {
-            let missing = frame.get("request_id").is_none_or(Value::is_null);
-            let id = if missing { Some(new_request_id()) } else { request_id.clone() };
-            if let Some(id) = id {
-                frame.insert("request_id".into(), format!("{}{id}", delivery.prefix()).into());
-            }
-        }
+        // The client's own id must not be of the form the bridge keeps for
+        // namespaces (`Command::new` refuses it), so no socket can answer
+        // for another.
         let command = match Command::new(frame) {
             Ok(command) => command,
             Err(e) => return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &e.to_string()))).is_ok(),
         };
-        if command.requires_admin() && self.role != Role::Admin {
-            let why = format!("`{kind}` is a privileged command here: it needs the admin token");
-            return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &why))).is_ok();
+        // A command's id goes under this socket's namespace; an answer to the
+        // runtime's own request (`*_response`) keeps the runtime's id. A
+        // command sent without one (`AppServerClient.input()`) got a fresh
+        // id, in the namespace too: its reply then still says which socket
+        // owns the conversation (approvals go there).
+        let command = if kind.ends_with("_response") { command } else { command.within(delivery.prefix()) };
+        if let Err(refused) = command.authorize(self.role) {
+            return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &refused.to_string()))).is_ok();
         }
         let (runtimes, runtime, tx) = (ctx.runtimes.clone(), self.runtime_id.to_string(), tx.clone());
         tokio::spawn(async move {

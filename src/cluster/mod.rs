@@ -35,7 +35,7 @@ use self::engine::Engine;
 use self::peers::ClusterPeers;
 use crate::http::{ClusterStatus, ClusterView};
 use crate::hub::{Hub, Limits};
-use crate::runtime::{self, Pending, RuntimeInfo, Runtimes};
+use crate::runtime::{self, Pending, RuntimeInfo, RuntimePage, Runtimes};
 use crate::store::{IdempotencyStore, TicketStore};
 
 /// What a cluster instance is configured with.
@@ -246,6 +246,23 @@ impl Node {
     /// Every runtime the engine records, sorted by id.
     async fn runtime_list(&self) -> Result<Vec<RuntimeInfo>, redis::RedisError> {
         let devices: Vec<String> = self.engine.run(redis::cmd("SMEMBERS").arg(self.engine.key("devices"))).await?;
+        self.runtime_records(devices).await
+    }
+
+    /// At most `limit` runtimes the engine records with ids after `after`,
+    /// sorted by id: only their records are read.
+    async fn runtime_page(&self, after: Option<&str>, limit: usize) -> Result<RuntimePage, redis::RedisError> {
+        let devices: Vec<String> = self.engine.run(redis::cmd("SMEMBERS").arg(self.engine.key("devices"))).await?;
+        let mut devices: Vec<String> =
+            devices.into_iter().filter(|d| after.is_none_or(|after| d.as_str() > after)).collect();
+        devices.sort_unstable();
+        let more = devices.len() > limit;
+        devices.truncate(limit);
+        Ok(RuntimePage { runtimes: self.runtime_records(devices).await?, more })
+    }
+
+    /// The engine's records of `devices`, sorted by id.
+    async fn runtime_records(&self, devices: Vec<String>) -> Result<Vec<RuntimeInfo>, redis::RedisError> {
         let mut pipe = redis::pipe();
         for d in &devices {
             pipe.cmd("HGETALL").arg(self.engine.key(&format!("rt:{d}")));

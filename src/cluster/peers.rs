@@ -22,7 +22,9 @@ use tokio::time::Instant;
 
 use super::Node;
 use crate::protocol::Scope;
-use crate::runtime::{PeerError, PeerFuture, Peers, Registration, Remote, RuntimeInfo, SendError, Target, rfc3339};
+use crate::runtime::{
+    PeerError, PeerFuture, Peers, Registration, Remote, RuntimeInfo, RuntimePage, SendError, Target, rfc3339,
+};
 
 /// How much earlier than the sender the holder of a runtime gives up.
 const MARGIN: Duration = Duration::from_millis(250);
@@ -240,6 +242,10 @@ impl Peers for ClusterPeers {
 
     fn list(&self) -> PeerFuture<'_, Vec<RuntimeInfo>> {
         Box::pin(async move { self.node.runtime_list().await.map_err(unavailable) })
+    }
+
+    fn page<'a>(&'a self, after: Option<&'a str>, limit: usize) -> PeerFuture<'a, RuntimePage> {
+        Box::pin(async move { self.node.runtime_page(after, limit).await.map_err(unavailable) })
     }
 
     fn pong(&self, runtime_id: &str, generation: u64, at: SystemTime) {

@@ -30,10 +30,20 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Token the runtime presents (`LETTA_API_KEY` on the runtime side).
-    /// Generated and printed once when unset on a loopback bind.
+    /// Token the runtime presents (`LETTA_API_KEY` on the runtime side); it
+    /// may register and connect as any device. Generated and printed once
+    /// when unset on a loopback bind, unless LETTA_BRIDGE_RUNTIME_TOKENS_FILE
+    /// is set.
     #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKEN", hide_env_values = true)]
     pub runtime_token: Option<String>,
+
+    /// File of per-device runtime tokens, one a line: `<token>
+    /// <deviceId>[,<deviceId>…]`, or `<token> *` for any device (`#`
+    /// comments). A runtime may register and connect only as a device its
+    /// token names. Re-read on SIGHUP. When set without
+    /// LETTA_BRIDGE_RUNTIME_TOKEN, there is no shared runtime token.
+    #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKENS_FILE")]
+    pub runtime_tokens_file: Option<std::path::PathBuf>,
 
     /// Token HTTP clients present as `Authorization: Bearer`. Allows the
     /// conversation commands (input, sync, abort, approval, device state).
@@ -143,6 +153,20 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
 
+    /// Longest a connection may take to send a request's head: from accept
+    /// (TLS handshake and HTTP/2 preface included) to the first request,
+    /// and on a kept-alive connection from a request's first byte to the
+    /// end of its head. Slower connections are closed.
+    #[arg(long, env = "LETTA_BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A connection with no request in flight (a kept-alive one between
+    /// requests) is closed after this long; so is one whose peer has not
+    /// read what it was sent for this long. Streams and WebSockets in use
+    /// are not idle.
+    #[arg(long, env = "LETTA_BRIDGE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
     /// Time a shutdown waits for streams and runtime sockets to close.
     #[arg(long, env = "LETTA_BRIDGE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -188,9 +212,9 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "refusing to listen on non-loopback address {0} without LETTA_BRIDGE_RUNTIME_TOKEN and LETTA_BRIDGE_CLIENT_TOKEN set"
+        "refusing to listen on non-loopback address {0} without LETTA_BRIDGE_RUNTIME_TOKEN (or LETTA_BRIDGE_RUNTIME_TOKENS_FILE) and LETTA_BRIDGE_CLIENT_TOKEN set"
     )]
-    /// A non-loopback bind without the runtime and client tokens.
+    /// A non-loopback bind without the runtime token (or tokens file) and the client token.
     TokensRequired(SocketAddr),
     /// A token set to an empty string.
     #[error("{0} is set but empty")]
@@ -224,14 +248,28 @@ pub enum ConfigError {
 /// The three roles' tokens after defaults were applied.
 #[derive(Clone)]
 pub struct Tokens {
-    /// What the runtime presents.
-    pub runtime: String,
+    /// What every runtime may present (any device); `None` when only
+    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE grants runtimes.
+    pub runtime: Option<String>,
     /// What ordinary HTTP clients present.
     pub client: String,
     /// What privileged clients present; `None`: privileged commands are refused.
     pub admin: Option<String>,
     /// Which tokens were generated here (to print them once).
     pub generated: Vec<(&'static str, String)>,
+}
+
+impl Tokens {
+    /// Each token in force with its setting's name (what a runtime tokens
+    /// file may not reuse).
+    pub fn named(&self) -> Vec<(&'static str, String)> {
+        let all = [
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", self.runtime.as_ref()),
+            ("LETTA_BRIDGE_CLIENT_TOKEN", Some(&self.client)),
+            ("LETTA_BRIDGE_ADMIN_TOKEN", self.admin.as_ref()),
+        ];
+        all.into_iter().filter_map(|(name, token)| Some((name, token?.clone()))).collect()
+    }
 }
 
 impl std::fmt::Debug for Tokens {
@@ -258,7 +296,8 @@ impl Config {
             }
         }
         let loopback = self.listen.ip().is_loopback();
-        if !loopback && (self.runtime_token.is_none() || self.client_token.is_none()) {
+        let runtimes_granted = self.runtime_token.is_some() || self.runtime_tokens_file.is_some();
+        if !loopback && (!runtimes_granted || self.client_token.is_none()) {
             return Err(ConfigError::TokensRequired(self.listen));
         }
         let mut generated = Vec::new();
@@ -269,7 +308,12 @@ impl Config {
                 token
             })
         };
-        let runtime = settle("LETTA_BRIDGE_RUNTIME_TOKEN", &self.runtime_token);
+        // With the per-device file and no shared token, none is generated:
+        // every runtime then presents its device's token.
+        let runtime = match (&self.runtime_token, &self.runtime_tokens_file) {
+            (None, Some(_)) => None,
+            (given, _) => Some(settle("LETTA_BRIDGE_RUNTIME_TOKEN", given)),
+        };
         let client = settle("LETTA_BRIDGE_CLIENT_TOKEN", &self.client_token);
         let admin = match (&self.admin_token, loopback) {
             (Some(t), _) => Some(t.clone()),
@@ -277,8 +321,8 @@ impl Config {
             (None, false) => None,
         };
         let pairs = [
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", Some(&runtime), "LETTA_BRIDGE_CLIENT_TOKEN", Some(&client)),
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", Some(&runtime), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", runtime.as_ref(), "LETTA_BRIDGE_CLIENT_TOKEN", Some(&client)),
+            ("LETTA_BRIDGE_RUNTIME_TOKEN", runtime.as_ref(), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
             ("LETTA_BRIDGE_CLIENT_TOKEN", Some(&client), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
         ];
         for (a_name, a, b_name, b) in pairs {
@@ -313,6 +357,8 @@ impl Config {
             ("LETTA_BRIDGE_REPLAY_MAX_AGE", self.replay_max_age.is_zero()),
             ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
             ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
+            ("LETTA_BRIDGE_HEADER_TIMEOUT", self.header_timeout.is_zero()),
+            ("LETTA_BRIDGE_IDLE_TIMEOUT", self.idle_timeout.is_zero()),
             ("LETTA_BRIDGE_FORGET_OFFLINE_AFTER", self.forget_offline_after.is_zero()),
             ("LETTA_BRIDGE_MAX_CONNECTIONS", self.max_connections == Some(0)),
             ("LETTA_BRIDGE_MAX_STREAMS", self.max_streams == Some(0)),

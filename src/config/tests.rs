@@ -11,7 +11,7 @@ fn loopback_without_tokens_generates_all_three() {
     let tokens = parse(&[]).tokens().unwrap();
     assert_eq!(tokens.generated.len(), 3);
     assert!(tokens.admin.is_some());
-    assert_ne!(tokens.runtime, tokens.client);
+    assert_ne!(tokens.runtime.as_deref(), Some(tokens.client.as_str()));
 }
 
 #[test]
@@ -77,4 +77,29 @@ fn durations_accept_human_units() {
     let c = parse(&["--keepalive", "250ms", "--ping-interval", "2s"]);
     assert_eq!(c.keepalive, Duration::from_millis(250));
     assert_eq!(c.ping_interval, Duration::from_secs(2));
+}
+
+#[test]
+fn a_runtime_tokens_file_without_a_shared_token_generates_no_runtime_token() {
+    let tokens = parse(&["--runtime-tokens-file", "/etc/letta-bridge/runtimes"]).tokens().unwrap();
+    assert_eq!(tokens.runtime, None);
+    let generated: Vec<&str> = tokens.generated.iter().map(|(name, _)| *name).collect();
+    assert_eq!(generated, ["LETTA_BRIDGE_CLIENT_TOKEN", "LETTA_BRIDGE_ADMIN_TOKEN"]);
+    assert!(tokens.named().iter().all(|(name, _)| *name != "LETTA_BRIDGE_RUNTIME_TOKEN"));
+}
+
+#[test]
+fn a_shared_runtime_token_stays_beside_a_runtime_tokens_file() {
+    let c = parse(&["--runtime-tokens-file", "/f", "--runtime-token", "rrrrrrrrrrrrrrrrrrrr"]);
+    assert_eq!(c.tokens().unwrap().runtime.as_deref(), Some("rrrrrrrrrrrrrrrrrrrr"));
+}
+
+#[test]
+fn a_non_loopback_bind_accepts_a_runtime_tokens_file_instead_of_the_shared_token() {
+    let c =
+        parse(&["--listen", "0.0.0.0:8284", "--runtime-tokens-file", "/f", "--client-token", "cccccccccccccccccccc"]);
+    let tokens = c.tokens().unwrap();
+    assert!(tokens.runtime.is_none() && tokens.generated.is_empty());
+    let err = parse(&["--listen", "0.0.0.0:8284", "--runtime-tokens-file", "/f"]).tokens().unwrap_err();
+    assert!(matches!(err, ConfigError::TokensRequired(_)), "the client token is still required");
 }

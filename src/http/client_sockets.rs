@@ -6,8 +6,11 @@
 //! each socket gets is [`crate::clients::Delivery`]'s business.
 //!
 //! Auth: `Authorization: Bearer` with the client or admin token (the Letta
-//! API key of Letta's clients), or, on the relay path only, `?token=` for
-//! browsers — a URL credential that, like tickets, never reaches the log.
+//! API key of Letta's clients), or, on the relay path only, a credential in
+//! the URL for browsers: `?token=` with the client token (never the admin
+//! token: URLs end up in browser history and proxy logs) or `?ticket=` with
+//! a stream ticket (the socket then has the client role). Neither reaches
+//! the bridge's log.
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -15,6 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -24,6 +28,7 @@ use super::{ApiError, AppState, environments};
 use crate::auth::{Role, bearer};
 use crate::clients::{Channel, ClientSocket, Context};
 use crate::runtime::{RouteError, Target};
+use crate::store::TicketHold;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_relay)).routes(routes!(get_app_server))
@@ -42,8 +47,13 @@ pub struct RelayParams {
     conversation_id: Option<String>,
     /// `control` (no `stream_delta`), `stream`, or absent (everything).
     channel: Option<String>,
-    /// The client or admin token, for browsers that cannot send a header.
+    /// The client token (not the admin token), for browsers that cannot
+    /// send a header. Ignored when an `Authorization` header is sent.
     token: Option<String>,
+    /// A stream ticket from `POST /tickets`, instead (the socket has the
+    /// client role). The socket holds it: opened again, the ticket closes
+    /// this socket. Ignored when a header or `token` is sent.
+    ticket: Option<String>,
 }
 
 /// Letta's relay socket: the runtime's frames with a per-socket `seq` (ack
@@ -61,7 +71,7 @@ async fn get_relay(
     ApiQuery(params): ApiQuery<RelayParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let role = role(&state, &headers, params.token.as_deref())?;
+    let (role, hold) = relay_role(&state, &headers, &params).await?;
     let channel = match params.channel.as_deref() {
         None | Some("") => Channel::Both,
         Some("control") => Channel::Control,
@@ -72,7 +82,7 @@ async fn get_relay(
     let ws = ws?;
     tracing::debug!(agent = ?params.agent_id, conversation = ?params.conversation_id, "relay socket");
     let socket = ClientSocket { runtime_id: device.into(), role, channel, sequenced: true, kind: "relay" };
-    upgrade(state, ws, socket)
+    upgrade(state, ws, socket, hold)
 }
 
 /// Query of the App-Server socket.
@@ -94,7 +104,7 @@ async fn get_app_server(
     ApiQuery(params): ApiQuery<AppServerParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let role = role(&state, &headers, None)?;
+    let role = header_role(&state, &headers)?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
     let device = match state.runtimes.route(runtime.as_deref()) {
@@ -106,30 +116,89 @@ async fn get_app_server(
     };
     let socket =
         ClientSocket { runtime_id: device.into(), role, channel: Channel::Both, sequenced: false, kind: "app_server" };
-    upgrade(state, ws, socket)
+    upgrade(state, ws, socket, None)
 }
 
-/// The caller's role: a client or admin token in the header, or `token`.
-fn role(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<Role, ApiError> {
-    let presented = bearer(headers).or(token);
-    if presented.is_none() {
-        return Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header"));
+/// The caller's role from a client or admin token in the header.
+fn header_role(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    match bearer(headers) {
+        None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
+        Some(token) => state.auth.client_role(Some(token)).ok_or(ApiError::Unauthorized("invalid token")),
     }
-    state.auth.client_role(presented).ok_or(ApiError::Unauthorized("invalid token"))
 }
 
-/// Upgrades into a client socket, under LETTA_BRIDGE_MAX_STREAMS.
-fn upgrade(state: AppState, ws: WebSocketUpgrade, socket: ClientSocket) -> Result<Response, ApiError> {
+/// The relay caller's role: a client or admin token in the header; else the
+/// client token in `?token=`; else a stream ticket in `?ticket=` (the
+/// client role; the socket holds the ticket).
+async fn relay_role(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &RelayParams,
+) -> Result<(Role, Option<TicketHold>), ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok((header_role(state, headers)?, None));
+    }
+    if let Some(token) = params.token.as_deref() {
+        return match state.auth.client_role(Some(token)) {
+            Some(Role::Client) => Ok((Role::Client, None)),
+            Some(Role::Admin) => Err(ApiError::Unauthorized(
+                "the admin token is not accepted in the URL (URLs end up in browser history and proxy logs); send it in the `Authorization: Bearer` header, or use the client token or a ticket from POST /tickets in the URL",
+            )),
+            None => Err(ApiError::Unauthorized("invalid token")),
+        };
+    }
+    let Some(ticket) = params.ticket.as_deref() else {
+        return Err(ApiError::Unauthorized(
+            "missing `Authorization: Bearer <client token>` header, `token` or `ticket` query parameter",
+        ));
+    };
+    match state.tickets.open(ticket).await? {
+        Some(hold) => Ok((Role::Client, Some(hold))),
+        None => Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets")),
+    }
+}
+
+/// Upgrades into a client socket, under LETTA_BRIDGE_MAX_STREAMS. With a
+/// ticket's `hold`, the socket ends when the ticket is opened again.
+fn upgrade(
+    state: AppState,
+    ws: WebSocketUpgrade,
+    socket: ClientSocket,
+    hold: Option<TicketHold>,
+) -> Result<Response, ApiError> {
     let slot = state.limits.stream()?;
     let max = state.settings.max_body_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
+        // A ticket opened again ends this socket (1008).
+        let taken_over = CancellationToken::new();
         let ctx = Context {
             runtimes: state.runtimes.clone(),
             hub: state.hub.clone(),
             shutdown: state.streams_shutdown.clone(),
+            taken: taken_over.clone(),
+        };
+        let run = socket.run(ws, ctx);
+        let taken = async {
+            match &hold {
+                Some(hold) => hold.taken().await,
+                None => std::future::pending().await,
+            }
         };
         // Tracked, so that shutdown waits for its close frame (1001).
-        state.client_sockets.track_future(socket.run(ws, ctx)).await;
+        state
+            .client_sockets
+            .track_future(async move {
+                tokio::pin!(run);
+                tokio::select! {
+                    () = &mut run => {}
+                    () = taken => {
+                        taken_over.cancel();
+                        run.await;
+                    }
+                }
+            })
+            .await;
+        drop(hold);
         drop(slot);
     }))
 }

@@ -1,5 +1,6 @@
 //! Command endpoints: parse the body and the query, check the caller's
-//! role, hand the command to [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)
+//! role ([`Command::authorize`], before anything else, replays included),
+//! hand the command to [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)
 //! and answer with what happened — `202` once written, the runtime's reply
 //! (`?wait=true`), or the finished turn (`?wait=completion`).
 //!
@@ -24,11 +25,10 @@ use super::extract::{ApiQuery, Client, JsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommandProblems;
 use super::{ApiError, AppState, metrics};
-use crate::auth::Role;
-use crate::protocol::Command;
 use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
 use crate::protocol::commands::GenericCommand;
 use crate::protocol::turn::TurnResult;
+use crate::protocol::{Command, Refusal, Role};
 use crate::runtime::{Accepted, Dispatched, Order, WRITE_WAIT, Wait};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -239,8 +239,9 @@ async fn post_abort(
     send(&state, caller, "/abort", &body, command, wait).await
 }
 
-/// Send any v2 frame: a JSON object with a string `type`. Commands other
-/// than the conversation ones need the admin token.
+/// Send any v2 frame: a JSON object with a string `type`. The client token
+/// may send only the command types and fields of its allow-list (docs/api.md,
+/// "What a client token may send"); everything else needs the admin token.
 #[utoipa::path(post, path = "/commands", tag = "commands", params(Target, CommandParams, IdempotencyKey),
     request_body = GenericCommand, security(("client" = [])),
     responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
@@ -283,8 +284,14 @@ fn deadline(state: &AppState, timeout_ms: Option<u64>) -> Result<Instant, ApiErr
     Ok(Instant::now() + asked.min(state.settings.max_wait_timeout))
 }
 
-/// The path every command endpoint shares: the role check, at most once per
-/// `Idempotency-Key`, dispatch, the answer; counted by type and status.
+/// The path every command endpoint shares: the role check, then at most
+/// once per `Idempotency-Key` of this caller, dispatch, the answer; counted
+/// by type and status.
+///
+/// The role check comes first, so that no answer — a replay, or one another
+/// request with the key is still waiting for — reaches a caller who may not
+/// send the command. Keys are the caller's own (scoped by its principal): the
+/// same key from another principal is another key.
 ///
 /// A request is identified for its key by its endpoint, the runtime named
 /// in the path, and the body as the client sent it (before a `request_id`
@@ -299,17 +306,20 @@ async fn send(
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(command.kind());
     let Caller { role, target, key } = caller;
+    let allowed = authorise(state, role, &command);
     let request = || {
         let body = serde_json::to_string(body).expect("request bodies serialise");
         format!("{endpoint}\n{}\n{body}", target.path.as_deref().unwrap_or(""))
     };
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
     let run = || async {
-        authorise(state, role, &command)?;
         let order = Order { runtime: target.name(), command, wait };
         Ok(answer(state.runtimes.dispatch(order).await?))
     };
-    let result = idempotency::once(&*state.idempotency, key, request, max_wait, run).await;
+    let result = match allowed {
+        Ok(()) => idempotency::once(&*state.idempotency, key.of(role.principal()), request, max_wait, run).await,
+        Err(refused) => Err(refused),
+    };
     let status = match &result {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
@@ -318,17 +328,17 @@ async fn send(
     result
 }
 
-/// Privileged commands need the admin token.
-fn authorise(state: &AppState, role: Role, command: &Command) -> Result<(), ApiError> {
-    if !command.requires_admin() || role == Role::Admin {
-        return Ok(());
-    }
-    let kind = command.kind();
-    Err(ApiError::Forbidden(if state.auth.has_admin() {
-        format!("`{kind}` is a privileged command: it needs the admin token")
-    } else {
-        format!("`{kind}` is a privileged command and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
-    }))
+/// The HTTP doors' side of the one privilege decision
+/// ([`Command::authorize`]): a refusal is a `403` that says what needs the
+/// admin token, and that none is configured when none is.
+pub(super) fn authorise(state: &AppState, role: Role, command: &Command) -> Result<(), ApiError> {
+    command.authorize(role).map_err(|refusal: Refusal| {
+        ApiError::Forbidden(if state.auth.has_admin() {
+            refusal.to_string()
+        } else {
+            format!("{refusal}, and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
+        })
+    })
 }
 
 fn answer(dispatched: Dispatched) -> Response {

@@ -3,8 +3,9 @@
 //! /v1/environments` (what `letta computers list` and `letta-client`'s
 //! `environments.list` read), `GET /v1/environments/{deviceId}`, and `POST
 //! /v1/environments/{connectionId}/messages` (a message or approvals, sent
-//! as the matching `input` commands). The bearer token plays the Letta API
-//! key: client and admin tokens work, the runtime token does not.
+//! as the matching `input` commands, authorised like every other command:
+//! [`Command::authorize`]). The bearer token plays the Letta API key: client
+//! and admin tokens work, the runtime token does not.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::commands::authorise;
 use super::extract::{ApiPath, ApiQuery, Client, JsonBody};
 use super::openapi::{CommandProblems, ReadProblems};
 use super::{ApiError, AppState};
@@ -235,7 +237,7 @@ pub struct SendMessageResult {
     responses((status = 200, body = SendMessageResult), CommandProblems))]
 async fn post_message(
     State(state): State<AppState>,
-    _client: Client,
+    Client(role): Client,
     ApiPath(connection_id): ApiPath<String>,
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Json<SendMessageResult>, ApiError> {
@@ -244,10 +246,15 @@ async fn post_message(
         "agent_id": body.agent_id.filter(|a| !a.is_empty()),
         "conversation_id": body.conversation_id.filter(|c| !c.is_empty()).unwrap_or_else(|| "default".into()),
     });
-    let frames = input_frames(body.messages, &runtime)?;
-    let count = frames.len();
-    for frame in frames {
-        let order = Order { runtime: Some(device.clone()), command: Command::new(frame)?, wait: Wait::Written };
+    let commands =
+        input_frames(body.messages, &runtime)?.into_iter().map(Command::new).collect::<Result<Vec<_>, _>>()?;
+    // All of them allowed before any is sent.
+    for command in &commands {
+        authorise(&state, role, command)?;
+    }
+    let count = commands.len();
+    for command in commands {
+        let order = Order { runtime: Some(device.clone()), command, wait: Wait::Written };
         state.runtimes.dispatch(order).await?;
     }
     let message = if count == 1 { "sent 1 input".to_owned() } else { format!("sent {count} inputs") };
@@ -380,5 +387,21 @@ mod tests {
         assert!(input_frames(messages(json!([{"role": "system", "content": "x"}])), &runtime).is_err());
         assert!(input_frames(Vec::new(), &runtime).is_err());
         assert!(serde_json::from_value::<Vec<EnvironmentMessage>>(json!([{}])).is_err(), "neither shape");
+    }
+
+    #[test]
+    fn every_frame_a_message_body_becomes_is_one_a_client_token_may_send() {
+        let runtime = json!({"agent_id": null, "conversation_id": "default"});
+        let body = messages(json!([
+            {"role": "user", "content": [{"type": "text", "text": "hi"}], "client_message_id": "m1", "otid": "o1"},
+            {"type": "approval", "approvals": [
+                {"tool_call_id": "t1", "approve": true, "updated_input": {"command": "ls"}},
+                {"tool_call_id": "t2", "approve": false, "reason": "no"}
+            ]}
+        ]));
+        for frame in input_frames(body, &runtime).unwrap() {
+            let command = Command::new(frame).unwrap();
+            assert_eq!(command.authorize(crate::protocol::Role::Client), Ok(()), "{}", command.to_text());
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Extractors whose every rejection is an [`ApiError`] (problem+json):
 //! JSON bodies (400 malformed / 415 / 413 / 422 wrong shape), query strings,
-//! path parameters, and the client's bearer token.
+//! path parameters, and the client's or runtime's bearer token.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
-use crate::auth::{Role, bearer};
+use crate::auth::{Role, RuntimeGrant, bearer};
 use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
@@ -30,7 +30,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 )));
             }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        // A body that trickles in holds its connection as long as it lasts:
+        // it must arrive within the idle timeout.
+        let within = state.settings.body_timeout;
+        let read = tokio::time::timeout(within, Bytes::from_request(req, state)).await.map_err(|_| {
+            ApiError::Rejected(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {within:?} (LETTA_BRIDGE_IDLE_TIMEOUT)"),
+            )
+        })?;
+        let bytes = read.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge(state.settings.max_body_bytes)
             } else {
@@ -45,6 +54,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Parses JSON: syntax errors are `400`, valid JSON of the wrong shape `422`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON is UTF-8 (RFC 8259): checked whole, since a typed body skips
+    // the fields it does not know without reading their strings.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::MalformedJson(format!("malformed JSON: the body is not UTF-8 ({e})")));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
@@ -55,6 +69,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 return Err(ApiError::Invalid("wrong shape: the body must be a JSON object".into()));
             }
             Ok(value)
+        }
+        Err(e) if e.inner().is_syntax() || e.inner().is_eof() => {
+            // Nesting beyond the parser's depth (128) is a syntax error too.
+            Err(ApiError::MalformedJson(format!("malformed JSON: {}", e.into_inner())))
         }
         Err(e) => {
             // A shape error can surface before a syntax error further on:
@@ -99,8 +117,9 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
-/// The caller presented the runtime token.
-pub struct RuntimeCaller;
+/// The caller presented a runtime token (the shared one or one of the
+/// per-device file); which devices it may be.
+pub struct RuntimeCaller(pub RuntimeGrant);
 
 impl FromRequestParts<AppState> for RuntimeCaller {
     type Rejection = ApiError;
@@ -108,8 +127,11 @@ impl FromRequestParts<AppState> for RuntimeCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(&parts.headers) {
             None => Err(ApiError::Unauthorized("missing `Authorization: Bearer <runtime token>` header")),
-            Some(token) if state.auth.is_runtime(Some(token)) => Ok(RuntimeCaller),
-            Some(_) => Err(ApiError::Unauthorized("invalid runtime token")),
+            Some(token) => state
+                .auth
+                .runtime_grant(Some(token))
+                .map(RuntimeCaller)
+                .ok_or(ApiError::Unauthorized("invalid runtime token")),
         }
     }
 }

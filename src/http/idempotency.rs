@@ -3,6 +3,11 @@
 //! same key with a different request is `422`. A repeat that arrives while the
 //! first is still running waits for its answer.
 //!
+//! Keys belong to their caller: the store keeps each under the caller's
+//! principal (`client:<key>`, `admin:<key>`), so the same key sent by
+//! another principal is another key and never gets this one's answer. The
+//! caller is authorised before its key is looked at.
+//!
 //! Only answers given after the command went to the runtime are remembered
 //! (2xx, 502, 504); refusals that sent nothing (4xx, 503) free the key, so a
 //! corrected retry can go through. Where answers are kept is the store's
@@ -35,6 +40,13 @@ pub struct IdempotencyKey {
     idempotency_key: Option<String>,
 }
 
+impl IdempotencyKey {
+    /// The key as `principal`'s own (`<principal>:<key>`), as it is stored.
+    pub fn of(self, principal: &str) -> Self {
+        Self { idempotency_key: self.idempotency_key.map(|key| format!("{principal}:{key}")) }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
@@ -49,8 +61,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// Runs `run` at most once per key (see the module doc). `request` is what
-/// identifies the request for the mismatch check.
+/// Runs `run` at most once per key (see the module doc); `key` is already
+/// the caller's own ([`IdempotencyKey::of`]). `request` is what identifies
+/// the request for the mismatch check.
 pub async fn once<F>(
     store: &dyn IdempotencyStore,
     key: IdempotencyKey,

@@ -7,7 +7,8 @@
 //! beyond `max_connections` for runtime sockets, Redis and files, and
 //! `max_streams` stays below `max_connections`, so a flood of subscribers
 //! can never lock a runtime out of its WebSocket: the runtime's own paths
-//! (`/ws`, `/ws/{id}`) are not subject to the connection cap either.
+//! (registration, `/ws`, `/ws/{id}`) are not subject to the connection cap
+//! either: the listener keeps a reserve of connections beyond it for them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,15 +21,10 @@ use super::ApiError;
 
 pub(super) const REFUSED: &str = "letta_bridge_refused_total";
 
-/// Counts open connections where the accept loop is not ours (TLS).
-pub type ConnectionCount = Box<dyn Fn() -> usize + Send + Sync>;
-
 /// The limits and what is open now. Cheap to share (`Arc`).
 pub struct Limits {
-    /// HTTP connections open now (kept by the plain listener's accept loop).
+    /// HTTP connections open now (kept by the listener).
     pub connections: Arc<AtomicUsize>,
-    /// Or, for the TLS listener, its server's own count.
-    count: std::sync::OnceLock<ConnectionCount>,
     /// Most HTTP connections served at once.
     pub max_connections: usize,
     /// Streams open now.
@@ -44,13 +40,7 @@ impl Limits {
     /// Limits of `max_connections` connections (counted in `connections`)
     /// and `max_streams` streams.
     pub fn new(connections: Arc<AtomicUsize>, max_connections: usize, max_streams: usize) -> Arc<Self> {
-        Arc::new(Self {
-            connections,
-            count: std::sync::OnceLock::new(),
-            max_connections,
-            streams: AtomicUsize::new(0),
-            max_streams,
-        })
+        Arc::new(Self { connections, max_connections, streams: AtomicUsize::new(0), max_streams })
     }
 
     /// The defaults for an open-file limit of `files`: a reserve of a
@@ -77,14 +67,9 @@ impl Limits {
         Ok(StreamSlot(self.clone()))
     }
 
-    /// Counts connections with `count` instead of [`Limits::connections`].
-    pub fn count_with(&self, count: ConnectionCount) {
-        let _ = self.count.set(count);
-    }
-
     /// HTTP connections open now.
     pub fn open_connections(&self) -> usize {
-        self.count.get().map_or_else(|| self.connections.load(Ordering::Relaxed), |count| count())
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Streams open now.
@@ -100,7 +85,7 @@ impl Drop for StreamSlot {
 }
 
 /// Refuses requests on connections beyond `max_connections` (the
-/// runtime's WebSocket paths excepted: the reserve is theirs).
+/// runtime's own requests excepted: the reserve is theirs).
 pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     let open = limits.open_connections();
     if open > limits.max_connections && !is_runtime_path(req.uri().path()) {
@@ -116,8 +101,10 @@ pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, 
     next.run(req).await
 }
 
+/// The runtime's own requests: its registration, its health check and its
+/// WebSocket.
 fn is_runtime_path(path: &str) -> bool {
-    path == "/ws" || path.starts_with("/ws/")
+    path == "/ws" || path.starts_with("/ws/") || path == "/v1/environments/register" || path == "/v1/health"
 }
 
 #[cfg(test)]

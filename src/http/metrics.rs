@@ -84,7 +84,10 @@ pub fn init() {
     describe_counter!(REPLAY_HITS, "Event streams resumed from the replay ring");
     describe_counter!(RESETS, "Event streams whose resume cursor got a reset, by reason");
     describe_counter!(LAGGED, "Lagged signals: a subscriber was overtaken by the ring");
-    describe_gauge!("letta_bridge_pending_replies", "Commands awaiting their reply (wait=true)");
+    describe_gauge!(
+        "letta_bridge_pending_replies",
+        "Commands awaiting their reply (wait=true) or the end of their turn (wait=completion)"
+    );
     describe_gauge!("letta_bridge_runtime_tasks", "Runtime socket tasks running");
     describe_histogram!(REQUEST_SECONDS, metrics::Unit::Seconds, "HTTP latency to the response head, by route");
     // Present from the start, at zero.

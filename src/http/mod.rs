@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod origin;
+mod registration;
 mod runtime_side;
 mod status;
 mod tickets;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub tls: bool,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive (LETTA_BRIDGE_IDLE_TIMEOUT).
+    pub body_timeout: Duration,
     /// Largest WebSocket message accepted from a runtime.
     pub max_frame_bytes: usize,
     /// Interval of SSE keepalive comments.

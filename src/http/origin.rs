@@ -32,6 +32,7 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
             ])
             .expose_headers([
                 header::RETRY_AFTER,
+                header::LINK,
                 HeaderName::from_static("idempotent-replayed"),
                 HeaderName::from_static("x-request-id"),
             ])

@@ -1,7 +1,9 @@
 //! Endpoints the Letta Code runtime calls: `GET /v1/health`, `POST
 //! /v1/environments/register`, the WebSocket (`/ws`, `/ws/{connectionId}`),
-//! and `GET /v1/agents/{agent_id}/runtime-status`. All but health need the
-//! runtime token.
+//! and `GET /v1/agents/{agent_id}/runtime-status`. All but health need a
+//! runtime token; registering and connecting need one that grants the
+//! device (the shared token any, a per-device token its own), so that a
+//! runtime never takes over another's device.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,8 +19,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
 use super::openapi::{ReadProblems, UpgradeProblems};
+use super::registration::{check_device_id, check_listener_instance_id, check_metadata, check_name};
 use super::{ApiError, AppState};
-use crate::auth::bearer;
+use crate::auth::{RuntimeGrant, bearer};
+use crate::runtime::RegisterError;
 
 /// Runtime id used for a direct connection that names no `deviceId`.
 pub const DIRECT_DEVICE: &str = "direct";
@@ -42,8 +46,12 @@ pub struct RegisterRequest {
     /// At most 256 characters, no control characters.
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,256}$")]
     pub connection_name: Option<String>,
+    /// At most 128 characters, no control characters.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,128}$")]
     pub listener_instance_id: Option<String>,
-    /// `lettaCodeVersion`, `os`, `nodeVersion`, `supported_commands`, …
+    /// `lettaCodeVersion`, `os`, `nodeVersion`, `supported_commands`, …:
+    /// each string (at any depth) at most 1,024 bytes, the whole object at
+    /// most 16,384 bytes as JSON.
     pub metadata: Option<Map<String, Value>>,
 }
 
@@ -82,21 +90,39 @@ async fn get_health() -> Json<Value> {
 #[utoipa::path(post, path = "/v1/environments/register", tag = "runtime", request_body = RegisterRequest,
     security(("runtime" = [])),
     responses((status = 200, body = RegisterResponse),
+              (status = 403, description = "The runtime token does not grant this deviceId (LETTA_BRIDGE_RUNTIME_TOKENS_FILE)", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Body over the size limit", body = super::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Content-Type is not JSON", body = super::Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Wrong shape (e.g. a bad deviceId)", body = super::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Wrong shape (e.g. a bad deviceId), or a field over its limit", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn post_register(
     State(state): State<AppState>,
-    _runtime: RuntimeCaller,
+    RuntimeCaller(grant): RuntimeCaller,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
     check_device_id(&body.device_id)?;
+    if !grant.allows(&body.device_id) {
+        tracing::info!(device = %body.device_id, "registration refused: the runtime token does not grant this device");
+        return Err(ApiError::Forbidden(format!(
+            "this runtime token may not register as device {:?}: LETTA_BRIDGE_RUNTIME_TOKENS_FILE grants it other devices",
+            body.device_id
+        )));
+    }
     let name = body.connection_name.map(check_name).transpose()?;
+    if let Some(id) = &body.listener_instance_id {
+        check_listener_instance_id(id)?;
+    }
+    if let Some(metadata) = &body.metadata {
+        check_metadata(metadata)?;
+    }
     let base = ws_base(state.settings.public_url.as_deref(), state.settings.tls, &headers)?;
     let metadata = body.metadata.map(Value::Object);
-    let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref()).await?;
+    let connection_id =
+        state.runtimes.register(&body.device_id, name, metadata.as_ref()).await.map_err(|e| match e {
+            RegisterError::Full(full) => ApiError::Unavailable(full.to_string()),
+            RegisterError::Peer(e) => e.into(),
+        })?;
     tracing::info!(device = %body.device_id, %connection_id, listener = ?body.listener_instance_id, "runtime registered");
     Ok(Json(RegisterResponse {
         ws_url: format!("{base}/ws/{connection_id}"),
@@ -107,7 +133,8 @@ async fn post_register(
 }
 
 /// The runtime's WebSocket (direct form, no registration needed). A bad or
-/// missing token is accepted and then closed with 1008 "unauthorized".
+/// missing token is accepted and then closed with 1008 "unauthorized"; a
+/// token that does not grant the `deviceId` with 1008 too.
 #[utoipa::path(get, path = "/ws", tag = "runtime", params(WsParams), security(("runtime" = [])),
     responses((status = 101, description = "Switching to the v2 WebSocket protocol"),
               UpgradeProblems))]
@@ -156,7 +183,21 @@ impl From<WebSocketUpgradeRejection> for ApiError {
 /// whole, over several reads.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// Upgrades, then either serves the runtime or closes with 1008.
+/// Why a runtime socket is refused: its close code and reason.
+type Refusal = (u16, &'static str);
+
+/// Close reason of a socket whose token does not grant its device.
+pub const NOT_THIS_DEVICE: &str = "this runtime token may not connect as this deviceId";
+
+/// Upgrades, then either serves the runtime or closes it: 1008 for a token
+/// or device it may not use, 1013 while the registry takes no new device.
+///
+/// Refused by a close frame rather than a `403` before the upgrade: Letta
+/// Code takes 1008 as final for that socket and registers again, where the
+/// same token gets a `403` it reports and stops at; an HTTP error on the
+/// upgrade would look like a network failure to it, and it would retry the
+/// socket for five minutes. Either way the device's online socket is never
+/// touched: the refusal comes before [`crate::runtime::Runtimes::serve`].
 fn upgrade(
     state: AppState,
     headers: &HeaderMap,
@@ -164,29 +205,44 @@ fn upgrade(
     device: Result<String, &'static str>,
     name: Option<String>,
 ) -> Result<Response, ApiError> {
-    let refusal = if !state.auth.is_runtime(bearer(headers)) {
-        Some("unauthorized")
-    } else {
-        match &device {
-            Err(why) => Some(*why),
-            Ok(id) => check_device_id(id).err().map(|_| "invalid deviceId"),
-        }
-    };
+    let refusal = refusal(&state, state.auth.runtime_grant(bearer(headers)), &device);
+    let presented = bearer(headers).unwrap_or_default().to_owned();
     let name = name.and_then(|n| check_name(n).ok());
     let max = state.settings.max_frame_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_CHUNK).on_upgrade(move |socket| async move {
         match (refusal, device) {
-            (None, Ok(device)) => state.runtimes.serve(socket, &device, name).await,
-            (why, _) => {
-                tracing::info!(reason = why.unwrap_or("refused"), "runtime socket refused");
-                refuse(socket, why.unwrap_or("refused")).await;
+            (None, Ok(device)) => {
+                let revoked = state.auth.revoked(presented, device.clone());
+                state.runtimes.serve(socket, &device, name, revoked).await
+            }
+            (why, device) => {
+                let (code, reason) = why.unwrap_or((1008, "refused"));
+                tracing::info!(device = device.as_deref().unwrap_or(""), code, reason, "runtime socket refused");
+                refuse(socket, code, reason).await;
             }
         }
     }))
 }
 
-async fn refuse(mut socket: WebSocket, reason: &'static str) {
-    let frame = CloseFrame { code: 1008, reason: Utf8Bytes::from_static(reason) };
+/// Whether a runtime socket for `device` with `grant` is refused, and how.
+fn refusal(state: &AppState, grant: Option<RuntimeGrant>, device: &Result<String, &'static str>) -> Option<Refusal> {
+    let Some(grant) = grant else { return Some((1008, "unauthorized")) };
+    let device = match device {
+        Err(why) => return Some((1008, why)),
+        Ok(device) => device,
+    };
+    if check_device_id(device).is_err() {
+        return Some((1008, "invalid deviceId"));
+    }
+    if !grant.allows(device) {
+        return Some((1008, NOT_THIS_DEVICE));
+    }
+    // 1013 "try again later": the runtime reconnects with a backoff.
+    state.runtimes.has_room(device).err().map(|_| (1013, "too many runtimes without a socket; try again later"))
+}
+
+async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -224,6 +280,7 @@ pub struct ConversationStatus {
     params(("agent_id" = String, Path, description = "Agent id"), RuntimeStatusParams), security(("runtime" = [])),
     responses((status = 200, description = "The conversations asked about, all idle on the bridge", body = RuntimeStatus), ReadProblems))]
 async fn get_runtime_status(
+    // Any runtime token: the answer says nothing of any device.
     _runtime: RuntimeCaller,
     ApiPath(agent_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RuntimeStatusParams>,
@@ -244,23 +301,6 @@ async fn get_runtime_status(
 
 /// Most conversations one runtime-status answer lists.
 const MAX_STATUS_CONVERSATIONS: usize = 100;
-
-/// 1-128 characters of `[A-Za-z0-9._:-]`.
-fn check_device_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok { Ok(()) } else { Err(ApiError::Invalid("deviceId must be 1-128 characters of [A-Za-z0-9._:-]".into())) }
-}
-
-/// At most 256 characters, no control characters.
-fn check_name(name: String) -> Result<String, ApiError> {
-    if name.chars().count() <= 256 && !name.chars().any(char::is_control) {
-        Ok(name)
-    } else {
-        Err(ApiError::Invalid("connectionName must be at most 256 printable characters".into()))
-    }
-}
 
 /// `ws(s)://host[/prefix]` from LETTA_BRIDGE_PUBLIC_URL, else from `Host`
 /// (`wss` when this listener speaks TLS).

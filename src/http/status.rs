@@ -1,14 +1,16 @@
-//! Status endpoints: `GET /status`, `GET /runtimes`, and the unauthenticated
-//! probes `GET /healthz` (process up) and `GET /readyz` (a runtime online).
+//! Status endpoints: `GET /status`, `GET /runtimes` (paged by id), and the
+//! unauthenticated probes `GET /healthz` (process up) and `GET /readyz` (a
+//! runtime online).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::Client;
+use super::extract::{ApiQuery, Client};
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::hub::HubStats;
@@ -28,10 +30,15 @@ pub struct Status {
     pub ready: bool,
     pub uptime_secs: u64,
     pub runtimes_online: usize,
+    /// The first 100 runtimes by id (`GET /runtimes` pages through all).
     pub runtimes: Vec<RuntimeInfo>,
+    /// When there are more than listed here: the `GET /runtimes` URL of
+    /// the next ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtimes_next: Option<String>,
     /// Runtime connections accepted since start.
     pub runtime_connects: u64,
-    /// Commands waiting for their reply (`wait=true`).
+    /// Commands waiting for their reply (`wait=true`) or the end of their turn (`wait=completion`).
     pub pending_replies: usize,
     /// Runtime socket tasks running (one per open runtime socket).
     pub runtime_tasks: usize,
@@ -79,13 +86,17 @@ pub struct Health {
 #[utoipa::path(get, path = "/status", tag = "status", security(("client" = [])),
     responses((status = 200, body = Status), ReadProblems))]
 async fn get_status(State(state): State<AppState>, _client: Client) -> Result<Json<Status>, ApiError> {
-    let runtimes = state.runtimes.list().await?;
-    let online = runtimes.iter().filter(|r| r.online).count();
+    let page = state.runtimes.page(None, DEFAULT_PAGE).await?;
+    // Of every runtime, not just the page's: the registry follows the
+    // runtimes of other instances too.
+    let online = state.runtimes.online_count();
+    let runtimes_next = next_page(&page.runtimes, page.more, DEFAULT_PAGE);
     Ok(Json(Status {
         ready: online > 0,
         uptime_secs: state.settings.started.elapsed().as_secs(),
         runtimes_online: online,
-        runtimes,
+        runtimes: page.runtimes,
+        runtimes_next,
         runtime_connects: state.runtimes.connects(),
         pending_replies: state.runtimes.pending_replies(),
         runtime_tasks: state.runtimes.tasks(),
@@ -94,11 +105,73 @@ async fn get_status(State(state): State<AppState>, _client: Client) -> Result<Js
     }))
 }
 
-/// Every runtime seen since start, online or not.
-#[utoipa::path(get, path = "/runtimes", tag = "status", security(("client" = [])),
-    responses((status = 200, body = Vec<RuntimeInfo>), ReadProblems))]
-async fn get_runtimes(State(state): State<AppState>, _client: Client) -> Result<Json<Vec<RuntimeInfo>>, ApiError> {
-    Ok(Json(state.runtimes.list().await?))
+/// Runtimes in one answer of `GET /runtimes` unless `limit` says otherwise.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// Most runtimes in one answer of `GET /runtimes`.
+pub const MAX_PAGE: usize = 1000;
+
+/// Query of `GET /runtimes`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuntimesQuery {
+    /// Most runtimes in the answer: 1-1000, default 100.
+    #[param(pattern = "^([1-9][0-9]{0,2}|1000)?$")]
+    limit: Option<String>,
+    /// Only runtimes whose id sorts after this one: the cursor the
+    /// `Link: <…>; rel="next"` header of the previous page carries.
+    after: Option<String>,
+}
+
+/// Every runtime seen (and not yet forgotten), online or not, a page at a time.
+///
+/// Sorted by id, 100 by default (`limit`, at most 1000). When more follow,
+/// the `Link` header names the next page:
+/// `</runtimes?limit=100&after=<last id>>; rel="next"`.
+#[utoipa::path(get, path = "/runtimes", tag = "status", params(RuntimesQuery), security(("client" = [])),
+    responses((status = 200, body = Vec<RuntimeInfo>,
+               headers(("Link" = String, description = "`</runtimes?limit=…&after=…>; rel=\"next\"` when more runtimes follow"))),
+              ReadProblems))]
+async fn get_runtimes(
+    State(state): State<AppState>,
+    _client: Client,
+    ApiQuery(query): ApiQuery<RuntimesQuery>,
+) -> Result<Response, ApiError> {
+    let limit =
+        match query.limit.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(l) => l.parse::<usize>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_PAGE} (got {l:?})"))
+            })?,
+        };
+    let after = query.after.as_deref().filter(|a| !a.is_empty());
+    let page = state.runtimes.page(after, limit).await?;
+    let next = next_page(&page.runtimes, page.more, limit);
+    let mut response = Json(page.runtimes).into_response();
+    if let Some(next) = next.and_then(|n| HeaderValue::try_from(format!("<{n}>; rel=\"next\"")).ok()) {
+        response.headers_mut().insert(header::LINK, next);
+    }
+    Ok(response)
+}
+
+/// The URL of the page after `runtimes`, when `more` follow.
+fn next_page(runtimes: &[RuntimeInfo], more: bool, limit: usize) -> Option<String> {
+    let last = runtimes.last().filter(|_| more)?;
+    Some(format!("/runtimes?limit={limit}&after={}", query_escape(&last.id)))
+}
+
+/// `text` for a query value: unreserved characters as they are, the rest
+/// percent-encoded (device ids are `[A-Za-z0-9._:-]`, so this is rare).
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The process is up (no auth).

@@ -2,7 +2,8 @@
 //! `/sync`, `/abort`). Each
 //! typed body keeps unknown fields (`extra`) and sends them on untouched:
 //! the runtime evolves faster than this bridge. The rules a frame obeys
-//! once built are in [`super::commands`].
+//! once built are in [`super::commands`]; which fields the client token may
+//! set, in [`super::access`] (unknown ones need the admin token).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,7 +31,8 @@ pub struct InputCommand {
     pub runtime: RuntimeScope,
     /// A new message, or an approval answer.
     pub payload: InputPayload,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -51,7 +53,8 @@ pub struct CreateMessage {
     /// At least one message.
     #[schema(min_items = 1)]
     pub messages: Vec<InputMessage>,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -66,7 +69,8 @@ pub struct InputMessage {
     /// Your id for the message; the runtime echoes it as the `otid` of its `user_message` (generated with `wait=completion`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -108,7 +112,8 @@ pub struct ApprovalResponse {
     /// with this text as the message the agent sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -165,7 +170,8 @@ pub struct ApprovalCommand {
     pub runtime: RuntimeScope,
     /// The answer.
     pub payload: ApprovalResponse,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -190,7 +196,8 @@ pub struct SyncCommand {
     /// Send `update_device_status` even when unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_device_status: Option<bool>,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -212,7 +219,8 @@ pub struct AbortCommand {
     /// Abort only this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-    /// Fields not listed here go to the runtime untouched.
+    /// Fields not listed here go to the runtime untouched (the client token
+    /// may set only those of its allow-list, docs/api.md).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -34,7 +34,9 @@ pub struct RuntimeOffline {
     pub runtime_id: String,
     /// Why: `closed` (close frame), `connection_lost` (no close frame),
     /// `heartbeat_timeout`, `replaced` is never sent (the device stays
-    /// online), `shutdown`, `error` (a write failed), and in a cluster
+    /// online), `shutdown`, `error` (a write failed or the runtime broke a
+    /// frame limit), `revoked` (a reload of the runtime tokens file took
+    /// its token's grant of the device away), and in a cluster
     /// `instance_lost` (the bridge instance holding it stopped renewing its
     /// lease) or `fenced` (that instance lost its engine and closed it).
     pub reason: String,

@@ -1,6 +1,8 @@
 //! The rules every command frame obeys, whichever endpoint it came from:
-//! its head (`type`, `request_id`), which types need the admin token, which
-//! need a runtime scope, which the runtime answers by `request_id`.
+//! its head (`type`, `request_id`, and the request-id form reserved for the
+//! client sockets' namespaces), which types need a runtime scope, which the
+//! runtime answers by `request_id`. Who may send what is
+//! [`super::access`]'s.
 //!
 //! The typed bodies of the command endpoints are in [`super::bodies`]; both
 //! they and free-form frames (`POST /commands`, whose documented shapes are
@@ -16,8 +18,8 @@ use super::scope::Scope;
 /// Longest `request_id` accepted from a client.
 pub const MAX_REQUEST_ID_LEN: usize = 256;
 
-/// Commands an ordinary client token may send. Everything else (files,
-/// terminals, memory, secrets, runtime_start, ...) needs the admin token.
+/// The conversation commands: the commands of one conversation (metrics
+/// count them by type; every other type as `other`).
 pub const CONVERSATION_COMMANDS: &[&str] =
     &["input", "sync", "abort_message", "change_device_state", "approval_response"];
 
@@ -28,41 +30,6 @@ pub const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change
 /// Commands the runtime never answers by `request_id` (letta-code 0.32.18):
 /// `?wait=true` on one answers `202` once it is written.
 pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
-
-/// Commands besides the conversation ones that an ordinary client token
-/// may send: answers to the runtime's own requests, and reads that Letta's
-/// clients make (the App Server's information, conversations, models).
-pub const CLIENT_COMMANDS: &[&str] = &[
-    "app_server_info",
-    "external_tool_call_response",
-    "runtime_external_tools_update",
-    "conversation_list",
-    "conversation_retrieve",
-    "conversation_messages_list",
-    "list_models",
-];
-
-/// True when `kind` needs the admin token, whatever the frame says.
-pub fn requires_admin(kind: &str) -> bool {
-    !CONVERSATION_COMMANDS.contains(&kind) && !CLIENT_COMMANDS.contains(&kind) && kind != "runtime_start"
-}
-
-/// True when this frame needs the admin token: files, terminals, memory,
-/// secrets and every other device-level command, and a `runtime_start` that
-/// creates an agent or a conversation or sets the device's directory or
-/// permission mode. A `runtime_start` that resumes an existing agent and
-/// conversation (both named) is open to client tokens: it is how Letta's
-/// clients attach to a conversation.
-pub fn frame_requires_admin(kind: &str, frame: &Map<String, Value>) -> bool {
-    if kind != "runtime_start" {
-        return requires_admin(kind);
-    }
-    let named = |key: &str| frame.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
-    let device_level = ["create_agent", "create_conversation", "cwd", "mode"]
-        .iter()
-        .any(|k| frame.get(*k).is_some_and(|v| !v.is_null()));
-    !(named("agent_id") && named("conversation_id")) || device_level
-}
 
 /// True for the frames that answer a command by its `request_id`.
 pub fn is_reply(kind: &str) -> bool {
@@ -91,6 +58,11 @@ pub enum CommandError {
     /// `request_id` is not a short printable string.
     #[error("`request_id` must be a string of 1-{MAX_REQUEST_ID_LEN} printable characters")]
     BadRequestId,
+    /// `request_id` has the form of a client socket's namespace.
+    #[error(
+        "`request_id`s that start with `c` and 32 hex digits and a colon (`c<32 hex>:…`) are reserved for the bridge's client sockets; choose another"
+    )]
+    ReservedRequestId,
     /// Any other rule, stated.
     #[error("{0}")]
     Invalid(&'static str),
@@ -115,7 +87,8 @@ pub struct Command {
 }
 
 impl Command {
-    /// Checks a frame's head, filling in a missing `request_id`.
+    /// Checks a frame's head, filling in a missing `request_id`; a
+    /// `request_id` of the reserved form ([`socket_namespace`]) is refused.
     pub fn new(mut frame: Map<String, Value>) -> Result<Self, CommandError> {
         let kind = match frame.get("type") {
             Some(Value::String(t)) if is_valid_type(t) => t.clone(),
@@ -127,6 +100,7 @@ impl Command {
                 frame.insert("request_id".into(), id.clone().into());
                 id
             }
+            Some(Value::String(id)) if socket_namespace(id).is_some() => return Err(CommandError::ReservedRequestId),
             Some(Value::String(id)) if valid_request_id(id) => id.clone(),
             Some(_) => return Err(CommandError::BadRequestId),
         };
@@ -181,9 +155,14 @@ impl Command {
         &self.frame
     }
 
-    /// True when it needs the admin token ([`frame_requires_admin`]).
-    pub fn requires_admin(&self) -> bool {
-        frame_requires_admin(self.kind(), &self.frame)
+    /// The command as a client socket sends it: its `request_id` under the
+    /// socket's `namespace` ([`new_socket_namespace`]), so that the reply
+    /// finds its way back to that socket.
+    pub fn within(mut self, namespace: &str) -> Self {
+        let id = format!("{namespace}{}", self.head.request_id);
+        self.frame.insert("request_id".into(), id.clone().into());
+        self.head.request_id = id;
+        self
     }
 
     /// The frame as sent on the socket.
@@ -202,6 +181,25 @@ pub fn new_request_id() -> String {
     format!("req-{}", uuid::Uuid::new_v4())
 }
 
+/// Hex digits of a client socket's namespace: 128 bits, so that nobody
+/// guesses another socket's (122 of them random, UUID v4).
+const NAMESPACE_HEX: usize = 32;
+
+/// The namespace a client socket puts before its commands' ids
+/// (`c<32 hex>:`), when `request_id` starts with one. That form is the
+/// bridge's: [`Command::new`] refuses it from every caller, so only a
+/// socket's own commands carry it ([`Command::within`]).
+pub fn socket_namespace(request_id: &str) -> Option<&str> {
+    let (head, _) = request_id.split_once(':')?;
+    let hex = head.strip_prefix('c')?;
+    (hex.len() == NAMESPACE_HEX && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| &request_id[..head.len() + 1])
+}
+
+/// A new namespace for a client socket.
+pub fn new_socket_namespace() -> String {
+    format!("c{}:", uuid::Uuid::new_v4().simple())
+}
+
 /// The documented shape of `POST /commands`: any v2 frame. The four
 /// conversation commands carry a runtime scope the runtime accepts; a
 /// top-level `approval_response` is not a frame (approvals are `input`s).
@@ -217,7 +215,7 @@ pub enum GenericCommand {
 
 /// `input`, `sync`, `abort_message` or `change_device_state`, sent as is.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(examples(json!({"type": "change_device_state", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "payload": {"mode": "default"}})))]
+#[schema(examples(json!({"type": "sync", "runtime": {"agent_id": "agent-local-1", "conversation_id": "local-conv-1"}, "recover_approvals": false})))]
 pub struct ScopedFrame {
     /// The frame's `type`.
     #[serde(rename = "type")]
@@ -233,8 +231,8 @@ pub struct ScopedFrame {
     pub other: Map<String, Value>,
 }
 
-/// Any other frame type, sent as is; types other than the conversation
-/// ones need the admin token.
+/// Any other frame type, sent as is; the client token may send only the
+/// types and fields of its allow-list (docs/api.md).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(examples(json!({"type": "list_in_directory", "path": "/home"})))]
 pub struct OtherFrame {
@@ -292,32 +290,17 @@ mod tests {
     }
 
     #[test]
-    fn only_conversation_commands_are_open_to_clients() {
-        for kind in ["input", "sync", "abort_message", "change_device_state", "approval_response"] {
-            assert!(!requires_admin(kind), "{kind}");
+    fn the_socket_namespace_form_is_refused_to_callers_and_set_only_by_within() {
+        let namespace = new_socket_namespace();
+        assert_eq!(socket_namespace(&format!("{namespace}sync-1")), Some(namespace.as_str()));
+        let forged = json!({"type": "sync", "request_id": format!("{namespace}sync-1")});
+        assert_eq!(free_form(forged).err(), Some(CommandError::ReservedRequestId));
+        let mine = free_form(json!({"type": "read_file", "request_id": "sync-1"})).unwrap().within(&namespace);
+        assert_eq!(mine.request_id(), format!("{namespace}sync-1"));
+        assert_eq!(mine.frame()["request_id"], mine.request_id());
+        for other in ["req-1", "c12:x", "c0123456789ab:x", &format!("c{}:x", "z".repeat(32)), "perm-abc"] {
+            assert_eq!(socket_namespace(other), None, "{other}");
         }
-        for kind in ["read_file", "write_file", "terminal_spawn", "secret_apply", "list_memory", "anything_new"] {
-            assert!(requires_admin(kind), "{kind}");
-        }
-    }
-
-    #[test]
-    fn a_runtime_start_that_resumes_is_open_to_clients_and_one_that_creates_is_not() {
-        let frame = |v: Value| v.as_object().unwrap().clone();
-        let resume =
-            frame(json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "client_info": {}}));
-        assert!(!frame_requires_admin("runtime_start", &resume));
-        for admin in [
-            json!({"type": "runtime_start", "create_agent": {}, "create_conversation": {}}),
-            json!({"type": "runtime_start", "agent_id": "a", "create_conversation": {}}),
-            json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "cwd": "/"}),
-            json!({"type": "runtime_start", "agent_id": "a", "conversation_id": "c", "mode": "unrestricted"}),
-            json!({"type": "runtime_start", "agent_id": "a"}),
-        ] {
-            assert!(frame_requires_admin("runtime_start", &frame(admin.clone())), "{admin}");
-        }
-        assert!(!frame_requires_admin("external_tool_call_response", &frame(json!({}))));
-        assert!(frame_requires_admin("read_file", &frame(json!({}))));
     }
 
     #[test]

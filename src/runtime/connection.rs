@@ -39,6 +39,8 @@ pub(super) struct Connection {
     replaced: CancellationToken,
     /// Cancelled when this instance fences itself (cluster mode).
     fenced: CancellationToken,
+    /// Cancelled when the runtime's token no longer grants its device.
+    revoked: CancellationToken,
     /// Unix millis of the last pong control frame (0: none yet).
     last_pong: Arc<AtomicU64>,
     /// Scopes seen on this device (events and commands), for re-sync.
@@ -59,6 +61,8 @@ enum End {
     Shutdown,
     /// This instance fenced itself (cluster mode).
     Fenced,
+    /// Its token was taken away (LETTA_BRIDGE_RUNTIME_TOKENS_FILE reloaded).
+    Revoked,
     Error,
 }
 
@@ -71,6 +75,7 @@ impl End {
             Self::HeartbeatTimeout => "heartbeat_timeout",
             Self::Shutdown => "shutdown",
             Self::Fenced => "fenced",
+            Self::Revoked => "revoked",
             Self::Error => "error",
         }
     }
@@ -96,7 +101,13 @@ impl Connection {
             runtimes.connect(device_id, connection_name);
         let scopes = ScopeCache::new(scopes);
         let fenced = runtimes.fence_token();
-        Self { runtimes: runtimes.clone(), link, commands, replaced, fenced, last_pong, scopes, resync }
+        let revoked = CancellationToken::new();
+        Self { runtimes: runtimes.clone(), link, commands, replaced, fenced, revoked, last_pong, scopes, resync }
+    }
+
+    /// Cancel it to close the socket because its token was taken away.
+    pub(super) fn revoke_token(&self) -> CancellationToken {
+        self.revoked.clone()
     }
 
     /// Serves the socket until it closes, is replaced, or the bridge stops.
@@ -159,6 +170,10 @@ impl Connection {
                     close(socket, 1012, "bridge instance lost its engine; reconnect").await;
                     return End::Fenced;
                 }
+                () = self.revoked.cancelled() => {
+                    close(socket, 1008, "runtime token revoked").await;
+                    return End::Revoked;
+                }
                 () = &mut settle, if !settled => {}
                 Some(out) = self.commands.recv(), if settled => {
                     // Its HTTP request already answered 504 ("not taken in
@@ -212,8 +227,15 @@ impl Connection {
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return End::Closed,
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, "runtime socket broke");
-                        return End::ConnectionLost;
+                        let Some((code, reason)) = super::closing::close_for(&e) else {
+                            tracing::debug!(error = %e, "runtime socket broke");
+                            return End::ConnectionLost;
+                        };
+                        // A limit or a rule the runtime broke: say which.
+                        tracing::warn!(code, %reason, "closing a runtime socket: its frame broke a limit (LETTA_BRIDGE_MAX_FRAME_BYTES) or the protocol");
+                        let frame = CloseFrame { code, reason: super::closing::fit_reason(&reason).to_owned().into() };
+                        let _ = write(socket, Message::Close(Some(frame))).await;
+                        return End::Error;
                     }
                 },
             }

@@ -5,6 +5,8 @@
 //! Waits are registered (or the turn subscribed) *before* the frame is
 //! queued, so a fast reply cannot be missed; a frame whose request gave up
 //! before the socket took it is dropped by the socket task, never sent late.
+//! Both kinds of wait count against LETTA_BRIDGE_MAX_PENDING and claim their
+//! `request_id` ([`super::Pending`]).
 
 use std::time::Duration;
 
@@ -123,7 +125,11 @@ impl Runtimes {
         match wait {
             Wait::Written => {}
             Wait::Reply(_) => waiting = Some(self.inner.pending.register(&runtime_id, generation, &request_id)?),
-            Wait::Turn(_) => follower = Some(Follower::start(&self.inner.hub, &runtime_id, &mut command)?),
+            Wait::Turn(_) => {
+                // Held until the turn is over: counted, and its id claimed.
+                let held = self.inner.pending.hold(&runtime_id, generation, &request_id)?;
+                follower = Some((Follower::start(&self.inner.hub, &runtime_id, &mut command)?, held));
+            }
         }
         let cursor = self.inner.hub.cursor();
         let deadline = match wait {
@@ -137,8 +143,10 @@ impl Runtimes {
                 peers.forward(remote, command.to_text(), command.scope(), deadline).await?;
             }
         }
-        if let Some(follower) = follower {
-            return Ok(Dispatched::Turn(Box::new(follower.finish(deadline).await?)));
+        if let Some((follower, held)) = follower {
+            let turn = follower.finish(deadline).await;
+            drop(held);
+            return Ok(Dispatched::Turn(Box::new(turn?)));
         }
         let Some(mut waiting) = waiting else {
             let runtime_id = runtime_id.to_string();

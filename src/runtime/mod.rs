@@ -8,6 +8,7 @@
 //! commands waiting for them.
 
 mod accept;
+pub mod closing;
 mod connection;
 mod dispatch;
 mod link;
@@ -26,11 +27,11 @@ pub use dispatch::{Accepted, DispatchError, Dispatched, Order, WRITE_WAIT, Wait}
 pub use link::{Link, Outgoing, SendError};
 pub use peers::{PeerError, PeerFuture, Peers, Registration};
 pub use pending::{Outcome, Pending, PendingError, Waiting};
-pub use registry::{rfc3339, unix_millis_now};
-pub use runtimes::{Logged, Runtimes};
+pub use registry::{MAX_OFFLINE_DEVICES, RegistryFull, rfc3339, unix_millis_now};
+pub use runtimes::{Logged, RegisterError, Runtimes};
 pub use scopes::MAX_SCOPES;
 pub use sink::{EventSink, HubSink};
-pub use target::{Remote, RouteError, RuntimeInfo, Target};
+pub use target::{Remote, RouteError, RuntimeInfo, RuntimePage, Target};
 
 /// Settings of runtime sockets and the commands sent to them.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Remote, RuntimeInfo};
+use super::{Remote, RuntimeInfo, RuntimePage};
 use crate::protocol::Scope;
 
 /// A call to the other instances in flight.
@@ -75,6 +75,10 @@ pub trait Peers: Send + Sync + 'static {
 
     /// Every runtime of the cluster, as the shared engine records them.
     fn list(&self) -> PeerFuture<'_, Vec<RuntimeInfo>>;
+
+    /// At most `limit` runtimes of the cluster with ids after `after`,
+    /// sorted by id (reading only those from the shared engine).
+    fn page<'a>(&'a self, after: Option<&'a str>, limit: usize) -> PeerFuture<'a, RuntimePage>;
 
     /// A local runtime answered a ping at `at`.
     fn pong(&self, runtime_id: &str, generation: u64, at: SystemTime);

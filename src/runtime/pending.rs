@@ -1,4 +1,7 @@
-//! Commands awaiting their reply, keyed by (runtime, `request_id`).
+//! Commands awaiting their reply (`?wait=true`) or the end of their turn
+//! (`?wait=completion`), keyed by (runtime, `request_id`): both count
+//! against one bound (LETTA_BRIDGE_MAX_PENDING), and a `request_id` is
+//! awaited by one command at a time, whichever way it waits.
 //!
 //! A [`Waiting`] removes its own entry when dropped, so the entry goes away on
 //! every path: reply, timeout, runtime gone, or the HTTP client hanging up.
@@ -22,7 +25,7 @@ pub enum Outcome {
 /// Why a reply cannot be awaited.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PendingError {
-    /// The same runtime already has a wait for this `request_id`.
+    /// The same runtime already has a wait (for a reply or a turn) for this `request_id`.
     #[error("a command with this request_id is already awaiting its reply")]
     Duplicate,
     /// LETTA_BRIDGE_MAX_PENDING waits are registered.
@@ -35,6 +38,8 @@ type Key = (Arc<str>, String);
 struct Waiter {
     id: u64,
     generation: u64,
+    /// A turn followed to its end ([`Pending::hold`]): no reply ends it.
+    turn: bool,
     tx: oneshot::Sender<Outcome>,
 }
 
@@ -68,6 +73,24 @@ impl Pending {
     /// Registers a wait for the reply to `request_id` from this connection of
     /// `runtime`. Register before sending, so a fast reply is not missed.
     pub fn register(&self, runtime: &Arc<str>, generation: u64, request_id: &str) -> Result<Waiting, PendingError> {
+        self.insert(runtime, generation, request_id, false)
+    }
+
+    /// Holds a place for a turn followed to its end (`?wait=completion`):
+    /// it counts against the bound and claims `request_id` like a wait for
+    /// a reply, but neither a reply nor a closed connection ends it (the
+    /// turn's follower reads those from the log); dropping it does.
+    pub fn hold(&self, runtime: &Arc<str>, generation: u64, request_id: &str) -> Result<Waiting, PendingError> {
+        self.insert(runtime, generation, request_id, true)
+    }
+
+    fn insert(
+        &self,
+        runtime: &Arc<str>,
+        generation: u64,
+        request_id: &str,
+        turn: bool,
+    ) -> Result<Waiting, PendingError> {
         let key: Key = (runtime.clone(), request_id.to_owned());
         let (tx, rx) = oneshot::channel();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -78,14 +101,18 @@ impl Pending {
         if map.len() >= self.inner.max {
             return Err(PendingError::Full);
         }
-        map.insert(key.clone(), Waiter { id, generation, tx });
+        map.insert(key.clone(), Waiter { id, generation, turn, tx });
         Ok(Waiting { rx, key, id, pending: self.clone() })
     }
 
-    /// Hands a reply to its waiter; false when nobody waits for it.
+    /// Hands a reply to its waiter; false when nobody waits for it (a
+    /// turn's hold is no waiter for replies).
     pub fn complete(&self, runtime: &Arc<str>, request_id: &str, reply: Bytes) -> bool {
         let key: Key = (runtime.clone(), request_id.to_owned());
-        let waiter = self.lock().remove(&key);
+        let waiter = {
+            let mut map = self.lock();
+            if map.get(&key).is_some_and(|w| w.turn) { None } else { map.remove(&key) }
+        };
         waiter.is_some_and(|w| w.tx.send(Outcome::Reply(reply)).is_ok())
     }
 
@@ -95,7 +122,7 @@ impl Pending {
             let mut map = self.lock();
             let keys: Vec<Key> = map
                 .iter()
-                .filter(|((rt, _), w)| &**rt == runtime && w.generation == generation)
+                .filter(|((rt, _), w)| &**rt == runtime && w.generation == generation && !w.turn)
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
@@ -105,7 +132,7 @@ impl Pending {
         }
     }
 
-    /// Waits registered.
+    /// Waits registered (for replies and for turns).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -170,6 +197,21 @@ mod tests {
         let _new = p.register(&rt("a"), 1, "r1").unwrap();
         drop(old);
         assert_eq!(p.len(), 1, "the newer wait with the same key survives");
+    }
+
+    #[test]
+    fn a_turns_hold_counts_against_the_bound_claims_its_id_and_outlives_replies() {
+        let p = Pending::new(2);
+        let turn = p.hold(&rt("a"), 1, "r1").unwrap();
+        assert_eq!(p.register(&rt("a"), 1, "r1").err(), Some(PendingError::Duplicate));
+        assert_eq!(p.hold(&rt("a"), 1, "r1").err(), Some(PendingError::Duplicate));
+        let _other = p.hold(&rt("a"), 1, "r2").unwrap();
+        assert_eq!(p.register(&rt("a"), 1, "r3").err(), Some(PendingError::Full));
+        assert!(!p.complete(&rt("a"), "r1", Bytes::new()), "the input_accepted of a turn ends no hold");
+        p.fail_connection("a", 1);
+        assert_eq!(p.len(), 2, "the turn's follower ends it, not the connection");
+        drop(turn);
+        assert_eq!(p.len(), 1);
     }
 
     #[tokio::test]

@@ -17,14 +17,29 @@ use tokio_util::sync::CancellationToken;
 use super::link::{Link, Outgoing};
 use super::peers::Registration;
 use super::scopes::SharedScopes;
-use super::target::{Remote, RouteError, RuntimeInfo, Target};
+use super::target::{Remote, RouteError, RuntimeInfo, RuntimePage, Target};
 use crate::protocol::Scope;
 use crate::protocol::bridge::{RuntimeOffline, RuntimeOnline};
+
+/// Most devices kept without an open socket (registered and never
+/// connected, or offline), besides the time bound of `forget_after`: a new
+/// device beyond it is refused (registration `503`, a direct socket closed
+/// `1013`) until old ones are forgotten. Devices already known are never
+/// refused, and neither are devices other instances of a cluster report.
+pub const MAX_OFFLINE_DEVICES: usize = 10_000;
+
+/// A new device cannot be recorded: [`MAX_OFFLINE_DEVICES`] are kept.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "the bridge keeps {MAX_OFFLINE_DEVICES} runtimes without an open socket (registered and never connected, or offline) and takes no new device until some are forgotten (LETTA_BRIDGE_FORGET_OFFLINE_AFTER); retry later"
+)]
+pub struct RegistryFull;
 
 /// The device registry. Cheap operations under one lock, never held across
 /// `.await`. Bounded: a device that stays offline (or registered and never
 /// connected) for `forget_after` is forgotten with its connection id, so a
-/// churn of one-off device ids cannot grow it forever.
+/// churn of one-off device ids cannot grow it forever; and at most
+/// [`MAX_OFFLINE_DEVICES`] devices without a socket are kept at once.
 pub(super) struct Registry {
     state: Mutex<State>,
     next_generation: AtomicU64,
@@ -37,6 +52,13 @@ struct State {
     connections: HashMap<String, Arc<str>>,
     /// When offline devices were last looked for (see [`Registry::sweep`]).
     swept: SystemTime,
+}
+
+impl State {
+    /// Devices without an open socket.
+    fn offline(&self) -> usize {
+        self.devices.values().filter(|d| d.live.is_none()).count()
+    }
 }
 
 impl Default for State {
@@ -116,9 +138,13 @@ impl Registry {
     fn sweep(&self, state: &mut State) {
         let now = SystemTime::now();
         let due = now.duration_since(state.swept).is_ok_and(|d| d >= self.forget_after / 4);
-        if !due {
-            return;
+        if due {
+            self.sweep_now(state, now);
         }
+    }
+
+    /// Forgets devices offline (or never connected) for `forget_after`, now.
+    fn sweep_now(&self, state: &mut State, now: SystemTime) {
         state.swept = now;
         let forget = self.forget_after;
         let stale = |d: &Device| {
@@ -133,11 +159,43 @@ impl Registry {
         }
     }
 
+    /// Whether `device_id` may be recorded: it is known, or fewer than
+    /// [`MAX_OFFLINE_DEVICES`] devices are without a socket (after
+    /// forgetting the stale ones, when that many are).
+    pub(super) fn has_room(&self, device_id: &str) -> Result<(), RegistryFull> {
+        let mut state = self.lock();
+        self.room(&mut state, device_id)
+    }
+
+    fn room(&self, state: &mut State, device_id: &str) -> Result<(), RegistryFull> {
+        if state.devices.contains_key(device_id) || state.offline() < MAX_OFFLINE_DEVICES {
+            return Ok(());
+        }
+        self.sweep_now(state, SystemTime::now());
+        if state.offline() < MAX_OFFLINE_DEVICES { Ok(()) } else { Err(RegistryFull) }
+    }
+
+    /// Records a registration of a device this instance accepted, unless it
+    /// is new and [`Registry::has_room`] says no; see [`Registry::register`].
+    pub(super) fn register_bounded(
+        &self,
+        registration: Registration,
+        id: Option<String>,
+    ) -> Result<String, RegistryFull> {
+        let mut state = self.lock();
+        self.room(&mut state, &registration.device_id)?;
+        Ok(self.record(&mut state, registration, id))
+    }
+
     /// Records a registration; returns the device's connection id: `id`
     /// when given (a cluster assigns it), else the one it had, else a new one.
     pub(super) fn register(&self, registration: Registration, id: Option<String>) -> String {
         let mut state = self.lock();
-        self.sweep(&mut state);
+        self.record(&mut state, registration, id)
+    }
+
+    fn record(&self, state: &mut State, registration: Registration, id: Option<String>) -> String {
+        self.sweep(state);
         let key: Arc<str> = Arc::from(registration.device_id.as_str());
         let device = state.devices.entry(key.clone()).or_default();
         device.connection_name = registration.connection_name.or(device.connection_name.take());
@@ -253,6 +311,18 @@ impl Registry {
         let mut list: Vec<RuntimeInfo> = state.devices.iter().map(|(id, d)| d.info(id)).collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
+    }
+
+    /// At most `limit` runtimes with ids after `after`, sorted by id; and
+    /// whether more follow.
+    pub(super) fn page(&self, after: Option<&str>, limit: usize) -> RuntimePage {
+        let state = self.lock();
+        let mut ids: Vec<&Arc<str>> =
+            state.devices.keys().filter(|id| after.is_none_or(|after| &***id > after)).collect();
+        ids.sort_unstable();
+        let more = ids.len() > limit;
+        let runtimes = ids.into_iter().take(limit).map(|id| state.devices[id].info(id)).collect();
+        RuntimePage { runtimes, more }
     }
 
     /// Another instance took `device_id`'s socket (read from the shared

@@ -14,12 +14,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::peers::{PeerError, Peers, Registration};
-use super::registry::{Joined, Registry};
+use super::registry::{Joined, Registry, RegistryFull};
 use super::scopes::SharedScopes;
 use super::sink::{EventSink, HubSink};
-use super::{Link, Pending, RouteError, RuntimeInfo, Settings, Target};
+use super::{Link, Pending, RouteError, RuntimeInfo, RuntimePage, Settings, Target};
 use crate::hub::{Draft, Hub};
 use crate::protocol::Scope;
+
+/// Why a registration was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// A new device, and the registry keeps as many as it may.
+    #[error(transparent)]
+    Full(#[from] RegistryFull),
+    /// The cluster's engine did not take it.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+}
 
 /// The runtimes of this bridge. Cheap to clone.
 #[derive(Clone)]
@@ -120,13 +131,15 @@ impl Runtimes {
     }
 
     /// Records a registration (for every instance, in a cluster); returns
-    /// the device's (stable) connection id.
+    /// the device's (stable) connection id. A new device is refused while
+    /// [`MAX_OFFLINE_DEVICES`](super::MAX_OFFLINE_DEVICES) are kept without
+    /// a socket.
     pub async fn register(
         &self,
         device_id: &str,
         connection_name: Option<String>,
         metadata: Option<&Value>,
-    ) -> Result<String, PeerError> {
+    ) -> Result<String, RegisterError> {
         let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned);
         let registration = Registration {
             device_id: device_id.to_owned(),
@@ -135,11 +148,23 @@ impl Runtimes {
             os: text("os"),
             node_version: text("nodeVersion"),
         };
-        let id = match &self.inner.peers {
-            Some(peers) => Some(peers.register(&registration).await?),
-            None => None,
-        };
-        Ok(self.inner.registry.register(registration, id))
+        match &self.inner.peers {
+            Some(peers) => {
+                // Checked here, where the registration is accepted: the
+                // engine's record serves other instances' sockets later.
+                self.inner.registry.has_room(device_id)?;
+                let id = peers.register(&registration).await?;
+                Ok(self.inner.registry.register(registration, Some(id)))
+            }
+            None => Ok(self.inner.registry.register_bounded(registration, None)?),
+        }
+    }
+
+    /// Whether a socket of `device_id` may be served: a new device only
+    /// while fewer than [`MAX_OFFLINE_DEVICES`](super::MAX_OFFLINE_DEVICES)
+    /// are kept without a socket.
+    pub fn has_room(&self, device_id: &str) -> Result<(), RegistryFull> {
+        self.inner.registry.has_room(device_id)
     }
 
     /// The device a registration's connection id belongs to (registered on
@@ -164,6 +189,15 @@ impl Runtimes {
         match &self.inner.peers {
             Some(peers) => peers.list().await,
             None => Ok(self.inner.registry.list()),
+        }
+    }
+
+    /// At most `limit` runtimes with ids after `after`, sorted by id (of
+    /// the whole cluster).
+    pub async fn page(&self, after: Option<&str>, limit: usize) -> Result<RuntimePage, PeerError> {
+        match &self.inner.peers {
+            Some(peers) => peers.page(after, limit).await,
+            None => Ok(self.inner.registry.page(after, limit)),
         }
     }
 

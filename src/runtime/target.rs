@@ -71,3 +71,12 @@ pub struct RuntimeInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
 }
+
+/// One page of `GET /runtimes`: runtimes sorted by id.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimePage {
+    /// The runtimes of the page.
+    pub runtimes: Vec<RuntimeInfo>,
+    /// True when runtimes with later ids follow.
+    pub more: bool,
+}

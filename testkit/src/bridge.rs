@@ -52,14 +52,50 @@ impl BridgeProcess {
     pub fn start(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str]) -> Self {
         let mut all = vec!["--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
+        Self::spawn(Guarded::command(bin, &all), log_path)
+    }
+
+    /// As [`BridgeProcess::start`], with the open-file limit (soft and hard)
+    /// set to `files` (util-linux's `prlimit`), so that a test can run the
+    /// bridge out of descriptors.
+    pub fn start_with_open_files(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str], files: u64) -> Self {
+        let limit = format!("--nofile={files}:{files}");
+        let bin = bin.as_ref().to_str().expect("the binary's path is UTF-8");
+        let mut all = vec![limit.as_str(), bin, "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::spawn(Guarded::command("prlimit", &all), log_path)
+    }
+
+    /// As [`BridgeProcess::start`], with these environment variables set
+    /// (after the defaults, e.g. `RUST_LOG`).
+    pub fn start_with_env(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
         let mut cmd = Guarded::command(bin, &all);
-        without_bridge_env(&mut cmd)
+        Self::defaults(&mut cmd);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        Self::started(cmd, log_path)
+    }
+
+    fn spawn(mut cmd: Command, log_path: PathBuf) -> Self {
+        Self::defaults(&mut cmd);
+        Self::started(cmd, log_path)
+    }
+
+    /// The fixed tokens, the log level and the standard streams.
+    fn defaults(cmd: &mut Command) {
+        without_bridge_env(cmd)
             .env("LETTA_BRIDGE_RUNTIME_TOKEN", RUNTIME_TOKEN)
             .env("LETTA_BRIDGE_CLIENT_TOKEN", CLIENT_TOKEN)
             .env("LETTA_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info,letta_bridge=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+    }
+
+    fn started(cmd: Command, log_path: PathBuf) -> Self {
         let mut process = Guarded::spawn(cmd).expect("the bridge starts");
         let stderr = process.child_mut().stderr.take().unwrap();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

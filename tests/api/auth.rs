@@ -99,9 +99,10 @@ async fn conversation_commands_are_open_to_client_tokens_but_device_commands_nee
     let res = app.post_as(Some(ADMIN_TOKEN), "/commands", json!({"type": "read_file", "path": "/tmp/x"})).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "read_file");
-    // Conversation commands pass with the client token, through /commands too.
-    let res =
-        app.post("/commands", scoped(json!({"type": "change_device_state", "payload": {"mode": "default"}}))).await;
+    // Conversation commands pass with the client token, through /commands too
+    // (the fields it may set: tests/api/privileges.rs).
+    let payload = json!({"agent_id": "agent-1", "conversation_id": "conv-1"});
+    let res = app.post("/commands", scoped(json!({"type": "change_device_state", "payload": payload}))).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "change_device_state");
 }

@@ -25,6 +25,45 @@ async fn malformed_json_is_400() {
 }
 
 #[tokio::test]
+async fn invalid_utf8_inside_a_value_and_nesting_beyond_the_parser_are_400_not_422() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let deep = format!(
+        r#"{{"runtime":{{"agent_id":"a","conversation_id":"c"}},"x":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("/sync", b"{\"runtime\":{\"agent_id\":\"\xff\",\"conversation_id\":\"c\"}}".to_vec()),
+        ("/sync", b"{\"runtime\":{\"agent_id\":\"a\",\"conversation_id\":\"c\"},\"ignored\":\"\xfe\"}".to_vec()),
+        ("/sync", deep.clone().into_bytes()),
+        ("/commands", format!(r#"{{"type":"read_file","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes()),
+    ];
+    for (path, body) in cases {
+        let res = app.post_raw(path, Some("application/json"), body.clone()).await;
+        let problem = assert_problem(res, 400).await;
+        assert_eq!(problem["type"], "urn:letta-bridge:malformed-json", "{}", String::from_utf8_lossy(&body));
+    }
+    still_serving(&app, &mut rt).await;
+}
+
+#[tokio::test]
+async fn a_request_line_over_hypers_limit_is_414_and_many_short_query_parameters_are_fine() {
+    let app = spawn_app().await;
+    let many: String = (0..2000).map(|i| format!("p{i}=1&")).collect();
+    assert_eq!(app.get(&format!("/status?{many}")).await.status(), 200, "unknown parameters are ignored");
+    // 10,000 of them: a request line over 64 KiB, which hyper answers itself.
+    let too_long: String = (0..10_000).map(|i| format!("p{i}=1&")).collect();
+    let mut raw = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!("GET /status?{too_long} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CLIENT_TOKEN}\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut raw, head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut raw, &mut answer)).await.unwrap().unwrap();
+    let line = String::from_utf8_lossy(&answer[..n]);
+    assert!(line.starts_with("HTTP/1.1 414"), "{line}");
+}
+
+#[tokio::test]
 async fn valid_json_of_the_wrong_shape_is_422_naming_the_field() {
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;

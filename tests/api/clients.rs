@@ -22,11 +22,11 @@ fn message(scope: &Value, text: &str) -> Value {
            "payload": {"kind": "create_message", "messages": [{"role": "user", "content": text}]}})
 }
 
-/// The socket prefix of a namespaced request id (`c<12 hex>:`).
+/// The socket prefix of a namespaced request id (`c<32 hex>:`).
 fn namespace(request_id: &Value) -> &str {
     let id = request_id.as_str().expect("a request id");
     let (head, _) = id.split_once(':').expect("namespaced");
-    assert!(head.len() == 13 && head.starts_with('c'), "{id}");
+    assert!(head.len() == 33 && head.starts_with('c'), "{id}");
     head
 }
 

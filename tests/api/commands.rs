@@ -31,14 +31,15 @@ async fn input_reaches_the_runtime_as_a_v2_input_frame() {
 }
 
 #[tokio::test]
-async fn a_client_request_id_and_unknown_fields_are_passed_through() {
+async fn a_callers_request_id_and_the_admins_unknown_fields_are_passed_through() {
+    // Unknown fields need the admin token (tests/api/privileges.rs).
     let app = spawn_app().await;
     let mut rt = app.runtime("dev-a").await;
     let mut body = message("x");
     body["request_id"] = json!("my-id-1");
     body["future_field"] = json!({"nested": [1, 2]});
     body["payload"]["messages"][0]["client_message_id"] = json!("cm-1");
-    let accepted: Value = app.post("/input", body).await.json().await.unwrap();
+    let accepted: Value = app.post_as(Some(ADMIN_TOKEN), "/input", body).await.json().await.unwrap();
     assert_eq!(accepted["request_id"], "my-id-1");
     let frame = rt.next_frame().await;
     assert_eq!(frame["request_id"], "my-id-1");
@@ -167,7 +168,7 @@ async fn waiting_on_a_command_the_runtime_never_answers_returns_once_it_is_writt
     let mut rt = app.runtime("dev-a").await;
     rt.quiet();
     let body = scoped(json!({"type": "change_device_state", "payload": {"mode": "default"}}));
-    let res = app.post("/commands?wait=true&timeout_ms=60000", body).await;
+    let res = app.post_as(Some(ADMIN_TOKEN), "/commands?wait=true&timeout_ms=60000", body).await;
     assert_eq!(res.status(), 202);
     assert_eq!(rt.next_frame().await["type"], "change_device_state");
 }

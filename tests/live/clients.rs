@@ -192,7 +192,7 @@ async fn app_server_client_creates_an_agent_on_the_relay_path_and_a_second_clien
     let ids: Vec<&str> =
         commands.iter().filter_map(|c| c["request_id"].as_str()).filter(|id| id.starts_with('c')).collect();
     assert_eq!(ids.len(), 6, "four commands of the first client, two of the second: {ids:?}");
-    assert!(ids.iter().all(|id| id.len() > 14 && id.as_bytes()[13] == b':'), "namespaced: {ids:?}");
+    assert!(ids.iter().all(|id| id.len() > 34 && id.as_bytes()[33] == b':'), "namespaced: {ids:?}");
 
     // Counted in /metrics: both kinds of socket, frames both ways.
     let metrics = live.bridge.http.get(live.bridge.url("/metrics")).bearer_auth(CLIENT_TOKEN).send().await.unwrap();

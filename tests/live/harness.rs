@@ -153,12 +153,12 @@ impl Live {
 }
 
 impl Live {
-    /// Sets `scope`'s permission mode with `change_device_state` (a client
-    /// command the runtime answers only with `update_device_status`) and
-    /// waits until the runtime reports it.
+    /// Sets `scope`'s permission mode with `change_device_state` (with the
+    /// admin token: a mode is the admin's; the runtime answers only with
+    /// `update_device_status`) and waits until the runtime reports it.
     pub async fn set_permission_mode(&mut self, scope: &Value, mode: &str) {
         let command = json!({"type": "change_device_state", "runtime": scope, "payload": {"mode": mode}});
-        assert_eq!(self.bridge.post("/commands", &command).await.status(), 202);
+        assert_eq!(self.bridge.post_as(ADMIN_TOKEN, "/commands", &command).await.status(), 202);
         self.events
             .next_matching("update_device_status with the new permission mode", |e| {
                 e.event == "update_device_status"

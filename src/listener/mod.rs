@@ -1,0 +1,376 @@
+//! The listener: one accept loop and one way of serving a connection, for
+//! plain HTTP and TLS alike, HTTP/1 (with WebSocket upgrades) and HTTP/2.
+//!
+//! What it guards against is a peer that holds descriptors without asking
+//! for anything: every connection is watched ([`watch`]) — the first
+//! request's head (TLS handshake and HTTP/2 preface included) and every
+//! later head on a kept-alive connection must arrive within the header
+//! timeout, a connection with nothing in flight closes after the idle
+//! timeout, and so does one whose peer stopped reading. At the cap on open
+//! connections (below the open-file limit, so `accept` never runs out of
+//! descriptors) a new connection makes room by closing the oldest one that
+//! has nothing in flight; when every connection is busy, the new one is
+//! closed at once, unparsed. Requests on connections beyond
+//! LETTA_BRIDGE_MAX_CONNECTIONS are refused (`503`) except the runtime's
+//! own (`http::limits`), so the band between that limit and the cap is a
+//! reserve that lets a runtime register and connect during a flood.
+//!
+//! Accept errors — such as running out of descriptors all the same — are
+//! logged once per burst, with how many there were.
+
+mod io;
+mod service;
+mod tls;
+mod watch;
+
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::io::Counted;
+use self::io::Tracked;
+use self::service::Tracking;
+pub use self::tls::acceptor as tls_acceptor;
+use self::watch::{Activity, Watched, now_ms};
+pub use self::watch::{Closed, Timeouts};
+
+/// Between two log lines about one kind of trouble (accept errors, a full
+/// connection table).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Pause after an accept error that is not the peer's (e.g. `EMFILE`):
+/// connections will close and free descriptors.
+const BACKOFF: Duration = Duration::from_millis(100);
+
+/// Descriptors the process keeps for everything but connections: the
+/// listener, the runtime's poller, Redis, files, standard streams.
+pub const OTHER_DESCRIPTORS: usize = 16;
+
+pub(crate) const ACCEPT_ERRORS: &str = "letta_bridge_accept_errors_total";
+pub(crate) const REFUSED_AT_ACCEPT: &str = "letta_bridge_connections_refused_total";
+
+/// How the listener serves.
+#[derive(Clone)]
+pub struct Settings {
+    /// The header-read and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Most connections open at once; beyond it a new connection closes
+    /// the oldest idle one, or is closed itself.
+    pub cap: usize,
+    /// TLS, when configured.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Connections beyond LETTA_BRIDGE_MAX_CONNECTIONS kept at the least for the
+/// runtime's own requests (registration and its WebSocket).
+pub const MIN_RUNTIME_RESERVE: usize = 8;
+
+/// The cap on open connections for an open-file limit of `files`: every
+/// descriptor but [`OTHER_DESCRIPTORS`], and at least
+/// [`MIN_RUNTIME_RESERVE`] beyond `max_connections`.
+pub fn cap(files: u64, max_connections: usize) -> usize {
+    let files = usize::try_from(files).unwrap_or(usize::MAX);
+    files.saturating_sub(OTHER_DESCRIPTORS).max(max_connections.saturating_add(MIN_RUNTIME_RESERVE))
+}
+
+/// Counts occurrences of one kind of trouble and logs them once per
+/// [`LOG_EVERY`], with how many came since the last line.
+#[derive(Default)]
+struct Burst(Option<(Instant, u64)>);
+
+impl Burst {
+    /// Counts one; true when it is time to log (with the count suppressed since).
+    fn note(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match &mut self.0 {
+            Some((logged, since)) if now.duration_since(*logged) < LOG_EVERY => {
+                *since += 1;
+                None
+            }
+            _ => {
+                let suppressed = self.0.map_or(0, |(_, n)| n);
+                self.0 = Some((now, 0));
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+/// The bound socket, its count of open connections and what it watches.
+pub struct Listener {
+    inner: TcpListener,
+    open: Arc<AtomicUsize>,
+    settings: Settings,
+    watched: Watched,
+    errors: Burst,
+    full: Burst,
+}
+
+impl Listener {
+    /// Serves `inner`, counting its connections in `open`.
+    pub fn new(inner: TcpListener, open: Arc<AtomicUsize>, settings: Settings) -> Self {
+        Self { inner, open, settings, watched: Watched::default(), errors: Burst::default(), full: Burst::default() }
+    }
+
+    /// The next connection to serve, counted, with `TCP_NODELAY` (events
+    /// and commands are small writes that must leave at once); waits out
+    /// accept errors ([`BACKOFF`]) and closes what the cap refuses.
+    async fn accept(&mut self) -> Counted {
+        loop {
+            self.wait_for_evicted().await;
+            let stream = match self.inner.accept().await {
+                Ok((stream, _)) => stream,
+                // The peer's doing (reset before accept): nothing to say.
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    ::metrics::counter!(ACCEPT_ERRORS).increment(1);
+                    if let Some(suppressed) = self.errors.note() {
+                        tracing::error!(error = %e, suppressed, "cannot accept connections (out of file descriptors?); new connections wait");
+                    }
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            };
+            let counted = Counted::new(stream, self.open.clone());
+            if self.open.load(Ordering::Relaxed) > self.settings.cap && !self.watched.evict_one() {
+                ::metrics::counter!(REFUSED_AT_ACCEPT).increment(1);
+                if let Some(suppressed) = self.full.note() {
+                    tracing::warn!(
+                        cap = self.settings.cap,
+                        suppressed,
+                        "every connection is busy at the connection cap; closing new connections at once"
+                    );
+                }
+                continue; // dropped: closed unparsed
+            }
+            if let Err(e) = counted.stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+            return counted;
+        }
+    }
+}
+
+impl Listener {
+    /// Above the cap (a connection told to close has not closed yet), waits
+    /// for it, at most [`EVICTION_WAIT`]: descriptors freed before new ones
+    /// are taken, so a flood never runs `accept` out of them.
+    async fn wait_for_evicted(&self) {
+        let until = tokio::time::Instant::now() + EVICTION_WAIT;
+        while self.open.load(Ordering::Relaxed) > self.settings.cap && tokio::time::Instant::now() < until {
+            tokio::time::sleep(EVICTION_POLL).await;
+        }
+    }
+}
+
+/// How long the accept loop waits for an evicted connection to close, and
+/// how often it looks (a connection told to close drops its socket on its
+/// next poll: microseconds).
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+const EVICTION_POLL: Duration = Duration::from_millis(1);
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// How often the watchdog looks at every connection: a quarter of the
+/// shorter timeout, between 10 ms and 1 s (a look is a few atomic loads
+/// per connection: ~50 µs for 20,000).
+fn tick(t: Timeouts) -> Duration {
+    (t.header.min(t.idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled; then stops
+/// accepting, lets every connection finish its responses (hyper's graceful
+/// shutdown: no new requests on kept-alive connections) and returns once
+/// all are closed. The watchdog runs in this loop, so it stops with it.
+///
+/// Why not `axum::serve`: it serves each connection with hyper-util's
+/// protocol-detecting builder, which reads the first 24 bytes apart and
+/// rewinds them, so hyper's first read returns 24 bytes and its read buffer
+/// grows from 8 to 16 KiB on the next one, for the connection's life
+/// (DHAT). Here the protocol is told by peeking (plain) or by ALPN (TLS),
+/// and hyper's own connection reads from the first byte.
+pub async fn serve(mut listener: Listener, app: axum::Router, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    let timeouts = listener.settings.timeouts;
+    let mut watchdog = tokio::time::interval(tick(timeouts));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let io = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            _ = watchdog.tick() => {
+                listener.watched.reap(now_ms(), timeouts);
+                continue;
+            }
+            accepted = listener.accept() => accepted,
+        };
+        let activity = Arc::new(Activity::new(now_ms()));
+        listener.watched.push(&activity);
+        let tls = listener.settings.tls.clone();
+        connections.spawn(serve_connection(io, activity, tls, app.clone(), shutdown.clone()));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// What a connection turned out to speak.
+enum Opened {
+    Plain { io: Counted, h2: bool },
+    Tls { io: Box<tokio_rustls::server::TlsStream<Counted>>, h2: bool },
+}
+
+/// Tells the protocol: TLS handshake and ALPN, or a peek for HTTP/2's preface.
+async fn open(io: Counted, tls: Option<TlsAcceptor>) -> std::io::Result<Opened> {
+    match tls {
+        None => {
+            let h2 = io.opens_with_h2_preface().await?;
+            Ok(Opened::Plain { io, h2 })
+        }
+        Some(acceptor) => {
+            let io = acceptor.accept(io).await?;
+            let h2 = io.get_ref().1.alpn_protocol() == Some(b"h2");
+            Ok(Opened::Tls { io: Box::new(io), h2 })
+        }
+    }
+}
+
+/// One connection, until it closes, is told to close by the watchdog, or,
+/// after `shutdown`, its responses are done.
+async fn serve_connection(
+    io: Counted,
+    activity: Arc<Activity>,
+    tls: Option<TlsAcceptor>,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
+    // A connection that has sent nothing yet closes at shutdown (as hyper
+    // closes an idle kept-alive one).
+    let opened = tokio::select! {
+        opened = open(io, tls) => match opened {
+            Ok(opened) => opened,
+            Err(e) => return tracing::debug!(error = %e, "connection closed before a request"),
+        },
+        () = activity.told_to_close() => return drop(closed(&activity)),
+        () = shutdown.cancelled() => return,
+    };
+    let service = Tracking::new(app, activity.clone());
+    let served = match opened {
+        Opened::Plain { io, h2 } => drive(Tracked::new(io, activity.clone()), h2, service, &activity, shutdown).await,
+        Opened::Tls { io, h2 } => drive(Tracked::new(io, activity.clone()), h2, service, &activity, shutdown).await,
+    };
+    if let Err(e) = served {
+        tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Serves `io` with hyper's HTTP/1 (with upgrades) or HTTP/2 connection.
+async fn drive<IO>(
+    io: Tracked<IO>,
+    h2: bool,
+    service: Tracking,
+    activity: &Activity,
+    shutdown: CancellationToken,
+) -> hyper::Result<()>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        activity.set_h2();
+        // Boxed: HTTP/2's connection state (~1.5 KB) is rare here, and
+        // inline it would size every HTTP/1 connection's task.
+        Box::pin(async move {
+            let conn = pin!(http2::Builder::new(TokioExecutor::new()).serve_connection(io, service));
+            until_closed(conn, activity, shutdown, |c| c.graceful_shutdown()).await
+        })
+        .await
+    } else {
+        let conn = pin!(http1::Builder::new().serve_connection(io, service).with_upgrades());
+        until_closed(conn, activity, shutdown, |c| c.graceful_shutdown()).await
+    }
+}
+
+/// Drives `conn` to its end; once `shutdown` is cancelled, asks it to
+/// finish gracefully first; when the watchdog says so, drops it (which
+/// closes the socket). (`conn` is pinned by the caller: moved in, it would
+/// be stored twice in this future.)
+async fn until_closed<C: Future<Output = hyper::Result<()>>>(
+    mut conn: Pin<&mut C>,
+    activity: &Activity,
+    shutdown: CancellationToken,
+    graceful: fn(Pin<&mut C>),
+) -> hyper::Result<()> {
+    tokio::select! {
+        served = conn.as_mut() => return served,
+        () = activity.told_to_close() => return closed(activity),
+        () = shutdown.cancelled() => graceful(conn.as_mut()),
+    }
+    tokio::select! {
+        served = conn => served,
+        () = activity.told_to_close() => closed(activity),
+    }
+}
+
+/// The watchdog closed the connection (the socket goes with `conn`).
+fn closed(activity: &Activity) -> hyper::Result<()> {
+    tracing::debug!(reason = activity.closed_for().map_or("", Closed::label), "connection closed by the listener");
+    Ok(())
+}
+
+/// The soft limit of open files of this process (`/proc/self/limits`);
+/// 1024 where it cannot be read.
+pub fn open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_descriptors_for_the_process_and_a_reserve_for_runtimes() {
+        assert_eq!(cap(256, 224), 240);
+        assert_eq!(cap(1024, 973), 1008);
+        assert_eq!(cap(256, 250), 258, "a limit set by hand still keeps a reserve");
+    }
+
+    #[test]
+    fn the_watchdog_looks_four_times_per_shortest_timeout_within_bounds() {
+        let t = |h, i| Timeouts { header: Duration::from_millis(h), idle: Duration::from_millis(i) };
+        assert_eq!(tick(t(10_000, 60_000)), Duration::from_secs(1));
+        assert_eq!(tick(t(200, 60_000)), Duration::from_millis(50));
+        assert_eq!(tick(t(1, 1)), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_burst_is_logged_once_with_what_it_suppressed() {
+        let mut burst = Burst::default();
+        assert_eq!(burst.note(), Some(0));
+        assert_eq!(burst.note(), None);
+        assert_eq!(burst.note(), None);
+        burst.0 = burst.0.map(|(_, n)| (Instant::now() - LOG_EVERY, n));
+        assert_eq!(burst.note(), Some(2));
+    }
+}
