@@ -108,7 +108,7 @@ impl Backend {
         Ok(Self {
             hub: cluster.hub(),
             runtimes,
-            idempotency: cluster.idempotency(config.idempotency_window, max_wait),
+            idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
             view: Some(cluster.clone()),
             cluster: Some(cluster),

@@ -168,9 +168,9 @@ impl Cluster {
         true
     }
 
-    /// Idempotency answers shared by the cluster.
-    pub fn idempotency(&self, window: Duration, max_wait: Duration) -> Arc<dyn IdempotencyStore> {
-        Arc::new(Arc::new(stores::RedisIdempotency::new(self.node.clone(), window, max_wait)))
+    /// Idempotency answers shared by the cluster, at most `max_keys` of them.
+    pub fn idempotency(&self, window: Duration, max_wait: Duration, max_keys: usize) -> Arc<dyn IdempotencyStore> {
+        Arc::new(Arc::new(stores::RedisIdempotency::new(self.node.clone(), window, max_wait, max_keys)))
     }
 
     /// Stream tickets shared by the cluster.

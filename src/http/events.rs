@@ -32,7 +32,8 @@ use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscr
 use crate::protocol::bridge::{Lagged, Reset};
 use crate::store::TicketHold;
 
-/// Most events read from the ring per wake-up (and written as one chunk).
+/// Most events read from the ring per wake-up (and written as one chunk);
+/// the hub also stops a batch at [`crate::hub::MAX_BATCH_BYTES`].
 const BATCH: usize = 256;
 
 /// Longest a resume waits for this instance's mirror to reach its cursor.
@@ -40,6 +41,18 @@ const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What EventSource should wait before reconnecting, in milliseconds.
 const RETRY_MS: u32 = 1000;
+
+/// Most event types one `types` filter may name. Every subscriber matches
+/// every event against its filter, so the filter's size is CPU spent per
+/// event per subscriber; the bridge and the runtime publish a few dozen types.
+const MAX_FILTER_TYPES: usize = 64;
+
+/// Longest event type in a `types` filter, in characters (the longest
+/// event type today is under 40).
+const MAX_FILTER_TYPE_LEN: usize = 128;
+
+/// Longest `types` value, in bytes (after percent-decoding).
+const MAX_FILTER_TYPES_BYTES: usize = 4096;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_events))
@@ -56,7 +69,8 @@ pub struct EventParams {
     agent_id: Option<String>,
     /// Only events of this conversation (events without one still pass).
     conversation_id: Option<String>,
-    /// Comma-separated event types to keep, e.g. `stream_delta,turn_finished`.
+    /// Comma-separated event types to keep, e.g. `stream_delta,turn_finished`:
+    /// at most 64 types of at most 128 characters each, 4096 bytes in all.
     types: Option<String>,
     /// Resume after this event id (the `Last-Event-ID` header wins when both are given).
     last_event_id: Option<String>,
@@ -80,6 +94,7 @@ async fn get_events(
 ) -> Result<Response, ApiError> {
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
+    let filter = Filter::parse(params)?;
     // In a cluster, a client may resume here with a cursor from an instance
     // whose mirror is a little ahead of this one: wait for it (briefly)
     // rather than answer `reset`.
@@ -112,7 +127,7 @@ async fn get_events(
     let feed = Feed {
         hub: state.hub.clone(),
         subscription,
-        filter: Filter::from(params),
+        filter,
         // Grows on the first events: an idle subscriber holds no batch buffer.
         buf: Vec::new(),
         first: Some(first.freeze()),
@@ -139,17 +154,17 @@ struct Filter {
     runtime: Option<String>,
     agent_id: Option<String>,
     conversation_id: Option<String>,
-    types: Option<Vec<String>>,
-}
-
-impl From<EventParams> for Filter {
-    fn from(p: EventParams) -> Self {
-        let types = p.types.map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
-        Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types }
-    }
+    /// Sorted and without repeats, for a binary search per event.
+    types: Option<Vec<Box<str>>>,
 }
 
 impl Filter {
+    /// The filter of `p`; a `400` when `types` is over its limits.
+    fn parse(p: EventParams) -> Result<Self, ApiError> {
+        let types = p.types.as_deref().map(parse_types).transpose()?;
+        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types })
+    }
+
     fn matches(&self, e: &Event) -> bool {
         let same = |want: &Option<String>, have: Option<&str>| match (want, have) {
             (Some(w), Some(h)) => w == h,
@@ -158,8 +173,35 @@ impl Filter {
         self.runtime.as_ref().is_none_or(|r| e.runtime_id.as_deref() == Some(r.as_str()))
             && same(&self.agent_id, e.agent_id.as_deref())
             && same(&self.conversation_id, e.conversation_id.as_deref())
-            && self.types.as_ref().is_none_or(|t| t.iter().any(|t| **t == *e.kind))
+            && self.types.as_ref().is_none_or(|t| t.binary_search_by(|t| (**t).cmp(&*e.kind)).is_ok())
     }
+}
+
+/// The types of a `types` value (comma-separated, blanks ignored), within
+/// [`MAX_FILTER_TYPES_BYTES`], [`MAX_FILTER_TYPES`] and [`MAX_FILTER_TYPE_LEN`].
+fn parse_types(raw: &str) -> Result<Vec<Box<str>>, ApiError> {
+    if raw.len() > MAX_FILTER_TYPES_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "`types` is {} bytes long; at most {MAX_FILTER_TYPES_BYTES} bytes are allowed",
+            raw.len()
+        )));
+    }
+    let mut types: Vec<Box<str>> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Box::from).collect();
+    if let Some(long) = types.iter().find(|t| t.chars().count() > MAX_FILTER_TYPE_LEN) {
+        return Err(ApiError::BadRequest(format!(
+            "a type in `types` is {} characters long; at most {MAX_FILTER_TYPE_LEN} characters are allowed",
+            long.chars().count()
+        )));
+    }
+    types.sort_unstable();
+    types.dedup();
+    if types.len() > MAX_FILTER_TYPES {
+        return Err(ApiError::BadRequest(format!(
+            "`types` names {} types; at most {MAX_FILTER_TYPES} types are allowed",
+            types.len()
+        )));
+    }
+    Ok(types)
 }
 
 /// The state of one SSE response.

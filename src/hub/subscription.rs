@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use super::{Event, Hub, event::Cursor};
+use super::{Event, Hub, MAX_BATCH_BYTES, event::Cursor};
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +129,8 @@ impl Subscription {
         self.next - 1
     }
 
-    /// Waits until something is new, then moves up to `max` events into `buf`.
+    /// Waits until something is new, then moves up to `max` events, and at
+    /// most [`MAX_BATCH_BYTES`] of them (but always one), into `buf`.
     pub async fn recv(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Read {
         loop {
             // Mark the wake-up seen before looking, so a publish after the
@@ -165,9 +166,18 @@ impl Subscription {
             return Some(Read::Lagged { missed, resume_after: front - 1 });
         }
         let skip = usize::try_from(self.next - front).expect("ring index fits in usize");
-        let before = buf.len();
-        buf.extend(ring.events.range(skip..).take(max).cloned());
-        self.next += (buf.len() - before) as u64;
+        // A batch stops at MAX_BATCH_BYTES, so a slow subscriber holds (and
+        // its writer copies) about one batch, however large the events.
+        let (mut taken, mut bytes) = (0, 0);
+        for event in ring.events.range(skip..).take(max) {
+            if taken > 0 && bytes + event.size() > MAX_BATCH_BYTES {
+                break;
+            }
+            taken += 1;
+            bytes += event.size();
+            buf.push(event.clone());
+        }
+        self.next += taken as u64;
         Some(Read::Events)
     }
 }

@@ -132,3 +132,33 @@ async fn recv_wakes_on_publish() {
     let got = tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     assert_eq!(got, vec![1]);
 }
+
+#[test]
+fn a_read_stops_at_the_batch_byte_bound_and_always_takes_at_least_one_event() {
+    let hub = hub(100);
+    let (mut sub, _) = hub.subscribe(Start::Live);
+    let quarter = "q".repeat(MAX_BATCH_BYTES / 4);
+    let publish_data = |data: &str| {
+        hub.publish(Draft {
+            kind: "x".into(),
+            runtime_id: None,
+            agent_id: None,
+            conversation_id: None,
+            data: data.into(),
+        })
+    };
+    for _ in 0..6 {
+        publish_data(&quarter); // a little over a quarter of the bound once framed
+    }
+    publish_data(&"L".repeat(2 * MAX_BATCH_BYTES));
+    publish_data("{}");
+    let mut buf = Vec::new();
+    let mut batches = Vec::new();
+    while let Some(read) = sub.try_read(&mut buf, 256) {
+        assert!(matches!(read, Read::Events));
+        let bytes: usize = buf.iter().map(|e| e.size()).sum();
+        assert!(buf.len() == 1 || bytes <= MAX_BATCH_BYTES, "a batch of {} events holds {bytes} bytes", buf.len());
+        batches.push(buf.drain(..).map(|e| e.seq).collect::<Vec<_>>());
+    }
+    assert_eq!(batches, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7], vec![8]], "in order, none twice, none lost");
+}

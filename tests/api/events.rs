@@ -187,3 +187,57 @@ async fn a_maximum_stream_duration_ends_streams_cleanly_for_a_resume() {
     let mut resumed = app.events_with("?types=e", Some(&first.id)).await;
     assert_eq!(resumed.next().await.data["i"], 1, "nothing lost across the end");
 }
+
+#[tokio::test]
+async fn a_subscriber_resuming_over_large_events_gets_every_event_once_in_order() {
+    let app = spawn_app().await;
+    let rt = app.runtime("dev-a").await;
+    let mut watcher = app.events("?types=e").await;
+    let mut resumer = app.events("?types=e").await;
+    rt.emit("e", "a", "c", json!({"i": 0}));
+    let cursor = resumer.next().await.id;
+    drop(resumer);
+    // 20 events of 256 KiB, each followed by 40 small ones: batches both
+    // fill up to their byte bound and stop before a large event.
+    let (large, small) = ("L".repeat(256 * 1024), "s".repeat(1024));
+    let mut n = 0;
+    for _ in 0..20 {
+        n += 1;
+        rt.emit("e", "a", "c", json!({"i": n, "pad": large}));
+        for _ in 0..40 {
+            n += 1;
+            rt.emit("e", "a", "c", json!({"i": n, "pad": small}));
+        }
+    }
+    while watcher.next().await.data["i"] != n {}
+    let mut resumed = app.events_with("?types=e", Some(&cursor)).await;
+    for i in 1..=n {
+        let e = resumed.next().await;
+        assert_eq!(e.data["i"], i, "event {i} of {n}, once and in order");
+    }
+    rt.emit("e", "a", "c", json!({"i": n + 1}));
+    assert_eq!(resumed.next().await.data["i"], n + 1, "then live, with nothing repeated");
+}
+
+#[tokio::test]
+async fn a_types_filter_over_its_limits_is_refused_with_the_limit() {
+    let app = spawn_app().await;
+    let many = (0..=MAX_FILTER_TYPES).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let long = "t".repeat(MAX_FILTER_TYPE_LEN + 1);
+    let wide = vec!["t".repeat(MAX_FILTER_TYPE_LEN); 40].join(",");
+    for (query, says) in [(many, "at most 64 types"), (long, "at most 128 characters"), (wide, "at most 4096 bytes")] {
+        let res = app.get(&format!("/events?types={query}")).await;
+        let problem = assert_problem(res, 400).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{detail:?} says {says:?}");
+    }
+    let at_limits = (0..MAX_FILTER_TYPES).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let mut sse = app.events(&format!("?types={at_limits}")).await;
+    let rt = app.runtime("dev-a").await;
+    rt.emit("t63", "a", "c", json!({}));
+    assert_eq!(sse.next().await.event, "t63", "a filter at the limits still works");
+}
+
+/// `GET /events`' `types` limits (as documented in docs/events.md).
+const MAX_FILTER_TYPES: usize = 64;
+const MAX_FILTER_TYPE_LEN: usize = 128;
