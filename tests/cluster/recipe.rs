@@ -28,11 +28,15 @@ const TOKENS_FILE: &str = "recipe-tokens";
 
 /// The README's several-instances shell block.
 fn readme_recipe() -> String {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
-    let section =
-        readme.split("## Run several instances").nth(1).expect("the README has its several-instances section");
+    first_shell_block("README.md", "## Run several instances")
+}
+
+/// The first shell block of `file`'s section `heading`.
+fn first_shell_block(file: &str, heading: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let section = text.split(heading).nth(1).unwrap_or_else(|| panic!("{file} has no section {heading:?}"));
     let section = section.split("\n## ").next().unwrap();
-    let block = section.split("```sh\n").nth(1).expect("the several-instances section has a shell block");
+    let block = section.split("```sh\n").nth(1).unwrap_or_else(|| panic!("{file}'s {heading:?} has no shell block"));
     block.split("```").next().unwrap().to_owned()
 }
 
@@ -58,6 +62,11 @@ fn substitute(text: &str, pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// True when `program` is in the PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
 /// The folder holding `program`, for the recipe's PATH.
 fn folder_of(program: PathBuf) -> PathBuf {
     program.parent().expect("a program in a folder").to_owned()
@@ -79,6 +88,11 @@ async fn the_readme_recipe_runs_as_written_and_every_instance_answers_through_it
     let (Some(redis), Some(nginx)) = (RedisServer::program(), Nginx::program()) else {
         return skip(test, "redis-server or nginx");
     };
+    // The recipe's other programs: Debian's redis-tools (a dependency of
+    // redis-server) and openssl.
+    if let Some(missing) = ["bash", "redis-cli", "openssl"].into_iter().find(|p| !on_path(p)) {
+        return skip(test, missing);
+    }
     let dir = TempDir::new(test);
     let checkout = &dir.path;
     let (redis_port, balancer) = (free_port(), free_port());
@@ -123,7 +137,7 @@ async fn the_readme_recipe_runs_as_written_and_every_instance_answers_through_it
         .env("PATH", path)
         .stdout(log.try_clone().unwrap())
         .stderr(Stdio::from(log));
-    let _recipe = Guarded::spawn(cmd).expect("bash runs the recipe");
+    let recipe = Guarded::spawn(cmd).expect("bash runs the recipe");
 
     let listening = |port: u16| TcpStream::connect(("127.0.0.1", port)).is_ok();
     for port in instances.iter().chain([&balancer]) {
@@ -155,15 +169,23 @@ async fn the_readme_recipe_runs_as_written_and_every_instance_answers_through_it
         std::fs::read_to_string(&output).unwrap().matches(&expected).count() == UPSTREAMS.len()
     });
     let printed = std::fs::read_to_string(&output).unwrap();
-    assert!(!printed.contains(client) && !printed.contains("generated"), "nothing generated or printed:\n{printed}");
+    assert!(
+        !printed.contains(client) && !printed.contains("generated these tokens"),
+        "nothing generated or printed:\n{printed}"
+    );
 
     // Redis on loopback only, and its data and nginx's files in their folders.
     let mut redis = TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
     let bind = resp(&mut redis, "CONFIG GET bind");
     assert_eq!(bind, "*2\r\n$4\r\nbind\r\n$9\r\n127.0.0.1\r\n", "Redis binds loopback only");
-    assert!(checkout.join(".redis/appendonlydir").is_dir(), "Redis keeps its data in .redis/");
-    assert!(!checkout.join("appendonlydir").exists() && !checkout.join("dump.rdb").exists(), "nothing else");
-    assert!(checkout.join(".nginx/nginx.pid").is_file() && checkout.join(".nginx/error.log").is_file());
+    assert!(checkout.join(".nginx/nginx.pid").is_file(), "nginx keeps its pid in .nginx/");
+    drop(recipe); // SIGTERM: every job stops, and Redis saves its snapshot.
+    assert!(checkout.join(".redis/appendonlydir").is_dir() && checkout.join(".redis/dump.rdb").is_file());
+    assert!(checkout.join(".nginx/error.log").is_file() && checkout.join(".nginx/access.log").is_file());
+    let mut left: Vec<String> =
+        std::fs::read_dir(checkout).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, [".nginx", ".redis", "deploy", TOKENS_FILE, "recipe.out"], "nothing else in the checkout");
 }
 
 /// One inline command's raw reply.
@@ -198,4 +220,10 @@ fn diff<'a>(a: &'a str, b: &'a str) -> (Vec<&'a str>, Vec<&'a str>) {
     let lines = |t: &'a str| t.lines().map(|l| l.split('#').next().unwrap().trim()).collect::<Vec<_>>();
     let (a, b) = (lines(a), lines(b));
     (a.iter().filter(|l| !b.contains(l)).copied().collect(), b.iter().filter(|l| !a.contains(l)).copied().collect())
+}
+
+#[test]
+fn docs_cluster_shows_the_readme_recipe_after_its_build() {
+    let docs = first_shell_block("docs/cluster.md", "## The recipe");
+    assert_eq!(docs, format!("cargo build --release\n{}", readme_recipe()), "docs/cluster.md and the README differ");
 }
