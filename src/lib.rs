@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`config`]: settings from flags and `LETTA_BRIDGE_*` variables; token
-//!   and origin rules.
+//!   and origin rules (none generated in cluster mode); what start-up prints
+//!   (generated tokens, the runtime's command line).
 //! - [`auth`]: bearer tokens and roles, compared in constant time; the
 //!   per-device runtime tokens of a file, re-read on SIGHUP.
 //! - [`protocol`]: the runtime's v2 protocol, no I/O: parsing runtime

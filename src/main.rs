@@ -2,7 +2,7 @@
 //! (SIGHUP re-reads LETTA_BRIDGE_RUNTIME_TOKENS_FILE when it is set).
 
 use clap::Parser;
-use letta_bridge::{Application, Config, shutdown, startup, telemetry};
+use letta_bridge::{Application, Config, config, shutdown, startup, telemetry};
 
 /// mimalloc instead of glibc's malloc: the request path allocates often, and
 /// glibc's malloc/free were ~31% of the instructions per command (callgrind).
@@ -21,7 +21,7 @@ async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     telemetry::init(config.log_format);
     raise_open_file_limit();
-    let app = match Application::build(config).await {
+    let app = match Application::build(config.clone()).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("letta-bridge: {e:#}");
@@ -29,7 +29,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     release_startup_memory();
-    print_generated_tokens(&app);
+    // Once, to stdout and never to the log: the generated tokens, and how to
+    // start a runtime (against LETTA_BRIDGE_PUBLIC_URL when set).
+    print!("{}", config::banner(app.tokens(), &config.runtime_base_url(app.local_addr())));
     let stop = app.shutdown_token();
     let device_tokens = app.device_tokens();
     let signals = shutdown::Signals::install(device_tokens.is_some());
@@ -77,29 +79,4 @@ fn raise_open_file_limit() {
     if raised {
         tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
     }
-}
-
-/// Prints tokens generated at start, once, to stdout (never to the log).
-fn print_generated_tokens(app: &Application) {
-    let generated = &app.tokens().generated;
-    if generated.is_empty() {
-        return;
-    }
-    let addr = app.local_addr();
-    println!("letta-bridge generated these tokens (set them in the environment to keep them across restarts):");
-    for (name, token) in generated {
-        println!("  {name}={token}");
-    }
-    // Show the runtime token only if it was generated here (and so printed
-    // above); with per-device tokens and no shared one, each runtime uses its own.
-    let runtime = app.tokens().runtime.as_deref();
-    let key = match runtime {
-        Some(token) if generated.iter().any(|(name, _)| *name == "LETTA_BRIDGE_RUNTIME_TOKEN") => token,
-        Some(_) => "<LETTA_BRIDGE_RUNTIME_TOKEN>",
-        None => "<the device's token from LETTA_BRIDGE_RUNTIME_TOKENS_FILE>",
-    };
-    println!("Point a runtime at this bridge with:");
-    println!(
-        "  LETTA_BASE_URL=http://{addr} IGNORE_SELF_HOSTED_LISTENER_ERROR=1 LETTA_API_KEY={key} letta remote --env-name local-dev --backend local"
-    );
 }

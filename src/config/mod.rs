@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+mod banner;
+pub use banner::banner;
+
 /// Smallest token length we accept without a warning.
 const MIN_TOKEN_LEN: usize = 16;
 
@@ -33,7 +36,7 @@ pub struct Config {
     /// Token the runtime presents (`LETTA_API_KEY` on the runtime side); it
     /// may register and connect as any device. Generated and printed once
     /// when unset on a loopback bind, unless LETTA_BRIDGE_RUNTIME_TOKENS_FILE
-    /// is set.
+    /// or LETTA_BRIDGE_CLUSTER_URL is set.
     #[arg(long, env = "LETTA_BRIDGE_RUNTIME_TOKEN", hide_env_values = true)]
     pub runtime_token: Option<String>,
 
@@ -47,14 +50,15 @@ pub struct Config {
 
     /// Token HTTP clients present as `Authorization: Bearer`. Allows the
     /// conversation commands (input, sync, abort, approval, device state).
-    /// Generated and printed once when unset on a loopback bind.
+    /// Generated and printed once when unset on a loopback bind (not in
+    /// cluster mode).
     #[arg(long, env = "LETTA_BRIDGE_CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<String>,
 
     /// Token for privileged commands (files, terminals, memory, secrets,
     /// runtime_start, ...) and everything a client token allows. Generated and
-    /// printed once when unset on a loopback bind; when unset elsewhere,
-    /// privileged commands are refused.
+    /// printed once when unset on a loopback bind (not in cluster mode, where
+    /// it is required); when unset elsewhere, privileged commands are refused.
     #[arg(long, env = "LETTA_BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -177,7 +181,9 @@ pub struct Config {
 
     /// Redis (7+, or Valkey) shared by several bridge instances: `redis://`,
     /// `rediss://` or `redis+unix://`. Unset: one process, everything in memory.
-    /// Every instance needs the same tokens and the same cluster name.
+    /// Every instance needs the same cluster name and the same tokens: it
+    /// refuses to start without the runtime token (or tokens file), the
+    /// client token and the admin token, and generates none.
     #[arg(long, env = "LETTA_BRIDGE_CLUSTER_URL", hide_env_values = true)]
     pub cluster_url: Option<String>,
 
@@ -216,6 +222,13 @@ pub enum ConfigError {
     )]
     /// A non-loopback bind without the runtime token (or tokens file) and the client token.
     TokensRequired(SocketAddr),
+    /// Cluster mode without the tokens every instance must share (the
+    /// settings named, or the runtime token "or" its file).
+    #[error(
+        "cluster mode (LETTA_BRIDGE_CLUSTER_URL) generates no tokens: every instance needs the same ones; missing: {} (create each once with `openssl rand -hex 32` and give every instance the same)",
+        .0.join(", ")
+    )]
+    ClusterTokensRequired(Vec<&'static str>),
     /// A token set to an empty string.
     #[error("{0} is set but empty")]
     EmptyToken(&'static str),
@@ -285,7 +298,7 @@ impl Config {
     }
 
     /// Checks the settings and settles the tokens (generating missing ones on
-    /// a loopback bind).
+    /// a loopback bind, outside cluster mode).
     pub fn tokens(&self) -> Result<Tokens, ConfigError> {
         for (name, token) in self.named_tokens() {
             if token.is_some_and(|t| t.trim().is_empty()) {
@@ -297,6 +310,21 @@ impl Config {
         }
         let loopback = self.listen.ip().is_loopback();
         let runtimes_granted = self.runtime_token.is_some() || self.runtime_tokens_file.is_some();
+        // Instances behind one balancer must accept the same tokens: tokens
+        // generated per instance would each be refused by the others.
+        if self.cluster_url.is_some() {
+            let missing: Vec<&'static str> = [
+                (!runtimes_granted, "LETTA_BRIDGE_RUNTIME_TOKEN (or LETTA_BRIDGE_RUNTIME_TOKENS_FILE)"),
+                (self.client_token.is_none(), "LETTA_BRIDGE_CLIENT_TOKEN"),
+                (self.admin_token.is_none(), "LETTA_BRIDGE_ADMIN_TOKEN"),
+            ]
+            .into_iter()
+            .filter_map(|(missing, name)| missing.then_some(name))
+            .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::ClusterTokensRequired(missing));
+            }
+        }
         if !loopback && (!runtimes_granted || self.client_token.is_none()) {
             return Err(ConfigError::TokensRequired(self.listen));
         }

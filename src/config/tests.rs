@@ -103,3 +103,90 @@ fn a_non_loopback_bind_accepts_a_runtime_tokens_file_instead_of_the_shared_token
     let err = parse(&["--listen", "0.0.0.0:8284", "--runtime-tokens-file", "/f"]).tokens().unwrap_err();
     assert!(matches!(err, ConfigError::TokensRequired(_)), "the client token is still required");
 }
+
+const CLUSTER: [&str; 2] = ["--cluster-url", "redis://127.0.0.1:6379"];
+
+#[test]
+fn a_cluster_instance_without_tokens_names_every_missing_one_and_generates_none() {
+    let Err(ConfigError::ClusterTokensRequired(missing)) = parse(&CLUSTER).tokens() else {
+        panic!("a cluster instance without tokens must be refused");
+    };
+    assert_eq!(
+        missing,
+        [
+            "LETTA_BRIDGE_RUNTIME_TOKEN (or LETTA_BRIDGE_RUNTIME_TOKENS_FILE)",
+            "LETTA_BRIDGE_CLIENT_TOKEN",
+            "LETTA_BRIDGE_ADMIN_TOKEN"
+        ]
+    );
+    let mut args = CLUSTER.to_vec();
+    args.extend(["--runtime-tokens-file", "/f", "--client-token", "cccccccccccccccccccc"]);
+    let err = parse(&args).tokens().unwrap_err();
+    assert!(matches!(&err, ConfigError::ClusterTokensRequired(m) if m == &["LETTA_BRIDGE_ADMIN_TOKEN"]), "{err}");
+    assert!(err.to_string().contains("openssl rand -hex 32"), "the message says how to create one: {err}");
+}
+
+#[test]
+fn a_cluster_instance_with_the_three_tokens_starts_and_generates_nothing() {
+    let mut args = CLUSTER.to_vec();
+    args.extend(["--runtime-token", "rrrrrrrrrrrrrrrrrrrr", "--client-token", "cccccccccccccccccccc"]);
+    args.extend(["--admin-token", "aaaaaaaaaaaaaaaaaaaa"]);
+    assert!(parse(&args).tokens().unwrap().generated.is_empty());
+    args.truncate(2);
+    args.extend(["--runtime-tokens-file", "/f", "--client-token", "cccccccccccccccccccc"]);
+    args.extend(["--admin-token", "aaaaaaaaaaaaaaaaaaaa"]);
+    assert!(parse(&args).tokens().unwrap().generated.is_empty(), "the tokens file stands for the runtime token");
+}
+
+#[test]
+fn the_quick_start_banner_lists_the_generated_tokens_then_the_runtime_line_on_the_bound_address() {
+    let tokens = parse(&[]).tokens().unwrap();
+    let addr: SocketAddr = "127.0.0.1:8284".parse().unwrap();
+    let url = parse(&[]).runtime_base_url(addr);
+    let token = |name: &str| tokens.generated.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let expected = format!(
+        "letta-bridge generated these tokens (set them in the environment to keep them across restarts):\n\
+         \x20 LETTA_BRIDGE_RUNTIME_TOKEN={}\n\
+         \x20 LETTA_BRIDGE_CLIENT_TOKEN={}\n\
+         \x20 LETTA_BRIDGE_ADMIN_TOKEN={}\n\
+         Point a runtime at this bridge with:\n\
+         \x20 LETTA_BASE_URL=http://127.0.0.1:8284 IGNORE_SELF_HOSTED_LISTENER_ERROR=1 LETTA_API_KEY={} letta remote --env-name local-dev --backend local\n",
+        token("LETTA_BRIDGE_RUNTIME_TOKEN"),
+        token("LETTA_BRIDGE_CLIENT_TOKEN"),
+        token("LETTA_BRIDGE_ADMIN_TOKEN"),
+        token("LETTA_BRIDGE_RUNTIME_TOKEN"),
+    );
+    assert_eq!(banner(&tokens, &url), expected);
+}
+
+#[test]
+fn the_runtime_line_points_at_the_public_url_when_one_is_set() {
+    let addr: SocketAddr = "127.0.0.1:8285".parse().unwrap();
+    for (public, expected) in [
+        ("http://127.0.0.1:8284", "http://127.0.0.1:8284"),
+        ("https://bridge.example.com/", "https://bridge.example.com"),
+        ("wss://bridge.example.com/lb", "https://bridge.example.com/lb"),
+        ("ws://10.0.0.5:8284", "http://10.0.0.5:8284"),
+    ] {
+        assert_eq!(parse(&["--public-url", public]).runtime_base_url(addr), expected, "{public}");
+    }
+    let tls = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]);
+    assert_eq!(tls.runtime_base_url(addr), "https://127.0.0.1:8285");
+}
+
+#[test]
+fn with_every_token_given_the_banner_is_the_runtime_line_alone_and_prints_no_token() {
+    let mut args = CLUSTER.to_vec();
+    args.extend(["--runtime-token", "rrrrrrrrrrrrrrrrrrrr", "--client-token", "cccccccccccccccccccc"]);
+    args.extend(["--admin-token", "aaaaaaaaaaaaaaaaaaaa", "--public-url", "http://127.0.0.1:8284"]);
+    let config = parse(&args);
+    let printed = banner(&config.tokens().unwrap(), &config.runtime_base_url("127.0.0.1:8285".parse().unwrap()));
+    assert_eq!(
+        printed,
+        "Point a runtime at this bridge with:\n  LETTA_BASE_URL=http://127.0.0.1:8284 IGNORE_SELF_HOSTED_LISTENER_ERROR=1 \
+         LETTA_API_KEY=$LETTA_BRIDGE_RUNTIME_TOKEN letta remote --env-name local-dev --backend local\n"
+    );
+    let devices = parse(&["--runtime-tokens-file", "/f"]);
+    let printed = banner(&devices.tokens().unwrap(), "http://127.0.0.1:8284");
+    assert!(printed.contains("LETTA_API_KEY=<the device's token from LETTA_BRIDGE_RUNTIME_TOKENS_FILE> "), "{printed}");
+}

@@ -22,7 +22,7 @@
 //! - [`model_server`]: a scripted OpenAI-compatible model server for offline agent turns
 //!   (text, or a tool call and the reply once its result comes back).
 //! - [`redis`]: a real `redis-server` on a Unix socket, killed and restarted at will.
-//! - [`nginx`]: nginx balancing over several bridges with the README's recipe.
+//! - [`nginx`]: nginx balancing over several bridges, from the repository's nginx config.
 //!
 //! The kit does not depend on the `letta-bridge` crate: the in-process
 //! `spawn_app()` lives with the tests that need it (`tests/api/helpers.rs`).

@@ -1,7 +1,8 @@
-//! Debian's nginx as a load balancer in front of several bridges, run with
-//! the configuration the README recommends (its "Run several instances"
-//! recipe, read from README.md, with this test's ports put in): the recipe
-//! is what is tested.
+//! Debian's nginx as a load balancer in front of several bridges, started
+//! from the repository's own config (`deploy/nginx/letta-bridge.conf`, the
+//! file the README's "Run several instances" recipe runs) with only its
+//! ports changed and its prefix given on the command line: the recipe is
+//! what is tested.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,25 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::process::Guarded;
+
+/// The one address the repository's config listens on.
+pub const LISTEN: &str = "127.0.0.1:8284";
+
+/// The upstream servers the repository's config balances over, in order.
+pub const UPSTREAMS: [&str; 3] = ["127.0.0.1:8285", "127.0.0.1:8286", "127.0.0.1:8287"];
+
+/// Directives whose paths must be relative (to the prefix `-p`), so that the
+/// file runs as a normal user from any checkout.
+const PATH_DIRECTIVES: [&str; 8] = [
+    "pid",
+    "error_log",
+    "access_log",
+    "client_body_temp_path",
+    "proxy_temp_path",
+    "fastcgi_temp_path",
+    "uwsgi_temp_path",
+    "scgi_temp_path",
+];
 
 /// A running nginx.
 pub struct Nginx {
@@ -29,38 +49,70 @@ impl Nginx {
         dirs.map(|d| d.join("nginx")).find(|p| p.is_file())
     }
 
-    /// The README's nginx block (after `## Run several instances`).
-    pub fn recipe(readme: &Path) -> String {
-        let text = std::fs::read_to_string(readme).expect("README.md");
-        let section =
-            text.split("## Run several instances").nth(1).expect("the README has the several-instances section");
-        let block = section.split("```nginx\n").nth(1).expect("the section has an nginx block");
-        block.split("```").next().unwrap().to_owned()
+    /// What the command line needs beyond the recipe's: as root, nginx would
+    /// run its workers as an unprivileged user that cannot reach a temp
+    /// folder under root's home, so they stay root (`-g 'user root;'`).
+    pub fn root_args() -> &'static [&'static str] {
+        if is_root() { &["-g", "user root;"] } else { &[] }
     }
 
-    /// Starts nginx in `dir` with the README's recipe balancing over `upstreams`.
-    pub fn start(readme: &Path, dir: &Path, upstreams: &[SocketAddr]) -> Self {
+    /// The repository's `config` text listening on `port` and balancing over
+    /// `upstreams`, nothing else changed. Panics, saying what it expected,
+    /// when the file no longer has the shape the recipe and this kit rely on
+    /// (it runs in the foreground, one `listen` of [`LISTEN`], one `upstream`
+    /// of the [`UPSTREAMS`], every path relative to the prefix).
+    pub fn configure(config: &str, port: u16, upstreams: &[SocketAddr]) -> String {
+        let directives: Vec<&str> =
+            config.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()).collect();
+        assert!(
+            directives.contains(&"daemon off;"),
+            "the nginx config must keep `daemon off;` (it runs in the foreground)"
+        );
+        assert!(directives.iter().any(|d| d.starts_with("events")), "the nginx config lost its `events` block");
+        for d in &directives {
+            let mut words = d.split_whitespace();
+            let (Some(name), Some(path)) = (words.next(), words.next()) else { continue };
+            assert!(
+                !PATH_DIRECTIVES.contains(&name) || !path.starts_with('/'),
+                "`{d}`: paths in the nginx config must be relative to its prefix (-p), so that it needs no root"
+            );
+        }
+        let listen = format!("listen {LISTEN};");
+        let listens: Vec<&&str> = directives.iter().filter(|d| d.starts_with("listen ")).collect();
+        assert_eq!(listens, [&listen.as_str()], "the nginx config must listen once, on {LISTEN}");
+        let servers: Vec<String> = UPSTREAMS.iter().map(|a| format!("server {a};")).collect();
+        let found: Vec<&str> =
+            directives.iter().filter(|d| d.starts_with("server ") && d.ends_with(';')).copied().collect();
+        assert_eq!(found, servers, "the nginx config's upstream must be the three instances {UPSTREAMS:?}");
+        let mut out = String::with_capacity(config.len());
+        for line in config.split_inclusive('\n') {
+            let code = line.split('#').next().unwrap().trim();
+            if code == listen {
+                out.push_str(&line.replacen(LISTEN, &format!("127.0.0.1:{port}"), 1));
+            } else if code == servers[0] {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                for a in upstreams {
+                    out.push_str(&format!("{indent}server {a};\n"));
+                }
+            } else if !servers.iter().any(|s| code == s) {
+                out.push_str(line);
+            }
+        }
+        out
+    }
+
+    /// Starts nginx with prefix `dir` from the repository's `config_file`,
+    /// listening on a free port and balancing over `upstreams`.
+    pub fn start(config_file: &Path, dir: &Path, upstreams: &[SocketAddr]) -> Self {
         std::fs::create_dir_all(dir).expect("nginx folder");
         let port = free_port();
-        let servers: String = upstreams.iter().map(|a| format!("server {a}; ")).collect();
-        let recipe = Self::recipe(readme);
-        let upstream_line =
-            recipe.lines().find(|l| l.trim_start().starts_with("upstream letta_bridge")).expect("an upstream");
-        let recipe = recipe
-            .replace(upstream_line, &format!("upstream letta_bridge {{ {servers}}}"))
-            .replace("listen 127.0.0.1:8284;", &format!("listen 127.0.0.1:{port};"));
-        let d = dir.display();
-        let user = if is_root() { "user root;\n" } else { "" };
-        let conf = format!(
-            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{recipe}\n}}\n"
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let config = std::fs::read_to_string(config_file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", config_file.display()));
+        let conf_path = dir.join("letta-bridge.conf");
+        std::fs::write(&conf_path, Self::configure(&config, port, upstreams)).expect("nginx config");
         let program = Self::program().expect("nginx is installed");
-        let args = ["-p", dir.to_str().unwrap(), "-c", conf_path.to_str().unwrap(), "-e", &format!("{d}/error.log")];
+        let mut args = vec!["-p", dir.to_str().unwrap(), "-c", conf_path.to_str().unwrap(), "-e", "error.log"];
+        args.extend_from_slice(Self::root_args());
         let mut cmd = Guarded::command(program, &args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let process = Guarded::spawn(cmd).expect("nginx starts");
@@ -68,7 +120,7 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(10);
         // Another process's readiness is not an event we can await: poll, bounded.
         while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen; see {d}/error.log");
+            assert!(Instant::now() < deadline, "nginx did not listen; see {}/error.log", dir.display());
             std::thread::sleep(Duration::from_millis(10));
         }
         Self { addr, dir: dir.to_owned(), _process: process }
@@ -80,7 +132,8 @@ impl Nginx {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 

@@ -99,14 +99,14 @@ impl Cluster {
         self.at(i).events(query).await.waiting(WAIT)
     }
 
-    /// nginx with the README's recipe in front of every instance.
+    /// nginx from the repository's config (the README's recipe) in front of every instance.
     pub fn balancer(&self, test: &str) -> Option<Nginx> {
         if Nginx::program().is_none() {
             skip(test, "nginx");
             return None;
         }
         let upstreams: Vec<_> = self.bridges.iter().map(|b| b.addr).collect();
-        Some(Nginx::start(&readme(), &self.dir.path.join("nginx"), &upstreams))
+        Some(Nginx::start(&nginx_config(), &self.dir.path.join("nginx"), &upstreams))
     }
 }
 
@@ -133,11 +133,18 @@ pub fn authed(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     req.bearer_auth(CLIENT_TOKEN)
 }
 
-fn readme() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
+/// The repository's nginx config, the one the README's recipe runs.
+pub fn nginx_config() -> PathBuf {
+    repo().join("deploy/nginx/letta-bridge.conf")
 }
 
-fn skip(test: &str, what: &str) {
+/// The checkout.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Says why a test does nothing (and fails instead when `CI` is set).
+pub fn skip(test: &str, what: &str) {
     assert!(std::env::var_os("CI").is_none(), "{test}: {what} is not installed (CI must install it: .ci/test)");
     eprintln!("SKIPPED {test}: {what} is not installed");
 }
@@ -148,7 +155,7 @@ pub struct TempDir {
 }
 
 impl TempDir {
-    fn new(test: &str) -> Self {
+    pub fn new(test: &str) -> Self {
         let path = std::env::temp_dir().join(format!("lb-cluster-{test}-{}", uuid()));
         std::fs::create_dir_all(&path).unwrap();
         Self { path }

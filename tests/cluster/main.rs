@@ -1,7 +1,9 @@
 //! Cluster tests: several bridge processes on one real Redis (Debian's
 //! `redis-server`), with the fake runtime on one instance and clients on
-//! others, and the same through nginx with the README's recipe. Without
-//! redis-server (or nginx) they print `SKIPPED` (and fail when `CI` is set).
+//! others, and the same through nginx from the repository's config; the
+//! README's several-instances recipe run as written, and an instance's
+//! start-up rules in cluster mode. Without redis-server (or nginx) they print
+//! `SKIPPED` (and fail when `CI` is set).
 
 mod harness;
 
@@ -14,4 +16,6 @@ mod events;
 mod instances;
 mod log;
 mod privileges;
+mod recipe;
 mod shared;
+mod startup;
