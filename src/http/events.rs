@@ -107,7 +107,8 @@ async fn get_events(
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
     let (subscription, reset) = state.hub.subscribe(start);
 
-    let mut first = BytesMut::from(format!("retry: {RETRY_MS}\n: connected\n\n").as_bytes());
+    let mut first =
+        BytesMut::from(format!("retry: {RETRY_MS}\n{}\n\n", connected(state.runtimes.online_count())).as_bytes());
     if cursor.is_some() && reset.is_none() {
         ::metrics::counter!(metrics::REPLAY_HITS).increment(1);
     }
@@ -310,5 +311,15 @@ impl Feed {
         };
         self.buf.clear();
         chunk
+    }
+}
+
+/// The comment a stream opens with: how many runtimes are online, and with
+/// none, what to do (a reader who sees nothing else knows why).
+fn connected(online: usize) -> String {
+    match online {
+        0 => ": connected; no runtime online: start `letta remote` against this bridge (GET /runtimes lists the runtimes it knows)".to_owned(),
+        1 => ": connected; 1 runtime online".to_owned(),
+        n => format!(": connected; {n} runtimes online"),
     }
 }

@@ -45,3 +45,22 @@ async fn the_runtime_token_and_a_non_ascii_header_on_the_client_api_are_said_for
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("not plain ASCII") && !detail.contains("missing"), "{detail}");
 }
+
+#[tokio::test]
+async fn an_event_stream_opens_saying_how_many_runtimes_are_online_and_with_none_what_to_do() {
+    let app = spawn_app().await;
+    let first = |app: &TestApp| {
+        let req = app.http.get(app.url("/events")).bearer_auth(CLIENT_TOKEN);
+        async move {
+            let mut res = req.send().await.unwrap();
+            let chunk = tokio::time::timeout(WAIT, res.chunk()).await.unwrap().unwrap().unwrap();
+            String::from_utf8(chunk.to_vec()).unwrap()
+        }
+    };
+    let none = first(&app).await;
+    assert!(none.starts_with("retry: 1000\n: connected; no runtime online: start `letta remote`"), "{none:?}");
+    let _a = app.runtime("dev-a").await;
+    assert!(first(&app).await.starts_with("retry: 1000\n: connected; 1 runtime online\n\n"));
+    let _b = app.runtime("dev-b").await;
+    assert!(first(&app).await.starts_with("retry: 1000\n: connected; 2 runtimes online\n\n"));
+}

@@ -54,7 +54,10 @@ async fn one_http2_connection_carries_ten_event_streams_and_the_commands_that_fe
     }
     for (i, s) in streams.iter_mut().enumerate() {
         let first = s.chunk().await;
-        assert!(first.starts_with("retry: 1000\n: connected\n\n"), "stream {i}: first bytes at once: {first:?}");
+        assert!(
+            first.starts_with("retry: 1000\n: connected; 1 runtime online\n\n"),
+            "stream {i}: first bytes at once: {first:?}"
+        );
         s.until_keepalive().await;
     }
     assert_eq!(h2.status().await["events"]["subscribers"], STREAMS, "ten subscriptions on one connection");
