@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, DeviceTokens};
@@ -19,7 +18,7 @@ use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketSto
 
 /// The service, bound and ready to run.
 pub struct Application {
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     /// How the listener serves (timeouts, cap, TLS).
     serving: listener::Settings,
     addr: SocketAddr,
@@ -167,8 +166,7 @@ impl Application {
         };
         http::init_metrics();
         crate::clients::describe_metrics();
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = listener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),

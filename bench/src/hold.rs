@@ -65,7 +65,7 @@ pub fn hold(addr: String, token: String, count: usize, first: usize, counting: b
         let mut opened = futures_util::stream::iter(0..count)
             .map(|i| {
                 let target = &target;
-                async move { sse::open(target, Some(source(first + i)), "bench").await }
+                async move { open_retrying(target, source(first + i)).await }
             })
             .buffer_unordered(PARALLEL);
         let mut held = Vec::with_capacity(count);
@@ -93,6 +93,25 @@ pub fn hold(addr: String, token: String, count: usize, first: usize, counting: b
     }
     drop(held);
     Ok(())
+}
+
+/// Attempts per subscription.
+const ATTEMPTS: usize = 3;
+
+/// Opens a subscription, again (at most [`ATTEMPTS`] in all) when the bridge
+/// closed the connection before answering, as `EventSource` would. On two
+/// cores shared with the bridge, a holder opening thousands at once can
+/// leave a connected socket without its request for over ten seconds (seen:
+/// `connect` done after 11 s, or the request written 11 s after it), and
+/// the bridge closes such connections at LETTA_BRIDGE_HEADER_TIMEOUT (10 s).
+async fn open_retrying(target: &Target, source: IpAddr) -> anyhow::Result<SseStream> {
+    let mut attempt = 1;
+    loop {
+        match sse::open(target, Some(source), "bench").await {
+            Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("closed before the response head") => attempt += 1,
+            other => return other,
+        }
+    }
 }
 
 /// What counting subscriptions received, summed over them.

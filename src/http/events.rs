@@ -138,6 +138,10 @@ async fn get_events(
         _hold: reader.hold,
         _slot: slot,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
+        _log: StreamLog {
+            opened: std::time::Instant::now(),
+            request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").into(),
+        },
     };
     let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
         feed.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), feed))
@@ -223,6 +227,23 @@ struct Feed {
     _slot: StreamSlot,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
     ends: Option<Pin<Box<Sleep>>>,
+    /// Logs the stream's end (the access log; kept here rather than in a
+    /// wrapper around the body, which cost each subscriber an allocation).
+    _log: StreamLog,
+}
+
+/// The access log's line for the end of a stream: its request id and how
+/// long it lasted (its request's span ended with the handler).
+struct StreamLog {
+    opened: std::time::Instant,
+    request_id: Box<str>,
+}
+
+impl Drop for StreamLog {
+    fn drop(&mut self) {
+        let secs = (self.opened.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        tracing::info!(target: "letta_bridge::http::access_log", request_id = %self.request_id, secs, "event stream closed");
+    }
 }
 
 /// The end of every stream at shutdown, cheap to poll. Polling a

@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::HeaderName;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use self::metrics::init as init_metrics;
@@ -189,23 +188,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(origins, origin::check_origin))
         .layer(axum::middleware::from_fn_with_state(limits, limits::check_connections))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        // One line per request (and per stream's end), inside the span below.
+        // The request's span (method, path, request id) and its access-log line.
         .layer(axum::middleware::from_fn(access_log::log))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    // The path only: query strings may carry cursors or tickets.
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                // The access log says it once, at `info`.
-                .on_request(())
-                .on_response(())
-                .on_eos(())
-                // 503/504 are expected answers (runtime offline, reply late);
-                // real internal errors are logged once by `ApiError`.
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 

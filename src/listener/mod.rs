@@ -81,6 +81,24 @@ pub fn cap(files: u64, max_connections: usize) -> usize {
     files.saturating_sub(OTHER_DESCRIPTORS).max(max_connections.saturating_add(MIN_RUNTIME_RESERVE))
 }
 
+/// Connections the kernel queues until they are accepted (capped by
+/// `net.core.somaxconn`, 4096 on current kernels). tokio's default is 1024:
+/// when a burst of connections overflows it, the kernel drops the final
+/// ACK of their handshakes, their clients send their requests into the
+/// void and resend them with growing delays — seconds after the connection
+/// is finally accepted, past the header timeout (seen with 9,000 event
+/// streams opened 128 at a time: ~40 closed before their request arrived).
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`BACKLOG`] (and `SO_REUSEADDR`, as tokio's
+/// `TcpListener::bind` does, so a restart does not wait for old sockets).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Counts occurrences of one kind of trouble and logs them once per
 /// [`LOG_EVERY`], with how many came since the last line.
 #[derive(Default)]
@@ -219,10 +237,10 @@ pub async fn serve(mut listener: Listener, app: axum::Router, shutdown: Cancella
             }
             accepted = listener.accept() => accepted,
         };
-        let activity = Arc::new(Activity::new(now_ms()));
+        let activity = Arc::new(Activity::new());
         listener.watched.push(&activity);
         let tls = listener.settings.tls.clone();
-        connections.spawn(serve_connection(io, activity, tls, app.clone(), shutdown.clone()));
+        connections.spawn(serve_connection(Tracked::new(io, activity), tls, app.clone(), shutdown.clone()));
     }
     drop(listener);
     connections.close();
@@ -231,106 +249,108 @@ pub async fn serve(mut listener: Listener, app: axum::Router, shutdown: Cancella
 
 /// What a connection turned out to speak.
 enum Opened {
-    Plain { io: Counted, h2: bool },
-    Tls { io: Box<tokio_rustls::server::TlsStream<Counted>>, h2: bool },
+    Plain { io: Tracked<Counted>, h2: bool },
+    Tls { io: Box<tokio_rustls::server::TlsStream<Tracked<Counted>>>, h2: bool },
 }
 
-/// Tells the protocol: TLS handshake and ALPN, or a peek for HTTP/2's preface.
-async fn open(io: Counted, tls: Option<TlsAcceptor>) -> std::io::Result<Opened> {
+/// Tells the protocol: TLS handshake and ALPN, or a peek for HTTP/2's
+/// preface. Ends with an error when the watchdog closes the connection.
+async fn open(io: Tracked<Counted>, tls: Option<TlsAcceptor>) -> std::io::Result<Opened> {
     match tls {
         None => {
             let h2 = io.opens_with_h2_preface().await?;
             Ok(Opened::Plain { io, h2 })
         }
         Some(acceptor) => {
-            let io = acceptor.accept(io).await?;
+            // Boxed: the handshake's state (~1.2 KB) would otherwise size
+            // every connection's task, plain ones and idle streams included.
+            let io = Box::pin(acceptor.accept(io)).await?;
             let h2 = io.get_ref().1.alpn_protocol() == Some(b"h2");
             Ok(Opened::Tls { io: Box::new(io), h2 })
         }
     }
 }
 
-/// One connection, until it closes, is told to close by the watchdog, or,
-/// after `shutdown`, its responses are done.
+/// One connection, until it closes (the watchdog closes it through its
+/// socket: [`Tracked`]) or, after `shutdown`, its responses are done.
+///
+/// Only plain HTTP/1 — every SSE subscriber — is served inline: the other
+/// protocols' state is boxed, so that it does not size every connection's
+/// task (an idle subscriber's memory is mostly this task).
 async fn serve_connection(
-    io: Counted,
-    activity: Arc<Activity>,
+    io: Tracked<Counted>,
     tls: Option<TlsAcceptor>,
     app: axum::Router,
     shutdown: CancellationToken,
 ) {
+    let activity = io.activity().clone();
+    activity.started(now_ms());
     // A connection that has sent nothing yet closes at shutdown (as hyper
     // closes an idle kept-alive one).
     let opened = tokio::select! {
         opened = open(io, tls) => match opened {
             Ok(opened) => opened,
-            Err(e) => return tracing::debug!(error = %e, "connection closed before a request"),
+            Err(e) => return closed(&activity, &e),
         },
-        () = activity.told_to_close() => return drop(closed(&activity)),
         () = shutdown.cancelled() => return,
     };
     let service = Tracking::new(app, activity.clone());
     let served = match opened {
-        Opened::Plain { io, h2 } => drive(Tracked::new(io, activity.clone()), h2, service, &activity, shutdown).await,
-        Opened::Tls { io, h2 } => drive(Tracked::new(io, activity.clone()), h2, service, &activity, shutdown).await,
+        Opened::Plain { io, h2: false } => {
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
+            until_closed(pin!(conn), shutdown, |c| c.graceful_shutdown()).await
+        }
+        Opened::Plain { io, h2: true } => Box::pin(serve_h2(io, service, &activity, shutdown)).await,
+        Opened::Tls { io, h2: false } => {
+            Box::pin(async move {
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
+                until_closed(pin!(conn), shutdown, |c| c.graceful_shutdown()).await
+            })
+            .await
+        }
+        Opened::Tls { io, h2: true } => Box::pin(serve_h2(io, service, &activity, shutdown)).await,
     };
-    if let Err(e) = served {
-        tracing::trace!(error = %e, "connection ended with an error");
+    match served {
+        // An idle connection the listener closed ends cleanly (it read as ended).
+        Ok(()) if activity.closing() => closed(&activity, &"closed"),
+        Ok(()) => {}
+        Err(e) => closed(&activity, &e),
     }
 }
 
-/// Serves `io` with hyper's HTTP/1 (with upgrades) or HTTP/2 connection.
-async fn drive<IO>(
-    io: Tracked<IO>,
-    h2: bool,
-    service: Tracking,
-    activity: &Activity,
-    shutdown: CancellationToken,
-) -> hyper::Result<()>
+/// Serves `io` with hyper's HTTP/2 connection.
+async fn serve_h2<IO>(io: IO, service: Tracking, activity: &Activity, shutdown: CancellationToken) -> hyper::Result<()>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
-    if h2 {
-        activity.set_h2();
-        // Boxed: HTTP/2's connection state (~1.5 KB) is rare here, and
-        // inline it would size every HTTP/1 connection's task.
-        Box::pin(async move {
-            let conn = pin!(http2::Builder::new(TokioExecutor::new()).serve_connection(io, service));
-            until_closed(conn, activity, shutdown, |c| c.graceful_shutdown()).await
-        })
-        .await
-    } else {
-        let conn = pin!(http1::Builder::new().serve_connection(io, service).with_upgrades());
-        until_closed(conn, activity, shutdown, |c| c.graceful_shutdown()).await
-    }
+    activity.set_h2();
+    let conn = http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service);
+    until_closed(pin!(conn), shutdown, |c| c.graceful_shutdown()).await
 }
 
 /// Drives `conn` to its end; once `shutdown` is cancelled, asks it to
-/// finish gracefully first; when the watchdog says so, drops it (which
-/// closes the socket). (`conn` is pinned by the caller: moved in, it would
-/// be stored twice in this future.)
-async fn until_closed<C: Future<Output = hyper::Result<()>>>(
+/// finish gracefully first. (`conn` is pinned by the caller: moved in, it
+/// would be stored twice in this future.)
+async fn until_closed<C: Future>(
     mut conn: Pin<&mut C>,
-    activity: &Activity,
     shutdown: CancellationToken,
     graceful: fn(Pin<&mut C>),
-) -> hyper::Result<()> {
+) -> C::Output {
     tokio::select! {
-        served = conn.as_mut() => return served,
-        () = activity.told_to_close() => return closed(activity),
-        () = shutdown.cancelled() => graceful(conn.as_mut()),
-    }
-    tokio::select! {
-        served = conn => served,
-        () = activity.told_to_close() => closed(activity),
+        served = conn.as_mut() => served,
+        () = shutdown.cancelled() => {
+            graceful(conn.as_mut());
+            conn.await
+        }
     }
 }
 
-/// The watchdog closed the connection (the socket goes with `conn`).
-fn closed(activity: &Activity) -> hyper::Result<()> {
-    tracing::debug!(reason = activity.closed_for().map_or("", Closed::label), "connection closed by the listener");
-    Ok(())
+/// How a connection ended, when not cleanly: said when the listener closed it.
+fn closed(activity: &Activity, error: &dyn std::fmt::Display) {
+    match activity.closed_for() {
+        Some(why) => tracing::debug!(reason = why.label(), "connection closed by the listener"),
+        None => tracing::trace!(error = %error, "connection ended with an error"),
+    }
 }
 
 /// The soft limit of open files of this process (`/proc/self/limits`);

@@ -8,15 +8,18 @@
 //! service ([`super::service`]) update the record with relaxed atomics (no
 //! lock on the request path); the accept loop reads it on each tick
 //! ([`Watched::reap`]) and, at the connection cap, to pick whom to close
-//! ([`Watched::evict_one`]). A connection told to close hears it through its
-//! [`Activity::told_to_close`] and drops its socket.
+//! ([`Watched::evict_one`]). A connection told to close hears it through
+//! its own socket: [`Activity::close`] wakes the task that last waited on
+//! it, and its next read sees the end of the stream (its next write an
+//! error), so hyper closes it as it would a peer that left — no timer and
+//! no extra future in the connection's task.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 /// A connection has served at least one request.
 const SERVED: u8 = 1;
@@ -77,12 +80,14 @@ pub fn now_ms() -> u64 {
 
 /// One connection's record. Shared (`Arc`) by its reader/writer, its
 /// service and the listener's list of connections.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Activity {
     flags: AtomicU8,
     /// Requests whose response has not ended.
     in_flight: AtomicU32,
-    /// When it was accepted, or when its last response ended (ms, [`now_ms`]).
+    /// When its task first ran (0 until then: time a burst of connections
+    /// waits for this process is not the client's), or when its last
+    /// response ended (ms, [`now_ms`]).
     since: AtomicU64,
     /// When the first byte of a request head arrived on an idle kept-alive
     /// HTTP/1 connection; 0 when none has.
@@ -91,22 +96,21 @@ pub struct Activity {
     write_blocked: AtomicU64,
     /// Why it was told to close ([`Closed`]); 0 while it was not.
     reason: AtomicU8,
-    /// Wakes the connection's task when it is told to close.
-    wake: Notify,
+    /// The task that last waited on the socket: woken when it is told to close.
+    waker: AtomicWaker,
 }
 
 impl Activity {
-    /// A connection accepted at `now` (ms).
-    pub fn new(now: u64) -> Self {
-        Self {
-            flags: AtomicU8::new(0),
-            in_flight: AtomicU32::new(0),
-            since: AtomicU64::new(now),
-            head_started: AtomicU64::new(0),
-            write_blocked: AtomicU64::new(0),
-            reason: AtomicU8::new(0),
-            wake: Notify::new(),
-        }
+    /// A connection just accepted, not yet served by its task.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Its task runs for the first time, at `now` (ms): the header timeout
+    /// starts. (Under a burst of connections, tasks wait their turn; the
+    /// client is not to blame for that wait.)
+    pub fn started(&self, now: u64) {
+        let _ = self.since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     fn has(&self, flag: u8) -> bool {
@@ -177,6 +181,8 @@ impl Activity {
             None
         } else {
             match self.head_started.load(Ordering::Relaxed) {
+                // Its task has not run yet: it will, and start the clock.
+                0 if self.since.load(Ordering::Relaxed) == 0 => None,
                 0 if !self.has(SERVED) => {
                     Some((self.since.load(Ordering::Relaxed).saturating_add(ms(t.header)), Closed::HeaderTimeout))
                 }
@@ -197,25 +203,23 @@ impl Activity {
             && (self.in_flight.load(Ordering::Relaxed) == 0 || self.write_blocked.load(Ordering::Relaxed) != 0)
     }
 
-    /// Tells the connection's task to close its socket (once; later calls
-    /// change nothing).
+    /// Tells the connection to close (once; later calls change nothing):
+    /// its socket reads as ended from now on, and its task is woken to see it.
     pub fn close(&self, why: Closed) {
         if self.reason.compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             ::metrics::counter!(CLOSED, "reason" => why.label()).increment(1);
-            // Stored as a permit when the task is not waiting yet.
-            self.wake.notify_one();
+            self.waker.wake();
         }
     }
 
-    fn closing(&self) -> bool {
+    /// True once it was told to close.
+    pub fn closing(&self) -> bool {
         self.reason.load(Ordering::Acquire) != 0
     }
 
-    /// Resolves once the connection was told to close.
-    pub async fn told_to_close(&self) {
-        while !self.closing() {
-            self.wake.notified().await;
-        }
+    /// Remembers the task waiting on the socket, to wake it on [`Activity::close`].
+    pub fn waiting(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 
     /// Why it was told to close, if it was.
@@ -298,7 +302,18 @@ mod tests {
     const T: Timeouts = Timeouts { header: Duration::from_millis(100), idle: Duration::from_millis(1000) };
 
     fn at(now: u64) -> Activity {
-        Activity::new(now)
+        let a = Activity::new();
+        a.started(now);
+        a
+    }
+
+    #[test]
+    fn a_connection_whose_task_has_not_run_yet_is_not_due() {
+        let a = Activity::new();
+        assert_eq!(a.due(T), None);
+        a.started(10);
+        a.started(99);
+        assert_eq!(a.due(T), Some((110, Closed::HeaderTimeout)), "the first run starts the clock");
     }
 
     #[test]
@@ -354,8 +369,8 @@ mod tests {
         assert!(!a.evictable());
     }
 
-    #[tokio::test]
-    async fn reaping_closes_what_is_due_and_eviction_takes_the_oldest_idle_one() {
+    #[test]
+    fn reaping_closes_what_is_due_and_eviction_takes_the_oldest_idle_one() {
         let watched = Watched::default();
         let (old, busy, young) = (Arc::new(at(1)), Arc::new(at(2)), Arc::new(at(50)));
         busy.begin_request();
@@ -364,7 +379,7 @@ mod tests {
         }
         assert_eq!(watched.reap(120, T), 2, "the oldest is past its header timeout");
         assert_eq!(old.closed_for(), Some(Closed::HeaderTimeout));
-        tokio::time::timeout(Duration::from_secs(1), old.told_to_close()).await.expect("woken");
+        assert!(old.closing());
         assert!(watched.evict_one());
         assert_eq!(young.closed_for(), Some(Closed::Evicted), "the busy one is skipped");
         assert_eq!(busy.closed_for(), None);
