@@ -1,4 +1,8 @@
-# letta-bridge container image.
+# letta-bridge container image (docs/operations.md, "Docker").
+#
+# The build context is only what .dockerignore lets in: the manifests, src/,
+# assets/ and vendor/hyper. CI replays the builder stage from exactly that
+# context (.ci/docker-build-check), as no Docker engine runs there.
 #
 # The image listens on 0.0.0.0:8284 (LETTA_BRIDGE_LISTEN below). On a
 # non-loopback address the bridge refuses to start unless
@@ -15,15 +19,19 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 
-# Dependency layer: build every dependency against placeholder sources, so
-# that editing src/ does not rebuild the dependency graph.
+# Dependency layer: every dependency built against placeholder sources, so
+# that editing src/ or assets/ does not rebuild the dependency graph. Cargo
+# reads the whole workspace first: the manifests, the lock file, the test
+# kit's manifest (a workspace member and a dev-dependency: an empty library
+# stands in for it, the release build does not compile it) and vendor/hyper
+# (the patched hyper that Cargo.toml's [patch.crates-io] builds instead of
+# the crates.io release).
 COPY Cargo.toml Cargo.lock ./
-# The test kit is a member of the workspace: cargo reads its manifest, but
-# the release build of the service does not compile it.
-COPY testkit ./testkit
-RUN mkdir -p src tests/api \
+COPY testkit/Cargo.toml ./testkit/
+COPY vendor/hyper ./vendor/hyper
+RUN mkdir -p src testkit/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs tests/api/main.rs \
+    && touch src/lib.rs testkit/src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 
@@ -39,12 +47,13 @@ RUN find src -name '*.rs' -exec touch {} + \
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# The bridge makes no outgoing TLS connections (it can serve TLS itself with
-# LETTA_BRIDGE_TLS_CERT/KEY, or sit behind a proxy), so no CA certificates.
-# curl is only for the HEALTHCHECK below.
+# curl is only for the HEALTHCHECK below. ca-certificates: the one outgoing
+# TLS connection, to Redis in cluster mode (a rediss:// LETTA_BRIDGE_CLUSTER_URL),
+# verifies the server against the system's CA store. Serving TLS
+# (LETTA_BRIDGE_TLS_CERT/KEY) needs none.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 letta-bridge \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
