@@ -98,7 +98,7 @@ pub struct ReadyQuery {
     /// or 0: ready whenever this instance can serve, runtime or not (what a
     /// load balancer's or Kubernetes' readiness probe wants: a runtime can
     /// only connect to an instance that is in service).
-    #[param(pattern = "^[0-9]{1,6}$")]
+    #[param(pattern = "^([0-9]{1,6})?$")]
     runtimes: Option<String>,
 }
 
