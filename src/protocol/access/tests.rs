@@ -58,10 +58,7 @@ fn forbidden_fields() -> Vec<(Value, &'static str)> {
             json!({"type": "sync", "runtime": {"agent_id": "a", "conversation_id": "c", "acting_user_id": "u"}}),
             "runtime.acting_user_id",
         ),
-        (
-            json!({"type": "abort_message", "runtime": scope(), "permission_mode": "unrestricted"}),
-            "permission_mode",
-        ),
+        (json!({"type": "abort_message", "runtime": scope(), "permission_mode": "unrestricted"}), "permission_mode"),
         (json!({"type": "conversation_list", "cwd": "/"}), "cwd"),
     ];
     let mut with = |extra: (&str, Value), path: &'static str| {
@@ -191,12 +188,8 @@ fn principals_are_named_by_role() {
 fn the_api_docs_table_lists_every_command_and_field_a_client_may_send() {
     let docs = include_str!("../../../docs/api.md");
     let start = docs.find("### What a client token may send").expect("the section");
-    let rows: Vec<&str> = docs[start..]
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .skip(2)
-        .collect();
+    let rows: Vec<&str> =
+        docs[start..].lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).skip(2).collect();
     let kind_of = |row: &str| row.split('`').nth(1).unwrap_or_default().to_owned();
     let documented: Vec<String> = rows.iter().map(|r| kind_of(r)).collect();
     let allowed: Vec<&str> = CLIENT_COMMANDS.iter().map(|(k, _)| *k).collect();

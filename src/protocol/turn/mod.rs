@@ -27,16 +27,18 @@
 //!   0.32.18, fixtures `approval_allow`, `approval_deny`);
 //! - `runtime_offline` of the runtime ends it: the runtime is gone.
 //!
-//! Runtimes newer than 0.32.18 (PROTOCOL.md §9) name the messages a turn
-//! owned: `turn_finished.client_message_ids`, or its `run_id` in
-//! `loop_status.client_message_ids_by_run_id` (see `owner`). When they do,
-//! that decides, for an input with messages: a `turn_finished` that names
-//! ours ends our turn, also while it is still `queued` (several queued
-//! inputs run as one turn that echoes only the first one's `otid`, or an
-//! input failed before its turn started) — the events since the last turn
-//! started or ended are then its events; one that names only others is not
-//! ours, even while ours seems to run. A `loop_status.failure` (`{stage,
-//! code, message, http_status, retryable, client_message_ids}`) is the
+//! The runtime may name the messages a turn owned (PROTOCOL.md §9; see
+//! `owner`): `turn_finished.client_message_ids` (newer runtimes), or the
+//! turn's `run_id` listed with one of ours in
+//! `loop_status.client_message_ids_by_run_id` (0.32.18 already sends it).
+//! When it does, that decides, for an input with messages: a
+//! `turn_finished` that names ours ends our turn, also while it is still
+//! `queued` (several queued inputs run as one turn that echoes only the
+//! first one's `otid`, or an input failed before its turn started) — the
+//! events since the last turn started or ended are then its events; one
+//! whose `client_message_ids` name only others is not ours, even while ours
+//! seems to run. A `loop_status.failure` (`{stage, code, message,
+//! http_status, retryable, client_message_ids}`, newer runtimes) is the
 //! turn's when it names our messages, or names none and comes during the
 //! turn; the result carries it as sent. Without those fields the rules
 //! above hold unchanged.
@@ -187,7 +189,12 @@ impl Turn {
     /// `user_message`) and end. Ours once our `user_message` echo starts it
     /// (then it runs), or once its `turn_finished` (or, for an approval
     /// request, its run) names our messages.
-    fn queued(&mut self, kind: &str, data: &[u8], id: impl FnOnce() -> String) -> Result<Option<TurnResult>, TurnError> {
+    fn queued(
+        &mut self,
+        kind: &str,
+        data: &[u8],
+        id: impl FnOnce() -> String,
+    ) -> Result<Option<TurnResult>, TurnError> {
         match kind {
             "stream_delta" => {
                 let data = json(data);

@@ -1,18 +1,24 @@
-//! Whose turn a frame belongs to, when the runtime says so: runtimes newer
-//! than 0.32.18 name the inputs a turn owned by their `client_message_id`s
-//! (PROTOCOL.md §9). Read from `turn_finished.client_message_ids`, from the
-//! `loop_status.client_message_ids_by_run_id` snapshot (by the turn's
-//! `run_id`), and from a `loop_status.failure`'s `client_message_ids`.
-//! Without them (0.32.18) the answer is [`Owner::Unknown`] and the turn
-//! follows the order of events, as before.
+//! Whose turn a frame belongs to, when the runtime says so by the
+//! `client_message_id`s of the inputs (PROTOCOL.md §9):
+//! - `turn_finished.client_message_ids` (runtimes newer than 0.32.18): the
+//!   inputs the turn owned, ours or not;
+//! - `loop_status.client_message_ids_by_run_id` (already sent by 0.32.18, a
+//!   snapshot of the recent runs): a `turn_finished` whose `run_id` is
+//!   listed with one of our ids is ours. Only that positive answer is
+//!   taken from it: a run listed without our ids (or not listed) tells
+//!   nothing, so a 0.32.18 runtime's turns follow the order of events as
+//!   before unless it names our input;
+//! - a `loop_status.failure`'s `client_message_ids` (newer runtimes).
+//!
+//! Without them the answer is [`Owner::Unknown`]: the order of events decides.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde_json::Value;
 
-/// Most runs remembered from `client_message_ids_by_run_id` (the runtime
-/// keeps the 32 most recent per conversation; a bigger snapshot keeps its
-/// first ones).
+/// Most runs read from one `client_message_ids_by_run_id` snapshot (the
+/// runtime keeps the 32 most recent per conversation; of a bigger one, the
+/// first are read).
 const MAX_RUNS: usize = 64;
 
 /// Whose a frame is.
@@ -31,13 +37,13 @@ pub(super) enum Owner {
 pub(super) struct Owners {
     /// The `client_message_id`s of the command's messages.
     ours: Vec<String>,
-    /// From the latest `client_message_ids_by_run_id`: run id → ours?
-    runs: HashMap<String, bool>,
+    /// From the latest `client_message_ids_by_run_id`: the runs that sent one of ours.
+    runs: HashSet<String>,
 }
 
 impl Owners {
     pub(super) fn new(ours: Vec<String>) -> Self {
-        Self { ours, runs: HashMap::new() }
+        Self { ours, runs: HashSet::new() }
     }
 
     /// True when the command has messages to match.
@@ -54,7 +60,11 @@ impl Owners {
     pub(super) fn of_ids(&self, ids: Option<&Value>) -> Owner {
         match ids.and_then(Value::as_array) {
             Some(ids) if self.any() => {
-                if ids.iter().filter_map(Value::as_str).any(|id| self.is_ours(id)) { Owner::Ours } else { Owner::Other }
+                if ids.iter().filter_map(Value::as_str).any(|id| self.is_ours(id)) {
+                    Owner::Ours
+                } else {
+                    Owner::Other
+                }
             }
             _ => Owner::Unknown,
         }
@@ -70,13 +80,9 @@ impl Owners {
         turn_finished.get("run_id").and_then(Value::as_str).map_or(Owner::Unknown, |run| self.of_run(run))
     }
 
-    /// Whose a run is, by the runs the runtime correlated.
+    /// Whose a run is, by the runs the runtime correlated: ours, or unknown.
     pub(super) fn of_run(&self, run: &str) -> Owner {
-        match self.runs.get(run) {
-            Some(true) => Owner::Ours,
-            Some(false) => Owner::Other,
-            None => Owner::Unknown,
-        }
+        if self.runs.contains(run) { Owner::Ours } else { Owner::Unknown }
     }
 
     /// Takes the runs of a `loop_status` that correlates them
@@ -91,7 +97,8 @@ impl Owners {
         self.runs = runs
             .iter()
             .take(MAX_RUNS)
-            .map(|(run, ids)| (run.clone(), self.of_ids(Some(ids)) == Owner::Ours))
+            .filter(|(_, ids)| self.of_ids(Some(ids)) == Owner::Ours)
+            .map(|(run, _)| run.clone())
             .collect();
     }
 }
@@ -113,12 +120,12 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_without_ids_is_known_by_its_run_from_the_loop_status_snapshot() {
+    fn a_turn_without_ids_is_ours_when_the_loop_status_snapshot_lists_its_run_with_our_message() {
         let mut owners = Owners::new(vec!["cm-b".into()]);
         owners.read_loop_status(&json!({"status": "PROCESSING_API_RESPONSE",
             "client_message_ids_by_run_id": {"run-a": ["cm-a"], "run-b": ["cm-b", "cm-c"]}}));
         assert_eq!(owners.of_turn(&json!({"run_id": "run-b"})), Owner::Ours);
-        assert_eq!(owners.of_turn(&json!({"run_id": "run-a"})), Owner::Other);
+        assert_eq!(owners.of_turn(&json!({"run_id": "run-a"})), Owner::Unknown, "only a run naming ours tells");
         assert_eq!(owners.of_turn(&json!({"run_id": "run-z"})), Owner::Unknown);
         assert_eq!(owners.of_turn(&json!({"run_id": "run-b", "client_message_ids": []})), Owner::Other, "ids first");
     }

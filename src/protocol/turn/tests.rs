@@ -134,7 +134,8 @@ fn only_inputs_with_an_agent_can_be_followed() {
 
 /// An input with client-given `client_message_id`s.
 fn input_with_ids(request_id: &str, ids: &[&str]) -> Map<String, Value> {
-    let messages: Vec<Value> = ids.iter().map(|id| json!({"role": "user", "content": "hi", "client_message_id": id})).collect();
+    let messages: Vec<Value> =
+        ids.iter().map(|id| json!({"role": "user", "content": "hi", "client_message_id": id})).collect();
     json!({"type": "input", "request_id": request_id, "runtime": {"agent_id": "a", "conversation_id": "c"},
            "payload": {"kind": "create_message", "messages": messages}})
     .as_object()
@@ -162,7 +163,8 @@ fn a_queued_input_run_together_with_the_one_ahead_is_found_by_the_ids_its_turn_f
     // protocol-outbound.ts: the first payload's otid).
     feed(&mut turn, "stream_delta", json!({"delta": {"message_type": "user_message", "otid": "cm-b"}})).unwrap();
     feed(&mut turn, "stream_delta", text("answer to B and C")).unwrap();
-    let done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-b", "cm-c"]}));
+    let done =
+        feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-b", "cm-c"]}));
     let done = done.unwrap().expect("the turn that names cm-c is ours");
     assert_eq!(done.text, "answer to B and C");
     assert_eq!(done.event_ids, ["e-input_accepted", "e-stream_delta", "e-stream_delta", "e-turn_finished"]);
@@ -171,7 +173,8 @@ fn a_queued_input_run_together_with_the_one_ahead_is_found_by_the_ids_its_turn_f
 #[test]
 fn a_turn_finished_that_names_other_messages_does_not_end_a_running_turn() {
     let mut turn = Turn::expect(&mut input_with_ids("r-b", &["cm-b"]), "rt").unwrap();
-    feed(&mut turn, "input_accepted", json!({"request_id": "r-b", "accepted": true, "disposition": "started"})).unwrap();
+    feed(&mut turn, "input_accepted", json!({"request_id": "r-b", "accepted": true, "disposition": "started"}))
+        .unwrap();
     feed(&mut turn, "stream_delta", text("the end of A")).unwrap();
     let a_done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-a"]}));
     assert!(a_done.unwrap().is_none(), "A's turn finished, not ours");
