@@ -156,3 +156,13 @@ async fn a_failure_that_is_not_retryable_has_no_retry_after() {
     let problem = assert_problem(res, 502).await;
     assert_eq!(problem["turn"]["failure"], failure);
 }
+
+#[tokio::test]
+async fn a_command_type_the_bridge_does_not_know_reaches_the_runtime_as_sent() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let command = json!({"type": "synthetic_unknown_command", "request_id": "u-1",
+                         "synthetic_options": {"nested": [1, {"deep": null}], "flag": true}});
+    assert_eq!(app.post_as(Some(ADMIN_TOKEN), "/commands", command.clone()).await.status(), 202);
+    assert_eq!(rt.next_frame().await, command);
+}
