@@ -18,7 +18,7 @@ use super::super::extract::{ApiPath, ApiQuery, Client, JsonBody};
 use super::super::openapi::{CommandProblems, ReadProblems};
 use super::super::{ApiError, AppState};
 use crate::letta::environment::{self, Environment, EnvironmentList};
-use crate::letta::messages::{MessageError, SendMessage};
+use crate::letta::messages::SendMessage;
 use crate::runtime::{Order, Wait};
 
 /// Most environments per page.
@@ -118,10 +118,7 @@ async fn post_message(
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Json<SendMessageResult>, ApiError> {
     let device = device_of(&state, &connection_id).await?;
-    let commands = body.commands().map_err(|e| match e {
-        MessageError::Invalid(why) => ApiError::Invalid(why),
-        MessageError::Command(e) => e.into(),
-    })?;
+    let commands = body.commands()?;
     // All of them allowed before any is sent.
     for command in &commands {
         authorise(&state, role, command)?;
