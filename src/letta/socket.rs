@@ -108,6 +108,7 @@ impl ClientSocket {
                     if send(&mut socket, text, self.kind).await.is_err() { return; }
                 }
                 refused = in_flight.finished() => {
+                    // Named here: the set's future type is inferred from the push below.
                     let refused: Option<String> = refused;
                     if let Some(text) = refused
                         && send(&mut socket, delivery.numbered(&text), self.kind).await.is_err()
