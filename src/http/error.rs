@@ -3,11 +3,13 @@
 //! logged once, here.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::letta::messages::MessageError;
 use crate::protocol::CommandError;
 use crate::protocol::turn::{TurnError, TurnResult};
 use crate::runtime::{DispatchError, PeerError, PendingError, RouteError, SendError};
@@ -197,8 +199,20 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(r: WebSocketUpgradeRejection) -> Self {
+        ApiError::Rejected(r.status(), format!("expected a WebSocket upgrade: {}", r.body_text()))
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<MessageError> for ApiError {
+    fn from(e: MessageError) -> Self {
         Self::Invalid(e.to_string())
     }
 }
