@@ -18,6 +18,7 @@
 //! translates a [`Refusal`] to its own wire (a `403`, a refusal frame).
 
 mod allow;
+pub mod grants;
 
 use serde_json::{Map, Value};
 
