@@ -19,11 +19,13 @@
 
 mod allow;
 pub mod grants;
+mod user;
 
 use serde_json::{Map, Value};
 
 use allow::HEAD;
 pub use allow::{CLIENT_COMMANDS, Fields, Shape};
+pub use user::{USER_COMMANDS, authorize_user};
 
 use super::commands::Command;
 use super::wire;
@@ -84,6 +86,24 @@ pub enum Refusal {
         "`runtime_start` that does not name both `agent_id` and `conversation_id` (creating an agent or a conversation) needs the admin token"
     )]
     NotResume,
+    /// A command type an end user's token may never send.
+    #[error(
+        "`{kind}` is not open to user tokens: they may send `input`, `sync`, `abort_message`, a `runtime_start` that resumes, and the reads of their granted conversations"
+    )]
+    NotForUsers {
+        /// The frame's `type`.
+        kind: String,
+    },
+    /// No grant of the end user's token holds this action on this scope.
+    #[error("`{kind}` needs the `{action}` action on {scope}; no grant of this token allows it")]
+    Scope {
+        /// The frame's `type`.
+        kind: String,
+        /// The missing action (`read`, `input`, `approve`, `abort`, `sync`).
+        action: &'static str,
+        /// The scope the command names, as the refusal describes it.
+        scope: String,
+    },
 }
 
 impl Command {
