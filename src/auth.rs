@@ -16,7 +16,7 @@ pub use runtime_tokens::{
 
 use crate::config::Tokens;
 
-pub use crate::protocol::access::Role;
+pub use crate::protocol::access::{Role, UserPrincipal};
 
 /// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]

@@ -309,7 +309,7 @@ async fn send(
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(command.kind());
     let Caller { role, target, key, base } = caller;
-    let allowed = authorise(state, role, &command);
+    let allowed = authorise(state, &role, &command);
     let request = || {
         let body = serde_json::to_string(body).expect("request bodies serialise");
         format!("{endpoint}\n{}\n{body}", target.path.as_deref().unwrap_or(""))
@@ -321,7 +321,7 @@ async fn send(
         Ok(answer(dispatched))
     };
     let result = match allowed {
-        Ok(()) => idempotency::once(&*state.idempotency, key.of(role.principal()), request, max_wait, run).await,
+        Ok(()) => idempotency::once(&*state.idempotency, key.of(&role.principal()), request, max_wait, run).await,
         Err(refused) => Err(refused),
     };
     let status = match &result {
@@ -335,7 +335,7 @@ async fn send(
 /// The HTTP doors' side of the one privilege decision
 /// ([`Command::authorize`]): a refusal is a `403` that says what needs the
 /// admin token, and that none is configured when none is.
-pub(super) fn authorise(state: &AppState, role: Role, command: &Command) -> Result<(), ApiError> {
+pub(super) fn authorise(state: &AppState, role: &Role, command: &Command) -> Result<(), ApiError> {
     command.authorize(role).map_err(|refusal: Refusal| {
         ApiError::Forbidden(if state.auth.has_admin() {
             refusal.to_string()

@@ -108,13 +108,13 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        client_role(state, &parts.headers).map(Client)
+        client_role(state, &parts.headers).await.map(Client)
     }
 }
 
 /// The role of the client or admin token in `headers`' `Authorization`
 /// header, or a `401` that says what is wrong with what was sent.
-pub fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Role, ApiError> {
+pub async fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Role, ApiError> {
     match presented(headers) {
         Presented::Missing => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
         Presented::NotAscii => Err(ApiError::Unauthorized(
@@ -123,13 +123,13 @@ pub fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
         Presented::NotBearer => {
             Err(ApiError::Unauthorized("the `Authorization` header must be `Bearer <client token>`"))
         }
-        Presented::Token(token) => token_role(state, token),
+        Presented::Token(token) => token_role(state, token).await,
     }
 }
 
 /// The role `token` grants on the client API, or a `401` that says which
 /// token it is when it is the runtime's.
-pub fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
+pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
     if let Some(role) = state.auth.client_role(Some(token)) {
         return Ok(role);
     }

@@ -50,7 +50,7 @@ pub(super) const FRAMES_OUT: &str = "letta_bridge_client_frames_out_total";
 pub struct ClientSocket {
     /// The runtime it drives (its device id).
     pub runtime_id: Arc<str>,
-    /// The caller's role (client or admin token).
+    /// The caller's role (client or admin token, or an end user).
     pub role: Role,
     /// Its relay channel (`Both` for App-Server sockets).
     pub channel: Channel,
@@ -207,7 +207,7 @@ impl ClientSocket {
         // id, in the namespace too: its reply then still says which socket
         // owns the conversation (approvals go there).
         let command = if frames::answers_the_runtime(&kind) { command } else { command.within(prefix) };
-        if let Err(refused) = command.authorize(self.role) {
+        if let Err(refused) = command.authorize(&self.role) {
             return refuse(&refused.to_string());
         }
         Ok(Some(Outgoing { kind, request_id, command }))

@@ -121,7 +121,7 @@ async fn post_message(
     let commands = body.commands()?;
     // All of them allowed before any is sent.
     for command in &commands {
-        authorise(&state, role, command)?;
+        authorise(&state, &role, command)?;
     }
     let count = commands.len();
     for command in commands {

@@ -103,7 +103,7 @@ async fn get_app_server(
     ApiQuery(params): ApiQuery<AppServerParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let role = extract::client_role(&state, &headers)?;
+    let role = extract::client_role(&state, &headers).await?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
     let device = match state.runtimes.route(runtime.as_deref()) {
@@ -127,14 +127,14 @@ async fn relay_role(
     params: &RelayParams,
 ) -> Result<(Role, Option<TicketHold>), ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok((extract::client_role(state, headers)?, None));
+        return Ok((extract::client_role(state, headers).await?, None));
     }
     if let Some(token) = params.token.as_deref() {
-        return match extract::token_role(state, token)? {
-            Role::Client => Ok((Role::Client, None)),
+        return match extract::token_role(state, token).await? {
             Role::Admin => Err(ApiError::Unauthorized(
                 "the admin token is not accepted in the URL (URLs end up in browser history and proxy logs); send it in the `Authorization: Bearer` header, or use the client token or a ticket from POST /tickets in the URL",
             )),
+            role => Ok((role, None)),
         };
     }
     let Some(ticket) = params.ticket.as_deref() else {

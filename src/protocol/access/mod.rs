@@ -19,39 +19,18 @@
 
 mod allow;
 pub mod grants;
+mod role;
 mod user;
 
 use serde_json::{Map, Value};
 
 use allow::HEAD;
 pub use allow::{CLIENT_COMMANDS, Fields, Shape};
+pub use role::{Role, UserPrincipal};
 pub use user::{USER_COMMANDS, authorize_user};
 
 use super::commands::Command;
 use super::wire;
-
-/// What an HTTP client token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The commands and fields of [`CLIENT_COMMANDS`], and reading.
-    Client,
-    /// Everything, privileged device commands included.
-    Admin,
-}
-
-impl Role {
-    /// Who the caller is, for what the bridge keeps per caller
-    /// (`Idempotency-Key` answers): `client` or `admin`. A principal names
-    /// its kind first and never holds a `:` after it (a user principal
-    /// would be `user:<sub>` with the `sub` encoded), so `<principal>:<key>`
-    /// never means two things.
-    pub fn principal(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Admin => "admin",
-        }
-    }
-}
 
 /// Why a command needs the admin token. The message names the command type
 /// and, for a field, its path (`payload.mode`).
@@ -109,14 +88,16 @@ pub enum Refusal {
 impl Command {
     /// May `role` send this command? The one privilege decision (see the
     /// module doc); every door calls it before anything else happens.
-    pub fn authorize(&self, role: Role) -> Result<(), Refusal> {
+    pub fn authorize(&self, role: &Role) -> Result<(), Refusal> {
         authorize(self.kind(), self.frame(), role)
     }
 }
 
 /// [`Command::authorize`] on a frame of type `kind`.
-pub fn authorize(kind: &str, frame: &Map<String, Value>, role: Role) -> Result<(), Refusal> {
-    if role == Role::Admin {
+pub fn authorize(kind: &str, frame: &Map<String, Value>, role: &Role) -> Result<(), Refusal> {
+    // An end user may do no more than the client token (their grants
+    // narrow it further).
+    if *role == Role::Admin {
         return Ok(());
     }
     let Some((_, fields)) = CLIENT_COMMANDS.iter().find(|(k, _)| *k == kind) else {

@@ -52,7 +52,7 @@ pub fn authorize_user(kind: &str, frame: &Map<String, Value>, grants: &Grants, r
         return Err(Refusal::NotForUsers { kind: kind.to_owned() });
     }
     // Never more than the client token: the same fields, the same resume rule.
-    authorize(kind, frame, Role::Client)?;
+    authorize(kind, frame, &Role::Client)?;
     let missing = |action: Action, scope: String| Refusal::Scope { kind: kind.to_owned(), action: action.as_str(), scope };
     match kind {
         wire::INPUT | wire::SYNC | wire::ABORT_MESSAGE => {
