@@ -14,7 +14,9 @@ use crate::http::{self, AppState, ClusterView, Limits, Settings, Shared};
 use crate::hub::{self, Hub};
 use crate::listener::{self, Listener};
 use crate::runtime::{self, Runtimes};
-use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketStore};
+use crate::store::{
+    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore, TicketStore,
+};
 
 /// The service, bound and ready to run.
 pub struct Application {
@@ -44,6 +46,7 @@ struct Backend {
     runtimes: Runtimes,
     idempotency: Arc<dyn IdempotencyStore>,
     tickets: Arc<dyn TicketStore>,
+    revocations: Arc<dyn RevocationStore>,
     view: Option<Arc<dyn ClusterView>>,
     #[cfg(feature = "cluster")]
     cluster: Option<Arc<crate::cluster::Cluster>>,
@@ -72,6 +75,7 @@ impl Backend {
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(MemoryTickets::new()),
+            revocations: Arc::new(MemoryRevocations::new()),
             view: None,
             #[cfg(feature = "cluster")]
             cluster: None,
@@ -109,6 +113,7 @@ impl Backend {
             runtimes,
             idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
+            revocations: cluster.revocations(),
             view: Some(cluster.clone()),
             cluster: Some(cluster),
         })
@@ -208,6 +213,7 @@ impl Application {
             streams_shutdown,
             idempotency: backend.idempotency,
             tickets: backend.tickets,
+            revocations: backend.revocations,
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets,

@@ -176,6 +176,11 @@ pub struct StreamReader {
     #[serde(skip)]
     #[param(ignore)]
     pub hold: Option<TicketHold>,
+    /// Whose stream it is: the header's token's role, or the ticket's
+    /// (whoever minted it). Always set by the extractor.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub role: Option<Role>,
 }
 
 impl FromRequestParts<AppState> for StreamReader {
@@ -183,8 +188,8 @@ impl FromRequestParts<AppState> for StreamReader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            let Client(_) = Client::from_request_parts(parts, state).await?;
-            return Ok(Self { ticket: None, hold: None });
+            let Client(role) = Client::from_request_parts(parts, state).await?;
+            return Ok(Self { ticket: None, hold: None, role: Some(role) });
         }
         let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
         let Some(ticket) = reader.ticket.take() else {
@@ -195,6 +200,7 @@ impl FromRequestParts<AppState> for StreamReader {
         let Some(hold) = state.tickets.open(&ticket).await? else {
             return Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets"));
         };
+        reader.role = Some(hold.role());
         reader.hold = Some(hold);
         Ok(reader)
     }

@@ -1,11 +1,13 @@
-//! Idempotency answers and stream tickets in Redis, so that every instance
-//! honours them: a ticket issued on one instance is accepted once on any,
-//! and a request repeated on another instance gets the stored answer. Each
+//! Idempotency answers, stream tickets and revoked user tokens in Redis, so
+//! that every instance honours them: a ticket issued on one instance is
+//! accepted once on any, a request repeated on another instance gets the
+//! stored answer, and a token revoked on one is refused by all. Each
 //! store's limit is applied in Redis, by the script that adds: a sorted
 //! set per store indexes what it holds, and the script makes room in it
 //! first ([`MAKE_ROOM`]).
 
 mod idempotency;
+mod revocations;
 mod tickets;
 
 use redis::Script;
@@ -13,6 +15,7 @@ use redis::Script;
 use crate::store::StoreError;
 
 pub(in crate::cluster) use idempotency::RedisIdempotency;
+pub(in crate::cluster) use revocations::RedisRevocations;
 pub(in crate::cluster) use tickets::RedisTickets;
 
 /// Redis's clock in milliseconds (the same for every instance); scripts

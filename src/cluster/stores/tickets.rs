@@ -8,7 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MAKE_ROOM, NOW_MS, script, unavailable};
 use crate::cluster::Node;
-use crate::store::{MAX_TICKETS, RECONNECT_GRACE, StoreFuture, TICKET_TTL, TicketHold, TicketStore};
+use crate::protocol::access::{Role, UserPrincipal};
+use crate::store::{
+    MAX_TICKETS, RECONNECT_GRACE, StoreError, StoreFuture, TICKET_TTL, TicketHold, TicketStore, TicketUser, unix_now,
+};
+
+/// How an end user's ticket starts (the client's: `tk_`), so that one
+/// whose user record is missing is refused rather than opened as the client's.
+const USER_TICKET: &str = "tu_";
 
 /// Issues a ticket, unused for ARGV[1] ms, within ARGV[2] unheld tickets
 /// (the soonest to expire go first, as in memory); ARGV[3] is the longest
@@ -60,6 +67,10 @@ return 1
 /// unheld ticket by its expiry) bounds unheld tickets to [`MAX_TICKETS`]
 /// across the cluster, the soonest to expire going first, as in memory;
 /// held ones are bounded by the streams holding them.
+///
+/// An end user's ticket (`tu_…`) also has `ticket:<sha-1>:user`, the user
+/// ([`TicketUser`]), written first and kept until the token's `exp`, after
+/// which the ticket opens nothing; without it the ticket opens nothing.
 pub(in crate::cluster) struct RedisTickets {
     node: Arc<Node>,
     issue: Script,
@@ -95,6 +106,27 @@ impl RedisTickets {
 
     fn key(&self, ticket: &str) -> String {
         self.node.engine.key(&format!("ticket:{}", sha1_smol::Sha1::from(ticket).digest()))
+    }
+
+    fn user_key(&self, ticket: &str) -> String {
+        format!("{}:user", self.key(ticket))
+    }
+
+    /// Who opens streams with `ticket`: `Some(None)` the client's role,
+    /// `Some(Some(user))` an end user before the token's `exp`, `None`
+    /// nobody (a `tu_` ticket whose user is gone or past `exp`).
+    async fn opener(&self, ticket: &str) -> Result<Option<Option<Arc<UserPrincipal>>>, StoreError> {
+        if !ticket.starts_with(USER_TICKET) {
+            return Ok(Some(None));
+        }
+        let record: Option<String> = self
+            .node
+            .engine
+            .run(&redis::cmd("GET").arg(self.user_key(ticket)).to_owned())
+            .await
+            .map_err(unavailable)?;
+        let user = record.as_deref().and_then(TicketUser::from_json).filter(|u| u.exp > unix_now());
+        Ok(user.map(|u| Some(Arc::new(u))))
     }
 
     /// Renews `holder`'s hold until it is released or taken over.
@@ -134,9 +166,21 @@ impl RedisTickets {
 }
 
 impl TicketStore for Arc<RedisTickets> {
-    fn issue(&self) -> StoreFuture<'_, String> {
+    fn issue<'a>(&'a self, role: &'a Role) -> StoreFuture<'a, String> {
         Box::pin(async move {
-            let ticket = format!("tk_{}", uuid::Uuid::new_v4().simple());
+            let user = role.user();
+            let prefix = if user.is_some() { USER_TICKET } else { "tk_" };
+            let ticket = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+            if let Some(user) = user {
+                let ttl_ms = user.exp.saturating_sub(unix_now()).max(1) * 1000;
+                let set = redis::cmd("SET")
+                    .arg(self.user_key(&ticket))
+                    .arg(TicketUser::to_json(user))
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .to_owned();
+                let _: () = self.node.engine.run(&set).await.map_err(unavailable)?;
+            }
             let mut con = self.node.engine.connection();
             let _: i64 = self
                 .issue
@@ -157,6 +201,7 @@ impl TicketStore for Arc<RedisTickets> {
 
     fn open<'a>(&'a self, ticket: &'a str) -> StoreFuture<'a, Option<TicketHold>> {
         Box::pin(async move {
+            let Some(user) = self.opener(ticket).await? else { return Ok(None) };
             let key = self.key(ticket);
             let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let holder = format!("{}:{n}", self.node.id);
@@ -178,10 +223,11 @@ impl TicketStore for Arc<RedisTickets> {
             self.node.hold_ticket(&holder, taken.clone());
             tokio::spawn(self.clone().renew(key, holder.clone(), taken.clone(), released.clone()));
             let node = self.node.clone();
-            Ok(Some(TicketHold::new(taken, move || {
+            let hold = TicketHold::new(taken, move || {
                 node.release_ticket(&holder);
                 released.cancel();
-            })))
+            });
+            Ok(Some(hold.of_user(user)))
         })
     }
 }

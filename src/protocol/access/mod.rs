@@ -10,7 +10,8 @@
 //! `src/types/protocol_v2.ts`, `runtime-start-protocol.ts`,
 //! `external-tool-protocol.ts`, `app-server-info.ts`), the conversation
 //! options of newer runtimes (PROTOCOL.md §9) and what Letta's clients
-//! (`AppServerClient`) send.
+//! (`AppServerClient`) send. An end user's token (issue 21) may send a
+//! part of that, on the scopes its grants name ([`authorize_user`]).
 //!
 //! Every door — REST (`POST /input`, `/approval`, `/sync`, `/abort`,
 //! `/commands`), the relay and App-Server sockets, and `POST
@@ -74,29 +75,40 @@ pub enum Refusal {
         kind: String,
     },
     /// No grant of the end user's token holds this action on this scope.
-    #[error("`{kind}` needs the `{action}` action on {scope}; no grant of this token allows it")]
+    #[error("`{kind}` needs the `{action}` action on {}; no grant of this token allows it", user::describe(.runtime, .agent_id.as_deref(), .conversation_id.as_deref()))]
     Scope {
         /// The frame's `type`.
         kind: String,
         /// The missing action (`read`, `input`, `approve`, `abort`, `sync`).
         action: &'static str,
-        /// The scope the command names, as the refusal describes it.
-        scope: String,
+        /// The runtime the command goes to.
+        runtime: String,
+        /// The agent it names (`None`: none, or null — the runtime's
+        /// default agent, which no grant names).
+        agent_id: Option<String>,
+        /// The conversation it names, if any.
+        conversation_id: Option<String>,
     },
 }
 
 impl Command {
-    /// May `role` send this command? The one privilege decision (see the
-    /// module doc); every door calls it before anything else happens.
-    pub fn authorize(&self, role: &Role) -> Result<(), Refusal> {
-        authorize(self.kind(), self.frame(), role)
+    /// May `role` send this command to the runtime `runtime` (its device
+    /// id)? The one privilege decision (see the module doc); every door
+    /// calls it before anything else happens. Only an end user's grants
+    /// depend on the runtime: a door resolves the command's target first,
+    /// and then sends it to that runtime and no other.
+    pub fn authorize(&self, role: &Role, runtime: &str) -> Result<(), Refusal> {
+        match role {
+            Role::Admin => Ok(()),
+            Role::Client => authorize(self.kind(), self.frame(), role),
+            Role::User(user) => authorize_user(self.kind(), self.frame(), &user.grants, runtime),
+        }
     }
 }
 
-/// [`Command::authorize`] on a frame of type `kind`.
+/// What the client or admin token may send of a frame of type `kind` (an
+/// end user's token: [`authorize_user`], which narrows this).
 pub fn authorize(kind: &str, frame: &Map<String, Value>, role: &Role) -> Result<(), Refusal> {
-    // An end user may do no more than the client token (their grants
-    // narrow it further).
     if *role == Role::Admin {
         return Ok(());
     }

@@ -53,45 +53,39 @@ pub fn authorize_user(kind: &str, frame: &Map<String, Value>, grants: &Grants, r
     }
     // Never more than the client token: the same fields, the same resume rule.
     authorize(kind, frame, &Role::Client)?;
-    let missing = |action: Action, scope: String| Refusal::Scope { kind: kind.to_owned(), action: action.as_str(), scope };
-    match kind {
+    let missing = |action: Action, agent: Option<&str>, conversation: Option<&str>| Refusal::Scope {
+        kind: kind.to_owned(),
+        action: action.as_str(),
+        runtime: runtime.to_owned(),
+        agent_id: agent.map(str::to_owned),
+        conversation_id: conversation.map(str::to_owned),
+    };
+    let (action, agent, conversation) = match kind {
         wire::INPUT | wire::SYNC | wire::ABORT_MESSAGE => {
-            let action = action_of(kind, frame);
-            let runtime_scope = frame.get("runtime");
-            let id = |key: &str| runtime_scope.and_then(|s| s.get(key)).and_then(Value::as_str);
-            match (id("agent_id"), id("conversation_id")) {
-                (Some(agent), Some(conversation)) if grants.allows(action, runtime, agent, conversation) => Ok(()),
-                (agent, conversation) => Err(missing(action, describe(runtime, agent, conversation))),
-            }
+            let scope = |key: &str| frame.get("runtime").and_then(|s| s.get(key)).and_then(Value::as_str);
+            (action_of(kind, frame), scope("agent_id"), scope("conversation_id"))
         }
+        // A resume (the client's rule above): it reads the conversation's state.
         wire::RUNTIME_START => {
-            let id = |key: &str| frame.get(key).and_then(Value::as_str);
-            match (id("agent_id"), id("conversation_id")) {
-                (Some(agent), Some(conversation)) if grants.allows(Action::Read, runtime, agent, conversation) => Ok(()),
-                (agent, conversation) => Err(missing(Action::Read, describe(runtime, agent, conversation))),
-            }
+            let top = |key: &str| frame.get(key).and_then(Value::as_str);
+            (Action::Read, top("agent_id"), top("conversation_id"))
         }
         CONVERSATION_RETRIEVE | CONVERSATION_MESSAGES_LIST => {
+            // The frame names no agent: only a scope naming the conversation
+            // itself says whose it is (`default` is every agent's).
             let conversation = frame.get("conversation_id").and_then(Value::as_str);
-            match conversation {
+            return match conversation {
                 Some(c) if c != DEFAULT_CONVERSATION && grants.names_conversation(runtime, c) => Ok(()),
-                _ => Err(missing(
-                    Action::Read,
-                    format!(
-                        "runtime `{runtime}`, conversation `{}` named in a scope (not `*`; `default` names no agent)",
-                        conversation.unwrap_or("")
-                    ),
-                )),
-            }
+                _ => Err(missing(Action::Read, None, conversation)),
+            };
         }
-        _ => {
-            // app_server_info: the runtime describes itself, nothing of a conversation.
-            if grants.may_on_runtime(Action::Read, runtime) {
-                Ok(())
-            } else {
-                Err(missing(Action::Read, format!("runtime `{runtime}`")))
-            }
-        }
+        // app_server_info: the runtime describes itself, nothing of a conversation.
+        _ if grants.may_on_runtime(Action::Read, runtime) => return Ok(()),
+        _ => return Err(missing(Action::Read, None, None)),
+    };
+    match (agent, conversation) {
+        (Some(a), Some(c)) if grants.allows(action, runtime, a, c) => Ok(()),
+        _ => Err(missing(action, agent, conversation)),
     }
 }
 
@@ -107,10 +101,16 @@ fn action_of(kind: &str, frame: &Map<String, Value>) -> Action {
     }
 }
 
-/// A scope as a refusal names it.
-fn describe(runtime: &str, agent: Option<&str>, conversation: Option<&str>) -> String {
-    let agent = agent.map_or_else(|| "(none: the runtime's default agent is in no grant)".to_owned(), |a| format!("`{a}`"));
-    format!("runtime `{runtime}`, agent {agent}, conversation `{}`", conversation.unwrap_or(""))
+/// A scope as a refusal names it: what the command names of it.
+pub(super) fn describe(runtime: &str, agent: Option<&str>, conversation: Option<&str>) -> String {
+    let mut out = if runtime.is_empty() { "no runtime named".to_owned() } else { format!("runtime `{runtime}`") };
+    if let Some(agent) = agent {
+        out.push_str(&format!(", agent `{agent}`"));
+    }
+    if let Some(conversation) = conversation {
+        out.push_str(&format!(", conversation `{conversation}`"));
+    }
+    out
 }
 
 impl Grants {
@@ -118,6 +118,13 @@ impl Grants {
     /// (it names it, or names no runtime).
     pub fn may_on_runtime(&self, action: Action, runtime: &str) -> bool {
         self.grants.iter().any(|g| g.has(action) && g.scopes.iter().any(|s| s.on_runtime(runtime)))
+    }
+
+    /// True when some scope of a grant may lie on `runtime` (it names it,
+    /// or names no runtime): the runtimes an end user may see listed and
+    /// open a socket to.
+    pub fn on_runtime(&self, runtime: &str) -> bool {
+        self.grants.iter().any(|g| g.scopes.iter().any(|s| s.on_runtime(runtime)))
     }
 
     /// True when a grant with `read` has a scope on `runtime` naming
@@ -134,7 +141,13 @@ impl Grants {
     /// events inside a grant with `read`; of those without a conversation,
     /// only the `runtime_online`/`runtime_offline` of a runtime a scope
     /// names. O(scopes) per event.
-    pub fn reads_event(&self, kind: &str, runtime: Option<&str>, agent: Option<&str>, conversation: Option<&str>) -> bool {
+    pub fn reads_event(
+        &self,
+        kind: &str,
+        runtime: Option<&str>,
+        agent: Option<&str>,
+        conversation: Option<&str>,
+    ) -> bool {
         let Some(runtime) = runtime else { return false };
         match (agent, conversation) {
             _ if kind == wire::RUNTIME_ONLINE || kind == wire::RUNTIME_OFFLINE => self.reads_runtime(runtime),

@@ -86,10 +86,7 @@ fn a_user_never_sends_more_than_a_client_and_never_device_or_privileged_commands
         json!({"type": "runtime_start", "create_agent": {}, "create_conversation": {}}),
     ] {
         let refused = decide(frame.clone(), "dev-1");
-        assert!(
-            matches!(&refused, Err(Refusal::NotForUsers { .. }) | Err(Refusal::NotResume)),
-            "{frame}: {refused:?}"
-        );
+        assert!(matches!(&refused, Err(Refusal::NotForUsers { .. }) | Err(Refusal::NotResume)), "{frame}: {refused:?}");
     }
     let creates = json!({"type": "runtime_start", "agent_id": "agent-1", "create_conversation": {}});
     assert_eq!(decide(creates, "dev-1"), Err(Refusal::NotResume));
@@ -106,7 +103,10 @@ fn the_reads_of_letta_clients_need_read_on_what_they_read() {
     assert_eq!(decide(retrieve("conv-a"), "dev-1"), Ok(()));
     assert_eq!(decide(messages("conv-a"), "dev-1"), Ok(()));
     assert!(decide(messages("conv-a"), "dev-2").is_err(), "the scope names dev-1");
-    assert!(decide(retrieve("conv-x"), "dev-1").is_err(), "`*` of agent-2 names no conversation: the frame has no agent");
+    assert!(
+        decide(retrieve("conv-x"), "dev-1").is_err(),
+        "`*` of agent-2 names no conversation: the frame has no agent"
+    );
     assert!(decide(retrieve("default"), "dev-1").is_err());
     let info = json!({"type": "app_server_info"});
     assert_eq!(decide(info.clone(), "dev-1"), Ok(()));
