@@ -1,6 +1,9 @@
 //! Extractors whose every rejection is an [`ApiError`] (problem+json):
 //! JSON bodies (400 malformed / 415 / 413 / 422 wrong shape), query strings,
-//! path parameters, and the client's or runtime's bearer token.
+//! path parameters, and the client's or runtime's bearer token (a client,
+//! admin or end user's token becomes a [`Role`]).
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -10,7 +13,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
-use crate::auth::{Presented, Role, RuntimeGrant, bearer, presented};
+use crate::auth::{MAX_TOKEN_BYTES, Presented, Role, RuntimeGrant, bearer, looks_like_jwt, presented};
 use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
@@ -127,8 +130,10 @@ pub async fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> R
     }
 }
 
-/// The role `token` grants on the client API, or a `401` that says which
-/// token it is when it is the runtime's.
+/// The role `token` grants on the client API: the client or admin token's,
+/// or an end user's when it is a user token that verifies (a `401`
+/// `invalid_token` saying why when it does not); else a `401` that says
+/// which token it is when it is the runtime's.
 pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
     if let Some(role) = state.auth.client_role(Some(token)) {
         return Ok(role);
@@ -138,7 +143,17 @@ pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError>
             "this is a runtime token (what `letta remote` presents as LETTA_API_KEY); this API takes the client or admin token",
         ));
     }
-    Err(ApiError::Unauthorized("invalid token: neither this bridge's client token nor its admin token"))
+    match state.auth.user_tokens() {
+        Some(users) if looks_like_jwt(token) || token.len() > MAX_TOKEN_BYTES => {
+            let user = users.verify(token).await?;
+            Ok(Role::User(Arc::new(user)))
+        }
+        None if looks_like_jwt(token) => Err(ApiError::InvalidToken(
+            "user tokens are off on this bridge (no LETTA_BRIDGE_USER_TOKEN_SECRET or LETTA_BRIDGE_USER_TOKEN_JWKS_URL is set)"
+                .into(),
+        )),
+        _ => Err(ApiError::Unauthorized("invalid token: neither this bridge's client token nor its admin token")),
+    }
 }
 
 /// The caller presented a runtime token (the shared one or one of the
