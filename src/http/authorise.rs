@@ -4,6 +4,7 @@
 //! target is resolved before the decision, and the command then goes to
 //! that runtime and no other (not to one that came online meanwhile).
 
+use super::error::MissingGrant;
 use super::{ApiError, AppState, hints};
 use crate::protocol::{Command, Refusal, Role};
 use crate::runtime::{DispatchError, RouteError, Target};
@@ -15,10 +16,24 @@ pub(super) fn authorise(state: &AppState, role: &Role, command: &Command, runtim
     command.authorize(role, runtime).map_err(|refusal| refused(state, role, refusal))
 }
 
-/// A refusal as the HTTP doors answer it.
+/// A refusal as the HTTP doors answer it: to an end user, RFC 6750's
+/// `insufficient_scope`, naming the missing action and scope (no action for
+/// a command no grant can allow).
 pub(super) fn refused(state: &AppState, role: &Role, refusal: Refusal) -> ApiError {
     match role {
-        Role::User(_) => ApiError::Forbidden(refusal.to_string()),
+        Role::User(_) => {
+            let detail = refusal.to_string();
+            let missing = match refusal {
+                Refusal::Scope { action, runtime, agent_id, conversation_id, .. } => MissingGrant {
+                    action: Some(action.to_owned()),
+                    runtime: Some(runtime).filter(|r| !r.is_empty()),
+                    agent_id,
+                    conversation_id,
+                },
+                _ => MissingGrant::default(),
+            };
+            ApiError::InsufficientScope { detail, missing: Box::new(missing) }
+        }
         _ if state.auth.has_admin() => ApiError::Forbidden(refusal.to_string()),
         _ => ApiError::Forbidden(format!("{refusal}, and no LETTA_BRIDGE_ADMIN_TOKEN is configured")),
     }

@@ -145,8 +145,9 @@ pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError>
     }
     match state.auth.user_tokens() {
         Some(users) if looks_like_jwt(token) || token.len() > MAX_TOKEN_BYTES => {
-            let user = users.verify(token).await?;
-            Ok(Role::User(Arc::new(user)))
+            let role = Role::User(Arc::new(users.verify(token).await?));
+            super::reauth::refuse_revoked(state, &role).await?;
+            Ok(role)
         }
         None if looks_like_jwt(token) => Err(ApiError::InvalidToken(
             "user tokens are off on this bridge (no LETTA_BRIDGE_USER_TOKEN_SECRET or LETTA_BRIDGE_USER_TOKEN_JWKS_URL is set)"

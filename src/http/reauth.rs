@@ -45,7 +45,7 @@ pub(super) fn ending(state: &AppState, role: &Role) -> Option<Ending> {
 pub(super) async fn refuse_revoked(state: &AppState, role: &Role) -> Result<(), ApiError> {
     let Some(jti) = role.user().and_then(|u| u.jti.as_deref()) else { return Ok(()) };
     if state.revocations.is_revoked(jti).await? {
-        return Err(ApiError::Unauthorized("invalid token: this token was revoked"));
+        return Err(ApiError::InvalidToken("this token was revoked".into()));
     }
     Ok(())
 }
