@@ -36,3 +36,4 @@ mod shutdown;
 mod sockets;
 mod tls;
 mod turns;
+mod user_tokens;
