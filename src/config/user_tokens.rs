@@ -116,13 +116,13 @@ fn long_enough(name: &'static str, secret: &str) -> Result<Vec<u8>, ConfigError>
 /// clear from elsewhere could be anyone's).
 fn jwks_url(url: &str) -> Result<String, ConfigError> {
     let bad = |why: &str| ConfigError::Bad(JWKS_URL, format!("{why} (got {url:?})"));
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("not a URL: {e}")))?;
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+    let parsed: axum::http::Uri = url.parse().map_err(|e| bad(&format!("not a URL: {e}")))?;
+    let Some(host) = parsed.host().filter(|h| !h.is_empty()) else {
         return Err(bad("the URL names no host"));
     };
     let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
     let loopback = ip.map_or_else(|_| host.eq_ignore_ascii_case("localhost"), |ip| ip.is_loopback());
-    match parsed.scheme() {
+    match parsed.scheme_str().unwrap_or_default() {
         "https" => Ok(url.to_owned()),
         "http" if loopback => Ok(url.to_owned()),
         "http" => Err(bad("must be https:// (http:// only to a loopback host)")),

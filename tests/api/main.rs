@@ -37,3 +37,4 @@ mod sockets;
 mod tls;
 mod turns;
 mod user_access;
+mod user_tokens;

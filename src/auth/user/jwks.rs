@@ -3,8 +3,8 @@
 //! Fetched when a token first needs them and kept for [`KEYS_TTL`]; a
 //! token whose `kid` is not in hand fetches them again, at most once per
 //! [`UNKNOWN_KID_REFRESH`], so random `kid`s cannot make the bridge hammer
-//! the provider. A fetch takes at most [`FETCH_TIMEOUT`] and
-//! [`MAX_JWKS_BYTES`]; when it fails, the keys in hand keep serving (a
+//! the provider. A fetch takes at most [`FETCH_TIMEOUT`](super::FETCH_TIMEOUT)
+//! and [`MAX_JWKS_BYTES`](super::MAX_JWKS_BYTES); when it fails, the keys in hand keep serving (a
 //! provider down does not lock every user out) and the next attempt waits
 //! [`RETRY_AFTER_FAILURE`]. Only RS256, ES256 (P-256) and EdDSA (Ed25519)
 //! signing keys are taken, each pinned to its algorithm; symmetric keys
@@ -12,7 +12,7 @@
 //! that needs it, one at a time, and the requests that waited for it use
 //! its result.
 
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::TokenError;
+use super::fetch::Fetcher;
 
 /// How long fetched keys are used before they are fetched again.
 pub const KEYS_TTL: Duration = Duration::from_secs(60 * 60);
@@ -29,10 +30,6 @@ pub const KEYS_TTL: Duration = Duration::from_secs(60 * 60);
 pub const UNKNOWN_KID_REFRESH: Duration = Duration::from_secs(30);
 /// Least time between a failed fetch and the next attempt.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
-/// Longest a fetch may take, connection included.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
-/// Largest key set read.
-pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most keys kept from one set.
 pub const MAX_KEYS: usize = 64;
 
@@ -47,7 +44,7 @@ pub(super) struct Key {
 /// The keys of one identity provider.
 pub struct Jwks {
     url: String,
-    http: reqwest::Client,
+    fetcher: Fetcher,
     /// The keys in hand and when they were fetched (a std lock: held for a
     /// lookup or an update, never across an `.await`).
     state: RwLock<State>,
@@ -131,10 +128,10 @@ impl State {
 }
 
 impl Jwks {
-    /// The key set at `url`, fetched with `http` (which bounds each fetch
-    /// with [`FETCH_TIMEOUT`]).
-    pub fn new(url: String, http: reqwest::Client) -> Self {
-        Self { url, http, state: RwLock::default(), fetching: tokio::sync::Mutex::new(()) }
+    /// The key set at `url`.
+    pub fn new(url: String) -> anyhow::Result<Self> {
+        let fetcher = Fetcher::new(&url)?;
+        Ok(Self { url, fetcher, state: RwLock::default(), fetching: tokio::sync::Mutex::new(()) })
     }
 
     /// The key that verifies a token of `alg` naming `kid`, fetching the
@@ -169,23 +166,7 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<Vec<Key>, String> {
-        let request = self.http.get(&self.url).header("accept", "application/jwk-set+json, application/json");
-        let mut response = request.send().await.map_err(|e| format!("{e:#}"))?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        let too_big = || format!("the key set is larger than {MAX_JWKS_BYTES} bytes");
-        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
-            return Err(too_big());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{e:#}"))? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(too_big());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse(&body)
+        parse(&self.fetcher.get().await?)
     }
 }
 
@@ -221,37 +202,4 @@ fn key(value: Value) -> Option<Key> {
     };
     let key = DecodingKey::from_jwk(&jwk).ok()?;
     Some(Key { kid: jwk.common.key_id, alg, key })
-}
-
-/// The client that fetches the key set at `url`: rustls on the ring
-/// provider with the system's root certificates, [`FETCH_TIMEOUT`] per
-/// fetch, no redirects (the configured URL is the set's own), the
-/// environment's proxy except to a loopback host.
-pub fn http_client(url: &str) -> anyhow::Result<reqwest::Client> {
-    use tokio_rustls::rustls;
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        tracing::warn!(errors = ?found.errors, "no system root certificate found: an https:// JWKS URL will not verify");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    let loopback = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .map_or_else(|_| host.eq_ignore_ascii_case("localhost"), |ip| ip.is_loopback());
-    let builder = if loopback { reqwest::Client::builder().no_proxy() } else { reqwest::Client::builder() };
-    Ok(builder
-        .tls_backend_preconfigured(tls)
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("letta-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()?)
 }

@@ -11,6 +11,7 @@
 //! `sub`), and no token is ever logged.
 
 mod claims;
+mod fetch;
 mod jwks;
 
 use std::time::SystemTime;
@@ -19,7 +20,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 pub use claims::{Expect, LEEWAY_SECS, MAX_ID_LEN};
-pub use jwks::{FETCH_TIMEOUT, KEYS_TTL, MAX_JWKS_BYTES, MAX_KEYS, RETRY_AFTER_FAILURE, UNKNOWN_KID_REFRESH};
+pub use fetch::{FETCH_TIMEOUT, MAX_JWKS_BYTES};
+pub use jwks::{KEYS_TTL, MAX_KEYS, RETRY_AFTER_FAILURE, UNKNOWN_KID_REFRESH};
 
 use crate::config::UserTokenSettings;
 use crate::protocol::access::UserPrincipal;
@@ -50,7 +52,7 @@ pub enum TokenError {
     #[error("signed with the previous secret, no longer accepted since LETTA_BRIDGE_USER_TOKEN_PREVIOUS_UNTIL")]
     Retired,
     /// No key of the identity provider's set has this `kid` (and algorithm).
-    #[error("no key with kid {0:?} for this algorithm in the identity provider's key set")]
+    #[error("no key with kid {} for this algorithm in the identity provider's key set", .0.as_deref().unwrap_or("(none)"))]
     UnknownKey(Option<String>),
     /// The identity provider's key set could not be fetched, and none is in hand.
     #[error("the identity provider's key set could not be fetched: {0}")]
@@ -62,10 +64,10 @@ pub enum TokenError {
     #[error("the token is not valid yet (nbf)")]
     NotYet,
     /// `aud` does not name this bridge.
-    #[error("aud does not include {0:?}")]
+    #[error("aud does not include {0}")]
     Audience(String),
     /// `iss` is not the configured issuer.
-    #[error("iss is not {0:?}")]
+    #[error("iss is not {0}")]
     Issuer(String),
     /// A required claim is absent.
     #[error("the claim {0} is missing")]
@@ -103,7 +105,7 @@ impl UserTokens {
     /// key set, when there is one).
     pub fn new(settings: &UserTokenSettings) -> anyhow::Result<Self> {
         let jwks = match &settings.jwks_url {
-            Some(url) => Some(jwks::Jwks::new(url.clone(), jwks::http_client(url)?)),
+            Some(url) => Some(jwks::Jwks::new(url.clone())?),
             None => None,
         };
         Ok(Self {
