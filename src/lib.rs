@@ -58,9 +58,8 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backend;
 pub mod clients;
-#[cfg(feature = "cluster")]
-pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;
