@@ -19,8 +19,13 @@
 //! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.
-//!   Its seams: where events go ([`runtime::EventSink`]) and where a command
-//!   goes ([`runtime::Target`]).
+//!   The core every door calls: `Runtimes::{dispatch, resolve, write_local,
+//!   serve}`, with one error vocabulary ([`runtime::DispatchError`]); every
+//!   event the log holds is applied in one place
+//!   ([`runtime::Handle::on_applied`]: replies complete there). Its seams:
+//!   where events go ([`runtime::EventSink`]), where a command goes
+//!   ([`runtime::Target`]), the other instances ([`runtime::Peers`]), and
+//!   the narrow [`runtime::Handle`] a backend calls back.
 //! - [`clients`]: the sockets of Letta's own clients (relay sockets with
 //!   `seq`/`ack`, App-Server sockets): what each gets of the event log, and
 //!   its commands, namespaced, to the runtime.
@@ -31,9 +36,13 @@
 //!   status, the runtime's own endpoints, stream tickets, CORS/Origin
 //!   checks, metrics, the console page, OpenAPI and the docs UI; extractors
 //!   and the one error type.
-//! - `cluster` (feature `cluster`, on by default): several instances on one
-//!   Redis, behind the seams above — the shared log and its mirror, routing
-//!   to the instance holding a runtime, leases, shared stores.
+//! - [`backend`]: where events, runtimes and the stores live — in this
+//!   process, or a cluster of instances on one Redis (`backend::cluster`,
+//!   cargo feature `cluster`, on by default: the shared log as typed records
+//!   and its mirror, routing to the instance holding a runtime, leases,
+//!   fencing, shared stores, behind the seams above). The one file that
+//!   knows the feature; what `/status` shows of a cluster
+//!   ([`backend::ClusterView`]).
 //! - [`listener`]: the one accept loop and way of serving a connection,
 //!   plain or TLS, HTTP/1 (with WebSocket upgrades) or HTTP/2: counts
 //!   connections, closes the ones that send no request head in time or sit
@@ -49,10 +58,17 @@
 //! the runtime's `Link` (bounded queue) → its socket task → WebSocket.
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
-//! → SSE response. Replies also complete the command waiting on their
-//! `request_id`. Dependencies point down: `http` → `runtime`, `clients`, `store`,
-//! `hub`, `protocol`; `clients` → `runtime`, `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol`
-//! → nothing of the crate.
+//! → SSE response. Each event the hub holds is then applied once
+//! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
+//! on its `request_id`. In a cluster the sink appends to the shared log and
+//! the mirror fills the hub and applies each event it reads, on every
+//! instance; a command for another instance's runtime goes there and is
+//! written with the same [`runtime::Runtimes::write_local`]. Dependencies
+//! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
+//! view), `runtime`, `clients`, `store`, `hub`, `protocol`; `backend` →
+//! `runtime`, `store`, `hub`, `protocol`, `config`; `clients` → `runtime`, `hub`,
+//! `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` → nothing
+//! of the crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
