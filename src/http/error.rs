@@ -16,6 +16,14 @@ use crate::store::StoreError;
 /// Seconds a client should wait before retrying a `503`.
 const RETRY_AFTER_SECS: u32 = 2;
 
+/// Seconds a client should wait before sending a turn again whose failure
+/// the runtime reported as `retryable` (the turn-failed `502`). The runtime
+/// has already retried the model call itself before it gives up: three
+/// times, after 1, 2 and 4 s (letta-code's transient-provider backoff,
+/// `src/agent/turn-recovery-policy.ts`); 8 s is that backoff's next step,
+/// so a client continues it rather than starting it over.
+const TURN_RETRY_AFTER_SECS: u32 = 8;
+
 /// Everything a handler can answer besides success, each with its status and problem type.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -59,7 +67,7 @@ pub enum ApiError {
     #[error("{0}")]
     RuntimeGone(String),
     /// `wait=completion`: the turn ended with `stop_reason: "error"`.
-    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
+    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error_text())]
     TurnFailed(Box<TurnResult>),
     /// The cluster's shared engine cannot be reached.
     #[error("{0}")]
@@ -96,7 +104,8 @@ pub struct Problem {
     /// With `409` ambiguous-runtime: the runtimes to choose from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<String>>,
-    /// With `502` turn-failed: the finished turn, as `wait=completion` answers it.
+    /// With `502` turn-failed: the finished turn, as `wait=completion` answers
+    /// it (with the runtime's `failure` report when it sent one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<Box<TurnResult>>,
 }
@@ -152,6 +161,11 @@ impl IntoResponse for ApiError {
             candidates: None,
             turn: None,
         };
+        let retry_after = match &self {
+            Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
         let problem = match self {
             Self::Ambiguous(c) => Problem { candidates: Some(c), ..problem },
             Self::TurnFailed(t) => Problem { turn: Some(t), ..problem },
@@ -164,8 +178,8 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
