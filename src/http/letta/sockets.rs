@@ -106,7 +106,7 @@ async fn get_app_server(
     let role = extract::client_role(&state, &headers)?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
-    let device = match state.runtimes.route(runtime.as_deref()) {
+    let device = match state.runtimes.resolve(runtime.as_deref()) {
         Ok(Target::Local(link)) => link.runtime_id.to_string(),
         Ok(Target::Remote(remote)) => remote.runtime_id.to_string(),
         // Named but offline: the socket serves it when it is back.
