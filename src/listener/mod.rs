@@ -296,9 +296,20 @@ async fn serve_connection(
     };
     let service = Tracking::new(app, activity.clone());
     let served = match opened {
-        Opened::Plain { io, h2: false } => serve_h1(io, service, shutdown).await,
+        // HTTP/1 with `release_idle_buffers`: a streaming response (an SSE subscriber) holds
+        // no read or head buffer while it waits (the option vendor/hyper.patch adds).
+        Opened::Plain { io, h2: false } => {
+            let conn = http1::Builder::new().release_idle_buffers(true).serve_connection(TokioIo::new(io), service);
+            until_closed(pin!(conn.with_upgrades()), shutdown, |c| c.graceful_shutdown()).await
+        }
         Opened::Plain { io, h2: true } => Box::pin(serve_h2(io, service, &activity, shutdown)).await,
-        Opened::Tls { io, h2: false } => Box::pin(serve_h1(io, service, shutdown)).await,
+        Opened::Tls { io, h2: false } => {
+            Box::pin(async move {
+                let conn = http1::Builder::new().release_idle_buffers(true).serve_connection(TokioIo::new(io), service);
+                until_closed(pin!(conn.with_upgrades()), shutdown, |c| c.graceful_shutdown()).await
+            })
+            .await
+        }
         Opened::Tls { io, h2: true } => Box::pin(serve_h2(io, service, &activity, shutdown)).await,
     };
     match served {
@@ -307,17 +318,6 @@ async fn serve_connection(
         Ok(()) => {}
         Err(e) => closed(&activity, &e),
     }
-}
-
-/// Serves `io` with hyper's HTTP/1 connection. A response that streams (an SSE
-/// subscriber) holds no read or head buffer while it waits: `release_idle_buffers`,
-/// the option vendor/hyper.patch adds (vendor/README.md).
-async fn serve_h1<IO>(io: IO, service: Tracking, shutdown: CancellationToken) -> hyper::Result<()>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let conn = http1::Builder::new().release_idle_buffers(true).serve_connection(TokioIo::new(io), service);
-    until_closed(pin!(conn.with_upgrades()), shutdown, |c| c.graceful_shutdown()).await
 }
 
 /// Serves `io` with hyper's HTTP/2 connection.
