@@ -15,22 +15,29 @@
 //!   frames, the one scope rule and the `sync` builder, command rules and
 //!   typed bodies, who may send which commands and fields (the one
 //!   privilege decision every door calls), how a turn unfolds in events,
-//!   the bridge's own events.
-//! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, subscriptions.
+//!   the bridge's own events, and every wire name (frame types, payload
+//!   kinds, event names) as a constant in one place.
+//! - [`hub`]: event ids `<epoch>-<seq>`, the bounded replay ring, and the
+//!   one reader every subscriber reads it with (events, gaps and rebases
+//!   under one lag policy).
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.
 //!   Its seams: where events go ([`runtime::EventSink`]) and where a command
 //!   goes ([`runtime::Target`]).
-//! - [`clients`]: the sockets of Letta's own clients (relay sockets with
-//!   `seq`/`ack`, App-Server sockets): what each gets of the event log, and
-//!   its commands, namespaced, to the runtime.
+//! - [`letta`]: the Letta edge, for Letta's own clients, without HTTP: a
+//!   runtime as an environment, messages as `input` commands, the frames
+//!   the bridge sends them, and their sockets (relay sockets with
+//!   `seq`/`ack`, App-Server sockets): what each gets of the event log, the
+//!   task that owns each, and its commands, namespaced and bounded, to the
+//!   runtime.
 //! - [`store`]: idempotency answers and stream tickets, each behind a small
 //!   interface with its in-memory implementation.
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
-//!   status, the runtime's own endpoints, stream tickets, CORS/Origin
-//!   checks, metrics, the console page, OpenAPI and the docs UI; extractors
-//!   and the one error type.
+//!   status, the runtime's own endpoints, the Letta edge's routes (the
+//!   environments API, the relay and App-Server socket upgrades), stream
+//!   tickets, CORS/Origin checks, metrics, the console page, OpenAPI and
+//!   the docs UI; extractors and the one error type.
 //! - `cluster` (feature `cluster`, on by default): several instances on one
 //!   Redis, behind the seams above — the shared log and its mirror, routing
 //!   to the instance holding a runtime, leases, shared stores.
@@ -45,25 +52,28 @@
 //!
 //! # Data flow
 //!
-//! One way only. Commands: HTTP handler → [`runtime::Runtimes::dispatch`] →
+//! One way only. Commands: HTTP handler, or a client socket of Letta's →
+//! [`runtime::Runtimes::dispatch`] →
 //! the runtime's `Link` (bounded queue) → its socket task → WebSocket.
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
-//! → SSE response. Replies also complete the command waiting on their
-//! `request_id`. Dependencies point down: `http` → `runtime`, `clients`, `store`,
-//! `hub`, `protocol`; `clients` → `runtime`, `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol`
-//! → nothing of the crate.
+//! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
+//! follower of a turn. Replies also complete the
+//! command waiting on their `request_id`. Dependencies point down: `http` →
+//! `letta`, `runtime`, `store`, `hub`, `protocol`; `letta` → `runtime`,
+//! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
+//! nothing of the crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod clients;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod letta;
 pub mod listener;
 pub mod protocol;
 pub mod runtime;

@@ -9,7 +9,7 @@ use letta_bridge::{Application, Config, config, shutdown, startup, telemetry};
 /// Built with `no_thp`: otherwise mimalloc asks for transparent huge pages on
 /// its 1 GiB arena (`MADV_HUGEPAGE`) and every touched 2 MiB of heap becomes
 /// resident whole: 17.6 MB idle RSS instead of 10, 63 KB instead of 49 KB per
-/// idle SSE subscriber (bench `memory`, BENCHMARKS.md).
+/// idle SSE subscriber (bench `memory`, docs/perf-history.md).
 /// The `system-alloc` feature leaves the system allocator in place, for
 /// DHAT and massif (they replace `malloc`, which mimalloc bypasses).
 #[cfg(not(feature = "system-alloc"))]
@@ -56,7 +56,7 @@ async fn main() -> std::process::ExitCode {
 
 /// Returns the heap that building the app used and freed (mostly the OpenAPI
 /// document, ~2 MB) to the OS: mimalloc keeps freed pages resident until
-/// asked. Idle RSS 10.5 -> 8.4 MB (bench `memory`, BENCHMARKS.md).
+/// asked. Idle RSS 10.5 -> 8.4 MB (bench `memory`, docs/perf-history.md).
 fn release_startup_memory() {
     // SAFETY: `mi_collect` only walks mimalloc's own heaps; it is safe to
     // call at any time from any thread.

@@ -165,7 +165,7 @@ impl Application {
             None => None,
         };
         http::init_metrics();
-        crate::clients::describe_metrics();
+        crate::letta::describe_metrics();
         let listener = listener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
@@ -194,6 +194,9 @@ impl Application {
             started: Instant::now(),
         };
         let shutdown = CancellationToken::new();
+        let streams_shutdown = CancellationToken::new();
+        let client_sockets =
+            crate::letta::Sockets::new(backend.runtimes.clone(), backend.hub.clone(), streams_shutdown.clone());
         let state = AppState::new(Shared {
             auth: match &device_tokens {
                 Some(devices) => Auth::new(&tokens).with_device_tokens(devices.clone()),
@@ -202,12 +205,12 @@ impl Application {
             hub: backend.hub,
             runtimes: backend.runtimes,
             settings: Arc::new(settings),
-            streams_shutdown: CancellationToken::new(),
+            streams_shutdown,
             idempotency: backend.idempotency,
             tickets: backend.tickets,
             cluster: backend.view,
             limits: limits.clone(),
-            client_sockets: tokio_util::task::TaskTracker::new(),
+            client_sockets,
             draining: shutdown.clone(),
         });
         let app = http::app(state.clone());

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::options::{Args, Scenario};
-use crate::peer::{self, Peer, Side};
+use crate::figure::{Figure, latency};
+use crate::options::Args;
+use crate::peer::{self, Peer};
 use crate::relay::{self, Relay};
-use crate::report::{Figure, Results, latency};
+use crate::report::Results;
+use crate::scenario::Scenario;
+use crate::side::Side;
 use crate::target::{Bridge, Launch, Target};
 use crate::{append, churn, commands, crossing, events, failover, instructions, memory, soak, startup};
 

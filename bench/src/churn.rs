@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::deliver::stamp_of;
 use crate::events::OPEN_PARALLEL;
+use crate::figure::{Figure, Goal};
 use crate::options::Args;
-use crate::report::{Figure, Goal};
 use crate::runtime;
 use crate::sse::{self, SseStream};
 use crate::stats::{Hist, now_ns};

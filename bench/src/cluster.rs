@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use crate::http::HttpConn;
 use crate::options::Args;
 use crate::redis::RedisServer;
-use crate::target::{Bridge, Launch, Target, Tokens};
+use crate::target::{Bridge, Launch, Target};
+use crate::tokens::Tokens;
 
 /// Cluster names handed out so far in this process.
 static CLUSTERS: AtomicUsize = AtomicUsize::new(0);

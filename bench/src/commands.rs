@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::deliver::stamp_of;
+use crate::figure::{Figure, Goal, latency};
 use crate::http::HttpConn;
 use crate::options::Args;
-use crate::report::{Figure, Goal, latency};
 use crate::runtime::{self, Ws};
 use crate::stats::{Hist, now_ns};
 use crate::target::Target;

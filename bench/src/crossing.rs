@@ -14,8 +14,8 @@ use anyhow::Context;
 
 use crate::cluster::{Cluster, as_device, wait_runtime};
 use crate::events::{self, percentiles, shortfall, with_note};
+use crate::figure::{Figure, Goal, latency};
 use crate::options::Args;
-use crate::report::{Figure, Goal, latency};
 use crate::runtime::{self, Pace};
 use crate::target::{Bridge, Launch};
 use crate::{commands, scrape};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::report::Figure;
+use crate::figure::Figure;
 use crate::stats::Hist;
 
 /// What one subscriber saw.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::deliver::{self, Outcome, Shared};
+use crate::figure::{Figure, Goal, latency};
 use crate::options::Args;
 use crate::relay::Relay;
-use crate::report::{Figure, Goal, latency};
 use crate::runtime::{self, Pace, publish};
 use crate::sse;
 use crate::stats::now_ns;

@@ -18,8 +18,8 @@ use anyhow::bail;
 
 use crate::cluster::{as_device, wait_runtime};
 use crate::crossing::clustered;
+use crate::figure::Figure;
 use crate::options::Args;
-use crate::report::Figure;
 use crate::runtime;
 use crate::sse;
 

@@ -108,7 +108,9 @@ async fn open_retrying(target: &Target, source: IpAddr) -> anyhow::Result<SseStr
     let mut attempt = 1;
     loop {
         match sse::open(target, Some(source), "bench").await {
-            Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("closed before the response head") => attempt += 1,
+            Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("closed before the response head") => {
+                attempt += 1
+            }
             other => return other,
         }
     }

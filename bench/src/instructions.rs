@@ -13,9 +13,9 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::deliver::{self, Shared};
+use crate::figure::Figure;
 use crate::http::HttpConn;
 use crate::options::Args;
-use crate::report::Figure;
 use crate::runtime::Ws;
 use crate::runtime::{self, Pace, publish};
 use crate::sse;

@@ -35,27 +35,36 @@
 //!
 //! # Layout
 //!
-//! - `options`: the command line, the scenarios, the hidden helper subcommands.
+//! Dependencies point one way, from the scenarios down to small leaf modules;
+//! no module imports one that imports it.
+//!
 //! - `cases`: scenarios → cases × repetitions, each against a fresh bridge or relay; failures reported, run goes on.
-//! - `target`: the bridge under test — URLs and tokens, or a spawned process (free port, tokens, SIGTERM).
-//! - `runtime`: the fake runtime — direct or registered connection, stamped frames, steady or saturating publisher.
-//! - `sse`: SSE subscriber on raw TCP (chunked decoding, memchr event splitting, `lagged` accounting).
-//! - `http`: raw HTTP/1.1 keep-alive client; `chunked`: response heads and chunked bodies.
-//! - `deliver`: one publish → N subscribers run and its outcome (delivered/s, missed, latency).
-//! - `relay`: the raw baselines — one WebSocket hop, and the fan-out relay server (`bench relay` child process).
-//! - `events`: event hop (steady, saturated) and fan-out through the bridge, and the relay runs.
-//! - `commands`: `POST /input` latency and `POST /sync?wait=true` round trips.
-//! - `memory` + `hold`: RSS idle and per idle subscriber; `bench hold` children hold the sockets (and `relay`: RSS per idle raw receiver).
-//! - `soak`: many counting subscribers and a steady command load for minutes: RSS over time, events lost.
-//! - `churn`: subscribers cut and resumed with `Last-Event-ID`: delivery, duplicates, publish → receive.
-//! - `peer`: the hand-written Node bridge of `bench/peers/` (`--peer`): how it starts, what it cannot measure.
-//! - `startup`: spawn → first `/healthz` 200, binary size.
-//! - `instructions`: callgrind instructions per delivered event and per command (counters zeroed and dumped around the work).
-//! - `redis`: a redis-server of the harness (Unix socket, no persistence); `cluster`: N instances on it, shared tokens, a fresh cluster name.
-//! - `crossing`: runtime on A → SSE on B, and commands on B → runtime on A, each paired with an embedded bridge in the same repetition.
-//! - `append`: events/s through one Redis with 1 and N instances, and fan-out on B vs embedded (windowed publishers), with `cpu`: CPU % from /proc.
-//! - `failover`: SIGKILL the runtime's instance → `instance_lost` on another.
-//! - `report`: figures, medians, ratios, targets, the table and the JSON file; `stats`: clock, histogram, median.
+//! - Scenarios: `events` (event hop, steady and saturated, fan-out, and the relay runs); `commands` (`POST /input`
+//!   latency, `POST /sync?wait=true` round trips); `memory` (RSS idle and per idle subscriber, held by
+//!   `bench hold` children); `soak` (many counting subscribers and a steady command load for minutes: RSS over
+//!   time, events lost); `churn` (subscribers cut and resumed with `Last-Event-ID`: delivery, duplicates,
+//!   publish → receive); `startup` (spawn → first `/healthz` 200, binary size); `instructions` (callgrind
+//!   instructions per delivered event and per command, counters zeroed and dumped around the work).
+//! - Cluster scenarios: `crossing` (runtime on A → SSE on B, and commands on B → runtime on A, each paired with an
+//!   embedded bridge in the same repetition); `append` (events/s through one Redis with 1 and N instances, fan-out
+//!   on B vs embedded, windowed publishers); `failover` (SIGKILL the runtime's instance → `instance_lost` on
+//!   another); on `cluster` (N instances on one Redis, shared tokens, a fresh cluster name) and `redis` (a
+//!   redis-server of the harness: Unix socket, no persistence).
+//! - Drivers: `runtime` (the fake runtime: direct or registered connection, stamped frames, steady or saturating
+//!   publisher); `sse` (SSE subscriber on raw TCP: chunked decoding, memchr event splitting, `lagged`
+//!   accounting); `hold` (`bench hold`: a child process holding idle or counting subscriptions); `relay` (the raw
+//!   baselines: one WebSocket hop, and the fan-out relay server, `bench relay`); `deliver` (one publish → N
+//!   subscribers run and its outcome: delivered/s, missed, latency); `http` (raw HTTP/1.1 keep-alive client);
+//!   `scrape` (a figure from the bridge's `/metrics`).
+//! - `target`: the bridge under test — URLs and tokens, or a spawned process (free port, tokens, RSS ceiling,
+//!   SIGTERM); `peer`: the hand-written Node bridge of `bench/peers/` (`--peer`): how it starts, what it cannot
+//!   measure.
+//! - `options`: the command line and the hidden helper subcommands; `report`: medians, ratios, targets, the
+//!   table and the JSON file.
+//! - Leaves (no `crate::` imports): `scenario` (names, order, baselines, help text); `figure` (a named value with
+//!   its unit, baselines and target); `side` (ours or the peer); `tokens` (a bridge's bearer tokens); `procfs`
+//!   (RSS, status fields, descriptors from `/proc`); `cpu` (CPU % from `/proc`); `machine` (the report header's
+//!   machine, load and date); `chunked` (response heads and chunked bodies); `stats` (clock, histogram, median).
 //!
 //! Latencies are measured with one monotonic clock: the sender stamps each
 //! frame (`"t":<ns>`) and the receiver subtracts on arrival, so the bench
@@ -72,22 +81,28 @@ mod crossing;
 mod deliver;
 mod events;
 mod failover;
+mod figure;
 mod hold;
 mod http;
 mod instructions;
+mod machine;
 mod memory;
 mod options;
 mod peer;
+mod procfs;
 mod redis;
 mod relay;
 mod report;
 mod runtime;
+mod scenario;
 mod scrape;
+mod side;
 mod soak;
 mod sse;
 mod startup;
 mod stats;
 mod target;
+mod tokens;
 
 use std::time::Instant;
 
@@ -120,10 +135,10 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
         None => format!("external: {} (runtime {})", args.http_url, if args.register { "registers" } else { "direct" }),
     };
     let peer = peer::Peer::from_args(&args)?;
-    let load_at_start = report::loadavg();
+    let load_at_start = machine::loadavg();
     let mut header = Header {
-        machine: report::machine(),
-        date: report::utc_now(),
+        machine: machine::machine(),
+        date: machine::utc_now(),
         bridge,
         options: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         limits: format!(
@@ -144,7 +159,7 @@ async fn run(args: Args, soft: u64, hard: u64) -> anyhow::Result<()> {
     eprintln!("scenarios: {}; {} repetitions; working files in {}", names.join(", "), args.reps, work.display());
     let mut results = if peer.is_some() { Results::with_peer() } else { Results::default() };
     cases::run_all(&args, peer.as_ref(), &work, &mut results).await;
-    header.load = format!("{load_at_start} at the start, {} at the end (1, 5, 15 min averages)", report::loadavg());
+    header.load = format!("{load_at_start} at the start, {} at the end (1, 5, 15 min averages)", machine::loadavg());
     let table = results.table(&header);
     println!("\n{table}");
     println!("total time {:.0} s", started.elapsed().as_secs_f64());

@@ -11,57 +11,15 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use crate::figure::{Figure, Goal};
 use crate::hold::{COUNTING_PER_PROCESS, Counts, PER_PROCESS};
-use crate::report::{Figure, Goal};
+use crate::procfs::{fds, settled_rss, status_bytes};
+use crate::relay;
 use crate::target::Target;
 
 /// Descriptors left free in the bridge (for the listener's next accept, logs,
 /// the runtime's socket).
 const FD_HEADROOM: usize = 16;
-
-/// `VmRSS` of `pid`, in bytes.
-pub fn rss(pid: u32) -> anyhow::Result<u64> {
-    status_bytes(pid, "VmRSS")
-}
-
-/// A `kB` field of `/proc/PID/status`, in bytes.
-fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no process {pid}"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field}"))?;
-    Ok(kb * 1024)
-}
-
-/// RSS once it stops moving: samples 250 ms apart until two agree within
-/// 64 KiB (at most 5 s).
-pub async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
-    let mut last = rss(pid)?;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = rss(pid)?;
-        if now.abs_diff(last) <= 64 * 1024 {
-            return Ok(now);
-        }
-        last = now;
-    }
-    Ok(last)
-}
-
-/// The soft open-file limit of `pid` and how many descriptors it has open.
-fn fds(pid: u32) -> anyhow::Result<(usize, usize)> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
-    let soft = limits
-        .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX);
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
-    Ok((soft, open))
-}
 
 /// Child processes holding subscriptions.
 pub struct Holders {
@@ -162,11 +120,6 @@ impl Holders {
     }
 }
 
-/// Name of the raw relay's figure that per-subscriber RSS is compared to.
-pub fn relay_per_receiver_name(n: usize) -> String {
-    format!("raw relay per idle receiver, {n} receivers")
-}
-
 /// One repetition against the bridge `pid` at `target`, which must have no
 /// other subscribers.
 pub async fn measure(
@@ -218,7 +171,7 @@ pub async fn measure(
             let mut per =
                 Figure::new(format!("per idle sub, {label}"), with.saturating_sub(idle) as f64 / n as f64 / 1e3, "KB")
                     .goal(Goal::AtMost(8.0));
-            per.vs_relay = Some(relay_per_receiver_name(relay_receivers));
+            per.vs_relay = Some(relay::per_receiver_name(relay_receivers));
             figures.push(per);
         }
         anyhow::Ok(())

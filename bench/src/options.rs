@@ -1,11 +1,16 @@
 //! Command-line options: the target, the peer, the scenario selection and the
 //! workload knobs, plus the hidden helper subcommands the harness re-executes
-//! itself with (`hold`, `relay`).
+//! itself with (`hold`, `relay`). The scenarios themselves are `scenario`'s.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::scenario::{self, Scenario};
+
+/// The peer the bench ships (`--peer` without a path): `node` runs it.
+const DEFAULT_PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/node-bridge/bridge.mjs");
 
 /// Measure a bridge (letta-bridge or anything with the same surface) over
 /// loopback, next to raw tokio-tungstenite baselines measured in the same run.
@@ -15,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// for memory unless `--pid` is given). Prints one table and writes the same
 /// figures as JSON.
 #[derive(Parser, Debug, Clone)]
-#[command(version, about, long_about, after_help = AFTER_HELP)]
+#[command(version, about, long_about, after_help = scenario::HELP)]
 pub struct Args {
     /// The bridge's plain-HTTP base URL (REST commands and `GET /events`).
     /// Ignored with `--spawn`.
@@ -65,7 +70,7 @@ pub struct Args {
     /// `PORT`, `REMOTE_TOKEN` and `CLIENT_TOKEN` in its environment. Every
     /// repetition of a case runs against both, alternating which goes first;
     /// the table gets a peer column and ours ÷ peer.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = crate::peer::DEFAULT_SCRIPT)]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = DEFAULT_PEER_SCRIPT)]
     pub peer: Option<PathBuf>,
 
     /// The node binary that runs a `.mjs`/`.js` peer.
@@ -252,132 +257,6 @@ pub struct Args {
     pub helper: Option<Helper>,
 }
 
-const AFTER_HELP: &str = "\
-Scenarios (--only): hop, relay, event-hop, event-saturation, input, sync, fanout, memory, startup, instructions,
-cluster-event-hop, cluster-input, cluster-append, cluster-fanout, cluster-dead (all five: --cluster),
-soak, churn (long: only by name, not in --all).
-  hop               raw tokio-tungstenite client -> server hop on loopback (baseline)
-  relay             raw tokio-tungstenite relay: publisher -> server -> N receivers, steady and saturated (baseline)
-  event-hop         runtime frame -> SSE subscribers at --rate, p50/p99/p999 per --subscribers count
-  event-saturation  the same, publishing as fast as the socket allows: latency, published/s, delivered/s, missed
-  input             POST /input -> frame at the runtime, keep-alive raw HTTP/1.1 at --input-concurrency
-  sync              POST /sync?wait=true round trips per second and latency at --sync-concurrency
-  fanout            deliveries/s and MB/s to --fanout-subscribers at --fanout-sizes, publishing at saturation
-  memory            idle RSS and RSS per idle SSE subscriber (needs --spawn or --pid); raw relay RSS per idle receiver
-  startup           spawn -> first 200 from GET /healthz, and the binary's size (needs --spawn)
-  instructions      callgrind instructions per delivered event and per POST /input (needs --spawn and valgrind)
-  soak              --soak-subscribers idle SSE subscribers (counting) and --soak-rate POST /input per second, each
-                    echoed by the fake runtime as one event, for --soak-duration: RSS every --soak-sample (flat after
-                    the first 10 % of the run?), events lost, commands refused (needs --spawn or --pid)
-  churn             --churn-subscribers cut every ~15 s for ~2 s and resuming with Last-Event-ID while the fake runtime
-                    publishes --churn-rate events/s for --churn-duration: delivery, duplicates, publish -> receive
-
-With --peer, every scenario that a hand-written bridge can serve (all but the baselines, instructions and the
-cluster scenarios) runs against the peer too, in the same repetitions.
-
-Cluster scenarios (need --spawn and a redis-server; each repetition starts a fresh redis-server on a Unix
-socket and the instances a, b, c on it under a fresh cluster name; paired embedded runs use the same binary):
-  cluster-event-hop  runtime frame on A -> SSE on B at --rate, per --cluster-subscribers, next to an embedded
-                     bridge measured in the same repetition; the added p99 is the target (<= 500 us)
-  cluster-input      POST /input on B -> frame at the runtime on A, and POST /sync?wait=true on B, concurrency 1,
-                     next to the embedded figures of the same repetition
-  cluster-append     events/s through one Redis with --append-instances instances (a runtime on each, one
-                     subscriber), windowed publishing (--append-window) for --append-secs; Redis' CPU and the
-                     bridges' CPU; an embedded bridge with the same publisher for reference
-  cluster-fanout     deliveries/s to --fanout-subscribers on B (runtime on A) vs an embedded bridge, same windowed
-                     publisher, per --fanout-sizes; target: cluster >= 0.8 x embedded
-  cluster-dead       SIGKILL the instance holding the runtime (LETTA_BRIDGE_NODE_TTL = --node-ttl) -> time until a
-                     subscriber on the other instance gets runtime_offline with reason instance_lost
-
-Example: cargo run --release --manifest-path bench/Cargo.toml -- --all --spawn target/release/letta-bridge";
-
-/// One measured scenario, in the order they run.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scenario {
-    Hop,
-    Relay,
-    EventHop,
-    EventSaturation,
-    Input,
-    Sync,
-    Fanout,
-    Memory,
-    Startup,
-    Instructions,
-    ClusterEventHop,
-    ClusterInput,
-    ClusterAppend,
-    ClusterFanout,
-    ClusterDead,
-    Soak,
-    Churn,
-}
-
-impl Scenario {
-    pub const CLUSTER: [Scenario; 5] = [
-        Scenario::ClusterEventHop,
-        Scenario::ClusterInput,
-        Scenario::ClusterAppend,
-        Scenario::ClusterFanout,
-        Scenario::ClusterDead,
-    ];
-
-    /// Every scenario but the long ones (`soak`, `churn`), which run only when named.
-    pub const ALL: [Scenario; 15] = [
-        Scenario::Hop,
-        Scenario::Relay,
-        Scenario::EventHop,
-        Scenario::EventSaturation,
-        Scenario::Input,
-        Scenario::Sync,
-        Scenario::Fanout,
-        Scenario::Memory,
-        Scenario::Startup,
-        Scenario::Instructions,
-        Scenario::ClusterEventHop,
-        Scenario::ClusterInput,
-        Scenario::ClusterAppend,
-        Scenario::ClusterFanout,
-        Scenario::ClusterDead,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Hop => "hop",
-            Scenario::Relay => "relay",
-            Scenario::EventHop => "event-hop",
-            Scenario::EventSaturation => "event-saturation",
-            Scenario::Input => "input",
-            Scenario::Sync => "sync",
-            Scenario::Fanout => "fanout",
-            Scenario::Memory => "memory",
-            Scenario::Startup => "startup",
-            Scenario::Instructions => "instructions",
-            Scenario::ClusterEventHop => "cluster-event-hop",
-            Scenario::ClusterInput => "cluster-input",
-            Scenario::ClusterAppend => "cluster-append",
-            Scenario::ClusterFanout => "cluster-fanout",
-            Scenario::ClusterDead => "cluster-dead",
-            Scenario::Soak => "soak",
-            Scenario::Churn => "churn",
-        }
-    }
-
-    /// Needs a Redis and several instances.
-    pub fn is_cluster(self) -> bool {
-        Scenario::CLUSTER.contains(&self)
-    }
-
-    /// The baselines this scenario's ratios refer to.
-    pub fn baselines(self) -> &'static [Scenario] {
-        match self {
-            Scenario::EventHop | Scenario::EventSaturation | Scenario::Fanout => &[Scenario::Hop, Scenario::Relay],
-            Scenario::Input | Scenario::Sync | Scenario::ClusterEventHop | Scenario::ClusterInput => &[Scenario::Hop],
-            _ => &[],
-        }
-    }
-}
-
 impl Args {
     /// The scenarios to run, in order.
     pub fn scenarios(&self) -> Vec<Scenario> {
@@ -476,7 +355,7 @@ mod tests {
 
     #[test]
     fn peer_defaults_to_the_node_bridge() {
-        assert_eq!(parse(&["--peer"]).peer.unwrap(), PathBuf::from(crate::peer::DEFAULT_SCRIPT));
+        assert_eq!(parse(&["--peer"]).peer.unwrap(), PathBuf::from(DEFAULT_PEER_SCRIPT));
         assert_eq!(parse(&["--peer", "x.mjs"]).peer.unwrap(), PathBuf::from("x.mjs"));
         assert!(parse(&[]).peer.is_none());
     }

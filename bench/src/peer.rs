@@ -1,28 +1,18 @@
 //! The peer (issue 14): a bridge a user would write by hand, by default the
 //! Node one in `bench/peers/node-bridge/`, that `--peer` measures next to the
 //! bridge in the same run. Owns how the peer is started (which program, how
-//! it takes its port and tokens), which side of a comparison a run is on, and
-//! why the peer has no figure for some scenarios.
+//! each side takes its port and tokens) and why the peer has no figure for
+//! some scenarios.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::options::{Args, Scenario};
-use crate::target::Tokens;
-
-/// The peer the bench ships: `node` runs it.
-pub const DEFAULT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/node-bridge/bridge.mjs");
-
-/// Which implementation a measurement ran against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The bridge under test (`--spawn` or the URL options).
-    Ours,
-    /// The hand-written peer (`--peer`).
-    Peer,
-}
+use crate::options::Args;
+use crate::scenario::Scenario;
+use crate::side::Side;
+use crate::tokens::Tokens;
 
 /// How to start the peer.
 #[derive(Debug, Clone)]

@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::deliver::{self, Outcome, Shared, SubStats, record_latency, stamp_of};
-use crate::memory;
-use crate::report::Figure;
+use crate::figure::Figure;
+use crate::procfs;
 use crate::runtime::{Pace, publish};
 use crate::stats::{Hist, now_ns};
 
@@ -58,6 +58,12 @@ pub async fn hop(count: usize, per_sec: u64, size: usize) -> anyhow::Result<Hist
     Ok(hist)
 }
 
+/// Name of the relay's RSS-per-receiver figure (the memory scenario's
+/// per-subscriber figure is divided by it).
+pub fn per_receiver_name(n: usize) -> String {
+    format!("raw relay per idle receiver, {n} receivers")
+}
+
 /// A running relay process.
 pub struct Relay {
     child: tokio::process::Child,
@@ -90,7 +96,7 @@ impl Relay {
     pub async fn memory(&self, n: usize) -> anyhow::Result<Vec<Figure>> {
         let pid = self.pid().context("relay exited")?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let idle = memory::settled_rss(pid).await?;
+        let idle = procfs::settled_rss(pid).await?;
         let held: Vec<ClientWs> = futures_util::stream::iter(0..n)
             .map(|_| receiver(&self.addr))
             .buffer_unordered(64)
@@ -98,16 +104,12 @@ impl Relay {
             .await
             .into_iter()
             .collect::<anyhow::Result<_>>()?;
-        let with = memory::settled_rss(pid).await?;
+        let with = procfs::settled_rss(pid).await?;
         drop(held);
         Ok(vec![
             Figure::new("raw relay idle RSS", idle as f64 / 1e6, "MB"),
-            Figure::new(
-                format!("raw relay per idle receiver, {n} receivers"),
-                with.saturating_sub(idle) as f64 / n as f64 / 1e3,
-                "KB",
-            )
-            .note("tokio-tungstenite server connection + broadcast receiver: the floor for a minimal Rust server"),
+            Figure::new(per_receiver_name(n), with.saturating_sub(idle) as f64 / n as f64 / 1e3, "KB")
+                .note("tokio-tungstenite server connection + broadcast receiver: the floor for a minimal Rust server"),
         ])
     }
 

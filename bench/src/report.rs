@@ -1,71 +1,17 @@
-//! Figures and their presentation: each repetition yields named figures; the
-//! report keeps every raw value, prints one table of medians with ratios to
-//! the baselines and the issue's targets, and writes the same as JSON. With
-//! `--peer`, each figure also has the peer's median and ours ÷ peer, and the
-//! figures the peer cannot produce are footnoted with the reason.
+//! The report: it gathers every repetition's figures, keeps every raw value,
+//! prints one table of medians with ratios to the baselines and the issue's
+//! targets, and writes the same as JSON. With `--peer`, each figure also has
+//! the peer's median and ours ÷ peer, and the figures the peer cannot produce
+//! are footnoted with the reason.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::peer::Side;
+use crate::figure::{Figure, Goal};
+use crate::side::Side;
 use crate::stats::median;
-
-/// A target from the issue, checked against a figure's median.
-#[derive(Debug, Clone, Copy)]
-pub enum Goal {
-    AtMost(f64),
-    AtLeast(f64),
-    /// At most this many times the baseline named by `vs_hop`.
-    HopTimes(f64),
-}
-
-/// One measured figure of one repetition.
-#[derive(Debug, Clone)]
-pub struct Figure {
-    pub name: String,
-    pub value: f64,
-    pub unit: &'static str,
-    /// Name of the raw-hop figure this one is divided by.
-    pub vs_hop: Option<String>,
-    /// Name of the raw-relay figure this one is divided by.
-    pub vs_relay: Option<String>,
-    pub goal: Option<Goal>,
-    pub note: Option<String>,
-    /// Samples behind the figure (e.g. the soak run's RSS every 10 s), kept
-    /// in the JSON file only.
-    pub series: Option<Value>,
-}
-
-impl Figure {
-    pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        Self { name: name.into(), value, unit, vs_hop: None, vs_relay: None, goal: None, note: None, series: None }
-    }
-    pub fn goal(mut self, goal: Goal) -> Self {
-        self.goal = Some(goal);
-        self
-    }
-    pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into());
-        self
-    }
-}
-
-/// p50, p99 and p999 figures named `<prefix> p50` etc. (µs), compared to the
-/// same percentile of the given baselines.
-pub fn latency(prefix: &str, p: [f64; 3], hop: Option<&str>, relay: Option<&str>) -> Vec<Figure> {
-    ["p50", "p99", "p999"]
-        .iter()
-        .zip(p)
-        .map(|(q, v)| {
-            let mut f = Figure::new(format!("{prefix} {q}"), v, "µs");
-            f.vs_hop = hop.map(|h| format!("{h} {q}"));
-            f.vs_relay = relay.map(|r| format!("{r} {q}"));
-            f
-        })
-        .collect()
-}
 
 struct Row {
     scenario: &'static str,
@@ -374,54 +320,10 @@ pub fn num(v: f64) -> String {
     }
 }
 
-/// The machine: cores, CPU model, kernel, memory.
-pub fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    format!(
-        "{cores} cores, {model}, Linux {}, {:.1} GiB RAM (bench and bridge share the cores)",
-        kernel.trim(),
-        mem_kb as f64 / 1024.0 / 1024.0
-    )
-}
-
-/// The 1-, 5- and 15-minute load averages.
-pub fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// Now, as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::figure::latency;
 
     #[test]
     fn numbers_read_well() {

@@ -19,11 +19,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cpu::{Meter, Usage};
 use crate::deliver::stamp_of;
+use crate::figure::{Figure, Goal};
 use crate::hold::Counts;
 use crate::http::HttpConn;
-use crate::memory::{Holders, rss, settled_rss};
+use crate::memory::Holders;
 use crate::options::Args;
-use crate::report::{Figure, Goal};
+use crate::procfs::{rss, settled_rss};
 use crate::runtime::{self, Ws};
 use crate::stats::now_ns;
 use crate::target::Target;

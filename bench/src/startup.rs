@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::report::{Figure, Goal};
+use crate::figure::{Figure, Goal};
 use crate::stats::median;
-use crate::target::{Launch, Tokens, free_port, terminate};
+use crate::target::{Launch, free_port, terminate};
+use crate::tokens::Tokens;
 
 /// Pause between refused connect attempts.
 const PROBE_GAP: Duration = Duration::from_micros(50);

@@ -4,7 +4,6 @@
 //! SIGTERM). The peer of `--peer` is spawned the same way.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,9 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::http::HttpConn;
-use crate::memory;
 use crate::options::Args;
-use crate::peer::{self, Peer, Side};
+use crate::peer::{self, Peer};
+use crate::procfs;
+use crate::side::Side;
+use crate::tokens::Tokens;
 
 /// Where and how to reach a bridge.
 #[derive(Debug, Clone)]
@@ -68,21 +69,6 @@ pub struct Bridge {
     watchdog: tokio::task::JoinHandle<()>,
     /// Set when the watchdog killed it.
     killed: Arc<AtomicBool>,
-}
-
-/// The bearer tokens of a bridge (the instances of one cluster share them).
-#[derive(Debug, Clone)]
-pub struct Tokens {
-    pub runtime: String,
-    pub client: String,
-    pub admin: String,
-}
-
-impl Tokens {
-    /// Fresh random tokens.
-    pub fn generate() -> anyhow::Result<Self> {
-        Ok(Self { runtime: token()?, client: token()?, admin: token()? })
-    }
 }
 
 /// How to start a bridge.
@@ -250,7 +236,7 @@ async fn watch_rss(pid: u32, limit: u64, log: PathBuf, killed: Arc<AtomicBool>) 
     let mut tick = tokio::time::interval(RSS_WATCH);
     loop {
         tick.tick().await;
-        let Ok(rss) = memory::rss(pid) else { return };
+        let Ok(rss) = procfs::rss(pid) else { return };
         if rss > limit {
             let line = format!(
                 "bench: killed pid {pid}: RSS {:.0} MB passed --rss-limit {:.0} MB",
@@ -282,13 +268,6 @@ pub fn terminate(pid: u32) {
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// 32 hex characters from the kernel's random source.
-pub fn token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Raises this process's soft open-file limit to its hard limit (children,

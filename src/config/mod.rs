@@ -9,7 +9,14 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 mod banner;
+mod error;
+mod tokens;
+mod validate;
+
 pub use banner::banner;
+pub use error::ConfigError;
+pub use tokens::Tokens;
+pub use validate::valid_origin;
 
 /// Smallest token length we accept without a warning.
 const MIN_TOKEN_LEN: usize = 16;
@@ -214,236 +221,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// What went wrong with the settings; the process exits before binding.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "refusing to listen on non-loopback address {0} without LETTA_BRIDGE_RUNTIME_TOKEN (or LETTA_BRIDGE_RUNTIME_TOKENS_FILE) and LETTA_BRIDGE_CLIENT_TOKEN set"
-    )]
-    /// A non-loopback bind without the runtime token (or tokens file) and the client token.
-    TokensRequired(SocketAddr),
-    /// Cluster mode without the tokens every instance must share (the
-    /// settings named, or the runtime token "or" its file).
-    #[error(
-        "cluster mode (LETTA_BRIDGE_CLUSTER_URL) generates no tokens: every instance needs the same ones; missing: {} (create each once with `openssl rand -hex 32` and give every instance the same)",
-        .0.join(", ")
-    )]
-    ClusterTokensRequired(Vec<&'static str>),
-    /// A token set to an empty string.
-    #[error("{0} is set but empty")]
-    EmptyToken(&'static str),
-    /// Two roles given the same token.
-    #[error("{0} and {1} must differ: each token grants a different role")]
-    SameTokens(&'static str, &'static str),
-    /// A public URL that is not http(s) or ws(s).
-    #[error("LETTA_BRIDGE_PUBLIC_URL must start with http://, https://, ws:// or wss:// (got {0:?})")]
-    PublicUrl(String),
-    /// A CORS origin that is not `scheme://host[:port]`.
-    #[error("LETTA_BRIDGE_CORS_ORIGINS entries must look like https://host[:port] (got {0:?})")]
-    CorsOrigin(String),
-    /// The maximum wait below the default wait.
-    #[error("LETTA_BRIDGE_MAX_WAIT_TIMEOUT must not be below LETTA_BRIDGE_WAIT_TIMEOUT")]
-    WaitTimeouts,
-    /// A setting that must be positive set to zero.
-    #[error("{0} must be greater than zero")]
-    Zero(&'static str),
-    /// A cluster URL of another scheme.
-    #[error("LETTA_BRIDGE_CLUSTER_URL must start with redis://, rediss:// or redis+unix:// (got a {0:?} URL)")]
-    ClusterUrl(String),
-    /// A cluster or node name with other characters.
-    #[error("{0} must be 1-64 characters of [A-Za-z0-9._-]")]
-    Name(&'static str),
-    /// A node TTL too short to renew.
-    #[error("LETTA_BRIDGE_NODE_TTL must be at least 300ms")]
-    NodeTtl,
-}
-
-/// The three roles' tokens after defaults were applied.
-#[derive(Clone)]
-pub struct Tokens {
-    /// What every runtime may present (any device); `None` when only
-    /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE grants runtimes.
-    pub runtime: Option<String>,
-    /// What ordinary HTTP clients present.
-    pub client: String,
-    /// What privileged clients present; `None`: privileged commands are refused.
-    pub admin: Option<String>,
-    /// Which tokens were generated here (to print them once).
-    pub generated: Vec<(&'static str, String)>,
-}
-
-impl Tokens {
-    /// Each token in force with its setting's name (what a runtime tokens
-    /// file may not reuse).
-    pub fn named(&self) -> Vec<(&'static str, String)> {
-        let all = [
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", self.runtime.as_ref()),
-            ("LETTA_BRIDGE_CLIENT_TOKEN", Some(&self.client)),
-            ("LETTA_BRIDGE_ADMIN_TOKEN", self.admin.as_ref()),
-        ];
-        all.into_iter().filter_map(|(name, token)| Some((name, token?.clone()))).collect()
-    }
-}
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tokens { <redacted> }")
-    }
-}
-
 impl Config {
     /// A config with every default, listening on `127.0.0.1:0` (for tests).
     pub fn for_tests() -> Self {
         Self::parse_from(["letta-bridge", "--listen", "127.0.0.1:0"])
     }
-
-    /// Checks the settings and settles the tokens (generating missing ones on
-    /// a loopback bind, outside cluster mode).
-    pub fn tokens(&self) -> Result<Tokens, ConfigError> {
-        for (name, token) in self.named_tokens() {
-            if token.is_some_and(|t| t.trim().is_empty()) {
-                return Err(ConfigError::EmptyToken(name));
-            }
-            if token.is_some_and(|t| t.len() < MIN_TOKEN_LEN) {
-                tracing::warn!(setting = name, "token is shorter than {MIN_TOKEN_LEN} characters");
-            }
-        }
-        let loopback = self.listen.ip().is_loopback();
-        let runtimes_granted = self.runtime_token.is_some() || self.runtime_tokens_file.is_some();
-        // Instances behind one balancer must accept the same tokens: tokens
-        // generated per instance would each be refused by the others.
-        if self.cluster_url.is_some() {
-            let missing: Vec<&'static str> = [
-                (!runtimes_granted, "LETTA_BRIDGE_RUNTIME_TOKEN (or LETTA_BRIDGE_RUNTIME_TOKENS_FILE)"),
-                (self.client_token.is_none(), "LETTA_BRIDGE_CLIENT_TOKEN"),
-                (self.admin_token.is_none(), "LETTA_BRIDGE_ADMIN_TOKEN"),
-            ]
-            .into_iter()
-            .filter_map(|(missing, name)| missing.then_some(name))
-            .collect();
-            if !missing.is_empty() {
-                return Err(ConfigError::ClusterTokensRequired(missing));
-            }
-        }
-        if !loopback && (!runtimes_granted || self.client_token.is_none()) {
-            return Err(ConfigError::TokensRequired(self.listen));
-        }
-        let mut generated = Vec::new();
-        let mut settle = |name: &'static str, given: &Option<String>| -> String {
-            given.clone().unwrap_or_else(|| {
-                let token = generate_token();
-                generated.push((name, token.clone()));
-                token
-            })
-        };
-        // With the per-device file and no shared token, none is generated:
-        // every runtime then presents its device's token.
-        let runtime = match (&self.runtime_token, &self.runtime_tokens_file) {
-            (None, Some(_)) => None,
-            (given, _) => Some(settle("LETTA_BRIDGE_RUNTIME_TOKEN", given)),
-        };
-        let client = settle("LETTA_BRIDGE_CLIENT_TOKEN", &self.client_token);
-        let admin = match (&self.admin_token, loopback) {
-            (Some(t), _) => Some(t.clone()),
-            (None, true) => Some(settle("LETTA_BRIDGE_ADMIN_TOKEN", &None)),
-            (None, false) => None,
-        };
-        let pairs = [
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", runtime.as_ref(), "LETTA_BRIDGE_CLIENT_TOKEN", Some(&client)),
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", runtime.as_ref(), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
-            ("LETTA_BRIDGE_CLIENT_TOKEN", Some(&client), "LETTA_BRIDGE_ADMIN_TOKEN", admin.as_ref()),
-        ];
-        for (a_name, a, b_name, b) in pairs {
-            if a.is_some() && a == b {
-                return Err(ConfigError::SameTokens(a_name, b_name));
-            }
-        }
-        Ok(Tokens { runtime, client, admin, generated })
-    }
-
-    /// Checks everything but the tokens.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.public_url {
-            let ok = ["http://", "https://", "ws://", "wss://"].iter().any(|s| url.starts_with(s));
-            if !ok || url.len() <= "wss://".len() {
-                return Err(ConfigError::PublicUrl(url.clone()));
-            }
-        }
-        if let Some(bad) = self.cors_origins.iter().find(|o| !valid_origin(o)) {
-            return Err(ConfigError::CorsOrigin(bad.clone()));
-        }
-        if self.max_wait_timeout < self.wait_timeout {
-            return Err(ConfigError::WaitTimeouts);
-        }
-        let zero_checks = [
-            ("LETTA_BRIDGE_MAX_BODY_BYTES", self.max_body_bytes == 0),
-            ("LETTA_BRIDGE_MAX_FRAME_BYTES", self.max_frame_bytes == 0),
-            ("LETTA_BRIDGE_KEEPALIVE", self.keepalive.is_zero()),
-            ("LETTA_BRIDGE_PING_INTERVAL", self.ping_interval.is_zero()),
-            ("LETTA_BRIDGE_MAX_PENDING", self.max_pending == 0),
-            ("LETTA_BRIDGE_REPLAY_BYTES", self.replay_bytes == 0),
-            ("LETTA_BRIDGE_REPLAY_MAX_AGE", self.replay_max_age.is_zero()),
-            ("LETTA_BRIDGE_WAIT_TIMEOUT", self.wait_timeout.is_zero()),
-            ("LETTA_BRIDGE_SHUTDOWN_GRACE", self.shutdown_grace.is_zero()),
-            ("LETTA_BRIDGE_HEADER_TIMEOUT", self.header_timeout.is_zero()),
-            ("LETTA_BRIDGE_IDLE_TIMEOUT", self.idle_timeout.is_zero()),
-            ("LETTA_BRIDGE_FORGET_OFFLINE_AFTER", self.forget_offline_after.is_zero()),
-            ("LETTA_BRIDGE_MAX_CONNECTIONS", self.max_connections == Some(0)),
-            ("LETTA_BRIDGE_MAX_STREAMS", self.max_streams == Some(0)),
-        ];
-        if let Some((name, _)) = zero_checks.iter().find(|(_, zero)| *zero) {
-            return Err(ConfigError::Zero(name));
-        }
-        self.validate_cluster()
-    }
-
-    /// Checks the cluster settings (only used when a cluster URL is set).
-    fn validate_cluster(&self) -> Result<(), ConfigError> {
-        let Some(url) = &self.cluster_url else { return Ok(()) };
-        if !["redis://", "rediss://", "redis+unix://"].iter().any(|s| url.starts_with(s)) {
-            let scheme = url.split_once("://").map_or("unknown", |(s, _)| s);
-            return Err(ConfigError::ClusterUrl(scheme.to_owned()));
-        }
-        let name_ok = |n: &str| {
-            !n.is_empty()
-                && n.len() <= 64
-                && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        };
-        if !name_ok(&self.cluster_name) {
-            return Err(ConfigError::Name("LETTA_BRIDGE_CLUSTER_NAME"));
-        }
-        if self.node_id.as_deref().is_some_and(|n| !name_ok(n)) {
-            return Err(ConfigError::Name("LETTA_BRIDGE_NODE_ID"));
-        }
-        if self.node_ttl < Duration::from_millis(300) {
-            return Err(ConfigError::NodeTtl);
-        }
-        Ok(())
-    }
-
-    fn named_tokens(&self) -> [(&'static str, Option<&String>); 3] {
-        [
-            ("LETTA_BRIDGE_RUNTIME_TOKEN", self.runtime_token.as_ref()),
-            ("LETTA_BRIDGE_CLIENT_TOKEN", self.client_token.as_ref()),
-            ("LETTA_BRIDGE_ADMIN_TOKEN", self.admin_token.as_ref()),
-        ]
-    }
-}
-
-/// `scheme://host[:port]` with an http(s) scheme and nothing after it.
-pub fn valid_origin(origin: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else { return false };
-    matches!(scheme, "http" | "https")
-        && !authority.is_empty()
-        && !authority.contains(['/', '?', '#', '@', ' '])
-        && authority.parse::<axum::http::uri::Authority>().is_ok()
-}
-
-/// 244 random bits from the OS generator: `lb_` and 64 hex characters.
-fn generate_token() -> String {
-    let a = uuid::Uuid::new_v4().simple().to_string();
-    let b = uuid::Uuid::new_v4().simple().to_string();
-    format!("lb_{a}{b}")
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 //! logged once, here.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::letta::messages::MessageError;
 use crate::protocol::CommandError;
 use crate::protocol::turn::{TurnError, TurnResult};
 use crate::runtime::{DispatchError, PeerError, PendingError, RouteError, SendError};
@@ -15,6 +17,14 @@ use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a `503`.
 const RETRY_AFTER_SECS: u32 = 2;
+
+/// Seconds a client should wait before sending a turn again whose failure
+/// the runtime reported as `retryable` (the turn-failed `502`). The runtime
+/// has already retried the model call itself before it gives up: three
+/// times, after 1, 2 and 4 s (letta-code's transient-provider backoff,
+/// `src/agent/turn-recovery-policy.ts`); 8 s is that backoff's next step,
+/// so a client continues it rather than starting it over.
+const TURN_RETRY_AFTER_SECS: u32 = 8;
 
 /// Everything a handler can answer besides success, each with its status and problem type.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +69,7 @@ pub enum ApiError {
     #[error("{0}")]
     RuntimeGone(String),
     /// `wait=completion`: the turn ended with `stop_reason: "error"`.
-    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
+    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error_text())]
     TurnFailed(Box<TurnResult>),
     /// The cluster's shared engine cannot be reached.
     #[error("{0}")]
@@ -96,7 +106,8 @@ pub struct Problem {
     /// With `409` ambiguous-runtime: the runtimes to choose from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<String>>,
-    /// With `502` turn-failed: the finished turn, as `wait=completion` answers it.
+    /// With `502` turn-failed: the finished turn, as `wait=completion` answers
+    /// it (with the runtime's `failure` report when it sent one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<Box<TurnResult>>,
 }
@@ -152,6 +163,11 @@ impl IntoResponse for ApiError {
             candidates: None,
             turn: None,
         };
+        let retry_after = match &self {
+            Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
         let problem = match self {
             Self::Ambiguous(c) => Problem { candidates: Some(c), ..problem },
             Self::TurnFailed(t) => Problem { turn: Some(t), ..problem },
@@ -164,8 +180,8 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -183,8 +199,20 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(r: WebSocketUpgradeRejection) -> Self {
+        ApiError::Rejected(r.status(), format!("expected a WebSocket upgrade: {}", r.body_text()))
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<MessageError> for ApiError {
+    fn from(e: MessageError) -> Self {
         Self::Invalid(e.to_string())
     }
 }

@@ -6,7 +6,6 @@
 //! at shutdown.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -28,13 +27,10 @@ use super::limits::StreamSlot;
 use super::metrics;
 use super::openapi::{SseEvent, StreamProblems};
 use super::{ApiError, AppState};
-use crate::hub::{Cursor, Event, Hub, Read, ResetInfo, ResetReason, Start, Subscription, control_frame};
+use crate::hub::{Cursor, Event, Gap, Next, Reader, ResetInfo, ResetReason, Start, control_frame};
 use crate::protocol::bridge::{Lagged, Reset};
+use crate::protocol::wire;
 use crate::store::TicketHold;
-
-/// Most events read from the ring per wake-up (and written as one chunk);
-/// the hub also stops a batch at [`crate::hub::MAX_BATCH_BYTES`].
-const BATCH: usize = 256;
 
 /// Longest a resume waits for this instance's mirror to reach its cursor.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -116,21 +112,18 @@ async fn get_events(
         ::metrics::counter!(metrics::RESETS, "reason" => reason.as_str()).increment(1);
         let resume_from = state.hub.event_id(resume_after);
         let body = Reset {
-            kind: "reset",
+            kind: wire::RESET,
             reason: reason.as_str(),
             cursor: cursor.unwrap_or_default(),
             oldest: oldest.map(|seq| state.hub.event_id(seq)),
             resume_from: resume_from.clone(),
         };
-        first.extend_from_slice(&control_frame(&resume_from, "reset", &body));
+        first.extend_from_slice(&control_frame(&resume_from, wire::RESET, &body));
     }
     let keepalive = state.settings.keepalive;
     let feed = Feed {
-        hub: state.hub.clone(),
-        subscription,
+        reader: subscription,
         filter,
-        // Grows on the first events: an idle subscriber holds no batch buffer.
-        buf: Vec::new(),
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: Shutdown::new(state.streams_shutdown.clone()),
@@ -211,10 +204,10 @@ fn parse_types(raw: &str) -> Result<Vec<Box<str>>, ApiError> {
 
 /// The state of one SSE response.
 struct Feed {
-    hub: Hub,
-    subscription: Subscription,
+    /// Its place in the event log; its batch is the chunk being written
+    /// (a stream writes each batch as one chunk).
+    reader: Reader,
     filter: Filter,
-    buf: Vec<Arc<Event>>,
     first: Option<Bytes>,
     keepalive: Interval,
     shutdown: Shutdown,
@@ -287,22 +280,20 @@ impl Feed {
                 () = std::future::poll_fn(|cx| self.shutdown.poll(cx)) => return None,
                 () = async { self.ends.as_mut().expect("guarded").await }, if self.ends.is_some() => return None,
                 () = async { self.taken.as_mut().expect("guarded").await }, if self.taken.is_some() => return None,
-                read = self.subscription.recv(&mut self.buf, BATCH) => {
-                    let chunk = match read {
-                        Read::Lagged { missed, resume_after } => {
+                next = self.reader.next() => {
+                    let chunk = match next {
+                        Next::Events => self.render(),
+                        Next::Gap(Gap::Lagged { missed, resume_from }) => {
                             ::metrics::counter!(metrics::LAGGED).increment(1);
-                            let resume_from = self.hub.event_id(resume_after);
-                            let body = Lagged { kind: "lagged", missed, resume_from: resume_from.clone() };
-                            control_frame(&resume_from, "lagged", &body)
+                            let body = Lagged { kind: wire::LAGGED, missed, resume_from };
+                            control_frame(&body.resume_from, wire::LAGGED, &body)
                         }
-                        Read::Rebased { previous } => {
+                        Next::Gap(Gap::Rebased { previous, resume_from }) => {
                             let reason = ResetReason::OtherEpoch.as_str();
                             ::metrics::counter!(metrics::RESETS, "reason" => reason).increment(1);
-                            let resume_from = self.hub.event_id(0);
-                            let body = Reset { kind: "reset", reason, cursor: previous, oldest: None, resume_from: resume_from.clone() };
-                            control_frame(&resume_from, "reset", &body)
+                            let body = Reset { kind: wire::RESET, reason, cursor: previous, oldest: None, resume_from };
+                            control_frame(&body.resume_from, wire::RESET, &body)
                         }
-                        Read::Events => self.render(),
                     };
                     if !chunk.is_empty() {
                         self.keepalive.reset();
@@ -314,12 +305,13 @@ impl Feed {
         }
     }
 
-    /// The matching events of `buf` as one chunk: no copy for a single
+    /// The matching events of the batch as one chunk: no copy for a single
     /// event, else one allocation of the exact size.
     fn render(&mut self) -> Bytes {
         let filter = &self.filter;
-        self.buf.retain(|e| filter.matches(e));
-        let chunk = match self.buf.as_slice() {
+        let batch = self.reader.batch();
+        batch.retain(|e| filter.matches(e));
+        let chunk = match batch.as_slice() {
             [] => Bytes::new(),
             [one] => one.sse().clone(),
             many => {
@@ -330,7 +322,7 @@ impl Feed {
                 out.freeze()
             }
         };
-        self.buf.clear();
+        batch.clear();
         chunk
     }
 }

@@ -3,15 +3,14 @@
 //! `runtime::Runtimes` and events only through `hub::Hub`.
 
 mod access_log;
-mod client_sockets;
 mod commands;
 mod console;
-mod environments;
 mod error;
 mod events;
 mod extract;
 mod hints;
 mod idempotency;
+mod letta;
 mod limits;
 mod metrics;
 mod openapi;
@@ -132,8 +131,8 @@ pub struct Shared {
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
     pub limits: Arc<Limits>,
-    /// The tasks of Letta clients' sockets: shutdown waits for their 1001.
-    pub client_sockets: tokio_util::task::TaskTracker,
+    /// The sockets of Letta's clients: shutdown waits for their 1001.
+    pub client_sockets: crate::letta::Sockets,
     /// Cancelled when the service begins to shut down: `/readyz` is `503`.
     pub draining: CancellationToken,
 }
@@ -145,8 +144,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(status::routes())
         .merge(runtime_side::routes())
-        .merge(environments::routes())
-        .merge(client_sockets::routes())
+        .merge(letta::routes())
         .merge(tickets::routes())
         .merge(console::routes())
         .merge(metrics::routes())

@@ -230,7 +230,7 @@ impl IntoResponses for CommandProblems {
             ("413", "Body over the size limit"),
             ("415", "Content-Type is not JSON"),
             ("422", "Valid JSON of the wrong shape"),
-            ("502", "The runtime disconnected before the command was written or answered, or (wait=completion) the turn ended with `stop_reason: \"error\"` (`type` urn:letta-bridge:turn-failed; the turn is under `turn`)"),
+            ("502", "The runtime disconnected before the command was written or answered, or (wait=completion) the turn ended with `stop_reason: \"error\"` (`type` urn:letta-bridge:turn-failed; the turn is under `turn`, with the runtime's `failure` report when it sent one; `Retry-After: 8` when that failure is `retryable`)"),
             ("503", "No runtime online, or its queue is full (see Retry-After)"),
             ("504", "The runtime did not answer (wait=true) or finish the turn (wait=completion) within timeout_ms, or its socket did not take the command within 15 s"),
         ]));

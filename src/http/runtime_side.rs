@@ -170,12 +170,6 @@ async fn get_ws_connection(
     upgrade(state, &headers, ws?, device, params.connection_name)
 }
 
-impl From<WebSocketUpgradeRejection> for ApiError {
-    fn from(r: WebSocketUpgradeRejection) -> Self {
-        ApiError::Rejected(r.status(), format!("expected a WebSocket upgrade: {}", r.body_text()))
-    }
-}
-
 /// Bytes the runtime socket reads per attempt. tungstenite zero-fills this
 /// much before every read, including the ones that find nothing (each poll of
 /// the socket task): its 128 KiB default cost ~131,000 instructions per

@@ -77,7 +77,7 @@ impl Hub {
 mod tests {
     use std::time::Duration;
 
-    use super::super::{Limits, Read, Start};
+    use super::super::{Gap, Limits, Next, Start};
     use super::*;
 
     fn hub() -> Hub {
@@ -101,9 +101,9 @@ mod tests {
         assert!(hub.apply(2, Duration::ZERO, draft(2)).is_some());
         assert!(hub.apply(2, Duration::ZERO, draft(2)).is_none(), "already held");
         assert_eq!(hub.cursor(), "ep-2");
-        let (mut sub, _) = hub.subscribe(Start::After("ep-0"));
+        let (mut sub, _) = hub.open(Start::After("ep-0"));
         let mut buf = Vec::new();
-        assert!(matches!(sub.try_read(&mut buf, 10), Some(Read::Events)));
+        assert_eq!(sub.try_read(&mut buf, 10), Some(Next::Events));
         assert_eq!(buf.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     }
 
@@ -111,11 +111,12 @@ mod tests {
     fn a_gap_in_the_log_is_lagged_for_subscribers_behind_it() {
         let hub = hub();
         hub.apply(1, Duration::ZERO, draft(1));
-        let (mut sub, _) = hub.subscribe(Start::After("ep-0"));
+        let (mut sub, _) = hub.open(Start::After("ep-0"));
         hub.apply(5, Duration::ZERO, draft(5));
         let mut buf = Vec::new();
-        assert!(matches!(sub.try_read(&mut buf, 10), Some(Read::Lagged { missed: 4, resume_after: 4 })));
-        assert!(matches!(sub.try_read(&mut buf, 10), Some(Read::Events)));
+        let lagged = Gap::Lagged { missed: 4, resume_from: "ep-4".into() };
+        assert_eq!(sub.try_read(&mut buf, 10), Some(Next::Gap(lagged)));
+        assert_eq!(sub.try_read(&mut buf, 10), Some(Next::Events));
         assert_eq!(buf[0].seq, 5);
     }
 
@@ -123,15 +124,13 @@ mod tests {
     fn a_rebase_resets_every_subscriber_then_delivers_the_new_epoch() {
         let hub = hub();
         hub.apply(1, Duration::ZERO, draft(1));
-        let (mut sub, _) = hub.subscribe(Start::Live);
+        let (mut sub, _) = hub.open(Start::Live);
         hub.rebase("fresh");
         hub.apply(1, Duration::ZERO, draft(1));
         let mut buf = Vec::new();
-        match sub.try_read(&mut buf, 10) {
-            Some(Read::Rebased { previous }) => assert_eq!(previous, "ep-1"),
-            _ => panic!("expected a rebase"),
-        }
-        assert!(matches!(sub.try_read(&mut buf, 10), Some(Read::Events)));
+        let rebased = Gap::Rebased { previous: "ep-1".into(), resume_from: "fresh-0".into() };
+        assert_eq!(sub.try_read(&mut buf, 10), Some(Next::Gap(rebased)));
+        assert_eq!(sub.try_read(&mut buf, 10), Some(Next::Events));
         assert_eq!(String::from_utf8_lossy(&buf[0].sse()[..]).lines().next(), Some("id: fresh-1"));
     }
 

@@ -6,11 +6,13 @@
 //! only a cursor and a wake-up handle, reads whatever is new in batches
 //! bounded by count and bytes ([`MAX_BATCH_BYTES`]), and so can never slow
 //! the publisher or another subscriber. A subscriber whose
-//! unread events leave the ring gets an explicit `lagged` (live) or `reset`
-//! (resume) answer. The hub knows nothing of HTTP or runtimes.
+//! unread events leave the ring gets an explicit `reset` (resume) answer,
+//! or a gap while it reads: every reader reads through a [`Reader`], under
+//! one lag policy. The hub knows nothing of HTTP or runtimes.
 
 mod event;
 mod mirror;
+mod reader;
 mod subscription;
 
 use std::collections::VecDeque;
@@ -21,7 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use event::{Cursor, Draft, Event, control_frame};
-pub use subscription::{Read, ResetInfo, ResetReason, Start, Subscription};
+pub use reader::{BATCH, Gap, Next, Reader};
+use subscription::Subscription;
+pub use subscription::{ResetInfo, ResetReason, Start};
 
 /// Most bytes of events (SSE frames) one read moves into a subscriber's
 /// buffer, unless a single event is larger: then it comes alone (and an
@@ -137,7 +141,14 @@ impl Hub {
     }
 
     /// Starts reading at `start`; see [`Start`].
-    pub fn subscribe(&self, start: Start<'_>) -> (Subscription, Option<ResetInfo>) {
+    pub fn subscribe(&self, start: Start<'_>) -> (Reader, Option<ResetInfo>) {
+        let (sub, reset) = self.open(start);
+        (Reader::new(sub), reset)
+    }
+
+    /// A subscription at `start`, read by a [`Reader`] (the hub's tests
+    /// read it in batches of their own size).
+    fn open(&self, start: Start<'_>) -> (Subscription, Option<ResetInfo>) {
         let wake = self.inner.wake.subscribe();
         // Apply the age limit now too: an idle ring must not resume from
         // events older than it promises to keep.

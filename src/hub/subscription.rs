@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
+use super::reader::{Gap, Next};
 use super::{Event, Hub, MAX_BATCH_BYTES, event::Cursor};
 
 /// Where a subscription starts.
@@ -46,34 +47,12 @@ impl ResetReason {
     }
 }
 
-/// What one read yields.
-#[derive(Debug)]
-pub enum Read {
-    /// The log this hub mirrors lost its data and restarted under a new
-    /// epoch: what this subscriber had read is gone; reading continues
-    /// with the new epoch's first event. `previous` is the last id it was
-    /// given (or skipped) in the old epoch.
-    Rebased {
-        /// The old epoch's id of this subscriber's position.
-        previous: String,
-    },
-    /// New events, oldest first (in the caller's buffer).
-    Events,
-    /// `missed` events left the ring unread; reading continues after seq `resume_after`.
-    Lagged {
-        /// How many.
-        missed: u64,
-        /// The seq reading continues after.
-        resume_after: u64,
-    },
-}
-
 /// One subscriber's place in the ring.
-pub struct Subscription {
+pub(super) struct Subscription {
     hub: Hub,
     /// Seq of the next event this subscriber wants.
     next: u64,
-    /// The ring's era when `next` was last set (see [`Read::Rebased`]).
+    /// The ring's era when `next` was last set (see [`Gap::Rebased`]).
     era: u64,
     wake: watch::Receiver<u64>,
 }
@@ -131,7 +110,7 @@ impl Subscription {
 
     /// Waits until something is new, then moves up to `max` events, and at
     /// most [`MAX_BATCH_BYTES`] of them (but always one), into `buf`.
-    pub async fn recv(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Read {
+    pub async fn recv(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Next {
         loop {
             // Mark the wake-up seen before looking, so a publish after the
             // look makes `changed()` return at once.
@@ -147,14 +126,15 @@ impl Subscription {
     }
 
     /// Reads without waiting; `None` when nothing is new.
-    pub fn try_read(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Option<Read> {
+    pub fn try_read(&mut self, buf: &mut Vec<Arc<Event>>, max: usize) -> Option<Next> {
         let ring = self.hub.read();
         if self.era != ring.era {
             let epoch = ring.previous_epoch.as_deref().unwrap_or_default();
             let previous = format!("{epoch}-{}", self.next - 1);
             self.era = ring.era;
             self.next = 1;
-            return Some(Read::Rebased { previous });
+            let resume_from = format!("{}-0", ring.epoch);
+            return Some(Next::Gap(Gap::Rebased { previous, resume_from }));
         }
         if self.next > ring.last_seq {
             return None;
@@ -163,7 +143,8 @@ impl Subscription {
         if self.next < front {
             let missed = front - self.next;
             self.next = front;
-            return Some(Read::Lagged { missed, resume_after: front - 1 });
+            let resume_from = format!("{}-{}", ring.epoch, front - 1);
+            return Some(Next::Gap(Gap::Lagged { missed, resume_from }));
         }
         let skip = usize::try_from(self.next - front).expect("ring index fits in usize");
         // A batch stops at MAX_BATCH_BYTES, so a slow subscriber holds (and
@@ -178,7 +159,7 @@ impl Subscription {
             buf.push(event.clone());
         }
         self.next += taken as u64;
-        Some(Read::Events)
+        Some(Next::Events)
     }
 }
 

@@ -19,11 +19,11 @@ fn publish(hub: &Hub, n: usize) {
     }
 }
 
-fn drain(sub: &mut Subscription) -> (Vec<u64>, Vec<(u64, u64)>) {
+fn drain(sub: &mut Subscription) -> (Vec<u64>, Vec<(u64, String)>) {
     let (mut seqs, mut lags, mut buf) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(read) = sub.try_read(&mut buf, 3) {
-        if let Read::Lagged { missed, resume_after } = read {
-            lags.push((missed, resume_after));
+        if let Next::Gap(Gap::Lagged { missed, resume_from }) = read {
+            lags.push((missed, resume_from));
         }
         seqs.extend(buf.drain(..).map(|e: Arc<Event>| e.seq));
     }
@@ -43,7 +43,7 @@ fn ids_are_epoch_and_a_gapless_sequence() {
 fn a_live_subscriber_sees_only_later_events() {
     let hub = hub(10);
     publish(&hub, 2);
-    let (mut sub, reset) = hub.subscribe(Start::Live);
+    let (mut sub, reset) = hub.open(Start::Live);
     assert!(reset.is_none());
     publish(&hub, 2);
     assert_eq!(drain(&mut sub).0, vec![3, 4]);
@@ -53,7 +53,7 @@ fn a_live_subscriber_sees_only_later_events() {
 fn resume_replays_exactly_the_events_after_the_cursor_then_continues_live() {
     let hub = hub(100);
     publish(&hub, 5);
-    let (mut sub, reset) = hub.subscribe(Start::After("ep-2"));
+    let (mut sub, reset) = hub.open(Start::After("ep-2"));
     assert!(reset.is_none());
     publish(&hub, 2); // published between subscribe and the first read
     assert_eq!(drain(&mut sub).0, vec![3, 4, 5, 6, 7]);
@@ -65,7 +65,7 @@ fn resume_replays_exactly_the_events_after_the_cursor_then_continues_live() {
 fn resume_from_zero_replays_everything_held() {
     let hub = hub(100);
     publish(&hub, 4);
-    let (mut sub, reset) = hub.subscribe(Start::After("ep-0"));
+    let (mut sub, reset) = hub.open(Start::After("ep-0"));
     assert!(reset.is_none());
     assert_eq!(drain(&mut sub).0, vec![1, 2, 3, 4]);
 }
@@ -80,21 +80,21 @@ fn cursors_that_cannot_be_honoured_get_a_reason() {
         ("ep-7", ResetReason::Unknown),
         ("ep-2", ResetReason::Expired),
     ] {
-        let (mut sub, reset) = hub.subscribe(Start::After(cursor));
+        let (mut sub, reset) = hub.open(Start::After(cursor));
         assert_eq!(reset, Some(ResetInfo { reason, oldest: Some(4), resume_after: 6 }), "{cursor}");
         assert!(drain(&mut sub).0.is_empty(), "a reset stream continues live");
     }
-    let (_, reset) = hub.subscribe(Start::After("ep-3"));
+    let (_, reset) = hub.open(Start::After("ep-3"));
     assert!(reset.is_none(), "ep-3 needs 4.. which the ring still holds");
 }
 
 #[test]
 fn a_subscriber_overtaken_by_the_ring_is_told_how_much_it_missed() {
     let hub = hub(4);
-    let (mut sub, _) = hub.subscribe(Start::Live);
+    let (mut sub, _) = hub.open(Start::Live);
     publish(&hub, 10); // ring holds 7..=10
     let (seqs, lags) = drain(&mut sub);
-    assert_eq!(lags, vec![(6, 6)]);
+    assert_eq!(lags, vec![(6, "ep-6".to_owned())]);
     assert_eq!(seqs, vec![7, 8, 9, 10]);
 }
 
@@ -110,8 +110,8 @@ fn the_byte_limit_evicts_oldest_first_but_keeps_the_newest() {
 #[test]
 fn subscribers_are_counted_until_dropped() {
     let hub = hub(4);
-    let (a, _) = hub.subscribe(Start::Live);
-    let (b, _) = hub.subscribe(Start::Live);
+    let (a, _) = hub.open(Start::Live);
+    let (b, _) = hub.open(Start::Live);
     assert_eq!(hub.stats().subscribers, 2);
     drop((a, b));
     assert_eq!(hub.stats().subscribers, 0);
@@ -120,7 +120,7 @@ fn subscribers_are_counted_until_dropped() {
 #[tokio::test]
 async fn recv_wakes_on_publish() {
     let hub = hub(4);
-    let (mut sub, _) = hub.subscribe(Start::Live);
+    let (mut sub, _) = hub.open(Start::Live);
     let publisher = hub.clone();
     let task = tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -136,7 +136,7 @@ async fn recv_wakes_on_publish() {
 #[test]
 fn a_read_stops_at_the_batch_byte_bound_and_always_takes_at_least_one_event() {
     let hub = hub(100);
-    let (mut sub, _) = hub.subscribe(Start::Live);
+    let (mut sub, _) = hub.open(Start::Live);
     let quarter = "q".repeat(MAX_BATCH_BYTES / 4);
     let publish_data = |data: &str| {
         hub.publish(Draft {
@@ -155,10 +155,29 @@ fn a_read_stops_at_the_batch_byte_bound_and_always_takes_at_least_one_event() {
     let mut buf = Vec::new();
     let mut batches = Vec::new();
     while let Some(read) = sub.try_read(&mut buf, 256) {
-        assert!(matches!(read, Read::Events));
+        assert_eq!(read, Next::Events);
         let bytes: usize = buf.iter().map(|e| e.size()).sum();
         assert!(buf.len() == 1 || bytes <= MAX_BATCH_BYTES, "a batch of {} events holds {bytes} bytes", buf.len());
         batches.push(buf.drain(..).map(|e| e.seq).collect::<Vec<_>>());
     }
     assert_eq!(batches, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7], vec![8]], "in order, none twice, none lost");
+}
+
+#[test]
+fn a_reader_is_told_of_each_gap_once_before_the_events_after_it() {
+    let hub = hub(4);
+    let (mut reader, _) = hub.subscribe(Start::Live);
+    publish(&hub, 10); // ring holds 7..=10
+    assert_eq!(reader.try_next(), Some(Next::Gap(Gap::Lagged { missed: 6, resume_from: "ep-6".into() })));
+    assert_eq!(reader.try_next(), Some(Next::Events));
+    assert_eq!(reader.batch().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    assert_eq!(reader.try_next(), None, "nothing twice");
+    assert!(reader.batch().is_empty(), "a read clears the batch before it");
+    hub.rebase("fresh");
+    publish(&hub, 1);
+    let rebased = Gap::Rebased { previous: "ep-10".into(), resume_from: "fresh-0".into() };
+    assert_eq!(reader.try_next(), Some(Next::Gap(rebased)));
+    assert_eq!(reader.try_next(), Some(Next::Events));
+    assert_eq!(reader.batch()[0].sse().split(|b| *b == b'\n').next(), Some(&b"id: fresh-1"[..]));
+    assert_eq!(reader.position(), 1);
 }

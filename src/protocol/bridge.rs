@@ -4,9 +4,11 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::wire;
+
 /// Event names only the bridge publishes; runtime frames of these types are
 /// dropped so that subscribers can trust them.
-pub const RESERVED_EVENTS: &[&str] = &["runtime_online", "runtime_offline", "reset", "lagged"];
+pub const RESERVED_EVENTS: &[&str] = &[wire::RUNTIME_ONLINE, wire::RUNTIME_OFFLINE, wire::RESET, wire::LAGGED];
 
 /// A runtime connected (or reconnected).
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::frame::is_valid_type;
 use super::scope::Scope;
+use super::wire;
 
 /// Longest `request_id` accepted from a client.
 pub const MAX_REQUEST_ID_LEN: usize = 256;
@@ -21,19 +22,19 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 /// The conversation commands: the commands of one conversation (metrics
 /// count them by type; every other type as `other`).
 pub const CONVERSATION_COMMANDS: &[&str] =
-    &["input", "sync", "abort_message", "change_device_state", "approval_response"];
+    &[wire::INPUT, wire::SYNC, wire::ABORT_MESSAGE, wire::CHANGE_DEVICE_STATE, wire::APPROVAL_RESPONSE];
 
 /// Conversation commands the runtime drops unanswered without a runtime
 /// scope it accepts (letta-code 0.32.18: `isRuntimeScope`).
-pub const SCOPED_COMMANDS: &[&str] = &["input", "sync", "abort_message", "change_device_state"];
+pub const SCOPED_COMMANDS: &[&str] = &[wire::INPUT, wire::SYNC, wire::ABORT_MESSAGE, wire::CHANGE_DEVICE_STATE];
 
 /// Commands the runtime never answers by `request_id` (letta-code 0.32.18):
 /// `?wait=true` on one answers `202` once it is written.
-pub const UNANSWERED_COMMANDS: &[&str] = &["change_device_state"];
+pub const UNANSWERED_COMMANDS: &[&str] = &[wire::CHANGE_DEVICE_STATE];
 
 /// True for the frames that answer a command by its `request_id`.
 pub fn is_reply(kind: &str) -> bool {
-    kind == "input_accepted" || kind.ends_with("_response")
+    kind == wire::INPUT_ACCEPTED || wire::is_response(kind)
 }
 
 /// True when the runtime answers a command of this type by its `request_id`.
@@ -112,7 +113,7 @@ impl Command {
     pub fn free_form(frame: Map<String, Value>) -> Result<Self, CommandError> {
         let command = Self::new(frame)?;
         let kind = command.kind();
-        if kind == "approval_response" {
+        if kind == wire::APPROVAL_RESPONSE {
             return Err(CommandError::Invalid(
                 "an approval response is an `input` frame whose payload.kind is `approval_response`: use POST /approval",
             ));

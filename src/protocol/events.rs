@@ -59,6 +59,9 @@ runtime_event!(
         run_id: Option<String>,
         /// What went wrong, when it failed.
         error: Option<String>,
+        /// Runtimes newer than 0.32.18: the `client_message_id`s of the
+        /// inputs the turn owned (`?wait=completion` matches its turn by them).
+        client_message_ids: Option<Vec<String>>,
     }
 );
 
@@ -99,13 +102,23 @@ runtime_event!(
         success: bool,
         /// What went wrong, when it failed.
         error: Option<String>,
+        /// Runtimes newer than 0.32.18: `interrupted`, `joined`,
+        /// `already_settled`, `queue_fenced` or `not_applicable`.
+        outcome: Option<String>,
+        /// Runtimes newer than 0.32.18 (with `wait_for_settlement`): the turn settled.
+        lease_settled: Option<bool>,
+        /// Runtimes newer than 0.32.18 (with `pause_queue`): the queue is paused.
+        queue_paused: Option<bool>,
     }
 );
 
 runtime_event!(
     /// The agent loop's state (idle, sending, waiting for approval, …).
     UpdateLoopStatus, "^update_loop_status$" {
-        /// e.g. `{"status":"WAITING_ON_INPUT"}`.
+        /// e.g. `{"status":"WAITING_ON_INPUT","active_run_ids":[],
+        /// "client_message_ids_by_run_id":{"local-run-1":["cm-…"]}}`; runtimes
+        /// newer than 0.32.18 add `failure` (`{stage, code, message,
+        /// http_status, retryable, client_message_ids}`) after a failed turn.
         loop_status: Value,
     }
 );

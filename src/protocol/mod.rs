@@ -3,7 +3,8 @@
 //! and the typed bodies of the command endpoints (`bodies`), who may send
 //! which commands and fields (`access`), how a turn
 //! unfolds in events (`turn`), the bridge's own status events (`bridge`),
-//! and the event schemas of the OpenAPI document (`events`).
+//! the event schemas of the OpenAPI document (`events`), and every wire
+//! name in one place (`wire`).
 
 pub mod access;
 pub mod bodies;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod frame;
 pub mod scope;
 pub mod turn;
+pub mod wire;
 
 pub use access::{Refusal, Role};
 pub use commands::{Command, CommandError};

@@ -5,16 +5,13 @@
 
 use tokio::time::Instant;
 
-use crate::hub::{Hub, Read, Start, Subscription};
+use crate::hub::{Gap, Hub, Next, Reader, Start};
 use crate::protocol::Command;
 use crate::protocol::turn::{Seen, Turn, TurnError, TurnResult};
 
-/// Most events read from the ring per wake-up.
-const BATCH: usize = 256;
-
 /// One turn being followed on the hub.
 pub(super) struct Follower {
-    sub: Subscription,
+    reader: Reader,
     hub: Hub,
     turn: Turn,
 }
@@ -24,25 +21,24 @@ impl Follower {
     /// `client_message_id`s) and subscribes; call it before sending.
     pub(super) fn start(hub: &Hub, runtime_id: &str, command: &mut Command) -> Result<Self, TurnError> {
         let mut turn = Turn::expect(command.frame_mut(), runtime_id)?;
-        let (sub, _) = hub.subscribe(Start::Live);
-        turn.set_cursor(hub.event_id(sub.position()));
-        Ok(Self { sub, hub: hub.clone(), turn })
+        let (reader, _) = hub.subscribe(Start::Live);
+        turn.set_cursor(hub.event_id(reader.position()));
+        Ok(Self { reader, hub: hub.clone(), turn })
     }
 
     /// Reads the hub until the turn finishes, the runtime goes offline, or
-    /// `deadline` passes.
+    /// `deadline` passes. A gap fails the wait: the turn's events are lost.
     pub(super) async fn finish(mut self, deadline: Instant) -> Result<TurnResult, TurnError> {
-        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let Ok(read) = tokio::time::timeout_at(deadline, self.sub.recv(&mut batch, BATCH)).await else {
+            let Ok(next) = tokio::time::timeout_at(deadline, self.reader.next()).await else {
                 return Err(self.turn.timed_out());
             };
-            match read {
-                Read::Lagged { missed, .. } => return Err(self.turn.lagged(missed)),
-                Read::Rebased { .. } => return Err(self.turn.log_reset()),
-                Read::Events => {}
+            match next {
+                Next::Events => {}
+                Next::Gap(Gap::Lagged { missed, .. }) => return Err(self.turn.lagged(missed)),
+                Next::Gap(Gap::Rebased { .. }) => return Err(self.turn.log_reset()),
             }
-            for event in batch.drain(..) {
+            for event in self.reader.batch().drain(..) {
                 let data = event.data();
                 let seen = Seen {
                     kind: &event.kind,
@@ -58,3 +54,6 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

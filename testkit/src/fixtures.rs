@@ -2,11 +2,27 @@
 //! `tests/fixtures/letta-code-<version>/`: compiled in, parsed once, and
 //! looked up by exchange and step, with what the runtime's frames look like.
 //! [`crate::replay`] turns a recorded step into the answer to a live command.
+//! Beside them, hand-made frames of a runtime newer than the recording
+//! (`tests/fixtures/synthetic-newer/`, named `newer/<file>`): synthetic,
+//! since no newer runtime can be recorded here (its README says why).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
+
+/// The synthetic fixtures of a newer runtime, by name (`newer/<file>`).
+macro_rules! synthetic_files {
+    ($($name:literal),* $(,)?) => {
+        &[$((concat!("newer/", $name), include_str!(concat!("../../tests/fixtures/synthetic-newer/", $name, ".json")))),*]
+    };
+}
+
+/// The hand-made fixtures of a runtime newer than [`RUNTIME_VERSION`]
+/// (tests/fixtures/synthetic-newer/README.md): the recorded frames plus
+/// the fields newer runtimes add, an unknown field and an unknown event
+/// type. Not among [`exchanges`]: no runtime sent them.
+const SYNTHETIC: &[(&str, &str)] = synthetic_files!["turn", "turn_failed", "queued_batch", "abort"];
 
 /// The runtime version the fixtures were recorded from.
 pub const RUNTIME_VERSION: &str = "0.32.18";
@@ -64,6 +80,7 @@ fn all() -> &'static HashMap<&'static str, Value> {
     ALL.get_or_init(|| {
         FILES
             .iter()
+            .chain(SYNTHETIC)
             .map(|(name, text)| {
                 let v = serde_json::from_str(text).unwrap_or_else(|e| panic!("fixture {name}.json: {e}"));
                 (*name, v)

@@ -7,7 +7,8 @@
 //!
 //! - [`fixtures`]: the recorded runtime fixtures (`tests/fixtures/letta-code-<version>/`,
 //!   written by `tests/record`), parsed once, with what the runtime's frames look like
-//!   (its runtime scope test, its event envelope).
+//!   (its runtime scope test, its event envelope); and the hand-made frames of a newer
+//!   runtime (`tests/fixtures/synthetic-newer/`, named `newer/<file>`).
 //! - [`replay`]: a recorded step replayed as the answer to a live command: the live
 //!   command's values in place of the recorded ones, fresh envelopes; recorded
 //!   requests (the registration body) with stand-ins for their placeholders.

@@ -56,7 +56,8 @@ pub fn registration_body(device: &str, connection_name: &str) -> Value {
 
 /// Recorded values to live ones.
 struct Substitution {
-    /// Whole-string replacements (request id, path, …); `None`: the live
+    /// Whole-string replacements (request id, path, the messages'
+    /// `client_message_id`s, …); `None`: the live
     /// command lacks the field, so it disappears from the answer (the
     /// runtime echoes `request_id` only when given one).
     whole: Vec<(String, Option<String>)>,
@@ -72,6 +73,13 @@ impl Substitution {
                 if let Some(v) = v.as_str() {
                     whole.push((v.to_owned(), live.get(k).and_then(Value::as_str).map(str::to_owned)));
                 }
+            }
+        }
+        // The messages' `client_message_id`s (the runtime echoes them).
+        let messages = |v: &Value| v["payload"]["messages"].as_array().cloned().unwrap_or_default();
+        for (rec, live) in messages(recorded).iter().zip(messages(live).iter().chain(std::iter::repeat(&Value::Null))) {
+            if let Some(rec) = rec["client_message_id"].as_str() {
+                whole.push((rec.to_owned(), live["client_message_id"].as_str().map(str::to_owned)));
             }
         }
         let scope = |key: &str, default: &str| {

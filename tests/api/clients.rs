@@ -4,7 +4,8 @@
 //! socket's `seq` and its bookkeeping (`ack`, `ping`) that never reaches the
 //! runtime, request ids namespaced per socket, the admin rule for creating
 //! agents, channels, approvals to the socket that owns the conversation,
-//! the order of `GET /events`, metrics and shutdown. The live tests
+//! the order of `GET /events`, a socket the replay ring overtook, the
+//! bound on a socket's commands in flight, metrics and shutdown. The live tests
 //! (`tests/live/clients.rs`) run Letta's real client packages.
 
 use std::time::Duration;
@@ -301,4 +302,57 @@ async fn a_message_sent_without_a_request_id_still_makes_its_socket_the_one_aske
     rt.emit("update_queue", "agent-marker", "default", json!({"marker": true}));
     other.next_matching("the marker", |f| f["marker"] == true).await;
     assert!(!other.seen.iter().any(|f| f["type"] == "control_request"), "{:?}", other.seen);
+}
+
+#[tokio::test]
+async fn a_socket_the_ring_overtook_goes_on_after_an_event_seq_gap_and_gets_approval_requests_again() {
+    let app = spawn_app_with(|c| c.replay_events = 100).await;
+    let mut rt = app.runtime("dev-a").await;
+    let mut owner = app.app_server().await;
+    let mut stalled = app.app_server().await;
+    owner.send(json!({"type": "sync", "request_id": "sync-1", "runtime": scope("conv-1")})).await;
+    let id = rt.next_frame().await["request_id"].clone();
+    let accepted = json!({"request_id": format!("{}:input-1", namespace(&id)), "accepted": true});
+    rt.emit("input_accepted", "agent-1", "conv-1", accepted);
+    let ask = |n: u64| json!({"request_id": format!("perm-{n}"), "request": {"subtype": "can_use_tool"}});
+    rt.emit("control_request", "agent-1", "conv-1", ask(1));
+    rt.emit("update_queue", "agent-marker", "default", json!({"marker": true}));
+    stalled.next_matching("the marker", |f| f["marker"] == true).await;
+    assert!(!stalled.seen.iter().any(|f| f["type"] == "control_request"), "the owner's, not this socket's");
+
+    // Not read while far more than socket buffers hold passes through a ring of 100.
+    let mut fast = app.events("?types=big").await;
+    let pad = "x".repeat(32 * 1024);
+    for i in 0..600 {
+        rt.emit("big", "agent-1", "conv-1", json!({"i": i, "pad": pad}));
+        assert_eq!(fast.next().await.data["i"], i);
+    }
+    rt.emit("control_request", "agent-1", "conv-1", ask(2));
+    // Who owns the conversation may have changed in what it missed: it gets the request.
+    stalled.next_matching("the approval request after the gap", |f| f["request_id"] == "perm-2").await;
+    let seqs: Vec<u64> = stalled.seen.iter().filter_map(|f| f["event_seq"].as_u64()).collect();
+    assert!(seqs.windows(2).any(|w| w[1] > w[0] + 1), "the runtime's event_seq shows the gap");
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "in order, none twice");
+}
+
+#[tokio::test]
+async fn a_socket_with_its_limit_of_commands_on_their_way_is_refused_the_next_as_busy() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let mut online = app.events("?types=runtime_online").await;
+    // A runtime whose socket is open but has not answered the bridge's
+    // first ping: the bridge holds its commands (for 2 s) meanwhile.
+    let mut req = app.ws_url("/ws?deviceId=dev-a").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {RUNTIME_TOKEN}").parse().unwrap());
+    let (_silent, _) = tokio_tungstenite::connect_async(req).await.expect("the runtime's socket opens");
+    online.next().await;
+    let mut client = app.app_server().await;
+    let limit = letta_bridge::letta::MAX_IN_FLIGHT;
+    for i in 0..=limit {
+        client.send(json!({"type": "sync", "request_id": format!("sync-{i}"), "runtime": scope("conv-1")})).await;
+    }
+    let refused = client.next_of("sync_response").await;
+    assert_eq!(refused["request_id"], format!("sync-{limit}"), "the one over the limit: {refused}");
+    assert_eq!(refused["success"], false);
+    assert!(refused["error"].as_str().unwrap().contains(&format!("already has {limit} commands")), "{refused}");
 }

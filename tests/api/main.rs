@@ -20,6 +20,7 @@ mod guidance;
 mod helpers;
 mod http2;
 mod limits;
+mod newer_runtime;
 mod openapi;
 mod ops;
 mod pending;

@@ -26,19 +26,40 @@
 //!   runtime resumes the turn a moment before acknowledging (letta-code
 //!   0.32.18, fixtures `approval_allow`, `approval_deny`);
 //! - `runtime_offline` of the runtime ends it: the runtime is gone.
+//!
+//! The runtime may name the messages a turn owned (PROTOCOL.md §9; see
+//! `owner`): `turn_finished.client_message_ids` (newer runtimes), or the
+//! turn's `run_id` listed with one of ours in
+//! `loop_status.client_message_ids_by_run_id` (0.32.18 already sends it).
+//! When it does, that decides, for an input with messages: a
+//! `turn_finished` that names ours ends our turn, also while it is still
+//! `queued` (several queued inputs run as one turn that echoes only the
+//! first one's `otid`, or an input failed before its turn started) — the
+//! events since the last turn started or ended are then its events; one
+//! whose `client_message_ids` name only others is not ours, even while ours
+//! seems to run. A `loop_status.failure` (`{stage, code, message,
+//! http_status, retryable, client_message_ids}`, newer runtimes) is the
+//! turn's when it names our messages, or names none and comes during the
+//! turn; the result carries it as sent. Without those fields the rules
+//! above hold unchanged.
 
+mod collected;
+mod owner;
 mod result;
 
 use serde_json::{Map, Value};
 
-pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnResult};
+use collected::Collected;
+use owner::{Owner, Owners};
+pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnFailure, TurnResult};
 
 /// Where the turn is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting for `input_accepted` with our `request_id`.
     Accepting,
-    /// Accepted as `queued`: waiting for our `user_message` to start a turn.
+    /// Accepted as `queued`: waiting for our `user_message` to start a turn
+    /// (or for a `turn_finished` that names our messages).
     Queued,
     /// Our turn is running: collecting until `turn_finished`.
     Running,
@@ -66,19 +87,15 @@ pub struct Turn {
     request_id: String,
     agent_id: String,
     conversation_id: Option<String>,
-    /// The `client_message_id`s of the command's messages.
-    otids: Vec<String>,
+    /// The `client_message_id`s of the command's messages, and what the
+    /// runtime said about whose its runs are.
+    owners: Owners,
     /// For an `approval_response`: the approval request it answers.
     answers: Option<String>,
     cursor: String,
     phase: Phase,
     disposition: Option<String>,
-    text: String,
-    /// `delta.id` of the last assistant message appended to `text`.
-    last_message: Option<String>,
-    /// `run_id` of the `requires_approval` stop reason delta, if one came.
-    approval_run: Option<String>,
-    event_ids: Vec<String>,
+    collected: Collected,
 }
 
 impl Turn {
@@ -103,15 +120,12 @@ impl Turn {
             request_id,
             agent_id,
             conversation_id,
-            otids: fill_client_message_ids(frame),
+            owners: Owners::new(fill_client_message_ids(frame)),
             answers,
             cursor: String::new(),
             phase: Phase::Accepting,
             disposition: None,
-            text: String::new(),
-            last_message: None,
-            approval_run: None,
-            event_ids: Vec::new(),
+            collected: Collected::default(),
         })
     }
 
@@ -148,45 +162,107 @@ impl Turn {
                     return Err(TurnError::Refused { request_id, what, why });
                 }
                 self.disposition = data.get("disposition").and_then(Value::as_str).map(str::to_owned);
-                let queued = self.disposition.as_deref() == Some("queued") && !self.otids.is_empty();
+                let queued = self.disposition.as_deref() == Some("queued") && self.owners.any();
                 self.phase = if queued { Phase::Queued } else { Phase::Running };
-                self.event_ids.push(id());
+                self.collected.event_ids.push(id());
+                self.collected.accepted();
             }
             (Phase::Accepting, kind) if self.answers.is_some() => {
                 // The runtime resumes the paused turn a moment before it
                 // acknowledges the approval (recorded: approval_deny's loop
                 // status): those events are the turn's once it is accepted.
-                self.event_ids.push(id());
-                if kind == "stream_delta" {
-                    self.delta(&json(event.data)["delta"]);
-                }
+                self.collected.event_ids.push(id());
+                self.read(kind, event.data);
             }
-            (Phase::Queued, "stream_delta") => {
-                let data = json(event.data);
-                let delta = &data["delta"];
-                let ours = delta["message_type"] == "user_message"
-                    && delta["otid"].as_str().is_some_and(|o| self.otids.iter().any(|m| m == o));
-                if ours {
-                    self.phase = Phase::Running;
-                    self.event_ids.push(id());
-                }
-            }
+            (Phase::Queued, kind) => return self.queued(kind, event.data, id),
             (Phase::Running, kind) => {
-                self.event_ids.push(id());
-                match kind {
-                    "stream_delta" => self.delta(&json(event.data)["delta"]),
-                    "turn_finished" => return self.finished(json(event.data)).map(Some),
-                    "control_request" => {
-                        if let Some(approval) = PendingApproval::of(json(event.data)) {
-                            return Ok(Some(self.paused(approval)));
-                        }
-                    }
-                    _ => {}
-                }
+                self.collected.event_ids.push(id());
+                return self.running(kind, event.data);
             }
             _ => {}
         }
         Ok(None)
+    }
+
+    /// Queued behind other turns: the events in scope are collected as a
+    /// turn that may be ours, started over at every turn's start (a
+    /// `user_message`) and end. Ours once our `user_message` echo starts it
+    /// (then it runs), or once its `turn_finished` (or, for an approval
+    /// request, its run) names our messages.
+    fn queued(
+        &mut self,
+        kind: &str,
+        data: &[u8],
+        id: impl FnOnce() -> String,
+    ) -> Result<Option<TurnResult>, TurnError> {
+        match kind {
+            "stream_delta" => {
+                let data = json(data);
+                let delta = &data["delta"];
+                if delta["message_type"] == "user_message" {
+                    self.collected.restart();
+                    if delta["otid"].as_str().is_some_and(|o| self.owners.is_ours(o)) {
+                        self.phase = Phase::Running;
+                    }
+                }
+                self.collected.event_ids.push(id());
+                self.collected.delta(delta);
+            }
+            "turn_finished" => {
+                let data = json(data);
+                if self.owners.of_turn(&data) != Owner::Ours {
+                    self.collected.restart();
+                    return Ok(None);
+                }
+                self.collected.event_ids.push(id());
+                return self.finished(data).map(Some);
+            }
+            "control_request" => {
+                self.collected.event_ids.push(id());
+                let run = self.collected.approval_run.as_deref();
+                if run.is_some_and(|run| self.owners.of_run(run) == Owner::Ours)
+                    && let Some(approval) = PendingApproval::of(json(data))
+                {
+                    return Ok(Some(self.paused(approval)));
+                }
+            }
+            kind => {
+                self.collected.event_ids.push(id());
+                self.read(kind, data);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Our turn runs: everything in scope is its, up to its `turn_finished`
+    /// (one that names only other messages is not ours, and what was
+    /// collected was that other turn's) or the approval request it stops at.
+    fn running(&mut self, kind: &str, data: &[u8]) -> Result<Option<TurnResult>, TurnError> {
+        match kind {
+            "turn_finished" => {
+                let data = json(data);
+                if self.owners.of_turn(&data) == Owner::Other {
+                    self.collected.restart();
+                    return Ok(None);
+                }
+                return self.finished(data).map(Some);
+            }
+            "control_request" => {
+                if let Some(approval) = PendingApproval::of(json(data)) {
+                    return Ok(Some(self.paused(approval)));
+                }
+            }
+            kind => self.read(kind, data),
+        }
+        Ok(None)
+    }
+
+    /// Reads the events that add to the turn (deltas, loop statuses);
+    /// others are not parsed.
+    fn read(&mut self, kind: &str, data: &[u8]) {
+        if matches!(kind, "stream_delta" | "update_loop_status") {
+            self.collected.read(kind, &json(data), &mut self.owners);
+        }
     }
 
     /// The error for a turn whose deadline passed.
@@ -217,42 +293,6 @@ impl Turn {
             }
     }
 
-    /// Reads a `stream_delta`'s `delta`: assistant text, or the run that
-    /// stops for an approval.
-    fn delta(&mut self, delta: &Value) {
-        match delta["message_type"].as_str() {
-            Some("assistant_message") => self.append(delta),
-            Some("stop_reason") if delta["stop_reason"] == REQUIRES_APPROVAL => {
-                self.approval_run = delta["run_id"].as_str().map(str::to_owned);
-            }
-            _ => {}
-        }
-    }
-
-    /// Appends an `assistant_message` delta's text.
-    fn append(&mut self, delta: &Value) {
-        let id = delta["id"].as_str();
-        if id.is_some() && self.last_message.as_deref() != id {
-            if !self.text.is_empty() {
-                self.text.push_str("\n\n");
-            }
-            self.last_message = id.map(str::to_owned);
-        }
-        match &delta["content"] {
-            Value::String(s) => self.text.push_str(s),
-            Value::Array(parts) => {
-                for part in parts {
-                    if part["type"] == "text"
-                        && let Some(t) = part["text"].as_str()
-                    {
-                        self.text.push_str(t);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
     fn finished(&mut self, turn_finished: Value) -> Result<TurnResult, TurnError> {
         let field = |name: &str| turn_finished.get(name).and_then(Value::as_str).map(str::to_owned);
         let (stop_reason, run_id, error) = (field("stop_reason").unwrap_or_default(), field("run_id"), field("error"));
@@ -266,7 +306,7 @@ impl Turn {
     /// The turn stopped at an approval request: the runtime sends nothing
     /// more until it is answered.
     fn paused(&mut self, approval: PendingApproval) -> TurnResult {
-        let run_id = self.approval_run.take();
+        let run_id = self.collected.approval_run.take();
         self.result(REQUIRES_APPROVAL.to_owned(), run_id, None, None, Some(Box::new(approval)))
     }
 
@@ -278,6 +318,7 @@ impl Turn {
         turn_finished: Option<Value>,
         approval: Option<Box<PendingApproval>>,
     ) -> TurnResult {
+        let collected = std::mem::take(&mut self.collected);
         TurnResult {
             request_id: std::mem::take(&mut self.request_id),
             runtime_id: std::mem::take(&mut self.runtime_id),
@@ -286,12 +327,13 @@ impl Turn {
             disposition: self.disposition.take(),
             stop_reason,
             run_id,
-            text: std::mem::take(&mut self.text),
+            text: collected.text,
             error,
             cursor: std::mem::take(&mut self.cursor),
-            event_ids: std::mem::take(&mut self.event_ids),
+            event_ids: collected.event_ids,
             turn_finished,
             approval,
+            failure: collected.failure,
         }
     }
 }

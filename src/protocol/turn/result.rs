@@ -52,6 +52,61 @@ pub struct TurnResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub approval: Option<Box<PendingApproval>>,
+    /// What the runtime reported about the turn's failure
+    /// (`update_loop_status`'s `loop_status.failure`, runtimes newer than
+    /// 0.32.18), as it sent it; absent when it reported none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TurnFailure>, nullable = false)]
+    pub failure: Option<Value>,
+}
+
+impl TurnResult {
+    /// True when the runtime reported the turn's failure as `retryable`.
+    pub fn retryable(&self) -> bool {
+        self.failure.as_ref().is_some_and(|f| f["retryable"] == true)
+    }
+
+    /// The error text of a failed turn: `turn_finished.error`, and what its
+    /// `failure` names (code, stage, HTTP status, retryable).
+    pub fn error_text(&self) -> String {
+        let mut text = self.error.as_deref().unwrap_or("no error text given").to_owned();
+        let Some(failure) = &self.failure else { return text };
+        let mut notes = Vec::new();
+        if let Some(code) = failure["code"].as_str() {
+            notes.push(format!("failure {code:?}"));
+        }
+        if let Some(stage) = failure["stage"].as_str() {
+            notes.push(format!("at stage {stage:?}"));
+        }
+        if let Some(status) = failure["http_status"].as_u64() {
+            notes.push(format!("HTTP {status}"));
+        }
+        if self.retryable() {
+            notes.push("retryable".to_owned());
+        }
+        if !notes.is_empty() {
+            text.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        text
+    }
+}
+
+/// A failed turn as the runtime reports it (`loop_status.failure`, runtimes
+/// newer than 0.32.18; every field optional, others passed on as sent).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TurnFailure {
+    /// Where the turn failed.
+    pub stage: Option<String>,
+    /// A machine-readable failure code.
+    pub code: Option<String>,
+    /// What went wrong, for a human.
+    pub message: Option<String>,
+    /// The HTTP status of the failed request to the model or server, if one failed.
+    pub http_status: Option<u16>,
+    /// True when sending the same input again may succeed (the `502` then has `Retry-After`).
+    pub retryable: Option<bool>,
+    /// The `client_message_id`s of the inputs the failure is about.
+    pub client_message_ids: Option<Vec<String>>,
 }
 
 /// A tool call waiting for approval: the runtime's `control_request`
@@ -148,6 +203,6 @@ pub enum TurnError {
     #[error("the event log was reset while request {0:?} was following its turn; its events are lost")]
     LogReset(String),
     /// The turn ended with `stop_reason: "error"`.
-    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error.as_deref().unwrap_or("no error text given"))]
+    #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error_text())]
     Failed(Box<TurnResult>),
 }

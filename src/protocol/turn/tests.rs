@@ -129,3 +129,101 @@ fn only_inputs_with_an_agent_can_be_followed() {
     let mut bare = json!({"type": "input", "runtime": {"conversation_id": "c"}}).as_object().unwrap().clone();
     assert!(matches!(Turn::expect(&mut bare, "rt"), Err(TurnError::NoAgent)));
 }
+
+// Runtimes newer than 0.32.18 (PROTOCOL.md §9): turns name their messages.
+
+/// An input with client-given `client_message_id`s.
+fn input_with_ids(request_id: &str, ids: &[&str]) -> Map<String, Value> {
+    let messages: Vec<Value> =
+        ids.iter().map(|id| json!({"role": "user", "content": "hi", "client_message_id": id})).collect();
+    json!({"type": "input", "request_id": request_id, "runtime": {"agent_id": "a", "conversation_id": "c"},
+           "payload": {"kind": "create_message", "messages": messages}})
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+fn text(t: &str) -> Value {
+    json!({"delta": {"id": format!("m-{t}"), "message_type": "assistant_message", "content": [{"type": "text", "text": t}]}})
+}
+
+fn queued(turn: &mut Turn, request_id: &str) {
+    let accepted = json!({"request_id": request_id, "accepted": true, "disposition": "queued"});
+    assert!(feed(turn, "input_accepted", accepted).unwrap().is_none());
+}
+
+#[test]
+fn a_queued_input_run_together_with_the_one_ahead_is_found_by_the_ids_its_turn_finished_names() {
+    let mut turn = Turn::expect(&mut input_with_ids("r-c", &["cm-c"]), "rt").unwrap();
+    queued(&mut turn, "r-c");
+    feed(&mut turn, "stream_delta", text("answer to A")).unwrap();
+    let a_done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-a"]}));
+    assert!(a_done.unwrap().is_none(), "the turn ahead is not ours");
+    // B and C run as one turn that echoes only B's id (letta-code
+    // protocol-outbound.ts: the first payload's otid).
+    feed(&mut turn, "stream_delta", json!({"delta": {"message_type": "user_message", "otid": "cm-b"}})).unwrap();
+    feed(&mut turn, "stream_delta", text("answer to B and C")).unwrap();
+    let done =
+        feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-b", "cm-c"]}));
+    let done = done.unwrap().expect("the turn that names cm-c is ours");
+    assert_eq!(done.text, "answer to B and C");
+    assert_eq!(done.event_ids, ["e-input_accepted", "e-stream_delta", "e-stream_delta", "e-turn_finished"]);
+}
+
+#[test]
+fn a_turn_finished_that_names_other_messages_does_not_end_a_running_turn() {
+    let mut turn = Turn::expect(&mut input_with_ids("r-b", &["cm-b"]), "rt").unwrap();
+    feed(&mut turn, "input_accepted", json!({"request_id": "r-b", "accepted": true, "disposition": "started"}))
+        .unwrap();
+    feed(&mut turn, "stream_delta", text("the end of A")).unwrap();
+    let a_done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-a"]}));
+    assert!(a_done.unwrap().is_none(), "A's turn finished, not ours");
+    feed(&mut turn, "stream_delta", text("B")).unwrap();
+    let done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "client_message_ids": ["cm-b"]}));
+    let done = done.unwrap().expect("ours");
+    assert_eq!((done.text.as_str(), done.event_ids.len()), ("B", 3), "A's text and events dropped");
+}
+
+#[test]
+fn a_run_the_loop_status_correlates_decides_whose_turn_finished_it_is() {
+    let mut turn = Turn::expect(&mut input_with_ids("r-b", &["cm-b"]), "rt").unwrap();
+    queued(&mut turn, "r-b");
+    let runs = json!({"loop_status": {"status": "PROCESSING_API_RESPONSE",
+                                      "client_message_ids_by_run_id": {"run-a": ["cm-a"], "run-b": ["cm-b"]}}});
+    feed(&mut turn, "update_loop_status", runs).unwrap();
+    assert!(feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "run_id": "run-a"})).unwrap().is_none());
+    feed(&mut turn, "stream_delta", text("B")).unwrap();
+    let done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn", "run_id": "run-b"})).unwrap();
+    assert_eq!(done.expect("run-b sent cm-b").text, "B");
+}
+
+#[test]
+fn a_failure_that_names_our_message_is_carried_even_when_the_input_failed_before_its_turn_started() {
+    let mut turn = Turn::expect(&mut input_with_ids("r-b", &["cm-b"]), "rt").unwrap();
+    queued(&mut turn, "r-b");
+    let failure = json!({"stage": "send", "code": "llm_rate_limited", "message": "slow down", "http_status": 429,
+                         "retryable": true, "client_message_ids": ["cm-b"]});
+    let status = json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": failure}});
+    feed(&mut turn, "update_loop_status", status).unwrap();
+    let finished = json!({"stop_reason": "error", "error": "429", "client_message_ids": ["cm-b"]});
+    let Err(TurnError::Failed(result)) = feed(&mut turn, "turn_finished", finished) else { panic!("a failed turn") };
+    assert_eq!(result.failure.as_ref(), Some(&failure));
+    assert!(result.retryable());
+    let text = TurnError::Failed(result).to_string();
+    assert!(text.contains("\"llm_rate_limited\"") && text.contains("HTTP 429") && text.contains("retryable"), "{text}");
+}
+
+#[test]
+fn another_turns_failure_is_not_ours() {
+    let mut turn = Turn::expect(&mut input_with_ids("r-b", &["cm-b"]), "rt").unwrap();
+    queued(&mut turn, "r-b");
+    // The turn ahead fails: its failure names no message, then it ends.
+    let failure = json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": {"code": "a_failed"}}});
+    feed(&mut turn, "update_loop_status", failure).unwrap();
+    feed(&mut turn, "turn_finished", json!({"stop_reason": "error"})).unwrap();
+    feed(&mut turn, "stream_delta", json!({"delta": {"message_type": "user_message", "otid": "cm-b"}})).unwrap();
+    let named = json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": {"client_message_ids": ["cm-x"]}}});
+    feed(&mut turn, "update_loop_status", named).unwrap();
+    let done = feed(&mut turn, "turn_finished", json!({"stop_reason": "end_turn"})).unwrap().expect("ours");
+    assert!(done.failure.is_none() && !done.retryable(), "{:?}", done.failure);
+}

@@ -5,24 +5,25 @@
 //! other frame to the runtime as a command — under the socket's request-id
 //! namespace (unguessable, in a form no other caller may use), after the
 //! privilege check ([`Command::authorize`]), with an error frame carrying the
-//! command's `request_id` when it is refused or cannot be sent.
+//! command's `request_id` when it is refused or cannot be sent. Its
+//! commands in flight are a bounded set it polls itself ([`InFlight`]).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, timeout};
-use tokio_util::sync::CancellationToken;
 
+use super::commands::{self, InFlight};
 use super::delivery::{Channel, Delivery};
-use crate::hub::{Hub, Read, Start};
+use super::frames::{self, Bookkeeping};
+use super::sockets::Sockets;
+use crate::hub::{Gap, Next, Start};
 use crate::protocol::commands::new_socket_namespace;
 use crate::protocol::{Command, Role};
 use crate::runtime::{Order, Runtimes, Wait};
-
-/// Most events read from the ring per wake-up.
-const BATCH: usize = 256;
 
 /// Frames the socket task sends besides events (pongs, error frames) that
 /// may wait: a client that floods commands faster than its socket drains
@@ -59,30 +60,29 @@ pub struct ClientSocket {
     pub kind: &'static str,
 }
 
-/// Ends the socket with the service.
-pub struct Context {
-    /// The runtimes commands go to.
-    pub runtimes: Runtimes,
-    /// The event log.
-    pub hub: Hub,
-    /// Cancelled at shutdown (after the runtimes' last events): close 1001.
-    pub shutdown: CancellationToken,
-    /// Cancelled when the ticket the socket opened with is opened again
-    /// (by another socket or stream): close 1008, so the client does not
-    /// reconnect to take it back.
-    pub taken: CancellationToken,
+/// A command from the client, checked and namespaced, to send.
+struct Outgoing {
+    /// Its `type`, for the refusal if it cannot be sent.
+    kind: String,
+    /// The client's own `request_id`, for the refusal.
+    request_id: Option<String>,
+    command: Command,
 }
 
+/// The client broke the flow rule: too many frames owed at once.
+struct Flooded;
+
 impl ClientSocket {
-    /// Serves `socket` until the client leaves or the bridge stops.
+    /// Serves `socket` until the client leaves, the bridge stops, or
+    /// `taken` resolves (the ticket the socket opened with was opened again).
     #[tracing::instrument(name = "client", skip_all, fields(runtime = %self.runtime_id, kind = self.kind))]
-    pub async fn run(self, mut socket: WebSocket, ctx: Context) {
+    pub(super) async fn run(self, mut socket: WebSocket, ctx: &Sockets, taken: impl Future<Output = ()>) {
         let _gauge = Gauge::up(self.kind);
         let mut delivery = Delivery::new(self.runtime_id.clone(), new_socket_namespace(), self.channel, self.sequenced);
-        let (sub, _) = ctx.hub.subscribe(Start::Live);
-        let mut sub = sub;
+        let (mut reader, _) = ctx.hub.subscribe(Start::Live);
         let (tx, mut rx) = mpsc::channel::<Owed>(QUEUE);
-        let mut batch = Vec::new();
+        let mut in_flight = InFlight::new();
+        tokio::pin!(taken);
         tracing::debug!("client socket open");
         loop {
             // Order: shutdown first; then what the bridge owes the client
@@ -95,23 +95,43 @@ impl ClientSocket {
                     tracing::debug!("client socket closed: bridge shutting down");
                     return;
                 }
-                () = ctx.taken.cancelled() => {
+                () = &mut taken => {
                     close(&mut socket, 1008, "ticket opened by another connection").await;
                     tracing::debug!("client socket closed: its ticket was opened again");
                     return;
                 }
                 Some(owed) = rx.recv() => {
                     let text = match owed {
-                        Owed::Pong => json!({"type": "pong"}).to_string(),
+                        Owed::Pong => frames::pong(),
                         Owed::Frame(text) => delivery.numbered(&text),
                     };
                     if send(&mut socket, text, self.kind).await.is_err() { return; }
                 }
-                read = sub.recv(&mut batch, BATCH) => {
-                    if let Read::Lagged { missed, .. } = read {
-                        tracing::warn!(missed, "a client socket fell behind the replay ring; its client resyncs on the event_seq gap");
+                refused = in_flight.finished() => {
+                    // Named here: the set's future type is inferred from the push below.
+                    let refused: Option<String> = refused;
+                    if let Some(text) = refused
+                        && send(&mut socket, delivery.numbered(&text), self.kind).await.is_err()
+                    {
+                        return;
                     }
-                    for event in batch.drain(..) {
+                }
+                next = reader.next() => {
+                    match next {
+                        Next::Events => {}
+                        // The client learns of the gap from the runtime's
+                        // `event_seq`, which jumps (docs/clients.md); who
+                        // owns each conversation may have changed meanwhile.
+                        Next::Gap(Gap::Lagged { missed, .. }) => {
+                            tracing::warn!(missed, "a client socket fell behind the replay ring; its client resyncs on the event_seq gap");
+                            delivery.forget_owners();
+                        }
+                        Next::Gap(Gap::Rebased { previous, .. }) => {
+                            tracing::debug!(%previous, "the event log restarted under a new epoch; the client socket goes on with it");
+                            delivery.forget_owners();
+                        }
+                    }
+                    for event in reader.batch().drain(..) {
                         if let Some(frame) = delivery.frame(&event)
                             && send(&mut socket, frame, self.kind).await.is_err()
                         {
@@ -122,9 +142,22 @@ impl ClientSocket {
                 msg = socket.recv() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         ::metrics::counter!(FRAMES_IN, "kind" => self.kind).increment(1);
-                        if !self.on_frame(text.as_str(), &delivery, &ctx, &tx) {
-                            close(&mut socket, 1008, "too many frames waiting").await;
-                            return;
+                        match self.on_frame(text.as_str(), delivery.prefix(), &tx) {
+                            Ok(None) => {}
+                            Ok(Some(out)) if in_flight.has_room() => {
+                                in_flight.push(forward(ctx.runtimes.clone(), self.runtime_id.to_string(), out));
+                            }
+                            Ok(Some(out)) => {
+                                let busy = frames::refusal(&out.kind, out.request_id.as_deref(), &commands::busy());
+                                if owe(&tx, Owed::Frame(busy)).is_err() {
+                                    close(&mut socket, 1008, "too many frames waiting").await;
+                                    return;
+                                }
+                            }
+                            Err(Flooded) => {
+                                close(&mut socket, 1008, "too many frames waiting").await;
+                                return;
+                            }
                         }
                     }
                     Some(Ok(Message::Close(_))) | None => return,
@@ -144,70 +177,56 @@ impl ClientSocket {
         }
     }
 
-    /// One frame from the client; false when the socket must close.
-    fn on_frame(&self, text: &str, delivery: &Delivery, ctx: &Context, tx: &mpsc::Sender<Owed>) -> bool {
+    /// One frame from the client: bookkeeping and refusals are owed at
+    /// once; a command that passed comes back to be sent.
+    fn on_frame(&self, text: &str, prefix: &str, tx: &mpsc::Sender<Owed>) -> Result<Option<Outgoing>, Flooded> {
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
-            return tx.try_send(Owed::Frame(error(None, "a frame must be a JSON object with a string `type`"))).is_ok();
+            let why = "a frame must be a JSON object with a string `type`";
+            return owe(tx, Owed::Frame(frames::error(None, why))).map(|()| None);
         };
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-        match kind.as_str() {
+        match Bookkeeping::of(&kind) {
             // Relay bookkeeping: never forwarded to the runtime.
-            "ack" => return true,
-            "ping" => return tx.try_send(Owed::Pong).is_ok(),
-            _ => {}
+            Some(Bookkeeping::Ack) => return Ok(None),
+            Some(Bookkeeping::Ping) => return owe(tx, Owed::Pong).map(|()| None),
+            None => {}
         }
         let request_id = frame.get("request_id").and_then(Value::as_str).map(str::to_owned);
+        let refuse =
+            |why: &str| owe(tx, Owed::Frame(frames::refusal(&kind, request_id.as_deref(), why))).map(|()| None);
         // The client's own id must not be of the form the bridge keeps for
         // namespaces (`Command::new` refuses it), so no socket can answer
         // for another.
         let command = match Command::new(frame) {
             Ok(command) => command,
-            Err(e) => return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &e.to_string()))).is_ok(),
+            Err(e) => return refuse(&e.to_string()),
         };
         // A command's id goes under this socket's namespace; an answer to the
         // runtime's own request (`*_response`) keeps the runtime's id. A
         // command sent without one (`AppServerClient.input()`) got a fresh
         // id, in the namespace too: its reply then still says which socket
         // owns the conversation (approvals go there).
-        let command = if kind.ends_with("_response") { command } else { command.within(delivery.prefix()) };
+        let command = if frames::answers_the_runtime(&kind) { command } else { command.within(prefix) };
         if let Err(refused) = command.authorize(self.role) {
-            return tx.try_send(Owed::Frame(refusal(&kind, request_id.as_deref(), &refused.to_string()))).is_ok();
+            return refuse(&refused.to_string());
         }
-        let (runtimes, runtime, tx) = (ctx.runtimes.clone(), self.runtime_id.to_string(), tx.clone());
-        tokio::spawn(async move {
-            let order = Order { runtime: Some(runtime), command, wait: Wait::Written };
-            if let Err(e) = runtimes.dispatch(order).await {
-                let _ = tx.send(Owed::Frame(refusal(&kind, request_id.as_deref(), &e.to_string()))).await;
-            }
-        });
-        true
+        Ok(Some(Outgoing { kind, request_id, command }))
     }
 }
 
-/// The frame that tells a client its command was not sent: the reply its
-/// client library waits for (`input_accepted`, `<type>_response`) with the
-/// command's `request_id` and the reason; a generic `error` without an id.
-fn refusal(kind: &str, request_id: Option<&str>, why: &str) -> String {
-    let Some(request_id) = request_id else { return error(None, why) };
-    let mut frame = Map::new();
-    match kind {
-        "input" => {
-            frame.insert("type".into(), "input_accepted".into());
-            frame.insert("accepted".into(), false.into());
-        }
-        _ if kind.ends_with("_response") || kind.is_empty() => return error(Some(request_id), why),
-        _ => {
-            frame.insert("type".into(), format!("{kind}_response").into());
-            frame.insert("success".into(), false.into());
-        }
-    }
-    frame.insert("request_id".into(), request_id.into());
-    frame.insert("error".into(), why.into());
-    Value::Object(frame).to_string()
+/// Queues what the socket owes its client; a full queue means the client
+/// floods faster than its socket drains.
+fn owe(tx: &mpsc::Sender<Owed>, owed: Owed) -> Result<(), Flooded> {
+    tx.try_send(owed).map_err(|_| Flooded)
 }
 
-fn error(request_id: Option<&str>, why: &str) -> String {
-    json!({"type": "error", "request_id": request_id, "message": why}).to_string()
+/// Sends a client's command to its runtime; the refusal frame to send back
+/// when it could not be sent.
+async fn forward(runtimes: Runtimes, runtime: String, out: Outgoing) -> Option<String> {
+    let Outgoing { kind, request_id, command } = out;
+    let order = Order { runtime: Some(runtime), command, wait: Wait::Written };
+    let sent = runtimes.dispatch(order).await;
+    sent.err().map(|e| frames::refusal(&kind, request_id.as_deref(), &e.to_string()))
 }
 
 async fn send(socket: &mut WebSocket, text: String, kind: &'static str) -> Result<(), ()> {
@@ -238,20 +257,5 @@ impl Gauge {
 impl Drop for Gauge {
     fn drop(&mut self) {
         ::metrics::gauge!(SOCKETS, "kind" => self.0).decrement(1.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_is_the_reply_the_client_library_waits_for() {
-        let input: Value = serde_json::from_str(&refusal("input", Some("input-1"), "no")).unwrap();
-        assert_eq!(input, json!({"type": "input_accepted", "accepted": false, "request_id": "input-1", "error": "no"}));
-        let start: Value = serde_json::from_str(&refusal("runtime_start", Some("rs-1"), "no")).unwrap();
-        assert_eq!((start["type"].as_str(), start["success"].as_bool()), (Some("runtime_start_response"), Some(false)));
-        let bare: Value = serde_json::from_str(&refusal("sync", None, "no")).unwrap();
-        assert_eq!(bare["type"], "error");
     }
 }

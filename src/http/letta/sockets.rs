@@ -2,8 +2,8 @@
 //! `/v1/environments/{connectionId}/status/ws` (per-socket `seq` the client
 //! acks; `control` and `stream` channels) and the App-Server-compatible
 //! `/app-server/ws` (one socket, no `seq`; `?runtime=` picks a runtime when
-//! several are online). Both carry the runtime's v2 frames both ways; what
-//! each socket gets is [`crate::clients::Delivery`]'s business.
+//! several are online). Both carry the runtime's v2 frames both ways; the
+//! sockets themselves are the Letta edge's ([`crate::letta::Sockets`]).
 //!
 //! Auth: `Authorization: Bearer` with the client or admin token (the Letta
 //! API key of Letta's clients), or, on the relay path only, a credential in
@@ -17,16 +17,15 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, reject
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{self, ApiPath, ApiQuery};
-use super::openapi::ClientSocketProblems;
-use super::{ApiError, AppState, environments, hints};
+use super::super::extract::{self, ApiPath, ApiQuery};
+use super::super::openapi::ClientSocketProblems;
+use super::super::{ApiError, AppState, hints};
+use super::environments;
 use crate::auth::Role;
-use crate::clients::{Channel, ClientSocket, Context};
+use crate::letta::{Channel, ClientSocket, frames};
 use crate::runtime::{RouteError, Target};
 use crate::store::TicketHold;
 
@@ -160,35 +159,13 @@ fn upgrade(
     let slot = state.limits.stream()?;
     let max = state.settings.max_body_bytes;
     Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
-        // A ticket opened again ends this socket (1008).
-        let taken_over = CancellationToken::new();
-        let ctx = Context {
-            runtimes: state.runtimes.clone(),
-            hub: state.hub.clone(),
-            shutdown: state.streams_shutdown.clone(),
-            taken: taken_over.clone(),
-        };
-        let run = socket.run(ws, ctx);
         let taken = async {
             match &hold {
                 Some(hold) => hold.taken().await,
                 None => std::future::pending().await,
             }
         };
-        // Tracked, so that shutdown waits for its close frame (1001).
-        state
-            .client_sockets
-            .track_future(async move {
-                tokio::pin!(run);
-                tokio::select! {
-                    () = &mut run => {}
-                    () = taken => {
-                        taken_over.cancel();
-                        run.await;
-                    }
-                }
-            })
-            .await;
+        state.client_sockets.serve(ws, socket, taken).await;
         drop(hold);
         drop(slot);
     }))
@@ -209,7 +186,7 @@ fn refuse(ws: WebSocketUpgrade, e: RouteError, base: String) -> Response {
         other => other.to_string(),
     };
     ws.on_upgrade(move |mut socket| async move {
-        let frame = json!({"type": "error", "message": message, "candidates": candidates}).to_string();
+        let frame = frames::refused(&message, &candidates);
         let _ = socket.send(Message::Text(frame.into())).await;
         let reason = match e {
             RouteError::Ambiguous(_) => "several runtimes are online; pass ?runtime=<id>",

@@ -14,7 +14,9 @@
 //!   approval; `external_tool_call_request`, a client's tool) only on the
 //!   socket that owns the conversation: the one whose `input` or
 //!   `runtime_start` the runtime last accepted there (read from the replies
-//!   in the log); to every socket while nobody owns it;
+//!   in the log); to every socket while nobody owns it, and after a gap in
+//!   what the socket read (it may have missed a change of owner, and an
+//!   approval request withheld from its owner would stall its turn);
 //! - on a relay `control` channel no `stream_delta` (they go to `stream`);
 //! - on relay sockets a per-socket `seq`, first in the object (also on
 //!   the bridge's own refusals; not on `pong`, which is bookkeeping);
@@ -29,6 +31,7 @@ use serde_json::{Map, Value};
 use crate::hub::Event;
 use crate::protocol::bridge::RESERVED_EVENTS;
 use crate::protocol::commands::{is_reply, socket_namespace};
+use crate::protocol::wire;
 
 /// Most conversations whose owner a socket remembers (the oldest go first).
 const MAX_OWNERS: usize = 256;
@@ -82,10 +85,10 @@ impl Delivery {
         if is_reply(kind) {
             return self.reply(event);
         }
-        if matches!(kind, "control_request" | "external_tool_call_request") && !self.owns(event) {
+        if matches!(kind, wire::CONTROL_REQUEST | wire::EXTERNAL_TOOL_CALL_REQUEST) && !self.owns(event) {
             return None;
         }
-        if kind == "stream_delta" && self.channel == Channel::Control {
+        if kind == wire::STREAM_DELTA && self.channel == Channel::Control {
             return None;
         }
         let data = event.data();
@@ -102,7 +105,7 @@ impl Delivery {
         frame.remove("runtime_id");
         let request_id = frame.get("request_id").and_then(Value::as_str)?.to_owned();
         let succeeded = frame.get("accepted").or_else(|| frame.get("success")).and_then(Value::as_bool) == Some(true);
-        let takes_over = succeeded && matches!(&*event.kind, "input_accepted" | "runtime_start_response");
+        let takes_over = succeeded && matches!(&*event.kind, wire::INPUT_ACCEPTED | wire::RUNTIME_START_RESPONSE);
         let owner = socket_namespace(&request_id);
         if takes_over && let Some(scope) = scope_of(event, &frame) {
             match owner {
@@ -125,6 +128,13 @@ impl Delivery {
             frame = numbered;
         }
         serde_json::to_string(&frame).ok()
+    }
+
+    /// After a gap in what this socket read: who owns each conversation is
+    /// unknown until the next accepted `input` or `runtime_start` says, so
+    /// every socket gets the runtime's requests meanwhile.
+    pub fn forget_owners(&mut self) {
+        self.owners.clear();
     }
 
     fn owns(&self, event: &Event) -> bool {
@@ -227,6 +237,22 @@ mod tests {
         theirs.frame(&accepted);
         assert!(mine.frame(&ask).is_none());
         assert!(theirs.frame(&ask).is_some());
+    }
+
+    #[test]
+    fn after_a_gap_approval_requests_go_to_every_socket_until_an_owner_is_known_again() {
+        let mut mine = socket(MINE, Channel::Both, false);
+        let accepted = |prefix: &str| {
+            let id = format!("{prefix}input-1");
+            event("input_accepted", json!({"type": "input_accepted", "request_id": id, "accepted": true}))
+        };
+        let ask = event("control_request", json!({"type": "control_request", "request_id": "perm-1"}));
+        mine.frame(&accepted(THEIRS));
+        assert!(mine.frame(&ask).is_none(), "theirs");
+        mine.forget_owners();
+        assert!(mine.frame(&ask).is_some(), "unknown after a gap: everyone's");
+        mine.frame(&accepted(THEIRS));
+        assert!(mine.frame(&ask).is_none(), "theirs again");
     }
 
     #[test]

@@ -1,0 +1,52 @@
+//! The service's client sockets: what every socket task needs (the
+//! runtimes, the event log, the shutdown signal) and the tracker shutdown
+//! waits on, so that each socket sends its close frame (1001) before the
+//! service stops.
+
+use std::future::Future;
+
+use axum::extract::ws::WebSocket;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::ClientSocket;
+use crate::hub::Hub;
+use crate::runtime::Runtimes;
+
+/// Cheap to clone; every clone serves and tracks the same sockets.
+#[derive(Clone)]
+pub struct Sockets {
+    /// The runtimes commands go to.
+    pub(super) runtimes: Runtimes,
+    /// The event log.
+    pub(super) hub: Hub,
+    /// Cancelled at shutdown (after the runtimes' last events): close 1001.
+    pub(super) shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Sockets {
+    /// Sockets that drive `runtimes`, read `hub`, and close when `shutdown`
+    /// is cancelled.
+    pub fn new(runtimes: Runtimes, hub: Hub, shutdown: CancellationToken) -> Self {
+        Self { runtimes, hub, shutdown, tasks: TaskTracker::new() }
+    }
+
+    /// Serves `ws` as `socket` until the client leaves, the bridge stops
+    /// (close 1001), or `taken` resolves (close 1008, so that the client
+    /// does not reconnect to take its ticket back).
+    pub async fn serve(&self, ws: WebSocket, socket: ClientSocket, taken: impl Future<Output = ()>) {
+        self.tasks.track_future(socket.run(ws, self, taken)).await;
+    }
+
+    /// Lets [`Self::wait`] end once the sockets served so far have ended
+    /// (at shutdown, after the shutdown token is cancelled).
+    pub fn close(&self) {
+        self.tasks.close();
+    }
+
+    /// Waits until every socket has sent its close frame and ended.
+    pub async fn wait(&self) {
+        self.tasks.wait().await;
+    }
+}
