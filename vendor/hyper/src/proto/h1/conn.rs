@@ -1541,7 +1541,7 @@ mod tests {
         conn.state.writing = Writing::Body(Encoder::chunked());
         conn.write_body(Bytes::from_static(b"hello"));
         tokio_test::task::spawn(()).enter(|cx, _| {
-            assert!(ready(conn.poll_flush(cx)).is_ok());
+            ready(conn.poll_flush(cx)).expect("flush");
         });
         (conn, handle)
     }
@@ -1614,21 +1614,21 @@ mod tests {
             true,
         );
         assert_eq!(conn.io.buf_capacities(), (0, 0));
-        assert!(ready(poll_keep_alive(&mut conn)).is_ok());
+        ready(poll_keep_alive(&mut conn)).expect("early bytes");
         assert_eq!(conn.io.read_buf(), &next[..READ_PROBE_SIZE]);
         assert!(poll_keep_alive(&mut conn).is_pending());
 
         // Once the body ends, the next request is read as before.
-        conn.end_body().unwrap();
+        conn.end_body().expect("end body");
         tokio_test::task::spawn(()).enter(|cx, _| {
-            assert!(ready(conn.poll_flush(cx)).is_ok());
+            ready(conn.poll_flush(cx)).expect("flush");
         });
         let (head, _, _) = ready(poll_head(&mut conn))
             .expect("request")
             .expect("valid request");
         assert_eq!(
             head.subject,
-            RequestLine(Method::GET, "/next".parse().unwrap())
+            RequestLine(Method::GET, "/next".parse().expect("uri"))
         );
     }
 
