@@ -55,6 +55,8 @@
 //!   connections, closes the ones that send no request head in time or sit
 //!   idle, and makes room at the connection cap by closing the oldest idle
 //!   one.
+//! - [`metrics`]: every metric's name and description, in one place (each
+//!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
 //!   runtime tokens file).
@@ -89,6 +91,7 @@ pub mod http;
 pub mod hub;
 pub mod letta;
 pub mod listener;
+pub mod metrics;
 pub mod protocol;
 pub mod runtime;
 pub mod shutdown;

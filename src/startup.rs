@@ -73,7 +73,6 @@ impl Application {
             None => None,
         };
         http::init_metrics();
-        crate::letta::describe_metrics();
         let listener = listener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let tls = match (&config.tls_cert, &config.tls_key) {

@@ -45,10 +45,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Longest pause between retries while the engine is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-pub(super) const APPEND_LAG: &str = "letta_bridge_append_visible_seconds";
-pub(super) const DROPPED: &str = "letta_bridge_append_dropped_total";
-pub(super) const FENCED_APPENDS: &str = "letta_bridge_append_fenced_total";
-pub(super) const QUEUED: &str = "letta_bridge_append_queue";
+use crate::metrics::{APPEND_DROPPED as DROPPED, APPEND_FENCED as FENCED_APPENDS};
 
 /// One event on its way to the log.
 struct Entry {

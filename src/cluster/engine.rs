@@ -23,8 +23,7 @@ pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub(super) const ROUND_TRIP: &str = "letta_bridge_engine_round_trip_seconds";
-pub(super) const ERRORS: &str = "letta_bridge_engine_errors_total";
+use crate::metrics::{ENGINE_ERRORS as ERRORS, ENGINE_ROUND_TRIP as ROUND_TRIP};
 
 /// The cluster's Lua scripts. Each takes its mode as `ARGV[1]` and the key
 /// prefix as `ARGV[2]`; the rest is the mode's.

@@ -17,7 +17,7 @@ use redis::{AsyncCommands, RedisError, Value};
 use tokio::time::Instant;
 
 use super::Node;
-use super::appender::{self, Appender};
+use super::appender::Appender;
 use super::engine::Lua;
 use super::entry::LogEntry;
 use super::epoch::{Verdict, judge, new_epoch};
@@ -33,7 +33,7 @@ const COUNT: usize = 512;
 /// Between epoch checks on a busy log.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-pub(super) const EPOCH_CHANGES: &str = "letta_bridge_epoch_changes_total";
+use crate::metrics::EPOCH_CHANGES;
 
 /// Follows the log until the instance leaves the cluster.
 pub(super) async fn run(node: Arc<Node>, appender: Arc<Appender>) {
@@ -159,7 +159,7 @@ impl Mirror {
             && let Some(n) = append_number
             && let Some(lag) = self.appender.appended(n)
         {
-            ::metrics::histogram!(appender::APPEND_LAG).record(lag.as_secs_f64());
+            ::metrics::histogram!(crate::metrics::APPEND_VISIBLE).record(lag.as_secs_f64());
         }
         let at = UNIX_EPOCH + Duration::from_millis(engine_ms);
         let origin = if here { Origin::Here } else { Origin::Instance { node: &node, at } };

@@ -107,26 +107,10 @@ struct Node {
 }
 
 impl Cluster {
-    /// Describes the cluster's metrics (call once at start).
+    /// Describes the cluster's metrics (call once at start; names and
+    /// descriptions: [`crate::metrics`]).
     pub fn describe_metrics() {
-        use ::metrics::{describe_counter, describe_gauge, describe_histogram};
-        describe_histogram!(engine::ROUND_TRIP, ::metrics::Unit::Seconds, "Redis round trip of the cluster's calls");
-        describe_counter!(engine::ERRORS, "Redis calls that failed because Redis did not answer");
-        describe_histogram!(
-            appender::APPEND_LAG,
-            ::metrics::Unit::Seconds,
-            "From a local runtime's event to its being visible in this instance's mirror"
-        );
-        describe_gauge!(appender::QUEUED, "Events waiting to be appended to the shared log");
-        describe_counter!(appender::DROPPED, "Events dropped because the append queue was full");
-        describe_counter!(
-            appender::FENCED_APPENDS,
-            "Appends refused because another instance or connection holds the runtime"
-        );
-        describe_counter!(peers::FORWARDED, "Commands sent to the instance holding their runtime, by outcome");
-        describe_gauge!(presence::INSTANCES, "Bridge instances holding a lease");
-        describe_counter!(presence::REAPED, "Lost instances whose runtimes were marked offline");
-        describe_counter!(mirror::EPOCH_CHANGES, "Times the shared log started again under a new epoch (data loss)");
+        crate::metrics::describe_cluster();
     }
 
     /// Connects, takes over what a previous process with this instance id

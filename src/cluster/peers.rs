@@ -34,7 +34,7 @@ const MARGIN: Duration = Duration::from_millis(250);
 /// How long a registration is kept (renewed by each registration).
 const REGISTRATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
-pub(super) const FORWARDED: &str = "letta_bridge_forwarded_commands_total";
+use crate::metrics::FORWARDED;
 
 /// The cluster's [`Peers`].
 pub(super) struct ClusterPeers {

@@ -12,12 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::RedisError;
 
 use super::Node;
-use super::appender::{self, Appender};
+use super::appender::Appender;
 use super::engine::Lua;
 use super::epoch::new_epoch;
 
-pub(super) const INSTANCES: &str = "letta_bridge_instances_alive";
-pub(super) const REAPED: &str = "letta_bridge_instances_reaped_total";
+use crate::metrics::{INSTANCES, INSTANCES_REAPED as REAPED};
 
 /// What the last renewal of this instance's lease learnt.
 #[derive(Default)]
@@ -71,7 +70,7 @@ pub(super) async fn run(node: std::sync::Arc<Node>, appender: std::sync::Arc<App
             () = node.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        ::metrics::gauge!(appender::QUEUED).set(appender.queued() as f64);
+        ::metrics::gauge!(crate::metrics::APPEND_QUEUE).set(appender.queued() as f64);
         match renew(&node).await {
             Ok(()) => node.fence.lift(),
             Err(e) => {

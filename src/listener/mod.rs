@@ -54,8 +54,7 @@ const BACKOFF: Duration = Duration::from_millis(100);
 /// listener, the runtime's poller, Redis, files, standard streams.
 pub const OTHER_DESCRIPTORS: usize = 16;
 
-pub(crate) const ACCEPT_ERRORS: &str = "letta_bridge_accept_errors_total";
-pub(crate) const REFUSED_AT_ACCEPT: &str = "letta_bridge_connections_refused_total";
+use crate::metrics::{ACCEPT_ERRORS, CONNECTIONS_REFUSED as REFUSED_AT_ACCEPT};
 
 /// How the listener serves.
 #[derive(Clone)]
