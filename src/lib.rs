@@ -22,8 +22,13 @@
 //!   under one lag policy).
 //! - [`runtime`]: runtimes keyed by device, the task owning each socket, and
 //!   commands end to end: routing, writing, awaiting a reply or a whole turn.
-//!   Its seams: where events go ([`runtime::EventSink`]) and where a command
-//!   goes ([`runtime::Target`]).
+//!   The core every door calls: `Runtimes::{dispatch, resolve, write_local,
+//!   serve}`, with one error vocabulary ([`runtime::DispatchError`]); every
+//!   event the log holds is applied in one place
+//!   ([`runtime::Handle::on_applied`]: replies complete there). Its seams:
+//!   where events go ([`runtime::EventSink`]), where a command goes
+//!   ([`runtime::Target`]), the other instances ([`runtime::Peers`]), and
+//!   the narrow [`runtime::Handle`] a backend calls back.
 //! - [`letta`]: the Letta edge, for Letta's own clients, without HTTP: a
 //!   runtime as an environment, messages as `input` commands, the frames
 //!   the bridge sends them, and their sockets (relay sockets with
@@ -38,14 +43,20 @@
 //!   environments API, the relay and App-Server socket upgrades), stream
 //!   tickets, CORS/Origin checks, metrics, the console page, OpenAPI and
 //!   the docs UI; extractors and the one error type.
-//! - `cluster` (feature `cluster`, on by default): several instances on one
-//!   Redis, behind the seams above — the shared log and its mirror, routing
-//!   to the instance holding a runtime, leases, shared stores.
+//! - [`backend`]: where events, runtimes and the stores live — in this
+//!   process, or a cluster of instances on one Redis (`backend::cluster`,
+//!   cargo feature `cluster`, on by default: the shared log as typed records
+//!   and its mirror, routing to the instance holding a runtime, leases,
+//!   fencing, shared stores, behind the seams above). The one file that
+//!   knows the feature; what `/status` shows of a cluster
+//!   ([`backend::ClusterView`]).
 //! - [`listener`]: the one accept loop and way of serving a connection,
 //!   plain or TLS, HTTP/1 (with WebSocket upgrades) or HTTP/2: counts
 //!   connections, closes the ones that send no request head in time or sit
 //!   idle, and makes room at the connection cap by closing the oldest idle
 //!   one.
+//! - [`metrics`]: every metric's name and description, in one place (each
+//!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
 //! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
 //!   runtime tokens file).
@@ -58,9 +69,15 @@
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
-//! follower of a turn. Replies also complete the
-//! command waiting on their `request_id`. Dependencies point down: `http` →
-//! `letta`, `runtime`, `store`, `hub`, `protocol`; `letta` → `runtime`,
+//! follower of a turn. Each event the hub holds is then applied once
+//! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
+//! on its `request_id`. In a cluster the sink appends to the shared log and
+//! the mirror fills the hub and applies each event it reads, on every
+//! instance; a command for another instance's runtime goes there and is
+//! written with the same [`runtime::Runtimes::write_local`]. Dependencies
+//! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
+//! view), `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
+//! `runtime`, `store`, `hub`, `protocol`, `config`; `letta` → `runtime`,
 //! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
 //! nothing of the crate.
 
@@ -68,13 +85,13 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-#[cfg(feature = "cluster")]
-pub mod cluster;
+pub mod backend;
 pub mod config;
 pub mod http;
 pub mod hub;
 pub mod letta;
 pub mod listener;
+pub mod metrics;
 pub mod protocol;
 pub mod runtime;
 pub mod shutdown;

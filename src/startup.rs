@@ -9,14 +9,10 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, DeviceTokens, UserTokens};
+use crate::backend::{Backend, Membership};
 use crate::config::{Config, Tokens, UserTokenSettings};
-use crate::http::{self, AppState, ClusterView, Limits, Settings, Shared};
-use crate::hub::{self, Hub};
+use crate::http::{self, AppState, Limits, Settings, Shared};
 use crate::listener::{self, Listener};
-use crate::runtime::{self, Runtimes};
-use crate::store::{
-    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore, TicketStore,
-};
 
 /// The service, bound and ready to run.
 pub struct Application {
@@ -34,97 +30,8 @@ pub struct Application {
     /// LETTA_BRIDGE_RUNTIME_TOKENS_FILE's tokens, when set (SIGHUP reloads them).
     device_tokens: Option<DeviceTokens>,
     grace: std::time::Duration,
-    /// The cluster this instance joined, if any.
-    #[cfg(feature = "cluster")]
-    cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-/// Where events, runtimes and the stores live: in this process (embedded),
-/// or shared with other instances through Redis (cluster mode).
-struct Backend {
-    hub: Hub,
-    runtimes: Runtimes,
-    idempotency: Arc<dyn IdempotencyStore>,
-    tickets: Arc<dyn TicketStore>,
-    revocations: Arc<dyn RevocationStore>,
-    view: Option<Arc<dyn ClusterView>>,
-    #[cfg(feature = "cluster")]
-    cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-impl Backend {
-    async fn build(config: &Config) -> anyhow::Result<Self> {
-        let limits = hub::Limits {
-            events: usize::try_from(config.replay_events).unwrap_or(usize::MAX),
-            bytes: config.replay_bytes,
-            max_age: config.replay_max_age,
-        };
-        let runtime_settings = runtime::Settings {
-            ping_interval: config.ping_interval,
-            max_missed_pongs: config.max_missed_pongs,
-            command_queue: config.command_queue as usize,
-            max_pending: config.max_pending,
-            forget_offline_after: config.forget_offline_after,
-        };
-        if let Some(url) = &config.cluster_url {
-            return Self::clustered(config, url, limits, runtime_settings).await;
-        }
-        let hub = Hub::new(limits);
-        Ok(Self {
-            runtimes: Runtimes::new(runtime_settings, hub.clone()),
-            hub,
-            idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
-            tickets: Arc::new(MemoryTickets::new()),
-            revocations: Arc::new(MemoryRevocations::new()),
-            view: None,
-            #[cfg(feature = "cluster")]
-            cluster: None,
-        })
-    }
-
-    #[cfg(feature = "cluster")]
-    async fn clustered(
-        config: &Config,
-        url: &str,
-        limits: hub::Limits,
-        runtime_settings: runtime::Settings,
-    ) -> anyhow::Result<Self> {
-        use crate::cluster::{Cluster, Settings};
-        let settings = Settings {
-            url: url.to_owned(),
-            name: config.cluster_name.clone(),
-            node_id: config
-                .node_id
-                .clone()
-                .unwrap_or_else(|| format!("n-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])),
-            node_ttl: config.node_ttl,
-            limits,
-            forget_offline_after: config.forget_offline_after,
-        };
-        Cluster::describe_metrics();
-        let (cluster, runtimes) = Cluster::start(settings, runtime_settings).await?;
-        if !cluster.loaded(LOAD_WAIT).await {
-            tracing::warn!(?LOAD_WAIT, "the mirror of the shared log is not loaded yet; /readyz stays 503 until it is");
-        }
-        let max_wait = config.max_wait_timeout + crate::runtime::WRITE_WAIT;
-        let cluster = Arc::new(cluster);
-        Ok(Self {
-            hub: cluster.hub(),
-            runtimes,
-            idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
-            tickets: cluster.tickets(),
-            revocations: cluster.revocations(),
-            view: Some(cluster.clone()),
-            cluster: Some(cluster),
-        })
-    }
-
-    #[cfg(not(feature = "cluster"))]
-    async fn clustered(_: &Config, _: &str, _: hub::Limits, _: runtime::Settings) -> anyhow::Result<Self> {
-        anyhow::bail!(
-            "LETTA_BRIDGE_CLUSTER_URL is set, but this build has no cluster support (cargo feature `cluster`)"
-        )
-    }
+    /// The cluster this instance joined, if any (left at shutdown).
+    membership: Membership,
 }
 
 /// Reads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (a bad file stops the start).
@@ -171,10 +78,6 @@ pub fn reload_device_tokens(devices: &DeviceTokens) {
     }
 }
 
-/// How long start-up waits for a cluster instance's mirror to read the log.
-#[cfg(feature = "cluster")]
-const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 impl Application {
     /// Validates `config` and binds its listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -189,7 +92,6 @@ impl Application {
             None => None,
         };
         http::init_metrics();
-        crate::letta::describe_metrics();
         let listener = listener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
@@ -258,8 +160,7 @@ impl Application {
             tokens,
             device_tokens,
             grace: config.shutdown_grace,
-            #[cfg(feature = "cluster")]
-            cluster: backend.cluster,
+            membership: backend.membership,
         })
     }
 
@@ -287,9 +188,7 @@ impl Application {
     /// runtime sockets close with 1001, and in-flight requests finish within
     /// the grace period.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, serving, addr, state, shutdown, app, grace, .. } = self;
-        #[cfg(feature = "cluster")]
-        let cluster = self.cluster;
+        let Self { listener, serving, addr, state, shutdown, app, grace, membership, .. } = self;
         let streams = state.streams_shutdown.clone();
         tracing::info!(%addr, tls = serving.tls.is_some(), epoch = %state.hub.epoch(), "letta-bridge listening");
         // HTTP/2 where browsers use it: over TLS, ALPN offers `h2` first, so
@@ -304,10 +203,7 @@ impl Application {
         // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
             state.runtimes.close().await;
-            #[cfg(feature = "cluster")]
-            if let Some(cluster) = &cluster {
-                cluster.leave(grace).await;
-            }
+            membership.leave(grace).await;
             streams.cancel();
             // Letta clients' sockets send their close frame (1001) first.
             state.client_sockets.close();

@@ -16,12 +16,17 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Value;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::Node;
+use super::engine::Lua;
+use super::entry::Append;
+use super::epoch::new_epoch;
+use super::records::RegistrationRecord;
 use crate::hub::Draft;
 use crate::runtime::{EventSink, Link};
 
@@ -40,21 +45,13 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Longest pause between retries while the engine is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-pub(super) const APPEND_LAG: &str = "letta_bridge_append_visible_seconds";
-pub(super) const DROPPED: &str = "letta_bridge_append_dropped_total";
-pub(super) const FENCED_APPENDS: &str = "letta_bridge_append_fenced_total";
-pub(super) const QUEUED: &str = "letta_bridge_append_queue";
+use crate::metrics::{APPEND_DROPPED as DROPPED, APPEND_FENCED as FENCED_APPENDS};
 
 /// One event on its way to the log.
 struct Entry {
     /// Its append id (this instance's sequence).
     n: u64,
-    /// `e` (an event), `on` (`runtime_online`) or `off` (`runtime_offline`).
-    op: &'static str,
-    runtime: Arc<str>,
-    generation: u64,
-    draft: Draft,
-    reply_to: Option<String>,
+    event: Append,
     enqueued: Instant,
 }
 
@@ -101,13 +98,18 @@ impl Appender {
         })
     }
 
-    /// Appends queued events until the process ends.
+    /// Appends queued events until the instance leaves the cluster (after
+    /// [`Appender::flush`]).
     pub(super) async fn run(self: Arc<Self>) {
+        let stop = self.node.stop.clone();
         let mut backoff = Duration::from_millis(50);
         loop {
             let batch = self.take();
             if batch.is_empty() {
-                self.wake.notified().await;
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = self.wake.notified() => {}
+                }
                 continue;
             }
             match self.send(&batch).await {
@@ -118,7 +120,10 @@ impl Appender {
                 Err(e) => {
                     tracing::debug!(error = %e, events = batch.len(), "appending to the shared log failed; retrying");
                     self.put_back(batch);
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -164,7 +169,7 @@ impl Appender {
         let mut batch = Vec::new();
         let mut bytes = 0;
         while let Some(front) = queue.entries.front() {
-            let size = front.draft.data.len();
+            let size = front.event.draft.data.len();
             if !batch.is_empty() && (batch.len() == BATCH || bytes + size > BATCH_BYTES) {
                 break;
             }
@@ -185,36 +190,32 @@ impl Appender {
 
     async fn send(&self, batch: &[Entry]) -> Result<Vec<i64>, redis::RedisError> {
         let limits = self.node.settings.limits;
-        let fixed = [
-            self.node.id.clone(),
-            super::new_epoch(),
-            limits.events.to_string(),
-            limits.bytes.to_string(),
-            limits.max_age.as_millis().to_string(),
-            batch[0].n.to_string(),
-        ];
-        let generations: Vec<String> = batch.iter().map(|e| e.generation.to_string()).collect();
         // The runtime's registration, for `on` (read here, not when queued:
         // `append` runs under the registry's lock).
-        let infos: Vec<String> = batch
+        let registrations: Vec<String> = batch
             .iter()
-            .map(|e| if e.op == "on" { self.node.registration_of(&e.runtime) } else { String::new() })
+            .map(|e| match e.event.op() {
+                "on" => self.node.runtimes.info(&e.event.runtime).map(|i| RegistrationRecord::of(&i).to_json()),
+                _ => None,
+            })
+            .map(Option::unwrap_or_default)
             .collect();
-        let mut args: Vec<&str> = fixed.iter().map(String::as_str).collect();
-        for ((entry, generation), info) in batch.iter().zip(&generations).zip(&infos) {
-            args.extend([
-                entry.op,
-                &*entry.runtime,
-                generation,
-                &entry.draft.kind,
-                entry.draft.agent_id.as_deref().unwrap_or(""),
-                entry.draft.conversation_id.as_deref().unwrap_or(""),
-                entry.reply_to.as_deref().unwrap_or(""),
-                &entry.draft.data,
-                info,
-            ]);
+        let mut call = self
+            .node
+            .engine
+            .script(Lua::Log, "append")
+            .arg(&self.node.id)
+            .arg(new_epoch())
+            .arg(limits.events)
+            .arg(limits.bytes)
+            .arg(limits.max_age.as_millis() as u64)
+            .arg(batch[0].n);
+        for (entry, registration) in batch.iter().zip(&registrations) {
+            for arg in entry.event.to_args(registration) {
+                call = call.arg(arg.as_ref());
+            }
         }
-        let reply: Value = self.node.engine.script("append", &args).await?;
+        let reply: Value = call.run().await?;
         Ok(redis::from_redis_value(reply).unwrap_or_default())
     }
 
@@ -222,10 +223,10 @@ impl Appender {
         let mut bytes = 0;
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         for (entry, result) in batch.iter().zip(results.iter().copied().chain(std::iter::repeat(1))) {
-            bytes += entry.draft.data.len();
+            bytes += entry.event.draft.data.len();
             if result == 0 {
                 ::metrics::counter!(FENCED_APPENDS).increment(1);
-                tracing::debug!(runtime = %entry.runtime, kind = %entry.draft.kind, "append refused: another instance or connection holds the runtime");
+                tracing::debug!(runtime = %entry.event.runtime, kind = %entry.event.draft.kind, "append refused: another instance or connection holds the runtime");
             } else if result > 0 {
                 if sent.len() >= MAX_QUEUED {
                     sent.pop_front();
@@ -252,11 +253,6 @@ impl Appender {
 
 impl EventSink for Appender {
     fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>) {
-        let op = match &*draft.kind {
-            "runtime_online" => "on",
-            "runtime_offline" => "off",
-            _ => "e",
-        };
         let size = draft.data.len();
         let mut queue = self.lock();
         if queue.entries.len() >= MAX_QUEUED || queue.bytes + size > MAX_QUEUED_BYTES {
@@ -268,7 +264,7 @@ impl EventSink for Appender {
                     max_bytes = MAX_QUEUED_BYTES,
                     "the append queue is full (the engine is away): dropping events and closing runtime sockets so that they reconnect elsewhere"
                 );
-                self.node.fence("append queue full");
+                self.node.fence.fence("append queue full");
             }
             return;
         }
@@ -278,15 +274,8 @@ impl EventSink for Appender {
         queue.bytes += size;
         self.waiting.0.fetch_add(1, Ordering::AcqRel);
         self.waiting.1.fetch_add(size, Ordering::AcqRel);
-        queue.entries.push_back(Entry {
-            n,
-            op,
-            runtime: link.runtime_id.clone(),
-            generation: link.generation,
-            draft,
-            reply_to,
-            enqueued: Instant::now(),
-        });
+        let event = Append { runtime: link.runtime_id.clone(), generation: link.generation, draft, reply_to };
+        queue.entries.push_back(Entry { n, event, enqueued: Instant::now() });
         drop(queue);
         self.wake.notify_one();
     }

@@ -1,17 +1,21 @@
-//! The connection to Redis: key names, the one script (`log.lua`), and the
-//! engine's health as every call sees it.
+//! The connection to Redis: key names, the one runner of the cluster's Lua
+//! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`), and
+//! the engine's health as every call sees it.
 //!
 //! Commands share one multiplexed connection (redis-rs' `ConnectionManager`,
 //! which reconnects by itself; 500 ms response timeout). Blocking reads of
 //! the log get a connection of their own without a timeout: a blocking
 //! command on the shared connection would stall every other call behind it.
+//! Every call through [`Engine::run`], [`Engine::pipe`] and
+//! [`Engine::script`] counts in the health and the round-trip metric.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, ScriptInvocation, ToRedisArgs};
+use tokio::time::Instant;
 
 /// How long one engine call may take before it counts as failed.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -19,8 +23,19 @@ pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub(super) const ROUND_TRIP: &str = "letta_bridge_engine_round_trip_seconds";
-pub(super) const ERRORS: &str = "letta_bridge_engine_errors_total";
+use crate::metrics::{ENGINE_ERRORS as ERRORS, ENGINE_ROUND_TRIP as ROUND_TRIP};
+
+/// The cluster's Lua scripts. Each takes its mode as `ARGV[1]` and the key
+/// prefix as `ARGV[2]`; the rest is the mode's.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Lua {
+    /// `log.lua`: every step that touches the shared log and the registry.
+    Log,
+    /// `stores/idempotency.lua`: claims and answers of Idempotency-Keys.
+    Idempotency,
+    /// `stores/tickets.lua`: stream tickets and their holds.
+    Tickets,
+}
 
 /// Redis, as the cluster uses it.
 pub(super) struct Engine {
@@ -28,15 +43,16 @@ pub(super) struct Engine {
     manager: ConnectionManager,
     /// `lb:{<cluster>}:`: every key of the cluster, in one hash slot.
     prefix: String,
-    script: Script,
+    log: Script,
+    idempotency: Script,
+    tickets: Script,
     health: Health,
 }
 
-/// Whether the last engine calls succeeded.
-struct Health {
-    ok: AtomicBool,
-    /// When the current run of failures began.
-    failing_since: Mutex<Option<Instant>>,
+/// One script call being built (see [`Engine::script`]).
+pub(super) struct Call<'a> {
+    engine: &'a Engine,
+    invocation: ScriptInvocation<'a>,
 }
 
 impl Engine {
@@ -53,8 +69,13 @@ impl Engine {
             client,
             manager,
             prefix: format!("lb:{{{name}}}:"),
-            script: Script::new(include_str!("log.lua")),
-            health: Health { ok: AtomicBool::new(true), failing_since: Mutex::new(None) },
+            log: Script::new(include_str!("log.lua")),
+            idempotency: Script::new(concat!(
+                include_str!("stores/helpers.lua"),
+                include_str!("stores/idempotency.lua")
+            )),
+            tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
+            health: Health::default(),
         })
     }
 
@@ -63,23 +84,21 @@ impl Engine {
         format!("{}{name}", self.prefix)
     }
 
-    /// The shared connection, for commands (cheap to clone).
-    pub(super) fn connection(&self) -> ConnectionManager {
-        self.manager.clone()
+    /// The pub/sub channel of instance `id`.
+    pub(super) fn channel(&self, id: &str) -> String {
+        self.key(&format!("node:{id}:inbox"))
     }
 
-    /// Runs `log.lua` in `mode` with `args` after the mode and prefix.
-    pub(super) async fn script<T: FromRedisValue>(&self, mode: &str, args: &[&str]) -> Result<T, RedisError> {
-        let mut invocation = self.script.prepare_invoke();
+    /// A call of `mode` of script `lua`; add its keys and arguments, then run it.
+    pub(super) fn script(&self, lua: Lua, mode: &str) -> Call<'_> {
+        let script = match lua {
+            Lua::Log => &self.log,
+            Lua::Idempotency => &self.idempotency,
+            Lua::Tickets => &self.tickets,
+        };
+        let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);
-        for a in args {
-            invocation.arg(*a);
-        }
-        let mut con = self.manager.clone();
-        let started = Instant::now();
-        let result = invocation.invoke_async(&mut con).await;
-        self.observe(&result, started);
-        result
+        Call { engine: self, invocation }
     }
 
     /// Runs a plain command on the shared connection, recorded in health.
@@ -126,12 +145,7 @@ impl Engine {
     /// round trip (a blocking read waits for events by design).
     pub(super) fn note<T>(&self, result: &Result<T, RedisError>) {
         match result {
-            Ok(_) => {
-                if !self.health.ok.swap(true, Ordering::Relaxed) {
-                    *self.health.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    tracing::info!("the cluster's engine answers again");
-                }
-            }
+            Ok(_) => self.health.answered(),
             Err(e) if is_engine_failure(e) => self.failed(e),
             // A script or reply error is not the engine being away.
             Err(_) => {}
@@ -141,8 +155,7 @@ impl Engine {
     /// Records a failed call.
     pub(super) fn failed(&self, e: &RedisError) {
         ::metrics::counter!(ERRORS).increment(1);
-        if self.health.ok.swap(false, Ordering::Relaxed) {
-            *self.health.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if self.health.failed() {
             tracing::warn!(error = %e, "the cluster's engine does not answer");
         }
     }
@@ -154,7 +167,66 @@ impl Engine {
 
     /// How long the engine has been failing, if it is.
     pub(super) fn failing_for(&self) -> Option<Duration> {
-        self.health.failing_since.lock().unwrap_or_else(|p| p.into_inner()).map(|t| t.elapsed())
+        self.health.failing_for()
+    }
+}
+
+impl Call<'_> {
+    /// Adds a key (`KEYS[n]`).
+    pub(super) fn key(mut self, key: impl ToRedisArgs) -> Self {
+        self.invocation.key(key);
+        self
+    }
+
+    /// Adds an argument (after the mode and prefix).
+    pub(super) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+        self.invocation.arg(arg);
+        self
+    }
+
+    /// Runs the script on the shared connection, recorded in health.
+    pub(super) async fn run<T: FromRedisValue>(self) -> Result<T, RedisError> {
+        let mut con = self.engine.manager.clone();
+        let started = Instant::now();
+        let result = self.invocation.invoke_async(&mut con).await;
+        self.engine.observe(&result, started);
+        result
+    }
+}
+
+/// Whether the last engine calls succeeded, and since when they fail.
+struct Health {
+    ok: AtomicBool,
+    /// When the current run of failures began (tokio's clock).
+    failing_since: Mutex<Option<Instant>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { ok: AtomicBool::new(true), failing_since: Mutex::new(None) }
+    }
+}
+
+impl Health {
+    /// A call succeeded: a run of failures ends.
+    fn answered(&self) {
+        if !self.ok.swap(true, Ordering::Relaxed) {
+            *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            tracing::info!("the cluster's engine answers again");
+        }
+    }
+
+    /// A call failed; true when it starts a run of failures.
+    fn failed(&self) -> bool {
+        let first = self.ok.swap(false, Ordering::Relaxed);
+        if first {
+            *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        first
+    }
+
+    fn failing_for(&self) -> Option<Duration> {
+        self.failing_since.lock().unwrap_or_else(|p| p.into_inner()).map(|t| t.elapsed())
     }
 }
 
@@ -162,4 +234,30 @@ impl Engine {
 /// an answer that is an error).
 fn is_engine_failure(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_of_failures_is_timed_from_its_first_failure_until_an_answer() {
+        let health = Health::default();
+        assert_eq!(health.failing_for(), None);
+        assert!(health.failed(), "the first failure starts the run");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(!health.failed(), "a later failure continues it");
+        assert_eq!(health.failing_for(), Some(Duration::from_secs(3)));
+        health.answered();
+        assert_eq!(health.failing_for(), None);
+        assert!(health.ok.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_refused_connection_is_the_engine_away_and_a_script_error_is_not() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_engine_failure(&refused));
+        let answer = RedisError::from((redis::ErrorKind::Client, "script", "unknown mode".to_owned()));
+        assert!(!is_engine_failure(&answer));
+    }
 }

@@ -60,7 +60,7 @@ pub(super) fn decide(
         authorise(state, role, command, "")?;
         return Ok(name);
     }
-    match state.runtimes.route(name.as_deref()) {
+    match state.runtimes.resolve(name.as_deref()) {
         Ok(target) => {
             let device = device(&target);
             authorise(state, role, command, &device)?;

@@ -13,7 +13,7 @@ use crate::auth::TokenError;
 use crate::letta::messages::MessageError;
 use crate::protocol::CommandError;
 use crate::protocol::turn::{TurnError, TurnResult};
-use crate::runtime::{DispatchError, PeerError, PendingError, RouteError, SendError};
+use crate::runtime::{DispatchError, PendingError, RegisterError, RouteError, Unavailable};
 use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a `503`.
@@ -313,12 +313,6 @@ impl From<PendingError> for ApiError {
     }
 }
 
-impl From<SendError> for ApiError {
-    fn from(e: SendError) -> Self {
-        Self::Unavailable(e.to_string())
-    }
-}
-
 impl From<TurnError> for ApiError {
     fn from(e: TurnError) -> Self {
         match e {
@@ -334,28 +328,34 @@ impl From<TurnError> for ApiError {
     }
 }
 
+/// A command's outcome as a problem: the one place where the runtime
+/// side's vocabulary meets HTTP statuses.
 impl From<DispatchError> for ApiError {
     fn from(e: DispatchError) -> Self {
         match e {
             DispatchError::Route(e) => e.into(),
             DispatchError::Pending(e) => e.into(),
-            DispatchError::Queue(e) => e.into(),
             DispatchError::Turn(e) => e.into(),
-            DispatchError::Peer(e) => e.into(),
+            DispatchError::Unavailable(e) => e.into(),
+            DispatchError::Unreachable(_) => Self::RuntimeUnreachable(e.to_string()),
+            DispatchError::Full => Self::Unavailable(e.to_string()),
             DispatchError::Gone(_) => Self::RuntimeGone(e.to_string()),
             DispatchError::NotTaken(_) | DispatchError::NoReply(_) => Self::Timeout(e.to_string()),
         }
     }
 }
 
-impl From<PeerError> for ApiError {
-    fn from(e: PeerError) -> Self {
+impl From<Unavailable> for ApiError {
+    fn from(e: Unavailable) -> Self {
+        Self::EngineUnavailable(e.to_string())
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> Self {
         match e {
-            PeerError::Unavailable(_) => Self::EngineUnavailable(e.to_string()),
-            PeerError::Unreachable(_) => Self::RuntimeUnreachable(e.to_string()),
-            PeerError::Gone => Self::RuntimeGone(e.to_string()),
-            PeerError::Full => Self::Unavailable(e.to_string()),
-            PeerError::Late => Self::Timeout(e.to_string()),
+            RegisterError::Full(full) => Self::Unavailable(full.to_string()),
+            RegisterError::Unavailable(e) => e.into(),
         }
     }
 }

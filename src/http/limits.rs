@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 
-pub(super) const REFUSED: &str = "letta_bridge_refused_total";
+pub(super) use crate::metrics::REFUSED;
 
 /// The limits and what is open now. Cheap to share (`Arc`).
 pub struct Limits {

@@ -18,11 +18,8 @@ use super::extract::Client;
 use super::openapi::ReadProblems;
 use crate::protocol::commands::CONVERSATION_COMMANDS;
 
-pub const REQUEST_SECONDS: &str = "letta_bridge_http_request_duration_seconds";
-pub const COMMANDS: &str = "letta_bridge_commands_total";
-pub const REPLAY_HITS: &str = "letta_bridge_replay_hits_total";
-pub const RESETS: &str = "letta_bridge_resets_total";
-pub const LAGGED: &str = "letta_bridge_lagged_total";
+use crate::metrics as names;
+pub use crate::metrics::{COMMANDS, LAGGED, REPLAY_HITS, REQUEST_SECONDS, RESETS};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_metrics))
@@ -73,23 +70,7 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 /// Installs the recorder and describes every metric (call once at start).
 pub fn init() {
     handle();
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("letta_bridge_runtimes_online", "Runtimes with an open, answering socket");
-    describe_counter!("letta_bridge_runtime_connects_total", "Runtime connections accepted");
-    describe_counter!(COMMANDS, "Commands by type (conversation types by name, else other) and HTTP status");
-    describe_counter!("letta_bridge_events_published_total", "Events published to the hub");
-    describe_gauge!("letta_bridge_sse_subscribers", "Open event streams");
-    describe_gauge!("letta_bridge_replay_events", "Events held in the replay ring");
-    describe_gauge!("letta_bridge_replay_bytes", "Bytes held in the replay ring");
-    describe_counter!(REPLAY_HITS, "Event streams resumed from the replay ring");
-    describe_counter!(RESETS, "Event streams whose resume cursor got a reset, by reason");
-    describe_counter!(LAGGED, "Lagged signals: a subscriber was overtaken by the ring");
-    describe_gauge!(
-        "letta_bridge_pending_replies",
-        "Commands awaiting their reply (wait=true) or the end of their turn (wait=completion)"
-    );
-    describe_gauge!("letta_bridge_runtime_tasks", "Runtime socket tasks running");
-    describe_histogram!(REQUEST_SECONDS, metrics::Unit::Seconds, "HTTP latency to the response head, by route");
+    names::describe();
     // Present from the start, at zero.
     metrics::counter!(REPLAY_HITS).increment(0);
     metrics::counter!(LAGGED).increment(0);
@@ -119,13 +100,13 @@ pub async fn track(req: Request, next: Next) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), ReadProblems))]
 async fn get_metrics(State(state): State<AppState>, _client: Client) -> impl IntoResponse {
     let hub = state.hub.stats();
-    metrics::gauge!("letta_bridge_runtimes_online").set(state.runtimes.online_count() as f64);
-    metrics::counter!("letta_bridge_runtime_connects_total").absolute(state.runtimes.connects());
-    metrics::counter!("letta_bridge_events_published_total").absolute(hub.events_published);
-    metrics::gauge!("letta_bridge_sse_subscribers").set(hub.subscribers as f64);
-    metrics::gauge!("letta_bridge_replay_events").set(hub.replay_events as f64);
-    metrics::gauge!("letta_bridge_replay_bytes").set(hub.replay_bytes as f64);
-    metrics::gauge!("letta_bridge_pending_replies").set(state.runtimes.pending_replies() as f64);
-    metrics::gauge!("letta_bridge_runtime_tasks").set(state.runtimes.tasks() as f64);
+    metrics::gauge!(names::RUNTIMES_ONLINE).set(state.runtimes.online_count() as f64);
+    metrics::counter!(names::RUNTIME_CONNECTS).absolute(state.runtimes.connects());
+    metrics::counter!(names::EVENTS_PUBLISHED).absolute(hub.events_published);
+    metrics::gauge!(names::SSE_SUBSCRIBERS).set(hub.subscribers as f64);
+    metrics::gauge!(names::REPLAY_EVENTS).set(hub.replay_events as f64);
+    metrics::gauge!(names::REPLAY_BYTES).set(hub.replay_bytes as f64);
+    metrics::gauge!(names::PENDING_REPLIES).set(state.runtimes.pending_replies() as f64);
+    metrics::gauge!(names::RUNTIME_TASKS).set(state.runtimes.tasks() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
 }

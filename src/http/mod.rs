@@ -38,9 +38,9 @@ pub use error::{ApiError, Problem};
 pub use extract::parse_json;
 pub use limits::Limits;
 pub use openapi::ApiDoc;
-pub use status::{ClusterStatus, ClusterView};
 
 use crate::auth::Auth;
+use crate::backend::ClusterView;
 use crate::hub::Hub;
 use crate::runtime::Runtimes;
 use crate::store::{IdempotencyStore, RevocationStore, TicketStore};

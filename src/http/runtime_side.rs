@@ -22,7 +22,6 @@ use super::openapi::{ReadProblems, UpgradeProblems};
 use super::registration::{check_device_id, check_listener_instance_id, check_metadata, check_name};
 use super::{ApiError, AppState};
 use crate::auth::{RuntimeGrant, bearer};
-use crate::runtime::RegisterError;
 
 /// Runtime id used for a direct connection that names no `deviceId`.
 pub const DIRECT_DEVICE: &str = "direct";
@@ -118,11 +117,7 @@ async fn post_register(
     }
     let base = ws_base(state.settings.public_url.as_deref(), state.settings.tls, &headers)?;
     let metadata = body.metadata.map(Value::Object);
-    let connection_id =
-        state.runtimes.register(&body.device_id, name, metadata.as_ref()).await.map_err(|e| match e {
-            RegisterError::Full(full) => ApiError::Unavailable(full.to_string()),
-            RegisterError::Peer(e) => e.into(),
-        })?;
+    let connection_id = state.runtimes.register(&body.device_id, name, metadata.as_ref()).await?;
     tracing::info!(device = %body.device_id, %connection_id, listener = ?body.listener_instance_id, "runtime registered");
     Ok(Json(RegisterResponse {
         ws_url: format!("{base}/ws/{connection_id}"),

@@ -20,6 +20,7 @@ use super::extract::{ApiQuery, Client};
 use super::letta;
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
+use crate::backend::ClusterStatus;
 use crate::hub::HubStats;
 use crate::runtime::{RuntimeInfo, RuntimePage};
 
@@ -53,33 +54,6 @@ pub struct Status {
     /// In cluster mode: this instance, the cluster's instances and Redis' state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
-}
-
-/// This instance's view of its cluster (`LETTA_BRIDGE_CLUSTER_URL`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClusterStatus {
-    /// This instance's id.
-    pub node: String,
-    /// The cluster's name.
-    pub name: String,
-    /// `ok`, or `unavailable` while Redis does not answer.
-    pub engine: &'static str,
-    /// The instances holding a lease (this one included), as of the last renewal.
-    pub instances: Vec<String>,
-    /// True once this instance's mirror has read the shared log.
-    pub mirror_loaded: bool,
-    /// True while this instance has closed its runtime sockets for want of Redis.
-    pub fenced: bool,
-    /// Events of local runtimes waiting to be appended to the shared log.
-    pub append_queue: usize,
-}
-
-/// What `/status` and `/readyz` show of a cluster (`src/cluster` implements it).
-pub trait ClusterView: Send + Sync + 'static {
-    /// The cluster as this instance sees it.
-    fn status(&self) -> ClusterStatus;
-    /// True while this instance can serve: Redis answers, its mirror is loaded, it is not fenced.
-    fn ready(&self) -> bool;
 }
 
 #[derive(Debug, Serialize, ToSchema)]

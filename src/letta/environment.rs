@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::runtime::{PeerError, RuntimeInfo, Runtimes};
+use crate::runtime::{RuntimeInfo, Runtimes, Unavailable};
 
 /// How long a runtime counts as answering after its last pong (letta-code's
 /// own `isOnline` rule: 120 s).
@@ -110,7 +110,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// The device a connection id names; a device id works too (`None`: neither).
-pub async fn device_of(runtimes: &Runtimes, connection_id: &str) -> Result<Option<String>, PeerError> {
+pub async fn device_of(runtimes: &Runtimes, connection_id: &str) -> Result<Option<String>, Unavailable> {
     if let Some(device) = runtimes.device_of_connection(connection_id).await? {
         return Ok(Some(device.to_string()));
     }

@@ -25,11 +25,3 @@ pub use commands::MAX_IN_FLIGHT;
 pub use delivery::{Channel, Delivery};
 pub use socket::{ClientSocket, Closing, REAUTH_CLOSE};
 pub use sockets::Sockets;
-
-/// Describes the client sockets' metrics (call once at start).
-pub fn describe_metrics() {
-    use ::metrics::{describe_counter, describe_gauge};
-    describe_gauge!(socket::SOCKETS, "Open client sockets of Letta's clients, by kind (relay, app_server)");
-    describe_counter!(socket::FRAMES_IN, "Frames received from Letta's clients, by socket kind");
-    describe_counter!(socket::FRAMES_OUT, "Frames sent to Letta's clients, by socket kind");
-}

@@ -61,9 +61,7 @@ pub enum Closing {
 /// Longest one write to the client may take before it counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) const SOCKETS: &str = "letta_bridge_client_sockets";
-pub(super) const FRAMES_IN: &str = "letta_bridge_client_frames_in_total";
-pub(super) const FRAMES_OUT: &str = "letta_bridge_client_frames_out_total";
+use crate::metrics::{CLIENT_FRAMES_IN as FRAMES_IN, CLIENT_FRAMES_OUT as FRAMES_OUT, CLIENT_SOCKETS as SOCKETS};
 
 /// What a client socket is.
 pub struct ClientSocket {

@@ -54,8 +54,7 @@ const BACKOFF: Duration = Duration::from_millis(100);
 /// listener, the runtime's poller, Redis, files, standard streams.
 pub const OTHER_DESCRIPTORS: usize = 16;
 
-pub(crate) const ACCEPT_ERRORS: &str = "letta_bridge_accept_errors_total";
-pub(crate) const REFUSED_AT_ACCEPT: &str = "letta_bridge_connections_refused_total";
+use crate::metrics::{ACCEPT_ERRORS, CONNECTIONS_REFUSED as REFUSED_AT_ACCEPT};
 
 /// How the listener serves.
 #[derive(Clone)]
@@ -296,15 +295,17 @@ async fn serve_connection(
     };
     let service = Tracking::new(app, activity.clone());
     let served = match opened {
+        // HTTP/1 with `release_idle_buffers`: a streaming response (an SSE subscriber) holds
+        // no read or head buffer while it waits (the option vendor/hyper.patch adds).
         Opened::Plain { io, h2: false } => {
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
-            until_closed(pin!(conn), shutdown, |c| c.graceful_shutdown()).await
+            let conn = http1::Builder::new().release_idle_buffers(true).serve_connection(TokioIo::new(io), service);
+            until_closed(pin!(conn.with_upgrades()), shutdown, |c| c.graceful_shutdown()).await
         }
         Opened::Plain { io, h2: true } => Box::pin(serve_h2(io, service, &activity, shutdown)).await,
         Opened::Tls { io, h2: false } => {
             Box::pin(async move {
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
-                until_closed(pin!(conn), shutdown, |c| c.graceful_shutdown()).await
+                let conn = http1::Builder::new().release_idle_buffers(true).serve_connection(TokioIo::new(io), service);
+                until_closed(pin!(conn.with_upgrades()), shutdown, |c| c.graceful_shutdown()).await
             })
             .await
         }

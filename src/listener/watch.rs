@@ -68,7 +68,7 @@ impl Closed {
     }
 }
 
-pub(crate) const CLOSED: &str = "letta_bridge_connections_closed_total";
+use crate::metrics::CONNECTIONS_CLOSED as CLOSED;
 
 /// Milliseconds on tokio's clock since the first call (so that tests can
 /// pause it); 0 is never returned, so 0 can mean "unset".

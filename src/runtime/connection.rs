@@ -122,7 +122,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> End {
-        let settings = self.runtimes.inner.settings;
+        let settings = self.runtimes.settings();
         let shutdown = self.runtimes.inner.shutdown.clone();
         let period = settings.ping_interval;
         let mut ping = interval_at(Instant::now() + period, period);

@@ -15,12 +15,12 @@ use serde::Serialize;
 use tokio::time::{Instant, timeout_at};
 use utoipa::ToSchema;
 
-use super::pending::{Outcome, PendingError};
+use super::pending::Outcome;
 use super::turn::Follower;
-use super::{Link, PeerError, RouteError, Runtimes, SendError, Target};
+use super::{CommandFrame, DispatchError, Runtimes, Target};
 use crate::protocol::Command;
 use crate::protocol::commands::is_answered;
-use crate::protocol::turn::{TurnError, TurnResult};
+use crate::protocol::turn::TurnResult;
 
 /// Longest a command that waits for nothing waits for its frame to reach the socket.
 pub const WRITE_WAIT: Duration = Duration::from_secs(15);
@@ -73,35 +73,6 @@ pub enum Dispatched {
     Turn(Box<TurnResult>),
 }
 
-/// Why a command did not get what it waited for.
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    /// No runtime to send to.
-    #[error(transparent)]
-    Route(#[from] RouteError),
-    /// The reply could not be awaited.
-    #[error(transparent)]
-    Pending(#[from] PendingError),
-    /// The frame could not be queued.
-    #[error(transparent)]
-    Queue(#[from] SendError),
-    /// The socket did not take the frame before the deadline: it was not sent.
-    #[error("the runtime's socket did not take request {0:?} in time")]
-    NotTaken(String),
-    /// The runtime disconnected before the frame was written or answered.
-    #[error("the runtime disconnected before answering request {0:?}")]
-    Gone(String),
-    /// The runtime did not answer before the deadline.
-    #[error("the runtime did not answer request {0:?} in time")]
-    NoReply(String),
-    /// The turn could not be followed to its end.
-    #[error(transparent)]
-    Turn(#[from] TurnError),
-    /// The other instances could not be asked (cluster mode).
-    #[error(transparent)]
-    Peer(#[from] PeerError),
-}
-
 impl Runtimes {
     /// Sends `order.command` to its runtime and waits as asked.
     pub async fn dispatch(&self, order: Order) -> Result<Dispatched, DispatchError> {
@@ -113,7 +84,7 @@ impl Runtimes {
         if let Some(peers) = &self.inner.peers {
             peers.check()?;
         }
-        let target = self.route(runtime.as_deref())?;
+        let target = self.resolve(runtime.as_deref())?;
         let (runtime_id, generation) = match &target {
             Target::Local(link) => (link.runtime_id.clone(), link.generation),
             Target::Remote(remote) => (remote.runtime_id.clone(), remote.generation),
@@ -124,10 +95,10 @@ impl Runtimes {
         let mut follower = None;
         match wait {
             Wait::Written => {}
-            Wait::Reply(_) => waiting = Some(self.inner.pending.register(&runtime_id, generation, &request_id)?),
+            Wait::Reply(_) => waiting = Some(self.pending().register(&runtime_id, generation, &request_id)?),
             Wait::Turn(_) => {
                 // Held until the turn is over: counted, and its id claimed.
-                let held = self.inner.pending.hold(&runtime_id, generation, &request_id)?;
+                let held = self.pending().hold(&runtime_id, generation, &request_id)?;
                 follower = Some((Follower::start(&self.inner.hub, &runtime_id, &mut command)?, held));
             }
         }
@@ -136,11 +107,12 @@ impl Runtimes {
             Wait::Written => Instant::now() + WRITE_WAIT,
             Wait::Reply(at) | Wait::Turn(at) => at,
         };
+        let frame = CommandFrame::of(&command);
         match &target {
-            Target::Local(link) => write(link, &command, deadline).await?,
+            Target::Local(_) => self.write_local(&runtime_id, generation, frame, deadline).await?,
             Target::Remote(remote) => {
                 let peers = self.inner.peers.as_ref().expect("remote targets exist only in a cluster");
-                peers.forward(remote, command.to_text(), command.scope(), deadline).await?;
+                peers.forward(remote, frame, deadline).await?;
             }
         }
         if let Some((follower, held)) = follower {
@@ -158,15 +130,5 @@ impl Runtimes {
             Ok(Outcome::Disconnected) => Err(DispatchError::Gone(request_id)),
             Err(_) => Err(DispatchError::NoReply(request_id)),
         }
-    }
-}
-
-/// Queues the frame on the link and waits until the socket took it.
-async fn write(link: &Link, command: &Command, deadline: Instant) -> Result<(), DispatchError> {
-    let written = link.send(command.to_text(), command.scope())?;
-    match timeout_at(deadline, written).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(DispatchError::Gone(command.request_id().to_owned())),
-        Err(_) => Err(DispatchError::NotTaken(command.request_id().to_owned())),
     }
 }

@@ -5,7 +5,27 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::Scope;
+use super::DispatchError;
+use crate::protocol::{Command, Scope};
+
+/// A command as it goes to a runtime's socket, here or on the instance
+/// holding it: its text, its scope and its `request_id`.
+#[derive(Debug, Clone)]
+pub struct CommandFrame {
+    /// The command's `request_id` (for what is said when it fails).
+    pub request_id: String,
+    /// The frame, as sent.
+    pub text: String,
+    /// The command's runtime scope, remembered for re-sync after a reconnect.
+    pub scope: Option<Scope>,
+}
+
+impl CommandFrame {
+    /// `command`, ready to be written.
+    pub fn of(command: &Command) -> Self {
+        Self { request_id: command.request_id().to_owned(), text: command.to_text(), scope: command.scope() }
+    }
+}
 
 /// A frame queued for a runtime's socket; `written` fires once it is on the wire.
 pub struct Outgoing {
@@ -28,17 +48,6 @@ pub struct Link {
     tx: mpsc::Sender<Outgoing>,
 }
 
-/// Why a frame could not be queued.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The queue (LETTA_BRIDGE_COMMAND_QUEUE) is full: the policy is to refuse, not to wait.
-    #[error("the runtime's command queue is full")]
-    Full,
-    /// The socket task has ended.
-    #[error("the runtime disconnected")]
-    Gone,
-}
-
 impl Link {
     /// A link and the receiving end its socket task reads, with room for `queue` frames.
     pub(super) fn new(runtime_id: Arc<str>, generation: u64, queue: usize) -> (Self, mpsc::Receiver<Outgoing>) {
@@ -46,12 +55,14 @@ impl Link {
         (Self { runtime_id, generation, tx }, rx)
     }
 
-    /// Queues `text` for the socket; resolves once it is written.
-    pub fn send(&self, text: String, scope: Option<Scope>) -> Result<oneshot::Receiver<()>, SendError> {
+    /// Queues `frame` for the socket without waiting; the receiver resolves
+    /// once it is written. A full queue refuses ([`DispatchError::Full`]).
+    pub(super) fn send(&self, frame: CommandFrame) -> Result<oneshot::Receiver<()>, DispatchError> {
         let (written, rx) = oneshot::channel();
+        let CommandFrame { request_id, text, scope } = frame;
         self.tx.try_send(Outgoing { text, scope, written }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Gone,
+            mpsc::error::TrySendError::Full(_) => DispatchError::Full,
+            mpsc::error::TrySendError::Closed(_) => DispatchError::Gone(request_id),
         })?;
         Ok(rx)
     }

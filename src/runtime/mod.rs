@@ -1,16 +1,20 @@
 //! The runtime side: which runtimes exist (keyed by device), the one task
-//! that owns each runtime's socket, and commands end to end — routed,
+//! that owns each runtime's socket, and commands end to end — resolved,
 //! written, and their replies or whole turns awaited.
 //!
-//! HTTP handlers hand a checked command to [`Runtimes::dispatch`] and a
-//! runtime's upgraded socket to [`Runtimes::serve`]; frames from the
-//! runtime go to the [`EventSink`] (the hub, embedded) and complete the
-//! commands waiting for them.
+//! Every door calls the same core: [`Runtimes::dispatch`] (a checked
+//! command, waited for as asked), [`Runtimes::resolve`] (where a runtime's
+//! socket is), [`Runtimes::write_local`] (a frame onto a socket served
+//! here) and [`Runtimes::serve`] (a runtime's upgraded socket). Frames from
+//! the runtime go to the [`EventSink`]; each event the log then holds is
+//! applied in one place, [`Handle::on_applied`], embedded or in a cluster.
 
 mod accept;
 pub mod closing;
 mod connection;
 mod dispatch;
+mod error;
+mod handle;
 mod link;
 mod peers;
 mod pending;
@@ -23,12 +27,14 @@ mod turn;
 
 use std::time::Duration;
 
-pub use dispatch::{Accepted, DispatchError, Dispatched, Order, WRITE_WAIT, Wait};
-pub use link::{Link, Outgoing, SendError};
-pub use peers::{PeerError, PeerFuture, Peers, Registration};
+pub use dispatch::{Accepted, Dispatched, Order, WRITE_WAIT, Wait};
+pub use error::{DispatchError, Unavailable, WRITE_OUTCOMES};
+pub use handle::{Applied, Handle, Origin};
+pub use link::{CommandFrame, Link, Outgoing};
+pub use peers::{ForwardFuture, PeerFuture, Peers, Registration};
 pub use pending::{Outcome, Pending, PendingError, Waiting};
 pub use registry::{MAX_OFFLINE_DEVICES, RegistryFull, rfc3339, unix_millis_now};
-pub use runtimes::{Logged, RegisterError, Runtimes};
+pub use runtimes::{RegisterError, Runtimes};
 pub use scopes::MAX_SCOPES;
 pub use sink::{EventSink, HubSink};
 pub use target::{Remote, RouteError, RuntimeInfo, RuntimePage, Target};

@@ -8,31 +8,13 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Remote, RuntimeInfo, RuntimePage};
-use crate::protocol::Scope;
+use super::{CommandFrame, DispatchError, Remote, RuntimeInfo, RuntimePage, Unavailable};
 
 /// A call to the other instances in flight.
-pub type PeerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PeerError>> + Send + 'a>>;
+pub type PeerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Unavailable>> + Send + 'a>>;
 
-/// Why the other instances could not be asked.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PeerError {
-    /// The shared engine cannot be reached; retry later.
-    #[error("the cluster's engine is unavailable: {0}")]
-    Unavailable(String),
-    /// The instance holding the runtime's socket did not take the command.
-    #[error("the bridge instance {0:?} holding the runtime does not answer; retry")]
-    Unreachable(String),
-    /// The runtime's socket was gone on that instance (it moved or closed).
-    #[error("the runtime disconnected from its bridge instance before the command was written")]
-    Gone,
-    /// The runtime's command queue on that instance was full.
-    #[error("the runtime's command queue is full")]
-    Full,
-    /// The command was not written there before its deadline (it was not sent).
-    #[error("the runtime's socket did not take the command in time")]
-    Late,
-}
+/// A command forwarded to the instance holding its runtime, in flight.
+pub type ForwardFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DispatchError>> + Send + 'a>>;
 
 /// A registration as every instance can read it: registered on one, the
 /// runtime may open its socket on another.
@@ -54,7 +36,7 @@ pub struct Registration {
 pub trait Peers: Send + Sync + 'static {
     /// Fails while the shared engine cannot be reached: commands are then
     /// refused at once rather than sent into a log that cannot answer.
-    fn check(&self) -> Result<(), PeerError>;
+    fn check(&self) -> Result<(), Unavailable>;
 
     /// Stores `registration` for every instance; returns the device's
     /// connection id (stable for the device across the cluster).
@@ -63,15 +45,10 @@ pub trait Peers: Send + Sync + 'static {
     /// The registration behind a connection id, made on any instance.
     fn registration<'a>(&'a self, connection_id: &'a str) -> PeerFuture<'a, Option<Registration>>;
 
-    /// Writes a command to the socket of a runtime that `to.node` holds;
-    /// resolves once written there. Nothing is written after `deadline`.
-    fn forward<'a>(
-        &'a self,
-        to: &'a Remote,
-        text: String,
-        scope: Option<Scope>,
-        deadline: Instant,
-    ) -> PeerFuture<'a, ()>;
+    /// Writes `frame` to the socket of a runtime that `to.node` holds (its
+    /// [`super::Handle::write_local`]); resolves once written there.
+    /// Nothing is written after `deadline`.
+    fn forward<'a>(&'a self, to: &'a Remote, frame: CommandFrame, deadline: Instant) -> ForwardFuture<'a>;
 
     /// Every runtime of the cluster, as the shared engine records them.
     fn list(&self) -> PeerFuture<'_, Vec<RuntimeInfo>>;

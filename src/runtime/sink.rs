@@ -1,11 +1,12 @@
 //! Where the events of runtime sockets go: the seam between a socket task
-//! and the event log. Embedded, the log is the hub itself and a reply
-//! completes its waiter the moment it is published; a cluster appends to a
-//! shared log instead and completes waiters as its mirror reads them back.
+//! and the event log. Embedded, the log is the hub itself and each event is
+//! applied ([`Handle::on_applied`]) the moment it is published; a cluster
+//! appends to a shared log instead and applies each event as its mirror
+//! reads it back. Either way a reply completes its waiter in one place.
 
 use std::pin::Pin;
 
-use super::{Link, Pending};
+use super::{Applied, Handle, Link, Origin};
 use crate::hub::{Draft, Hub};
 
 /// Takes the events a runtime sends, in order, and the bridge's status
@@ -24,24 +25,24 @@ pub trait EventSink: Send + Sync + 'static {
     }
 }
 
-/// The embedded log: publish to the hub, then hand a reply to its waiter.
+/// The embedded log: publish to the hub, then apply the event.
 pub struct HubSink {
     hub: Hub,
-    pending: Pending,
+    runtimes: Handle,
 }
 
 impl HubSink {
-    /// A sink publishing to `hub` and completing `pending`'s waits.
-    pub fn new(hub: Hub, pending: Pending) -> Self {
-        Self { hub, pending }
+    /// A sink publishing to `hub` and applying each event to `runtimes`.
+    pub fn new(hub: Hub, runtimes: Handle) -> Self {
+        Self { hub, runtimes }
     }
 }
 
 impl EventSink for HubSink {
     fn append(&self, link: &Link, draft: Draft, reply_to: Option<String>) {
         let event = self.hub.publish(draft);
-        if let Some(request_id) = reply_to {
-            self.pending.complete(&link.runtime_id, &request_id, event.data());
-        }
+        let applied =
+            Applied { event: &event, generation: link.generation, reply_to: reply_to.as_deref(), origin: Origin::Here };
+        self.runtimes.on_applied(&applied);
     }
 }

@@ -296,3 +296,13 @@ fn setting_names_are_whole_names() {
     let names = setting_names("LETTA_BRIDGE_MAX_WAIT_TIMEOUT, `LETTA_BRIDGE_*`, [env: LETTA_BRIDGE_LISTEN=]");
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["LETTA_BRIDGE_LISTEN", "LETTA_BRIDGE_MAX_WAIT_TIMEOUT"]);
 }
+
+#[test]
+fn every_metric_the_bridge_records_is_documented_for_operators() {
+    let names = read(&repo().join("src/metrics.rs"));
+    let docs = read(&repo().join("docs/operations.md")) + &read(&repo().join("docs/cluster.md"));
+    let recorded: Vec<&str> = names.split('"').filter(|s| s.starts_with("letta_bridge_")).collect();
+    assert!(recorded.len() > 20, "src/metrics.rs lists the metrics: {recorded:?}");
+    let missing: Vec<&&str> = recorded.iter().filter(|name| !docs.contains(**name)).collect();
+    assert!(missing.is_empty(), "metrics missing from docs/operations.md and docs/cluster.md: {missing:?}");
+}

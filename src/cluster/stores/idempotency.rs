@@ -13,78 +13,33 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode};
-use redis::Script;
 
-use super::{MAKE_ROOM, NOW_MS, script, unavailable};
-use crate::cluster::Node;
-use crate::store::{Begin, Claim, Claimed, IdempotencyStore, StoreError, StoreFuture, Stored};
+use super::super::Node;
+use super::super::engine::Lua;
+use super::unavailable;
+use crate::store::{Begin, Claim, Claimed, IdempotencyStore, StoreFuture, Stored};
 
 /// How often a repeat looks whether the first request finished.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Claims a key: `first`, `mismatch`, `wait`, or `done` with the answer.
-/// KEYS: the key's hash, `idem-keys`. ARGV: fingerprint, claim id, how
-/// long a running claim holds the key, the most keys, the longest a key
-/// lives (window plus that hold: entries of `idem-keys` older than it are
-/// stale), all times in ms.
-const CLAIM: &str = r#"
-local h = redis.call('HMGET', KEYS[1], 'fp', 'state', 'status', 'ct', 'body')
-if not h[1] then
-  local now = now_ms()
-  make_room(tonumber(ARGV[4]), now - tonumber(ARGV[5]))
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'claim', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('ZADD', KEYS[2], now, KEYS[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  return {'first'}
-end
-if h[1] ~= ARGV[1] then return {'mismatch'} end
-if h[2] == 'done' then return {'done', h[3], h[4], h[5]} end
-return {'wait'}
-"#;
-
-/// Stores the answer of a claim (if it still holds the key).
-const KEEP: &str = r#"
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'ct', ARGV[3], 'body', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
-"#;
-
-/// Frees a key whose claim gave up without an answer. KEYS: the key's
-/// hash, `idem-keys`.
-const RELEASE: &str = r#"
-if redis.call('HGET', KEYS[1], 'claim') == ARGV[1] and redis.call('HGET', KEYS[1], 'state') == 'running' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], KEYS[1])
-end
-return 1
-"#;
-
 /// Idempotency answers in Redis.
-pub(in crate::cluster) struct RedisIdempotency {
+pub(in crate::backend::cluster) struct RedisIdempotency {
     node: Arc<Node>,
     window: Duration,
     /// How long a running claim holds its key at most.
     max_wait: Duration,
     /// LETTA_BRIDGE_IDEMPOTENCY_KEYS: most keys remembered across the cluster.
     max_keys: usize,
-    claim: Script,
-    keep: Script,
-    release: Script,
 }
 
 impl RedisIdempotency {
-    pub(in crate::cluster) fn new(node: Arc<Node>, window: Duration, max_wait: Duration, max_keys: usize) -> Self {
-        Self {
-            node,
-            window,
-            max_wait,
-            max_keys,
-            claim: script(&[NOW_MS, MAKE_ROOM], CLAIM),
-            keep: Script::new(KEEP),
-            release: Script::new(RELEASE),
-        }
+    pub(in crate::backend::cluster) fn new(
+        node: Arc<Node>,
+        window: Duration,
+        max_wait: Duration,
+        max_keys: usize,
+    ) -> Self {
+        Self { node, window, max_wait, max_keys }
     }
 
     fn key(&self, key: &str) -> String {
@@ -109,9 +64,10 @@ impl IdempotencyStore for Arc<RedisIdempotency> {
             let claim_id = uuid::Uuid::new_v4().simple().to_string();
             let hold = self.hold().as_millis() as u64;
             let lifetime = (self.hold() + self.window).as_millis() as u64;
-            let mut con = self.node.engine.connection();
             let reply: Vec<Option<Vec<u8>>> = self
-                .claim
+                .node
+                .engine
+                .script(Lua::Idempotency, "claim")
                 .key(&redis_key)
                 .key(self.keys())
                 .arg(&fingerprint)
@@ -119,9 +75,9 @@ impl IdempotencyStore for Arc<RedisIdempotency> {
                 .arg(hold)
                 .arg(self.max_keys)
                 .arg(lifetime)
-                .invoke_async(&mut con)
+                .run()
                 .await
-                .map_err(|e| self.failed(e))?;
+                .map_err(unavailable)?;
             let word = reply.first().cloned().flatten().unwrap_or_default();
             Ok(match word.as_slice() {
                 b"first" => {
@@ -132,13 +88,6 @@ impl IdempotencyStore for Arc<RedisIdempotency> {
                 _ => Begin::Wait(Box::pin(wait(self.clone(), redis_key, fingerprint))),
             })
         })
-    }
-}
-
-impl RedisIdempotency {
-    fn failed(&self, e: redis::RedisError) -> StoreError {
-        self.node.engine.failed(&e);
-        unavailable(e)
     }
 }
 
@@ -179,33 +128,36 @@ impl Claimed for RedisClaim {
     fn keep(self: Box<Self>, stored: Stored) -> StoreFuture<'static, ()> {
         Box::pin(async move {
             let ct = stored.content_type.as_ref().map(|c| c.as_bytes().to_vec()).unwrap_or_default();
-            let mut con = self.store.node.engine.connection();
             let _: i64 = self
                 .store
-                .keep
+                .node
+                .engine
+                .script(Lua::Idempotency, "keep")
                 .key(&self.key)
                 .arg(&self.claim_id)
                 .arg(stored.status.as_u16())
                 .arg(ct)
                 .arg(stored.body.as_ref())
                 .arg(self.store.window.as_millis() as u64)
-                .invoke_async(&mut con)
+                .run()
                 .await
-                .map_err(|e| self.store.failed(e))?;
+                .map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn release(self: Box<Self>) {
-        tokio::spawn(async move {
-            let mut con = self.store.node.engine.connection();
+        let tasks = self.store.node.tasks.clone();
+        tasks.spawn(async move {
             let released: Result<i64, _> = self
                 .store
-                .release
+                .node
+                .engine
+                .script(Lua::Idempotency, "release")
                 .key(&self.key)
                 .key(self.store.keys())
                 .arg(&self.claim_id)
-                .invoke_async(&mut con)
+                .run()
                 .await;
             if let Err(e) = released {
                 tracing::debug!(error = %e, "could not free an Idempotency-Key; it expires by itself");

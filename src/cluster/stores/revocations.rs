@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
+use super::super::Node;
 use super::unavailable;
-use crate::cluster::Node;
 use crate::store::{MemoryRevocations, RevocationStore, RevokedFuture, StoreFuture, unix_now};
 
 /// Revocations shared by the cluster: `revoked:<sha-1 of the jti>` exists
@@ -24,18 +23,14 @@ use crate::store::{MemoryRevocations, RevocationStore, RevokedFuture, StoreFutur
 /// publish ends at its token's `exp` instead. Memory is bounded as in one
 /// process ([`crate::store::MAX_REVOCATIONS`]); Redis holds each
 /// revocation no longer than its token lives.
-pub(in crate::cluster) struct RedisRevocations {
+pub(in crate::backend::cluster) struct RedisRevocations {
     node: Arc<Node>,
     local: Arc<MemoryRevocations>,
-    /// The listener's task.
-    _tasks: TaskTracker,
-    /// Stops the listener when the store goes.
-    _stop: DropGuard,
 }
 
 /// What is published on the `revocations` channel.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub(in crate::cluster) struct Revoked {
+pub(in crate::backend::cluster) struct Revoked {
     /// The token's `jti`.
     pub jti: String,
     /// Its `exp`, in seconds since the Unix epoch.
@@ -55,15 +50,12 @@ impl Revoked {
 }
 
 impl RedisRevocations {
-    /// The cluster's revocations, and this instance's listener (stopped
-    /// when the store is dropped).
-    pub(in crate::cluster) fn new(node: Arc<Node>) -> Arc<Self> {
-        let stop = CancellationToken::new();
+    /// The cluster's revocations, and this instance's listener (one of the
+    /// cluster's tasks: it stops when the instance leaves).
+    pub(in crate::backend::cluster) fn new(node: Arc<Node>) -> Arc<Self> {
         let local = MemoryRevocations::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(listen(node.clone(), local.clone(), stop.clone()));
-        tasks.close();
-        Arc::new(Self { node, local, _tasks: tasks, _stop: stop.drop_guard() })
+        node.tasks.spawn(listen(node.clone(), local.clone(), node.stop.clone()));
+        Arc::new(Self { node, local })
     }
 
     fn key(&self, jti: &str) -> String {

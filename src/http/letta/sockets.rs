@@ -114,7 +114,7 @@ async fn get_app_server(
     let role = extract::client_role(&state, &headers).await?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
-    let device = match state.runtimes.route(runtime.as_deref()) {
+    let device = match state.runtimes.resolve(runtime.as_deref()) {
         Ok(target) => device(&target),
         // Named but offline: the socket serves it when it is back.
         Err(RouteError::Offline(name)) => name,

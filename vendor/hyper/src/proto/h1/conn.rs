@@ -52,6 +52,7 @@ where
             io: Buffered::new(io),
             state: State {
                 allow_half_close: false,
+                release_idle_buffers: false,
                 cached_headers: None,
                 error: None,
                 keep_alive: KA::Busy,
@@ -154,6 +155,11 @@ where
     #[cfg(feature = "server")]
     pub(crate) fn set_allow_half_close(&mut self) {
         self.state.allow_half_close = true;
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn set_release_idle_buffers(&mut self) {
+        self.state.release_idle_buffers = true;
     }
 
     #[cfg(feature = "server")]
@@ -498,17 +504,13 @@ where
             return Poll::Pending;
         }
 
-        // letta-bridge patch (vendor/README.md): while a response body
-        // streams, watch for EOF without holding a read buffer.
-        let num_read = if let Writing::Body(..) = self.state.writing {
-            ready!(self.io.poll_read_idle(cx)).map_err(|e| {
-                trace!(error = %e, "poll_read_idle; io error");
-                self.state.close();
-                crate::Error::new_io(e)
-            })?
+        let num_read = if self.can_release_idle_buffers() {
+            // Only watching for EOF until the body ends: no read buffer needed.
+            ready!(self.force_io_read_probe(cx))
         } else {
-            ready!(self.force_io_read(cx)).map_err(crate::Error::new_io)?
-        };
+            ready!(self.force_io_read(cx))
+        }
+        .map_err(crate::Error::new_io)?;
 
         if num_read == 0 {
             trace!("found unexpected EOF on busy connection: {:?}", self.state);
@@ -528,6 +530,30 @@ where
             self.state.close();
             e
         }))
+    }
+
+    /// Like `force_io_read`, without reserving space in the read buffer.
+    fn force_io_read_probe(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        debug_assert!(!self.state.is_read_closed());
+
+        let result = ready!(self.io.poll_read_probe(cx));
+        Poll::Ready(result.map_err(|e| {
+            trace!(error = %e, "force_io_read_probe; io error");
+            self.state.close();
+            e
+        }))
+    }
+
+    /// Whether the read and headers buffers can be released: the option is
+    /// enabled, the request has been read in full, and a response body is
+    /// being written. Neither buffer is then needed until the body ends; the
+    /// read side only watches for EOF (see `mid_message_detect_eof`).
+    ///
+    /// While a request body is still being read, this is `false`.
+    fn can_release_idle_buffers(&self) -> bool {
+        self.state.release_idle_buffers
+            && matches!(self.state.reading, Reading::KeepAlive | Reading::Closed)
+            && matches!(self.state.writing, Writing::Body(..))
     }
 
     fn maybe_notify(&mut self, cx: &mut Context<'_>) {
@@ -864,15 +890,10 @@ where
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-        // letta-bridge patch (vendor/README.md): a body is streaming and
-        // everything is written. Until it ends, the head buffer is not used
-        // (body chunks are queued), nor is the header map cached for the
-        // next request's parse, nor the read buffer while it is empty
-        // (`mid_message_detect_eof` watches without it): none need stay
-        // allocated for the life of a long response.
-        if let Writing::Body(..) = self.state.writing {
-            self.io.release_head_buf();
-            self.io.release_read_buf();
+        if self.can_release_idle_buffers() {
+            // No head is read or written again before the body ends: keep
+            // nothing allocated for one until then.
+            self.io.release_empty_buffers();
             self.state.cached_headers = None;
         }
         self.try_keep_alive(cx);
@@ -959,6 +980,9 @@ impl<I: Unpin, B, T> Unpin for Conn<I, B, T> {}
 
 struct State {
     allow_half_close: bool,
+    /// Release the read and headers buffers while a response body streams
+    /// after the whole request was read. See `Conn::can_release_idle_buffers`.
+    release_idle_buffers: bool,
     /// Re-usable `HeaderMap` to reduce allocating new ones.
     cached_headers: Option<HeaderMap>,
     /// If an error occurs when there wasn't a direct way to return it
@@ -1313,6 +1337,8 @@ mod tests {
     use crate::proto::h1::ServerTransaction;
     #[cfg(feature = "server")]
     use crate::proto::RequestLine;
+    #[cfg(feature = "server")]
+    use crate::proto::h1::io::{INIT_BUFFER_SIZE, READ_PROBE_SIZE};
     use bytes::Bytes;
 
     fn poll_head<I, T>(
@@ -1473,5 +1499,149 @@ mod tests {
         tokio_test::task::spawn(()).enter(|cx, _| {
             assert!(conn.poll_flush(cx).is_ready());
         });
+    }
+
+    /// A server connection that has read a request and flushed the first
+    /// chunk of a chunked response body (`HELLO`), with the given write
+    /// strategy. `io` reads the request and expects `HELLO`; what it does next
+    /// can be added with the returned handle.
+    #[cfg(feature = "server")]
+    fn streaming_response(
+        io: &mut tokio_test::io::Builder,
+        queue: bool,
+        release_idle_buffers: bool,
+    ) -> (
+        Conn<Compat<tokio_test::io::Mock>, Bytes, ServerTransaction>,
+        tokio_test::io::Handle,
+    ) {
+        let (io, handle) = io.build_with_handle();
+        let mut conn = Conn::<_, Bytes, ServerTransaction>::new(Compat::new(io));
+        if queue {
+            conn.set_write_strategy_queue();
+        } else {
+            conn.set_write_strategy_flatten();
+        }
+        if release_idle_buffers {
+            conn.set_release_idle_buffers();
+        }
+        ready(poll_head(&mut conn))
+            .expect("request")
+            .expect("valid request");
+        if conn.can_read_body() {
+            // Take what arrived of the body, leaving the read buffer empty.
+            tokio_test::task::spawn(()).enter(|cx, _| {
+                ready(conn.poll_read_body(cx))
+                    .expect("body frame")
+                    .expect("valid body");
+            });
+        }
+        let (read, headers) = conn.io.buf_capacities();
+        assert!(read > 0, "the request was read into the read buffer");
+        assert_eq!(headers, INIT_BUFFER_SIZE);
+        conn.state.writing = Writing::Body(Encoder::chunked());
+        conn.write_body(Bytes::from_static(b"hello"));
+        tokio_test::task::spawn(()).enter(|cx, _| {
+            ready(conn.poll_flush(cx)).expect("flush");
+        });
+        (conn, handle)
+    }
+
+    #[cfg(feature = "server")]
+    const HELLO: &[u8] = b"5\r\nhello\r\n";
+
+    #[cfg(feature = "server")]
+    fn poll_keep_alive<I, T>(conn: &mut Conn<Compat<I>, Bytes, T>) -> Poll<crate::Result<()>>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        T: Http1Transaction + Unpin,
+    {
+        tokio_test::task::spawn(()).enter(|cx, _| conn.poll_read_keep_alive(cx))
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn release_idle_buffers_frees_both_buffers_while_a_response_body_streams() {
+        for queue in [true, false] {
+            let (mut conn, _handle) = streaming_response(tokio_test::io::Builder::new().read(b"GET / HTTP/1.1\r\n\r\n").write(HELLO), queue, true);
+            assert_eq!(conn.io.buf_capacities(), (0, 0), "queue: {queue}");
+            assert!(conn.state.cached_headers.is_none());
+
+            // Watching for EOF while the body streams allocates nothing.
+            assert!(poll_keep_alive(&mut conn).is_pending());
+            assert_eq!(conn.io.buf_capacities(), (0, 0), "queue: {queue}");
+        }
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn buffers_stay_allocated_while_a_response_body_streams_by_default() {
+        for queue in [true, false] {
+            let (mut conn, _handle) = streaming_response(tokio_test::io::Builder::new().read(b"GET / HTTP/1.1\r\n\r\n").write(HELLO), queue, false);
+            assert!(poll_keep_alive(&mut conn).is_pending());
+            let (read, headers) = conn.io.buf_capacities();
+            assert!(read > 0, "queue: {queue}");
+            assert_eq!(headers, INIT_BUFFER_SIZE, "queue: {queue}");
+        }
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn release_idle_buffers_has_no_effect_while_the_request_body_is_read() {
+        let (conn, _handle) = streaming_response(
+            tokio_test::io::Builder::new().read(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345").write(HELLO),
+            true,
+            true,
+        );
+        assert!(conn.can_read_body());
+        assert!(conn.io.read_buf().is_empty());
+        let (read, headers) = conn.io.buf_capacities();
+        assert!(read > 0);
+        assert_eq!(headers, INIT_BUFFER_SIZE);
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn released_connection_keeps_early_bytes_of_the_next_request() {
+        let next = b"GET /next HTTP/1.1\r\nHost: example.com\r\nUser-Agent: a-client-with-a-long-name\r\n\r\n";
+        assert!(next.len() > READ_PROBE_SIZE);
+        let (mut conn, _handle) = streaming_response(
+            tokio_test::io::Builder::new()
+                .read(b"GET / HTTP/1.1\r\n\r\n")
+                .write(HELLO)
+                .read(next)
+                .write(b"0\r\n\r\n"),
+            true,
+            true,
+        );
+        assert_eq!(conn.io.buf_capacities(), (0, 0));
+        ready(poll_keep_alive(&mut conn)).expect("early bytes");
+        assert_eq!(conn.io.read_buf(), &next[..READ_PROBE_SIZE]);
+        assert!(poll_keep_alive(&mut conn).is_pending());
+
+        // Once the body ends, the next request is read as before.
+        conn.end_body().expect("end body");
+        tokio_test::task::spawn(()).enter(|cx, _| {
+            ready(conn.poll_flush(cx)).expect("flush");
+        });
+        let (head, _, _) = ready(poll_head(&mut conn))
+            .expect("request")
+            .expect("valid request");
+        assert_eq!(
+            head.subject,
+            RequestLine(Method::GET, "/next".parse().expect("uri"))
+        );
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn released_connection_reports_eof_while_a_response_body_streams() {
+        for release_idle_buffers in [true, false] {
+            let (mut conn, handle) =
+                streaming_response(tokio_test::io::Builder::new().read(b"GET / HTTP/1.1\r\n\r\n").write(HELLO), true, release_idle_buffers);
+            drop(handle);
+            let err = ready(poll_keep_alive(&mut conn)).expect_err("EOF mid-message");
+            assert!(err.is_incomplete_message(), "unexpected error: {err:?}");
+            assert!(conn.is_read_closed());
+        }
     }
 }

@@ -29,6 +29,9 @@ pub(crate) const DEFAULT_MAX_BUFFER_SIZE: usize = 8192 + 4096 * 100;
 /// forces a flush if the queue gets this big.
 const MAX_BUF_LIST_BUFFERS: usize = 16;
 
+/// The size of the stack buffer used by `Buffered::poll_read_probe`.
+pub(super) const READ_PROBE_SIZE: usize = 64;
+
 pub(crate) struct Buffered<T, B> {
     flush_pipeline: bool,
     io: T,
@@ -267,25 +270,23 @@ where
         }
     }
 
-    /// Like `poll_read_from_io`, for a connection whose response is
-    /// streaming and whose read buffer is empty: it only watches for EOF
-    /// (or an early pipelined request), so it reads into a small buffer on
-    /// the stack, and lets go of `read_buf`'s memory first. A long-lived
-    /// response (Server-Sent Events) would otherwise hold a buffer of
-    /// `INIT_BUFFER_SIZE` for its whole life. Bytes that arrive are kept in
-    /// `read_buf`, as `poll_read_from_io` would keep them.
+    /// Like `poll_read_from_io`, but reads into a small buffer on the stack
+    /// instead of reserving space in `read_buf`.
     ///
-    /// (letta-bridge patch: vendor/README.md.)
-    pub(crate) fn poll_read_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// This is for a connection that is only watching for EOF (or for the
+    /// start of a pipelined message) while its read buffer is empty, such as
+    /// a server streaming a long response body: the read buffer does not need
+    /// to stay allocated for that. Any bytes read are appended to `read_buf`,
+    /// just as `poll_read_from_io` would have left them.
+    pub(crate) fn poll_read_probe(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         debug_assert!(self.read_buf.is_empty());
         self.read_blocked = false;
-        self.release_read_buf();
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); READ_PROBE_SIZE];
         let mut buf = ReadBuf::uninit(&mut probe);
         match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
             Poll::Ready(Ok(())) => {
                 let n = buf.filled().len();
-                trace!("received {} bytes while idle", n);
+                trace!("received {} bytes (probe)", n);
                 self.read_buf.extend_from_slice(buf.filled());
                 Poll::Ready(Ok(n))
             }
@@ -297,30 +298,25 @@ where
         }
     }
 
-    /// Lets go of the read buffer's memory if it holds nothing: see
-    /// `poll_read_idle`, which then watches the connection without it.
-    ///
-    /// (letta-bridge patch: vendor/README.md.)
-    pub(crate) fn release_read_buf(&mut self) {
+    /// Release the memory of the read buffer and of the headers buffer, if
+    /// neither holds any bytes. They are allocated again when next needed.
+    pub(crate) fn release_empty_buffers(&mut self) {
         if self.read_buf.is_empty() && self.read_buf.capacity() != 0 {
             self.read_buf = BytesMut::new();
         }
-    }
-
-    /// Lets go of the head buffer's memory while a body streams in queue
-    /// mode, where body chunks are queued and never copied into it: a
-    /// long-lived response would otherwise hold its `INIT_BUFFER_SIZE` for
-    /// its whole life. The next head allocates what it needs.
-    ///
-    /// (letta-bridge patch: vendor/README.md.)
-    pub(crate) fn release_head_buf(&mut self) {
         let headers = &mut self.write_buf.headers;
-        if matches!(self.write_buf.strategy, WriteStrategy::Queue)
-            && headers.remaining() == 0
-            && headers.bytes.capacity() != 0
-        {
+        if headers.remaining() == 0 && headers.bytes.capacity() != 0 {
             *headers = Cursor::new(Vec::new());
         }
+    }
+
+    /// The bytes allocated for the read buffer and for the headers buffer.
+    #[cfg(test)]
+    pub(super) fn buf_capacities(&self) -> (usize, usize) {
+        (
+            self.read_buf.capacity(),
+            self.write_buf.headers.bytes.capacity(),
+        )
     }
 
     pub(crate) fn into_inner(self) -> (T, Bytes) {

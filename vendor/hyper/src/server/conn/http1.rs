@@ -83,6 +83,7 @@ pub struct Builder {
     max_buf_size: Option<usize>,
     pipeline_flush: bool,
     date_header: bool,
+    h1_release_idle_buffers: bool,
 }
 
 /// Deconstructed parts of a `Connection`.
@@ -255,6 +256,7 @@ impl Builder {
             max_buf_size: None,
             pipeline_flush: false,
             date_header: true,
+            h1_release_idle_buffers: false,
         }
     }
     /// Set whether HTTP/1 connections should support half-closures.
@@ -415,6 +417,33 @@ impl Builder {
         self
     }
 
+    /// Set whether HTTP/1 connections release their buffers while a response
+    /// body is streaming.
+    ///
+    /// A connection allocates a read buffer and a write buffer for message
+    /// heads (each 8 KiB to start) and keeps them until it closes. While a
+    /// response body streams (Server-Sent Events, long polling, a slow
+    /// download), neither is used, yet both stay allocated for as long as the
+    /// response lasts: for a server holding many such responses open, they
+    /// are most of the memory each connection costs.
+    ///
+    /// If enabled, once the request has been read in full, every flush while
+    /// the response body streams releases these buffers if they are empty,
+    /// and the connection watches for the client closing with a small buffer
+    /// on the stack instead. They are allocated again when needed: for the
+    /// next message on a kept-alive connection, or when request bytes arrive
+    /// early. This costs one allocation for each of them after such a
+    /// response, and, when writes are flattened (see
+    /// [`writev`](Builder::writev)), one for each flush of body data.
+    ///
+    /// This has no effect while the request body is still being read.
+    ///
+    /// Default is `false`.
+    pub fn release_idle_buffers(&mut self, enabled: bool) -> &mut Self {
+        self.h1_release_idle_buffers = enabled;
+        self
+    }
+
     /// Aggregates flushes to better support pipelined responses.
     ///
     /// Experimental, may have bugs.
@@ -515,6 +544,9 @@ impl Builder {
         }
         if !self.date_header {
             conn.disable_date_header();
+        }
+        if self.h1_release_idle_buffers {
+            conn.set_release_idle_buffers();
         }
         let sd = proto::h1::dispatch::Server::new(service);
         let proto = proto::h1::Dispatcher::new(sd, conn);
