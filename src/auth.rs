@@ -1,11 +1,18 @@
 //! Bearer tokens and the roles they grant, compared in constant time.
 //! Tokens are never logged or formatted (`Debug` is redacted).
 //!
+//! End users' tokens ([`UserTokens`]) are JWTs, verified into a
+//! [`UserPrincipal`] when LETTA_BRIDGE_USER_TOKEN_SECRET or
+//! LETTA_BRIDGE_USER_TOKEN_JWKS_URL is set.
+//!
 //! Runtime tokens grant devices ([`RuntimeGrant`]): the shared
 //! `LETTA_BRIDGE_RUNTIME_TOKEN` any device, a token of the per-device file
 //! ([`DeviceTokens`]) the devices of its line.
 
 mod runtime_tokens;
+mod user;
+
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
@@ -13,10 +20,14 @@ use subtle::ConstantTimeEq;
 pub use runtime_tokens::{
     DeviceTokens, LineProblem, Loaded, MIN_FILE_TOKEN_LEN, RuntimeGrant, TokensFileError, valid_device_id,
 };
+pub use user::{
+    Expect, FETCH_TIMEOUT, KEYS_TTL, LEEWAY_SECS, MAX_ID_LEN, MAX_JWKS_BYTES, MAX_KEYS, MAX_TOKEN_BYTES,
+    RETRY_AFTER_FAILURE, TokenError, UNKNOWN_KID_REFRESH, UserTokens, looks_like_jwt,
+};
 
 use crate::config::Tokens;
 
-pub use crate::protocol::access::Role;
+pub use crate::protocol::access::{Role, UserPrincipal};
 
 /// The tokens of the three roles, for checking what callers present.
 #[derive(Clone)]
@@ -28,6 +39,8 @@ pub struct Auth {
     admin: Option<String>,
     /// `LETTA_BRIDGE_RUNTIME_TOKENS_FILE`'s tokens, re-read on SIGHUP.
     devices: Option<DeviceTokens>,
+    /// The verifier of end users' tokens, when they are on.
+    users: Option<Arc<UserTokens>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -44,7 +57,18 @@ impl Auth {
             client: tokens.client.clone(),
             admin: tokens.admin.clone(),
             devices: None,
+            users: None,
         }
+    }
+
+    /// Also accepts end users' tokens, verified by `users`.
+    pub fn with_user_tokens(self, users: UserTokens) -> Self {
+        Self { users: Some(Arc::new(users)), ..self }
+    }
+
+    /// The verifier of end users' tokens; `None` when they are off.
+    pub fn user_tokens(&self) -> Option<&UserTokens> {
+        self.users.as_deref()
     }
 
     /// Also grants runtimes the devices of `devices`' tokens.
@@ -150,6 +174,7 @@ mod tests {
             client: "cl-token".into(),
             admin: admin.map(Into::into),
             devices: None,
+            users: None,
         }
     }
 

@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
-use crate::store::{IdempotencyStore, MemoryIdempotency, MemoryTickets, TicketStore};
+use crate::store::{
+    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore, TicketStore,
+};
 
 #[cfg(feature = "cluster")]
 #[path = "cluster/mod.rs"]
@@ -60,6 +62,8 @@ pub struct Backend {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Stream tickets.
     pub tickets: Arc<dyn TicketStore>,
+    /// Revoked end-user tokens.
+    pub revocations: Arc<dyn RevocationStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -111,6 +115,7 @@ impl Backend {
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(MemoryTickets::new()),
+            revocations: Arc::new(MemoryRevocations::new()),
             view: None,
             membership: Membership::default(),
         })
@@ -147,6 +152,7 @@ impl Backend {
             runtimes,
             idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
+            revocations: cluster.revocations(),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })

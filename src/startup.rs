@@ -8,9 +8,9 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Auth, DeviceTokens};
+use crate::auth::{Auth, DeviceTokens, UserTokens};
 use crate::backend::{Backend, Membership};
-use crate::config::{Config, Tokens};
+use crate::config::{Config, Tokens, UserTokenSettings};
 use crate::http::{self, AppState, Limits, Settings, Shared};
 use crate::listener::{self, Listener};
 
@@ -45,6 +45,21 @@ fn load_device_tokens(path: &std::path::Path, tokens: &Tokens) -> anyhow::Result
     Ok(devices)
 }
 
+/// The verifier of end users' tokens, and a line in the log saying how
+/// they are verified (never a secret).
+fn user_tokens(settings: &UserTokenSettings) -> anyhow::Result<UserTokens> {
+    let users = UserTokens::new(settings)?;
+    tracing::info!(
+        hs256 = settings.secret.is_some(),
+        previous_until = ?settings.previous.as_ref().map(|p| humantime::format_rfc3339_seconds(p.until)),
+        jwks_url = ?settings.jwks_url,
+        audience = %settings.audience,
+        issuer = ?settings.issuer,
+        "user tokens on"
+    );
+    Ok(users)
+}
+
 /// Reloads LETTA_BRIDGE_RUNTIME_TOKENS_FILE (on SIGHUP) and logs the
 /// outcome; a bad file keeps the tokens in force. Never logs a token.
 pub fn reload_device_tokens(devices: &DeviceTokens) {
@@ -70,6 +85,10 @@ impl Application {
         let tokens = config.tokens()?;
         let device_tokens = match &config.runtime_tokens_file {
             Some(path) => Some(load_device_tokens(path, &tokens)?),
+            None => None,
+        };
+        let user_tokens = match config.user_tokens()? {
+            Some(settings) => Some(user_tokens(&settings)?),
             None => None,
         };
         http::init_metrics();
@@ -104,17 +123,22 @@ impl Application {
         let streams_shutdown = CancellationToken::new();
         let client_sockets =
             crate::letta::Sockets::new(backend.runtimes.clone(), backend.hub.clone(), streams_shutdown.clone());
+        let mut auth = Auth::new(&tokens);
+        if let Some(devices) = &device_tokens {
+            auth = auth.with_device_tokens(devices.clone());
+        }
+        if let Some(users) = user_tokens {
+            auth = auth.with_user_tokens(users);
+        }
         let state = AppState::new(Shared {
-            auth: match &device_tokens {
-                Some(devices) => Auth::new(&tokens).with_device_tokens(devices.clone()),
-                None => Auth::new(&tokens),
-            },
+            auth,
             hub: backend.hub,
             runtimes: backend.runtimes,
             settings: Arc::new(settings),
             streams_shutdown,
             idempotency: backend.idempotency,
             tickets: backend.tickets,
+            revocations: backend.revocations,
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets,

@@ -55,7 +55,7 @@ use self::presence::Lease;
 use super::{ClusterStatus, ClusterView};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{self, Handle, Runtimes};
-use crate::store::{IdempotencyStore, TicketStore};
+use crate::store::{IdempotencyStore, RevocationStore, TicketStore};
 
 /// What a cluster instance is configured with.
 #[derive(Debug, Clone)]
@@ -175,6 +175,11 @@ impl Cluster {
     /// Stream tickets shared by the cluster.
     pub fn tickets(&self) -> Arc<dyn TicketStore> {
         Arc::new(stores::RedisTickets::new(self.node.clone()))
+    }
+
+    /// Revoked end-user tokens shared by the cluster.
+    pub fn revocations(&self) -> Arc<dyn RevocationStore> {
+        Arc::new(stores::RedisRevocations::new(self.node.clone()))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the

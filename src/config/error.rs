@@ -45,4 +45,13 @@ pub enum ConfigError {
     /// A node TTL too short to renew.
     #[error("LETTA_BRIDGE_NODE_TTL must be at least 300ms")]
     NodeTtl,
+    /// A user token secret shorter than HS256 needs.
+    #[error("{0} must be at least {1} bytes (got {2}); create one with `openssl rand -hex 32`")]
+    ShortSecret(&'static str, usize, usize),
+    /// A user token setting that needs another one.
+    #[error("{0} is set without {1}")]
+    Needs(&'static str, &'static str),
+    /// A setting whose value cannot be used; the message says why.
+    #[error("{0}: {1}")]
+    Bad(&'static str, String),
 }

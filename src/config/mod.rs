@@ -11,11 +11,13 @@ use clap::{Parser, ValueEnum};
 mod banner;
 mod error;
 mod tokens;
+mod user_tokens;
 mod validate;
 
 pub use banner::banner;
 pub use error::ConfigError;
 pub use tokens::Tokens;
+pub use user_tokens::{MIN_USER_TOKEN_SECRET_LEN, PreviousSecret, UserTokenSettings};
 pub use validate::valid_origin;
 
 /// Smallest token length we accept without a warning.
@@ -68,6 +70,41 @@ pub struct Config {
     /// it is required); when unset elsewhere, privileged commands are refused.
     #[arg(long, env = "LETTA_BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Secret that signs end users' tokens (JWTs, HS256), at least 32 bytes
+    /// (`openssl rand -hex 32`). Setting it (or LETTA_BRIDGE_USER_TOKEN_JWKS_URL)
+    /// turns user tokens on: accepted wherever the client token is, each
+    /// allowing what its `authorization_details` grant. Every cluster
+    /// instance needs the same.
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_SECRET", hide_env_values = true)]
+    pub user_token_secret: Option<String>,
+
+    /// The user token secret before the last rotation, still accepted until
+    /// LETTA_BRIDGE_USER_TOKEN_PREVIOUS_UNTIL (which it requires).
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_PREVIOUS_SECRET", hide_env_values = true)]
+    pub user_token_previous_secret: Option<String>,
+
+    /// When the previous user token secret stops being accepted: an RFC 3339
+    /// time such as `2026-07-01T12:00:00Z` (at least the longest `exp` of the
+    /// tokens it signed).
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_PREVIOUS_UNTIL")]
+    pub user_token_previous_until: Option<String>,
+
+    /// An identity provider's JSON Web Key Set (`https://…/jwks.json`): user
+    /// tokens signed with its RS256, ES256 or EdDSA keys are accepted too.
+    /// Fetched when first needed, kept an hour, fetched again for an unknown
+    /// `kid` (at most every 30 s). `http://` only to a loopback host.
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_JWKS_URL")]
+    pub user_token_jwks_url: Option<String>,
+
+    /// The audience a user token's `aud` must include.
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_AUDIENCE", default_value = "letta-bridge")]
+    pub user_token_audience: String,
+
+    /// When set, a user token's `iss` must equal it (e.g. the identity
+    /// provider's issuer URL).
+    #[arg(long, env = "LETTA_BRIDGE_USER_TOKEN_ISSUER")]
+    pub user_token_issuer: Option<String>,
 
     /// Public base URL of this bridge (e.g. `https://bridge.example.com`), used
     /// to build the `wsUrl` handed out at registration. Default: the request's

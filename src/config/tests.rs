@@ -190,3 +190,74 @@ fn with_every_token_given_the_banner_is_the_runtime_line_alone_and_prints_no_tok
     let printed = banner(&devices.tokens().unwrap(), "http://127.0.0.1:8284");
     assert!(printed.contains("LETTA_API_KEY=<the device's token from LETTA_BRIDGE_RUNTIME_TOKENS_FILE> "), "{printed}");
 }
+
+const USER_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn user_tokens_are_off_until_a_secret_or_a_key_set_is_given() {
+    assert!(parse(&[]).user_tokens().unwrap().is_none());
+    let on = parse(&["--user-token-secret", USER_SECRET]).user_tokens().unwrap().unwrap();
+    assert_eq!((on.audience.as_str(), on.issuer.as_deref()), ("letta-bridge", None));
+    let jwks = parse(&["--user-token-jwks-url", "https://idp.example/.well-known/jwks.json"]).user_tokens().unwrap();
+    assert!(jwks.is_some_and(|s| s.secret.is_none()));
+    let issuer_alone = parse(&["--user-token-issuer", "https://idp.example"]).user_tokens();
+    assert!(matches!(issuer_alone, Err(ConfigError::Needs("LETTA_BRIDGE_USER_TOKEN_ISSUER", _))));
+}
+
+#[test]
+fn a_user_token_secret_under_32_bytes_is_refused() {
+    let err = parse(&["--user-token-secret", "too-short-a-secret"]).user_tokens().unwrap_err();
+    assert!(matches!(err, ConfigError::ShortSecret("LETTA_BRIDGE_USER_TOKEN_SECRET", 32, 18)), "{err}");
+    let previous = parse(&["--user-token-secret", USER_SECRET, "--user-token-previous-secret", "short"])
+        .user_tokens()
+        .unwrap_err();
+    assert!(matches!(previous, ConfigError::Needs(..) | ConfigError::ShortSecret(..)), "{previous}");
+}
+
+#[test]
+fn the_previous_secret_and_its_until_come_together_and_beside_a_secret() {
+    let old = "fedcba9876543210fedcba9876543210";
+    let until = ["--user-token-previous-until", "2026-07-01T12:00:00Z"];
+    let err = |args: &[&str]| parse(args).user_tokens().unwrap_err().to_string();
+    assert!(
+        err(&["--user-token-secret", USER_SECRET, "--user-token-previous-secret", old])
+            .contains("LETTA_BRIDGE_USER_TOKEN_PREVIOUS_SECRET is set without LETTA_BRIDGE_USER_TOKEN_PREVIOUS_UNTIL")
+    );
+    assert!(
+        err(&["--user-token-secret", USER_SECRET, until[0], until[1]])
+            .contains("LETTA_BRIDGE_USER_TOKEN_PREVIOUS_UNTIL is set without LETTA_BRIDGE_USER_TOKEN_PREVIOUS_SECRET")
+    );
+    assert!(
+        err(&["--user-token-previous-secret", old, until[0], until[1]])
+            .contains("without LETTA_BRIDGE_USER_TOKEN_SECRET")
+    );
+    let bad_time = ["--user-token-secret", USER_SECRET, "--user-token-previous-secret", old, until[0], "next tuesday"];
+    assert!(err(&bad_time).contains("RFC 3339"));
+    let ok = parse(&["--user-token-secret", USER_SECRET, "--user-token-previous-secret", old, until[0], until[1]]);
+    let previous = ok.user_tokens().unwrap().unwrap().previous.unwrap();
+    assert_eq!(previous.until, humantime::parse_rfc3339("2026-07-01T12:00:00Z").unwrap());
+}
+
+#[test]
+fn rfc3339_times_take_an_offset_or_z() {
+    let utc = humantime::parse_rfc3339("2026-07-01T12:00:00Z").unwrap();
+    for same in
+        ["2026-07-01T12:00:00Z", "2026-07-01T14:00:00+02:00", "2026-07-01T07:30:00-04:30", "2026-07-01T12:00:00z"]
+    {
+        assert_eq!(user_tokens::rfc3339(same), Some(utc), "{same}");
+    }
+    for bad in ["2026-07-01", "2026-07-01T12:00:00", "2026-07-01T12:00:00+2:00", "2026-07-01T12:00:00+24:00", "é"] {
+        assert_eq!(user_tokens::rfc3339(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn a_key_set_url_is_https_or_http_to_a_loopback_host() {
+    let url = |u: &str| parse(&["--user-token-jwks-url", u]).user_tokens();
+    for ok in ["https://idp.example/jwks", "http://127.0.0.1:9999/jwks", "http://localhost/jwks", "http://[::1]:80/k"] {
+        assert!(url(ok).is_ok(), "{ok}");
+    }
+    for bad in ["http://idp.example/jwks", "ftp://idp.example/jwks", "idp.example/jwks", "https://"] {
+        assert!(matches!(url(bad), Err(ConfigError::Bad("LETTA_BRIDGE_USER_TOKEN_JWKS_URL", _))), "{bad}");
+    }
+}

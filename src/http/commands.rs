@@ -1,5 +1,6 @@
 //! Command endpoints: parse the body and the query, check the caller's
-//! role ([`Command::authorize`], before anything else, replays included),
+//! role ([`Command::authorize`], before anything else, replays included;
+//! for an end user on the runtime the command goes to: [`authorise`]),
 //! hand the command to [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)
 //! and answer with what happened — `202` once written, the runtime's reply
 //! (`?wait=true`), or the finished turn (`?wait=completion`).
@@ -24,11 +25,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{ApiQuery, Client, JsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommandProblems;
-use super::{ApiError, AppState, hints, metrics};
+use super::{ApiError, AppState, authorise, hints, metrics};
 use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
 use crate::protocol::commands::GenericCommand;
 use crate::protocol::turn::TurnResult;
-use crate::protocol::{Command, Refusal, Role};
+use crate::protocol::{Command, Role};
 use crate::runtime::{Accepted, Dispatched, Order, WRITE_WAIT, Wait};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -309,19 +310,22 @@ async fn send(
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(command.kind());
     let Caller { role, target, key, base } = caller;
-    let allowed = authorise(state, role, &command);
+    let allowed = authorise::decide(state, &role, &command, target.name(), &base);
     let request = || {
         let body = serde_json::to_string(body).expect("request bodies serialise");
         format!("{endpoint}\n{}\n{body}", target.path.as_deref().unwrap_or(""))
     };
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
-    let run = || async {
-        let order = Order { runtime: target.name(), command, wait };
+    let run = |runtime| async {
+        let order = Order { runtime, command, wait };
         let dispatched = state.runtimes.dispatch(order).await.map_err(|e| hints::dispatch_error(e, &base))?;
         Ok(answer(dispatched))
     };
     let result = match allowed {
-        Ok(()) => idempotency::once(&*state.idempotency, key.of(role.principal()), request, max_wait, run).await,
+        Ok(runtime) => {
+            let run = || run(runtime);
+            idempotency::once(&*state.idempotency, key.of(&role.principal()), request, max_wait, run).await
+        }
         Err(refused) => Err(refused),
     };
     let status = match &result {
@@ -330,19 +334,6 @@ async fn send(
     };
     ::metrics::counter!(metrics::COMMANDS, "type" => kind, "status" => status.to_string()).increment(1);
     result
-}
-
-/// The HTTP doors' side of the one privilege decision
-/// ([`Command::authorize`]): a refusal is a `403` that says what needs the
-/// admin token, and that none is configured when none is.
-pub(super) fn authorise(state: &AppState, role: Role, command: &Command) -> Result<(), ApiError> {
-    command.authorize(role).map_err(|refusal: Refusal| {
-        ApiError::Forbidden(if state.auth.has_admin() {
-            refusal.to_string()
-        } else {
-            format!("{refusal}, and no LETTA_BRIDGE_ADMIN_TOKEN is configured")
-        })
-    })
 }
 
 fn answer(dispatched: Dispatched) -> Response {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::TokenError;
 use crate::letta::messages::MessageError;
 use crate::protocol::CommandError;
 use crate::protocol::turn::{TurnError, TurnResult};
@@ -32,6 +33,21 @@ pub enum ApiError {
     /// A missing or wrong token or ticket (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A bad, expired or unsigned user token (401, RFC 6750 `invalid_token`).
+    #[error("invalid user token: {0}")]
+    InvalidToken(String),
+    /// A user token whose grants do not allow the request (403, RFC 6750
+    /// `insufficient_scope`), naming what is missing.
+    #[error("{detail}")]
+    InsufficientScope {
+        /// What was refused, for a human.
+        detail: String,
+        /// The action and scope the request needs.
+        missing: Box<MissingGrant>,
+    },
+    /// An identity provider's key set could not be fetched (503).
+    #[error("{0}")]
+    KeysUnavailable(String),
     /// A token without the role, or a browser origin not allowed (403).
     #[error("{0}")]
     Forbidden(String),
@@ -110,6 +126,28 @@ pub struct Problem {
     /// it (with the runtime's `failure` report when it sent one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<Box<TurnResult>>,
+    /// With `403` insufficient-scope: what the user token's grants lack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Box<MissingGrant>>,
+}
+
+/// What an end user's token lacks for a request: an action, on a scope
+/// when the request has one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MissingGrant {
+    /// The action needed (`read`, `input`, `approve`, `abort`, `sync`);
+    /// absent when no grant allows the request (a raw or privileged command).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The runtime the request addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// The agent the request addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The conversation the request addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
 }
 
 impl ApiError {
@@ -122,6 +160,9 @@ impl ApiError {
         use StatusCode as S;
         match self {
             Self::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidToken(_) => (S::UNAUTHORIZED, "invalid-token"),
+            Self::InsufficientScope { .. } => (S::FORBIDDEN, "insufficient-scope"),
+            Self::KeysUnavailable(_) => (S::SERVICE_UNAVAILABLE, "keys-unavailable"),
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (S::NOT_FOUND, "not-found"),
             Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json"),
@@ -162,28 +203,64 @@ impl IntoResponse for ApiError {
             detail,
             candidates: None,
             turn: None,
+            missing: None,
         };
         let retry_after = match &self {
             Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
             _ => None,
         };
+        let challenge = match &self {
+            Self::InvalidToken(why) => Some(bearer_error("invalid_token", why)),
+            Self::InsufficientScope { detail, .. } => Some(bearer_error("insufficient_scope", detail)),
+            _ if status == StatusCode::UNAUTHORIZED => Some(HeaderValue::from_static("Bearer")),
+            _ => None,
+        };
         let problem = match self {
             Self::Ambiguous(c) => Problem { candidates: Some(c), ..problem },
             Self::TurnFailed(t) => Problem { turn: Some(t), ..problem },
+            Self::InsufficientScope { missing, .. } => Problem { missing: Some(missing), ..problem },
             _ => problem,
         };
         let body = serde_json::to_vec(&problem).expect("problems serialise");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// Longest `error_description` in a `WWW-Authenticate` challenge.
+const MAX_DESCRIPTION: usize = 200;
+
+/// An RFC 6750 challenge: `Bearer error="<code>", error_description="…"`,
+/// the description cut to the characters §3 allows (no `"` or `\`).
+fn bearer_error(code: &str, description: &str) -> HeaderValue {
+    let description: String = description
+        .chars()
+        .take(MAX_DESCRIPTION)
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    HeaderValue::from_str(&format!("Bearer error=\"{code}\", error_description=\"{description}\""))
+        .expect("visible ASCII is a header value")
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::KeysUnavailable(_) => Self::KeysUnavailable(e.to_string()),
+            e => Self::InvalidToken(e.to_string()),
+        }
     }
 }
 

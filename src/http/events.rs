@@ -4,6 +4,14 @@
 //! filters and batches them. The stream sends `retry:` and a comment at once
 //! (first bytes immediately), a keepalive comment when idle, and ends cleanly
 //! at shutdown.
+//!
+//! A stream an end user's token (or its ticket) opened reads only what the
+//! user may read ([`Grants::reads_event`]): the filter is applied per
+//! subscriber as it reads the shared hub — live, in replay, after a
+//! `reset`, on every instance — and the query's own filters only narrow
+//! it. It ends at the token's `exp`, or when the token is revoked, with a
+//! `reauth` event. The client and admin tokens' streams pay one
+//! `Option` check per event for it, nothing more.
 
 use std::convert::Infallible;
 
@@ -15,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use serde::Deserialize;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Interval, Sleep, interval_at, sleep};
@@ -26,9 +35,14 @@ use super::extract::{ApiQuery, StreamReader};
 use super::limits::StreamSlot;
 use super::metrics;
 use super::openapi::{SseEvent, StreamProblems};
+use super::reauth::{self, Ending};
 use super::{ApiError, AppState};
 use crate::hub::{Cursor, Event, Gap, Next, Reader, ResetInfo, ResetReason, Start, control_frame};
-use crate::protocol::bridge::{Lagged, Reset};
+use crate::protocol::Role;
+use crate::protocol::access::UserPrincipal;
+#[cfg(doc)]
+use crate::protocol::access::grants::Grants;
+use crate::protocol::bridge::{Lagged, Reauth, Reset};
 use crate::protocol::wire;
 use crate::store::TicketHold;
 
@@ -58,7 +72,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
-    /// Only events of this runtime id.
+    /// Only events of this runtime id. With an end user's token, every
+    /// filter narrows what the token's grants let it read, never widens it.
     runtime: Option<String>,
     /// Only events of this agent (events without an agent scope, such as
     /// `runtime_online`, still pass).
@@ -90,7 +105,13 @@ async fn get_events(
 ) -> Result<Response, ApiError> {
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
-    let filter = Filter::parse(params)?;
+    let role = reader.role.clone().unwrap_or(Role::Client);
+    if reader.hold.is_some() {
+        // A header's token was checked as it was verified; a ticket's, here.
+        reauth::refuse_revoked(&state, &role).await?;
+    }
+    let user = role.user().cloned();
+    let filter = Filter::parse(params, user.clone())?;
     // In a cluster, a client may resume here with a cursor from an instance
     // whose mirror is a little ahead of this one: wait for it (briefly)
     // rather than answer `reset`.
@@ -103,8 +124,9 @@ async fn get_events(
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
     let (subscription, reset) = state.hub.subscribe(start);
 
-    let mut first =
-        BytesMut::from(format!("retry: {RETRY_MS}\n{}\n\n", connected(state.runtimes.online_count())).as_bytes());
+    // An end user is not told how many runtimes the bridge has.
+    let greeting = if user.is_some() { ": connected".to_owned() } else { connected(state.runtimes.online_count()) };
+    let mut first = BytesMut::from(format!("retry: {RETRY_MS}\n{greeting}\n\n").as_bytes());
     if cursor.is_some() && reset.is_none() {
         ::metrics::counter!(metrics::REPLAY_HITS).increment(1);
     }
@@ -131,6 +153,9 @@ async fn get_events(
         _hold: reader.hold,
         _slot: slot,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
+        reauth: reauth::ending(&state, &role),
+        hub: state.hub.clone(),
+        ended: false,
         _log: StreamLog {
             opened: std::time::Instant::now(),
             request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").into(),
@@ -147,20 +172,23 @@ async fn get_events(
     Ok(response)
 }
 
-/// Which events a subscriber wants.
+/// Which events a subscriber wants, and may read.
 struct Filter {
     runtime: Option<String>,
     agent_id: Option<String>,
     conversation_id: Option<String>,
     /// Sorted and without repeats, for a binary search per event.
     types: Option<Vec<Box<str>>>,
+    /// An end user's stream: only what their grants let them read.
+    user: Option<Arc<UserPrincipal>>,
 }
 
 impl Filter {
-    /// The filter of `p`; a `400` when `types` is over its limits.
-    fn parse(p: EventParams) -> Result<Self, ApiError> {
+    /// The filter of `p` for `user`'s stream (if an end user's); a `400`
+    /// when `types` is over its limits.
+    fn parse(p: EventParams, user: Option<Arc<UserPrincipal>>) -> Result<Self, ApiError> {
         let types = p.types.as_deref().map(parse_types).transpose()?;
-        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types })
+        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types, user })
     }
 
     fn matches(&self, e: &Event) -> bool {
@@ -172,6 +200,14 @@ impl Filter {
             && same(&self.agent_id, e.agent_id.as_deref())
             && same(&self.conversation_id, e.conversation_id.as_deref())
             && self.types.as_ref().is_none_or(|t| t.binary_search_by(|t| (**t).cmp(&*e.kind)).is_ok())
+            && self.user.as_ref().is_none_or(|u| {
+                u.grants.reads_event(
+                    &e.kind,
+                    e.runtime_id.as_deref(),
+                    e.agent_id.as_deref(),
+                    e.conversation_id.as_deref(),
+                )
+            })
     }
 }
 
@@ -220,6 +256,12 @@ struct Feed {
     _slot: StreamSlot,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.
     ends: Option<Pin<Box<Sleep>>>,
+    /// An end user's stream: their token's `exp` or revocation.
+    reauth: Option<Ending>,
+    /// For the `reauth` event's id.
+    hub: crate::hub::Hub,
+    /// True once `reauth` was sent: the stream ends.
+    ended: bool,
     /// Logs the stream's end (the access log; kept here rather than in a
     /// wrapper around the body, which cost each subscriber an allocation).
     _log: StreamLog,
@@ -274,12 +316,23 @@ impl Feed {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
+        if self.ended {
+            return None;
+        }
         loop {
             tokio::select! {
                 biased;
                 () = std::future::poll_fn(|cx| self.shutdown.poll(cx)) => return None,
                 () = async { self.ends.as_mut().expect("guarded").await }, if self.ends.is_some() => return None,
                 () = async { self.taken.as_mut().expect("guarded").await }, if self.taken.is_some() => return None,
+                reason = async { self.reauth.as_mut().expect("guarded").await }, if self.reauth.is_some() => {
+                    // The last event: everything up to the reader's position
+                    // was sent or not the reader's, so resuming after it loses nothing.
+                    self.ended = true;
+                    let resume_from = self.hub.event_id(self.reader.position());
+                    let body = Reauth { kind: wire::REAUTH, reason, resume_from };
+                    return Some(control_frame(&body.resume_from, wire::REAUTH, &body));
+                }
                 next = self.reader.next() => {
                     let chunk = match next {
                         Next::Events => self.render(),

@@ -1,6 +1,9 @@
 //! Extractors whose every rejection is an [`ApiError`] (problem+json):
 //! JSON bodies (400 malformed / 415 / 413 / 422 wrong shape), query strings,
-//! path parameters, and the client's or runtime's bearer token.
+//! path parameters, and the client's or runtime's bearer token (a client,
+//! admin or end user's token becomes a [`Role`]).
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -10,7 +13,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
-use crate::auth::{Presented, Role, RuntimeGrant, bearer, presented};
+use crate::auth::{MAX_TOKEN_BYTES, Presented, Role, RuntimeGrant, bearer, looks_like_jwt, presented};
 use crate::store::TicketHold;
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
@@ -108,13 +111,13 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        client_role(state, &parts.headers).map(Client)
+        client_role(state, &parts.headers).await.map(Client)
     }
 }
 
 /// The role of the client or admin token in `headers`' `Authorization`
 /// header, or a `401` that says what is wrong with what was sent.
-pub fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Role, ApiError> {
+pub async fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Role, ApiError> {
     match presented(headers) {
         Presented::Missing => Err(ApiError::Unauthorized("missing `Authorization: Bearer <client token>` header")),
         Presented::NotAscii => Err(ApiError::Unauthorized(
@@ -123,13 +126,15 @@ pub fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
         Presented::NotBearer => {
             Err(ApiError::Unauthorized("the `Authorization` header must be `Bearer <client token>`"))
         }
-        Presented::Token(token) => token_role(state, token),
+        Presented::Token(token) => token_role(state, token).await,
     }
 }
 
-/// The role `token` grants on the client API, or a `401` that says which
-/// token it is when it is the runtime's.
-pub fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
+/// The role `token` grants on the client API: the client or admin token's,
+/// or an end user's when it is a user token that verifies (a `401`
+/// `invalid_token` saying why when it does not); else a `401` that says
+/// which token it is when it is the runtime's.
+pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
     if let Some(role) = state.auth.client_role(Some(token)) {
         return Ok(role);
     }
@@ -138,7 +143,18 @@ pub fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
             "this is a runtime token (what `letta remote` presents as LETTA_API_KEY); this API takes the client or admin token",
         ));
     }
-    Err(ApiError::Unauthorized("invalid token: neither this bridge's client token nor its admin token"))
+    match state.auth.user_tokens() {
+        Some(users) if looks_like_jwt(token) || token.len() > MAX_TOKEN_BYTES => {
+            let role = Role::User(Arc::new(users.verify(token).await?));
+            super::reauth::refuse_revoked(state, &role).await?;
+            Ok(role)
+        }
+        None if looks_like_jwt(token) => Err(ApiError::InvalidToken(
+            "user tokens are off on this bridge (no LETTA_BRIDGE_USER_TOKEN_SECRET or LETTA_BRIDGE_USER_TOKEN_JWKS_URL is set)"
+                .into(),
+        )),
+        _ => Err(ApiError::Unauthorized("invalid token: neither this bridge's client token nor its admin token")),
+    }
 }
 
 /// The caller presented a runtime token (the shared one or one of the
@@ -176,6 +192,11 @@ pub struct StreamReader {
     #[serde(skip)]
     #[param(ignore)]
     pub hold: Option<TicketHold>,
+    /// Whose stream it is: the header's token's role, or the ticket's
+    /// (whoever minted it). Always set by the extractor.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub role: Option<Role>,
 }
 
 impl FromRequestParts<AppState> for StreamReader {
@@ -183,8 +204,8 @@ impl FromRequestParts<AppState> for StreamReader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            let Client(_) = Client::from_request_parts(parts, state).await?;
-            return Ok(Self { ticket: None, hold: None });
+            let Client(role) = Client::from_request_parts(parts, state).await?;
+            return Ok(Self { ticket: None, hold: None, role: Some(role) });
         }
         let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
         let Some(ticket) = reader.ticket.take() else {
@@ -195,6 +216,7 @@ impl FromRequestParts<AppState> for StreamReader {
         let Some(hold) = state.tickets.open(&ticket).await? else {
             return Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets"));
         };
+        reader.role = Some(hold.role());
         reader.hold = Some(hold);
         Ok(reader)
     }

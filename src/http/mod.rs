@@ -3,6 +3,7 @@
 //! `runtime::Runtimes` and events only through `hub::Hub`.
 
 mod access_log;
+mod authorise;
 mod commands;
 mod console;
 mod error;
@@ -15,7 +16,9 @@ mod limits;
 mod metrics;
 mod openapi;
 mod origin;
+mod reauth;
 mod registration;
+mod revocations;
 mod runtime_side;
 mod status;
 mod tickets;
@@ -40,7 +43,7 @@ use crate::auth::Auth;
 use crate::backend::ClusterView;
 use crate::hub::Hub;
 use crate::runtime::Runtimes;
-use crate::store::{IdempotencyStore, TicketStore};
+use crate::store::{IdempotencyStore, RevocationStore, TicketStore};
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]
@@ -127,6 +130,8 @@ pub struct Shared {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Single-use stream tickets for `EventSource`.
     pub tickets: Arc<dyn TicketStore>,
+    /// Revoked end-user tokens (`POST /revocations`).
+    pub revocations: Arc<dyn RevocationStore>,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
@@ -146,6 +151,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(runtime_side::routes())
         .merge(letta::routes())
         .merge(tickets::routes())
+        .merge(revocations::routes())
         .merge(console::routes())
         .merge(metrics::routes())
 }

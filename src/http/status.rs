@@ -2,6 +2,11 @@
 //! unauthenticated probes `GET /healthz` (process up: liveness) and `GET
 //! /readyz` (this instance can serve: readiness; `?runtimes=N` also asks
 //! for runtimes online).
+//!
+//! An end user's token reads `GET /runtimes` as it reads Letta's
+//! environments: only the runtimes its scopes may lie on. `GET /status`
+//! (the bridge's counters, every runtime, the cluster's instances) is the
+//! operator's: `403` to an end user.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,11 +17,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiQuery, Client};
+use super::letta;
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::backend::ClusterStatus;
 use crate::hub::HubStats;
-use crate::runtime::RuntimeInfo;
+use crate::runtime::{RuntimeInfo, RuntimePage};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,7 +85,12 @@ pub struct ReadyQuery {
 /// Runtimes, the event log and counters.
 #[utoipa::path(get, path = "/status", tag = "status", security(("client" = [])),
     responses((status = 200, body = Status), ReadProblems))]
-async fn get_status(State(state): State<AppState>, _client: Client) -> Result<Json<Status>, ApiError> {
+async fn get_status(State(state): State<AppState>, Client(role): Client) -> Result<Json<Status>, ApiError> {
+    if role.user().is_some() {
+        return Err(ApiError::Forbidden(
+            "GET /status is the operator's (the client or admin token); an end user's token reads GET /runtimes".into(),
+        ));
+    }
     let page = state.runtimes.page(None, DEFAULT_PAGE).await?;
     // Of every runtime, not just the page's: the registry follows the
     // runtimes of other instances too.
@@ -128,7 +139,7 @@ pub struct RuntimesQuery {
               ReadProblems))]
 async fn get_runtimes(
     State(state): State<AppState>,
-    _client: Client,
+    Client(role): Client,
     ApiQuery(query): ApiQuery<RuntimesQuery>,
 ) -> Result<Response, ApiError> {
     let limit =
@@ -139,7 +150,17 @@ async fn get_runtimes(
             })?,
         };
     let after = query.after.as_deref().filter(|a| !a.is_empty());
-    let page = state.runtimes.page(after, limit).await?;
+    let page = match role.user() {
+        None => state.runtimes.page(after, limit).await?,
+        // Paged after the filter, so that no link names a runtime the user may not see.
+        Some(_) => {
+            let mut shown: Vec<RuntimeInfo> = state.runtimes.list().await?;
+            shown.retain(|r| after.is_none_or(|a| r.id.as_str() > a) && letta::shown(&role, &r.id));
+            let more = shown.len() > limit;
+            shown.truncate(limit);
+            RuntimePage { runtimes: shown, more }
+        }
+    };
     let next = next_page(&page.runtimes, page.more, limit);
     let mut response = Json(page.runtimes).into_response();
     if let Some(next) = next.and_then(|n| HeaderValue::try_from(format!("<{n}>; rel=\"next\"")).ok()) {

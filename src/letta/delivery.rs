@@ -21,7 +21,11 @@
 //! - on relay sockets a per-socket `seq`, first in the object (also on
 //!   the bridge's own refusals; not on `pong`, which is bookkeeping);
 //! - the frame as the runtime sent it: without the `runtime_id` the log
-//!   adds for `GET /events`.
+//!   adds for `GET /events`;
+//! - on a socket of an end user's token, of the rest only what the user may
+//!   read ([`crate::protocol::access::grants::Grants::reads_event`]): the
+//!   events of their granted conversations. Replies to the socket's own
+//!   commands pass: each was authorised before it was sent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +33,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::hub::Event;
+use crate::protocol::access::UserPrincipal;
 use crate::protocol::bridge::RESERVED_EVENTS;
 use crate::protocol::commands::{is_reply, socket_namespace};
 use crate::protocol::wire;
@@ -61,6 +66,8 @@ pub struct Delivery {
     seq: u64,
     /// (agent, conversation) → the prefix of the socket that owns it.
     owners: HashMap<(Box<str>, Box<str>), Box<str>>,
+    /// The end user whose token opened the socket, if one did.
+    user: Option<Arc<UserPrincipal>>,
 }
 
 impl Delivery {
@@ -68,7 +75,13 @@ impl Delivery {
     pub fn new(runtime_id: Arc<str>, prefix: String, channel: Channel, sequenced: bool) -> Self {
         let id = serde_json::to_string(&*runtime_id).expect("strings serialise");
         let spliced = format!("{{\"runtime_id\":{id},");
-        Self { runtime_id, spliced, prefix, channel, sequenced, seq: 0, owners: HashMap::new() }
+        Self { runtime_id, spliced, prefix, channel, sequenced, seq: 0, owners: HashMap::new(), user: None }
+    }
+
+    /// The rules of a socket an end user's token opened: only what `user` may read.
+    pub fn of_user(mut self, user: Option<Arc<UserPrincipal>>) -> Self {
+        self.user = user;
+        self
     }
 
     /// This socket's request-id namespace.
@@ -84,6 +97,16 @@ impl Delivery {
         let kind = &*event.kind;
         if is_reply(kind) {
             return self.reply(event);
+        }
+        if let Some(user) = &self.user
+            && !user.grants.reads_event(
+                kind,
+                Some(&self.runtime_id),
+                event.agent_id.as_deref(),
+                event.conversation_id.as_deref(),
+            )
+        {
+            return None;
         }
         if matches!(kind, wire::CONTROL_REQUEST | wire::EXTERNAL_TOOL_CALL_REQUEST) && !self.owns(event) {
             return None;
@@ -291,6 +314,37 @@ mod tests {
         let reply = logged("sync_response", &data);
         let got: Value = serde_json::from_str(&app_server.frame(&reply).unwrap()).unwrap();
         assert_eq!(got, json!({"type": "sync_response", "request_id": "sync-1"}));
+    }
+
+    #[test]
+    fn an_end_users_socket_gets_only_its_granted_conversations_and_its_own_replies() {
+        let claim = json!([{"type": "letta-bridge", "actions": ["read"],
+            "scopes": [{"runtime": "dev", "agent_id": "a", "conversation_id": "c"}]}]);
+        let grants = crate::protocol::access::grants::Grants::from_claim(Some(&claim)).unwrap();
+        let alice = Arc::new(UserPrincipal { sub: "alice".into(), exp: u64::MAX, jti: None, grants });
+        let mut mine = socket(MINE, Channel::Both, false).of_user(Some(alice));
+        assert!(mine.frame(&event("update_queue", json!({"type": "update_queue"}))).is_some(), "conversation c");
+        let bobs =
+            Event::new("ep", 2, Draft { conversation_id: Some("bob".into()), ..draft("update_queue") }, Instant::now());
+        assert!(mine.frame(&bobs).is_none(), "Bob's conversation");
+        let device = Draft { agent_id: None, conversation_id: None, ..draft("update_device_status") };
+        assert!(mine.frame(&Event::new("ep", 3, device, Instant::now())).is_none(), "device-level");
+        let reply = Draft { agent_id: None, conversation_id: None, ..draft("app_server_info_response") };
+        let reply = Draft {
+            data: json!({"type": "app_server_info_response", "request_id": format!("{MINE}i")}).to_string(),
+            ..reply
+        };
+        assert!(mine.frame(&Event::new("ep", 4, reply, Instant::now())).is_some(), "its own command's reply");
+    }
+
+    fn draft(kind: &str) -> Draft {
+        Draft {
+            kind: kind.into(),
+            runtime_id: Some(Arc::from("dev")),
+            agent_id: Some("a".into()),
+            conversation_id: Some("c".into()),
+            data: json!({"type": kind}).to_string(),
+        }
     }
 
     #[test]

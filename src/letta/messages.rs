@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(commands.len(), 3);
         for command in commands {
             assert_eq!(command.frame()["runtime"], json!({"agent_id": null, "conversation_id": "default"}));
-            assert_eq!(command.authorize(crate::protocol::Role::Client), Ok(()), "{}", command.to_text());
+            assert_eq!(command.authorize(&crate::protocol::Role::Client, "dev"), Ok(()), "{}", command.to_text());
         }
     }
 }

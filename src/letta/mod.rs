@@ -23,5 +23,5 @@ mod sockets;
 
 pub use commands::MAX_IN_FLIGHT;
 pub use delivery::{Channel, Delivery};
-pub use socket::ClientSocket;
+pub use socket::{ClientSocket, Closing, REAUTH_CLOSE};
 pub use sockets::Sockets;

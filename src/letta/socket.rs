@@ -7,6 +7,9 @@
 //! privilege check ([`Command::authorize`]), with an error frame carrying the
 //! command's `request_id` when it is refused or cannot be sent. Its
 //! commands in flight are a bounded set it polls itself ([`InFlight`]).
+//! A socket an end user's token opened gets only what the user may read,
+//! sends only what the user may send (on the socket's runtime), and closes
+//! with [`REAUTH_CLOSE`] when the token expires or is revoked.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,22 @@ enum Owed {
     Frame(String),
 }
 
+/// The close code of a socket whose end user's token expired or was
+/// revoked (reason `token_expired` or `token_revoked`): get a new token or
+/// ticket and connect again. In the range RFC 6455 leaves to applications.
+pub const REAUTH_CLOSE: u16 = 4001;
+
+/// Why the door ends a client socket (besides shutdown and the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Its ticket was opened again (close 1008, so the client does not
+    /// reconnect to take it back).
+    Taken,
+    /// Its end user's token expired or was revoked: [`REAUTH_CLOSE`] with
+    /// the reason (`token_expired`, `token_revoked`).
+    Reauth(&'static str),
+}
+
 /// Longest one write to the client may take before it counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,7 +67,8 @@ use crate::metrics::{CLIENT_FRAMES_IN as FRAMES_IN, CLIENT_FRAMES_OUT as FRAMES_
 pub struct ClientSocket {
     /// The runtime it drives (its device id).
     pub runtime_id: Arc<str>,
-    /// The caller's role (client or admin token).
+    /// The caller's role (client or admin token, or an end user: then
+    /// what the user may read and send).
     pub role: Role,
     /// Its relay channel (`Both` for App-Server sockets).
     pub channel: Channel,
@@ -72,15 +92,17 @@ struct Flooded;
 
 impl ClientSocket {
     /// Serves `socket` until the client leaves, the bridge stops, or
-    /// `taken` resolves (the ticket the socket opened with was opened again).
+    /// `ends` resolves (the ticket the socket opened with was opened again,
+    /// or its end user's token expired or was revoked).
     #[tracing::instrument(name = "client", skip_all, fields(runtime = %self.runtime_id, kind = self.kind))]
-    pub(super) async fn run(self, mut socket: WebSocket, ctx: &Sockets, taken: impl Future<Output = ()>) {
+    pub(super) async fn run(self, mut socket: WebSocket, ctx: &Sockets, ends: impl Future<Output = Closing>) {
         let _gauge = Gauge::up(self.kind);
-        let mut delivery = Delivery::new(self.runtime_id.clone(), new_socket_namespace(), self.channel, self.sequenced);
+        let mut delivery = Delivery::new(self.runtime_id.clone(), new_socket_namespace(), self.channel, self.sequenced)
+            .of_user(self.role.user().cloned());
         let (mut reader, _) = ctx.hub.subscribe(Start::Live);
         let (tx, mut rx) = mpsc::channel::<Owed>(QUEUE);
         let mut in_flight = InFlight::new();
-        tokio::pin!(taken);
+        tokio::pin!(ends);
         tracing::debug!("client socket open");
         loop {
             // Order: shutdown first; then what the bridge owes the client
@@ -93,9 +115,17 @@ impl ClientSocket {
                     tracing::debug!("client socket closed: bridge shutting down");
                     return;
                 }
-                () = &mut taken => {
-                    close(&mut socket, 1008, "ticket opened by another connection").await;
-                    tracing::debug!("client socket closed: its ticket was opened again");
+                closing = &mut ends => {
+                    match closing {
+                        Closing::Taken => {
+                            close(&mut socket, 1008, "ticket opened by another connection").await;
+                            tracing::debug!("client socket closed: its ticket was opened again");
+                        }
+                        Closing::Reauth(reason) => {
+                            close(&mut socket, REAUTH_CLOSE, reason).await;
+                            tracing::debug!(reason, "client socket closed: its end user's token ended");
+                        }
+                    }
                     return;
                 }
                 Some(owed) = rx.recv() => {
@@ -205,7 +235,7 @@ impl ClientSocket {
         // id, in the namespace too: its reply then still says which socket
         // owns the conversation (approvals go there).
         let command = if frames::answers_the_runtime(&kind) { command } else { command.within(prefix) };
-        if let Err(refused) = command.authorize(self.role) {
+        if let Err(refused) = command.authorize(&self.role, &self.runtime_id) {
             return refuse(&refused.to_string());
         }
         Ok(Some(Outgoing { kind, request_id, command }))

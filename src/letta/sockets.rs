@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ClientSocket;
+use super::socket::Closing;
 use crate::hub::Hub;
 use crate::runtime::Runtimes;
 
@@ -33,10 +34,9 @@ impl Sockets {
     }
 
     /// Serves `ws` as `socket` until the client leaves, the bridge stops
-    /// (close 1001), or `taken` resolves (close 1008, so that the client
-    /// does not reconnect to take its ticket back).
-    pub async fn serve(&self, ws: WebSocket, socket: ClientSocket, taken: impl Future<Output = ()>) {
-        self.tasks.track_future(socket.run(ws, self, taken)).await;
+    /// (close 1001), or `ends` resolves ([`Closing`] says how it closes).
+    pub async fn serve(&self, ws: WebSocket, socket: ClientSocket, ends: impl Future<Output = Closing>) {
+        self.tasks.track_future(socket.run(ws, self, ends)).await;
     }
 
     /// Lets [`Self::wait`] end once the sockets served so far have ended

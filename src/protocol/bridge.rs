@@ -1,5 +1,6 @@
 //! Events the bridge itself publishes on the event stream. Their names are a
-//! reserved set: `runtime_online`, `runtime_offline`, `reset`, `lagged`.
+//! reserved set: `runtime_online`, `runtime_offline`, `reset`, `lagged`,
+//! `reauth`.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -8,7 +9,13 @@ use super::wire;
 
 /// Event names only the bridge publishes; runtime frames of these types are
 /// dropped so that subscribers can trust them.
-pub const RESERVED_EVENTS: &[&str] = &[wire::RUNTIME_ONLINE, wire::RUNTIME_OFFLINE, wire::RESET, wire::LAGGED];
+pub const RESERVED_EVENTS: &[&str] =
+    &[wire::RUNTIME_ONLINE, wire::RUNTIME_OFFLINE, wire::RESET, wire::LAGGED, wire::REAUTH];
+
+/// Why a `reauth` ends a stream: the end user's token passed its `exp`.
+pub const TOKEN_EXPIRED: &str = "token_expired";
+/// Why a `reauth` ends a stream: the token was revoked (`POST /revocations`).
+pub const TOKEN_REVOKED: &str = "token_revoked";
 
 /// A runtime connected (or reconnected).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -71,5 +78,20 @@ pub struct Lagged {
     /// How many events this subscriber missed.
     pub missed: u64,
     /// Where this stream continues from (also this event's `id:`).
+    pub resume_from: String,
+}
+
+/// The last event of a stream an end user's token (or its ticket) opened:
+/// the token expired or was revoked. Get a new token or ticket and resume
+/// after `resume_from` (also this event's `id:`): nothing is lost.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Reauth {
+    /// Always `reauth`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `token_expired` or `token_revoked`.
+    pub reason: &'static str,
+    /// The last event id this stream passed (sent or not the reader's):
+    /// resume with `?last_event_id=` set to it.
     pub resume_from: String,
 }

@@ -16,7 +16,7 @@ pub mod scope;
 pub mod turn;
 pub mod wire;
 
-pub use access::{Refusal, Role};
+pub use access::{Refusal, Role, UserPrincipal};
 pub use commands::{Command, CommandError};
 pub use frame::{FrameError, RuntimeFrame, parse_runtime_frame};
 pub use scope::Scope;

@@ -72,3 +72,6 @@ pub const RUNTIME_OFFLINE: &str = "runtime_offline";
 pub const RESET: &str = "reset";
 /// The bridge's event: a subscriber fell behind the replay ring.
 pub const LAGGED: &str = "lagged";
+/// The bridge's event: the end user's token of this stream expired or was
+/// revoked; the stream ends (resume with a new ticket).
+pub const REAUTH: &str = "reauth";

@@ -1,16 +1,19 @@
-//! The stores behind two HTTP features, each a small interface with its
+//! The stores behind three HTTP features, each a small interface with its
 //! in-memory implementation: answers remembered by `Idempotency-Key`
-//! ([`IdempotencyStore`]) and stream tickets ([`TicketStore`]). A shared
+//! ([`IdempotencyStore`]), stream tickets ([`TicketStore`]) and revoked
+//! end-user tokens ([`RevocationStore`]). A shared
 //! store (for several bridge instances) implements the same interfaces;
 //! its calls can fail, hence [`StoreError`].
 
 mod idempotency;
+mod revocations;
 mod tickets;
 
 use std::pin::Pin;
 
 pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
-pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore};
+pub use revocations::{MAX_REVOCATIONS, MemoryRevocations, RevocationStore, RevokedFuture, unix_now};
+pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore, TicketUser};
 
 /// A store call in flight.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

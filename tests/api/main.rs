@@ -36,3 +36,5 @@ mod shutdown;
 mod sockets;
 mod tls;
 mod turns;
+mod user_access;
+mod user_tokens;

@@ -19,3 +19,4 @@ mod privileges;
 mod recipe;
 mod shared;
 mod startup;
+mod users;

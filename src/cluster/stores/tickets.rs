@@ -10,7 +10,14 @@ use super::super::Node;
 use super::super::engine::Lua;
 use super::super::holds::{HoldEnd, keep_holding};
 use super::unavailable;
-use crate::store::{MAX_TICKETS, RECONNECT_GRACE, StoreFuture, TICKET_TTL, TicketHold, TicketStore};
+use crate::protocol::access::{Role, UserPrincipal};
+use crate::store::{
+    MAX_TICKETS, RECONNECT_GRACE, StoreError, StoreFuture, TICKET_TTL, TicketHold, TicketStore, TicketUser, unix_now,
+};
+
+/// How an end user's ticket starts (the client's: `tk_`), so that one
+/// whose user record is missing is refused rather than opened as the client's.
+const USER_TICKET: &str = "tu_";
 
 /// Tickets in Redis: `ticket:<sha-1 of the ticket>` holds `-` while unused
 /// (for the ticket's TTL) and then the holding stream's id, `<node>:<n>`,
@@ -21,6 +28,10 @@ use crate::store::{MAX_TICKETS, RECONNECT_GRACE, StoreFuture, TICKET_TTL, Ticket
 /// sorted set: each unheld ticket by its expiry) bounds unheld tickets to
 /// [`MAX_TICKETS`] across the cluster, the soonest to expire going first,
 /// as in memory; held ones are bounded by the streams holding them.
+///
+/// An end user's ticket (`tu_…`) also has `ticket:<sha-1>:user`, the user
+/// ([`TicketUser`]), written first and kept until the token's `exp`, after
+/// which the ticket opens nothing; without it the ticket opens nothing.
 pub(in crate::backend::cluster) struct RedisTickets {
     node: Arc<Node>,
     next: AtomicU64,
@@ -47,6 +58,27 @@ impl RedisTickets {
         self.node.engine.key(&format!("ticket:{}", sha1_smol::Sha1::from(ticket).digest()))
     }
 
+    fn user_key(&self, ticket: &str) -> String {
+        format!("{}:user", self.key(ticket))
+    }
+
+    /// Who opens streams with `ticket`: `Some(None)` the client's role,
+    /// `Some(Some(user))` an end user before the token's `exp`, `None`
+    /// nobody (a `tu_` ticket whose user is gone or past `exp`).
+    async fn opener(&self, ticket: &str) -> Result<Option<Option<Arc<UserPrincipal>>>, StoreError> {
+        if !ticket.starts_with(USER_TICKET) {
+            return Ok(Some(None));
+        }
+        let record: Option<String> = self
+            .node
+            .engine
+            .run(&redis::cmd("GET").arg(self.user_key(ticket)).to_owned())
+            .await
+            .map_err(unavailable)?;
+        let user = record.as_deref().and_then(TicketUser::from_json).filter(|u| u.exp > unix_now());
+        Ok(user.map(|u| Some(Arc::new(u))))
+    }
+
     /// Renews `holder`'s hold until it is released or taken over (or the
     /// instance leaves); a released hold's grace starts then.
     async fn renew(
@@ -71,9 +103,21 @@ impl RedisTickets {
 }
 
 impl TicketStore for Arc<RedisTickets> {
-    fn issue(&self) -> StoreFuture<'_, String> {
+    fn issue<'a>(&'a self, role: &'a Role) -> StoreFuture<'a, String> {
         Box::pin(async move {
-            let ticket = format!("tk_{}", uuid::Uuid::new_v4().simple());
+            let user = role.user();
+            let prefix = if user.is_some() { USER_TICKET } else { "tk_" };
+            let ticket = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+            if let Some(user) = user {
+                let ttl_ms = user.exp.saturating_sub(unix_now()).max(1) * 1000;
+                let set = redis::cmd("SET")
+                    .arg(self.user_key(&ticket))
+                    .arg(TicketUser::to_json(user))
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .to_owned();
+                let _: () = self.node.engine.run(&set).await.map_err(unavailable)?;
+            }
             let _: i64 = self
                 .node
                 .engine
@@ -92,6 +136,7 @@ impl TicketStore for Arc<RedisTickets> {
 
     fn open<'a>(&'a self, ticket: &'a str) -> StoreFuture<'a, Option<TicketHold>> {
         Box::pin(async move {
+            let Some(user) = self.opener(ticket).await? else { return Ok(None) };
             let key = self.key(ticket);
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let holder = format!("{}:{n}", self.node.id);
@@ -114,10 +159,11 @@ impl TicketStore for Arc<RedisTickets> {
             self.node.holds.hold(&holder, taken.clone());
             self.node.tasks.spawn(self.clone().renew(key, holder.clone(), taken.clone(), released.clone()));
             let node = self.node.clone();
-            Ok(Some(TicketHold::new(taken, move || {
+            let hold = TicketHold::new(taken, move || {
                 node.holds.release(&holder);
                 released.cancel();
-            })))
+            });
+            Ok(Some(hold.of_user(user)))
         })
     }
 }

@@ -6,6 +6,8 @@
 //! as the matching `input` commands, authorised like every other command:
 //! [`crate::protocol::Command::authorize`]). The bearer token plays the
 //! Letta API key: client and admin tokens work, the runtime token does not.
+//! An end user's token sees only the runtimes its scopes may lie on
+//! ([`shown`]): the others answer `404`, as if they did not exist.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::super::commands::authorise;
+use super::super::authorise::authorise;
 use super::super::extract::{ApiPath, ApiQuery, Client, JsonBody};
 use super::super::openapi::{CommandProblems, ReadProblems};
 use super::super::{ApiError, AppState};
 use crate::letta::environment::{self, Environment, EnvironmentList};
 use crate::letta::messages::SendMessage;
+use crate::protocol::Role;
 use crate::runtime::{Order, Wait};
 
 /// Most environments per page.
@@ -51,7 +54,7 @@ pub struct ListParams {
     responses((status = 200, body = EnvironmentList), ReadProblems))]
 async fn list_environments(
     State(state): State<AppState>,
-    _client: Client,
+    Client(role): Client,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<EnvironmentList>, ApiError> {
     let limit =
@@ -73,6 +76,7 @@ async fn list_environments(
         .await?
         .iter()
         .filter(|r| params.after.as_deref().is_none_or(|after| r.id.as_str() > after))
+        .filter(|r| shown(&role, &r.id))
         .map(|r| Environment::of(r, now))
         .filter(|e| !online_only || e.is_online())
         .collect();
@@ -87,11 +91,11 @@ async fn list_environments(
     responses((status = 200, body = Environment), ReadProblems))]
 async fn get_environment(
     State(state): State<AppState>,
-    _client: Client,
+    Client(role): Client,
     ApiPath(device_id): ApiPath<String>,
 ) -> Result<Json<Environment>, ApiError> {
     let list = state.runtimes.list().await?;
-    let found = list.iter().find(|r| r.id == device_id);
+    let found = list.iter().find(|r| r.id == device_id && shown(&role, &r.id));
     let runtime = found.ok_or_else(|| ApiError::NotFound(format!("no environment {device_id:?}")))?;
     Ok(Json(Environment::of(runtime, environment::now_ms())))
 }
@@ -117,11 +121,11 @@ async fn post_message(
     ApiPath(connection_id): ApiPath<String>,
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Json<SendMessageResult>, ApiError> {
-    let device = device_of(&state, &connection_id).await?;
+    let device = device_of(&state, &role, &connection_id).await?;
     let commands = body.commands()?;
     // All of them allowed before any is sent.
     for command in &commands {
-        authorise(&state, role, command)?;
+        authorise(&state, &role, command, &device)?;
     }
     let count = commands.len();
     for command in commands {
@@ -132,9 +136,18 @@ async fn post_message(
     Ok(Json(SendMessageResult { success: true, message }))
 }
 
+/// Whether `role` sees the runtime `device`: an end user only the runtimes
+/// a scope of theirs may lie on (every runtime when a scope names none),
+/// as if the others did not exist.
+pub(in crate::http) fn shown(role: &Role, device: &str) -> bool {
+    role.user().is_none_or(|user| user.grants.on_runtime(device))
+}
+
 /// The device a connection id (or a device id) names; `404` when none.
-pub(super) async fn device_of(state: &AppState, connection_id: &str) -> Result<String, ApiError> {
+/// An end user gets `404` for a runtime they are not [`shown`].
+pub(super) async fn device_of(state: &AppState, role: &Role, connection_id: &str) -> Result<String, ApiError> {
     environment::device_of(&state.runtimes, connection_id)
         .await?
+        .filter(|device| shown(role, device))
         .ok_or_else(|| ApiError::NotFound(format!("no environment with connection id {connection_id:?}")))
 }

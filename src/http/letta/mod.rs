@@ -10,6 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 
+pub(super) use environments::shown;
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(environments::routes()).merge(sockets::routes())
 }

@@ -9,8 +9,14 @@
 //! API key of Letta's clients), or, on the relay path only, a credential in
 //! the URL for browsers: `?token=` with the client token (never the admin
 //! token: URLs end up in browser history and proxy logs) or `?ticket=` with
-//! a stream ticket (the socket then has the client role). Neither reaches
-//! the bridge's log.
+//! a stream ticket (the socket then has the role of whoever minted it: the
+//! client's, or an end user's). Neither reaches the bridge's log.
+//!
+//! With an end user's token (or ticket) a socket opens only on a runtime
+//! the user may see (else `404`, as the environments API answers), gets
+//! only the events of the user's grants, sends only what the user may send,
+//! and closes with 4001 (`token_expired`, `token_revoked`) when the token
+//! ends.
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -20,13 +26,15 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::super::authorise::device;
 use super::super::extract::{self, ApiPath, ApiQuery};
 use super::super::openapi::ClientSocketProblems;
+use super::super::reauth;
 use super::super::{ApiError, AppState, hints};
 use super::environments;
 use crate::auth::Role;
-use crate::letta::{Channel, ClientSocket, frames};
-use crate::runtime::{RouteError, Target};
+use crate::letta::{Channel, ClientSocket, Closing, frames};
+use crate::runtime::RouteError;
 use crate::store::TicketHold;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -77,7 +85,7 @@ async fn get_relay(
         Some("stream") => Channel::Stream,
         Some(other) => return Err(ApiError::BadRequest(format!("channel must be control or stream (got {other:?})"))),
     };
-    let device = environments::device_of(&state, &connection_id).await?;
+    let device = environments::device_of(&state, &role, &connection_id).await?;
     let ws = ws?;
     tracing::debug!(agent = ?params.agent_id, conversation = ?params.conversation_id, "relay socket");
     let socket = ClientSocket { runtime_id: device.into(), role, channel, sequenced: true, kind: "relay" };
@@ -103,38 +111,46 @@ async fn get_app_server(
     ApiQuery(params): ApiQuery<AppServerParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let role = extract::client_role(&state, &headers)?;
+    let role = extract::client_role(&state, &headers).await?;
     let ws = ws?;
     let runtime = params.runtime.filter(|r| !r.is_empty());
     let device = match state.runtimes.resolve(runtime.as_deref()) {
-        Ok(Target::Local(link)) => link.runtime_id.to_string(),
-        Ok(Target::Remote(remote)) => remote.runtime_id.to_string(),
+        Ok(target) => device(&target),
         // Named but offline: the socket serves it when it is back.
         Err(RouteError::Offline(name)) => name,
+        // An end user hears only of the runtimes they may see.
+        Err(RouteError::Ambiguous(ids)) if role.user().is_some() => {
+            let shown = ids.into_iter().filter(|id| environments::shown(&role, id)).collect();
+            return Ok(refuse(ws, RouteError::Ambiguous(shown), hints::base_url(&state.settings, &headers)));
+        }
         Err(e) => return Ok(refuse(ws, e, hints::base_url(&state.settings, &headers))),
     };
+    if !environments::shown(&role, &device) {
+        return Err(ApiError::NotFound(format!("no runtime {device:?}")));
+    }
     let socket =
         ClientSocket { runtime_id: device.into(), role, channel: Channel::Both, sequenced: false, kind: "app_server" };
     upgrade(state, ws, socket, None)
 }
 
-/// The relay caller's role: a client or admin token in the header; else the
-/// client token in `?token=`; else a stream ticket in `?ticket=` (the
-/// client role; the socket holds the ticket).
+/// The relay caller's role: a client or admin token (or an end user's) in
+/// the header; else the client or an end user's token in `?token=`; else a
+/// stream ticket in `?ticket=` (the role of whoever minted it; the socket
+/// holds the ticket).
 async fn relay_role(
     state: &AppState,
     headers: &HeaderMap,
     params: &RelayParams,
 ) -> Result<(Role, Option<TicketHold>), ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok((extract::client_role(state, headers)?, None));
+        return Ok((extract::client_role(state, headers).await?, None));
     }
     if let Some(token) = params.token.as_deref() {
-        return match extract::token_role(state, token)? {
-            Role::Client => Ok((Role::Client, None)),
+        return match extract::token_role(state, token).await? {
             Role::Admin => Err(ApiError::Unauthorized(
                 "the admin token is not accepted in the URL (URLs end up in browser history and proxy logs); send it in the `Authorization: Bearer` header, or use the client token or a ticket from POST /tickets in the URL",
             )),
+            role => Ok((role, None)),
         };
     }
     let Some(ticket) = params.ticket.as_deref() else {
@@ -143,13 +159,18 @@ async fn relay_role(
         ));
     };
     match state.tickets.open(ticket).await? {
-        Some(hold) => Ok((Role::Client, Some(hold))),
+        Some(hold) => {
+            let role = hold.role();
+            reauth::refuse_revoked(state, &role).await?;
+            Ok((role, Some(hold)))
+        }
         None => Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets")),
     }
 }
 
 /// Upgrades into a client socket, under LETTA_BRIDGE_MAX_STREAMS. With a
-/// ticket's `hold`, the socket ends when the ticket is opened again.
+/// ticket's `hold`, the socket ends when the ticket is opened again; an
+/// end user's, when the token expires or is revoked.
 fn upgrade(
     state: AppState,
     ws: WebSocketUpgrade,
@@ -158,6 +179,7 @@ fn upgrade(
 ) -> Result<Response, ApiError> {
     let slot = state.limits.stream()?;
     let max = state.settings.max_body_bytes;
+    let ending = reauth::ending(&state, &socket.role);
     Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {
         let taken = async {
             match &hold {
@@ -165,7 +187,19 @@ fn upgrade(
                 None => std::future::pending().await,
             }
         };
-        state.client_sockets.serve(ws, socket, taken).await;
+        let ended = async {
+            match ending {
+                Some(ending) => ending.await,
+                None => std::future::pending().await,
+            }
+        };
+        let ends = async {
+            tokio::select! {
+                () = taken => Closing::Taken,
+                reason = ended => Closing::Reauth(reason),
+            }
+        };
+        state.client_sockets.serve(ws, socket, ends).await;
         drop(hold);
         drop(slot);
     }))

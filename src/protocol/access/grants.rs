@@ -50,6 +50,9 @@ impl Action {
         }
     }
 
+    /// Every action, in the order of the docs.
+    pub const ALL: [Self; 5] = [Self::Read, Self::Input, Self::Approve, Self::Abort, Self::Sync];
+
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "read" => Self::Read,
@@ -141,6 +144,26 @@ impl Grants {
     /// True when some grant allows `action` on `runtime`/`agent`/`conversation`.
     pub fn allows(&self, action: Action, runtime: &str, agent: &str, conversation: &str) -> bool {
         self.grants.iter().any(|g| g.has(action) && g.scopes.iter().any(|s| s.contains(runtime, agent, conversation)))
+    }
+
+    /// The `authorization_details` claim these grants were read from (what
+    /// a ticket keeps of them; [`Self::from_claim`] reads it back).
+    pub fn to_claim(&self) -> Value {
+        let scope = |s: &Scope| {
+            let mut scope = serde_json::json!({
+                "agent_id": &*s.agent_id,
+                "conversation_id": s.conversation_id.as_deref().unwrap_or("*"),
+            });
+            if let Some(runtime) = &s.runtime {
+                scope["runtime"] = Value::from(&**runtime);
+            }
+            scope
+        };
+        let detail = |g: &Grant| {
+            let actions: Vec<&str> = Action::ALL.iter().filter(|a| g.has(**a)).map(|a| a.as_str()).collect();
+            serde_json::json!({"type": DETAIL_TYPE, "actions": actions, "scopes": g.scopes.iter().map(scope).collect::<Vec<_>>()})
+        };
+        Value::Array(self.grants.iter().map(detail).collect())
     }
 
     /// True when a grant with `read` names `runtime` in a scope (for the
@@ -266,6 +289,16 @@ mod tests {
         ] {
             assert!(grants(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn grants_read_back_from_their_claim_are_the_same_grants() {
+        let g = grants(json!([{"type": "letta-bridge", "actions": ["read", "abort"],
+            "scopes": [{"runtime": "dev-1", "agent_id": "agent-1", "conversation_id": "conv-a"},
+                       {"agent_id": "agent-2", "conversation_id": "*"}]},
+            {"type": "letta-bridge", "actions": ["input"], "scopes": [{"agent_id": "a", "conversation_id": "c"}]}]))
+        .unwrap();
+        assert_eq!(Grants::from_claim(Some(&g.to_claim())).unwrap(), g);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! `src/types/protocol_v2.ts`, `runtime-start-protocol.ts`,
 //! `external-tool-protocol.ts`, `app-server-info.ts`), the conversation
 //! options of newer runtimes (PROTOCOL.md §9) and what Letta's clients
-//! (`AppServerClient`) send.
+//! (`AppServerClient`) send. An end user's token (issue 21) may send a
+//! part of that, on the scopes its grants name ([`authorize_user`]).
 //!
 //! Every door — REST (`POST /input`, `/approval`, `/sync`, `/abort`,
 //! `/commands`), the relay and App-Server sockets, and `POST
@@ -19,37 +20,18 @@
 
 mod allow;
 pub mod grants;
+mod role;
+mod user;
 
 use serde_json::{Map, Value};
 
 use allow::HEAD;
 pub use allow::{CLIENT_COMMANDS, Fields, Shape};
+pub use role::{Role, UserPrincipal};
+pub use user::{USER_COMMANDS, authorize_user};
 
 use super::commands::Command;
 use super::wire;
-
-/// What an HTTP client token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The commands and fields of [`CLIENT_COMMANDS`], and reading.
-    Client,
-    /// Everything, privileged device commands included.
-    Admin,
-}
-
-impl Role {
-    /// Who the caller is, for what the bridge keeps per caller
-    /// (`Idempotency-Key` answers): `client` or `admin`. A principal names
-    /// its kind first and never holds a `:` after it (a user principal
-    /// would be `user:<sub>` with the `sub` encoded), so `<principal>:<key>`
-    /// never means two things.
-    pub fn principal(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Admin => "admin",
-        }
-    }
-}
 
 /// Why a command needs the admin token. The message names the command type
 /// and, for a field, its path (`payload.mode`).
@@ -84,19 +66,50 @@ pub enum Refusal {
         "`runtime_start` that does not name both `agent_id` and `conversation_id` (creating an agent or a conversation) needs the admin token"
     )]
     NotResume,
+    /// A command type an end user's token may never send.
+    #[error(
+        "`{kind}` is not open to user tokens: they may send `input`, `sync`, `abort_message`, a `runtime_start` that resumes, and the reads of their granted conversations"
+    )]
+    NotForUsers {
+        /// The frame's `type`.
+        kind: String,
+    },
+    /// No grant of the end user's token holds this action on this scope.
+    #[error("`{kind}` needs the `{action}` action on {}; no grant of this token allows it", user::describe(.runtime, .agent_id.as_deref(), .conversation_id.as_deref()))]
+    Scope {
+        /// The frame's `type`.
+        kind: String,
+        /// The missing action (`read`, `input`, `approve`, `abort`, `sync`).
+        action: &'static str,
+        /// The runtime the command goes to.
+        runtime: String,
+        /// The agent it names (`None`: none, or null — the runtime's
+        /// default agent, which no grant names).
+        agent_id: Option<String>,
+        /// The conversation it names, if any.
+        conversation_id: Option<String>,
+    },
 }
 
 impl Command {
-    /// May `role` send this command? The one privilege decision (see the
-    /// module doc); every door calls it before anything else happens.
-    pub fn authorize(&self, role: Role) -> Result<(), Refusal> {
-        authorize(self.kind(), self.frame(), role)
+    /// May `role` send this command to the runtime `runtime` (its device
+    /// id)? The one privilege decision (see the module doc); every door
+    /// calls it before anything else happens. Only an end user's grants
+    /// depend on the runtime: a door resolves the command's target first,
+    /// and then sends it to that runtime and no other.
+    pub fn authorize(&self, role: &Role, runtime: &str) -> Result<(), Refusal> {
+        match role {
+            Role::Admin => Ok(()),
+            Role::Client => authorize(self.kind(), self.frame(), role),
+            Role::User(user) => authorize_user(self.kind(), self.frame(), &user.grants, runtime),
+        }
     }
 }
 
-/// [`Command::authorize`] on a frame of type `kind`.
-pub fn authorize(kind: &str, frame: &Map<String, Value>, role: Role) -> Result<(), Refusal> {
-    if role == Role::Admin {
+/// What the client or admin token may send of a frame of type `kind` (an
+/// end user's token: [`authorize_user`], which narrows this).
+pub fn authorize(kind: &str, frame: &Map<String, Value>, role: &Role) -> Result<(), Refusal> {
+    if *role == Role::Admin {
         return Ok(());
     }
     let Some((_, fields)) = CLIENT_COMMANDS.iter().find(|(k, _)| *k == kind) else {

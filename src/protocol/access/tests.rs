@@ -8,7 +8,7 @@ use super::*;
 fn decide(frame: Value, role: Role) -> Result<(), Refusal> {
     let frame = frame.as_object().expect("an object").clone();
     let kind = frame["type"].as_str().expect("a type").to_owned();
-    authorize(&kind, &frame, role)
+    authorize(&kind, &frame, &role)
 }
 
 fn field(kind: &str, field: &str) -> Result<(), Refusal> {
@@ -180,7 +180,7 @@ fn only_a_runtime_start_that_names_both_ids_is_open_to_a_client() {
 
 #[test]
 fn principals_are_named_by_role() {
-    assert_eq!((Role::Client.principal(), Role::Admin.principal()), ("client", "admin"));
+    assert_eq!((&*Role::Client.principal(), &*Role::Admin.principal()), ("client", "admin"));
 }
 
 /// docs/api.md's table says exactly what [`CLIENT_COMMANDS`] allows.

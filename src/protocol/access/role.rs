@@ -1,0 +1,94 @@
+//! Who the caller is, as every door hands it to the one privilege decision:
+//! the client or admin token, or an end user's verified token (issue 21)
+//! with its `sub`, expiry and grants. How a token became a role is `auth`'s
+//! business; this is only what it became.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::grants::Grants;
+
+/// What an HTTP caller's credential allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The commands and fields of [`super::CLIENT_COMMANDS`], and reading.
+    Client,
+    /// Everything, privileged device commands included.
+    Admin,
+    /// An end user's token: what its grants allow, never more than
+    /// [`Role::Client`]. Shared, not copied: a stream keeps it for its life.
+    User(Arc<UserPrincipal>),
+}
+
+/// An end user, as a verified user token names them. Built afresh from each
+/// token presented: grants are never cached by `sub` across requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    /// The token's `sub`: the end user.
+    pub sub: Box<str>,
+    /// The token's `exp`, in seconds since the Unix epoch.
+    pub exp: u64,
+    /// The token's `jti`, when it has one (what a revocation names).
+    pub jti: Option<Box<str>>,
+    /// What the token's `authorization_details` grant.
+    pub grants: Grants,
+}
+
+impl UserPrincipal {
+    /// When the token stops being accepted.
+    pub fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.exp)
+    }
+}
+
+impl Role {
+    /// Who the caller is, for what the bridge keeps per caller
+    /// (`Idempotency-Key` answers): `client`, `admin` or `user:<sub>`. A
+    /// principal names its kind first and never holds a `:` after it (the
+    /// `sub` is percent-encoded: `%` and `:` become `%25` and `%3A`), so
+    /// `<principal>:<key>` never means two things.
+    pub fn principal(&self) -> Cow<'static, str> {
+        match self {
+            Self::Client => Cow::Borrowed("client"),
+            Self::Admin => Cow::Borrowed("admin"),
+            Self::User(user) => {
+                let mut principal = String::with_capacity("user:".len() + user.sub.len());
+                principal.push_str("user:");
+                for c in user.sub.chars() {
+                    match c {
+                        '%' => principal.push_str("%25"),
+                        ':' => principal.push_str("%3A"),
+                        c => principal.push(c),
+                    }
+                }
+                Cow::Owned(principal)
+            }
+        }
+    }
+
+    /// The end user, when the caller is one.
+    pub fn user(&self) -> Option<&Arc<UserPrincipal>> {
+        match self {
+            Self::User(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(sub: &str) -> Role {
+        Role::User(Arc::new(UserPrincipal { sub: sub.into(), exp: 0, jti: None, grants: Grants::default() }))
+    }
+
+    #[test]
+    fn a_user_principal_holds_no_colon_after_its_kind() {
+        assert_eq!(user("alice").principal(), "user:alice");
+        assert_eq!(user("tenant:alice").principal(), "user:tenant%3Aalice");
+        assert_eq!(user("50%:x").principal(), "user:50%25%3Ax");
+        assert_ne!(user("a:b").principal(), user("a%3Ab").principal(), "the encoding is one-to-one");
+    }
+}
