@@ -101,7 +101,7 @@ async fn the_approval_request_event_and_its_answer_are_typed_for_low_code_tools(
     // The answer: POST /approval's body names the control_request by its request_id.
     let answer = &doc["paths"]["/approval"]["post"]["requestBody"]["content"]["application/json"]["schema"];
     assert_eq!(answer["$ref"], "#/components/schemas/ApprovalCommand");
-    let request_id = &schemas["ApprovalResponse"]["allOf"][0]["properties"]["request_id"]["description"];
+    let request_id = &schemas["ApprovalResponse"]["properties"]["request_id"]["description"];
     assert!(request_id.as_str().unwrap().contains("control_request"), "{request_id}");
     let behaviors: Vec<&Value> = schemas["ApprovalDecision"]["oneOf"]
         .as_array()

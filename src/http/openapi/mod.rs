@@ -14,7 +14,7 @@ pub use problems::{ClientSocketProblems, CommandProblems, ReadProblems, StreamPr
 pub use served::docs;
 
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
@@ -30,7 +30,7 @@ use crate::hub::HubStats;
     ),
     modifiers(&SecuritySchemes),
     paths(served::get_openapi),
-    components(schemas(Problem, HubStats)),
+    components(schemas(Problem, HubStats, SseEvent)),
     tags(
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
@@ -65,21 +65,10 @@ impl Modify for SecuritySchemes {
         );
     }
 }
-/// Rules the derived schemas cannot state, added to the merged document.
+/// What the derived paths cannot state, added to the merged document (the
+/// rules the derived schemas cannot state are [`shapes`]' business).
 pub fn refine(api: &mut utoipa::openapi::OpenApi) {
     routed_twins(api);
-    let Some(components) = api.components.as_mut() else { return };
-    // An approval answer carries exactly one of `decision` and `error` that
-    // is not null (null counts as absent).
-    if let Some(base) = components.schemas.remove("ApprovalResponse") {
-        let needs = |field: &str, kind: Type| {
-            ObjectBuilder::new().required(field).property(field, ObjectBuilder::new().schema_type(kind)).build()
-        };
-        let exactly_one =
-            OneOfBuilder::new().item(needs("decision", Type::Object)).item(needs("error", Type::String)).build();
-        let refined = AllOfBuilder::new().item(base).item(Schema::OneOf(exactly_one)).build();
-        components.schemas.insert("ApprovalResponse".into(), Schema::AllOf(refined).into());
-    }
 }
 
 /// The command endpoints (and their operation names) that are also served

@@ -9,9 +9,24 @@ use serde_json::{Map, Value, json};
 /// Every pass, in order.
 pub fn apply(doc: &mut Value) {
     public_operations(doc);
+    exactly_one_answer(doc);
     let copied = discriminated_unions(doc);
     drop_unused(doc, copied);
     free_form_objects(doc);
+}
+
+/// An approval answer carries exactly one of `decision` and `error` that is
+/// not null (null counts as absent). Said with `if`/`then`/`else`, which
+/// validators check and generators pass over, rather than a union, which
+/// generators would turn into a type with both fields required.
+fn exactly_one_answer(doc: &mut Value) {
+    let Some(answer) = doc.pointer_mut("/components/schemas/ApprovalResponse").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let given = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
+    answer.insert("if".into(), given("decision", "object"));
+    answer.insert("then".into(), json!({"not": given("error", "string")}));
+    answer.insert("else".into(), given("error", "string"));
 }
 
 /// Removes the schemas in `names` that nothing references any more.
