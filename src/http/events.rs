@@ -34,7 +34,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{ApiQuery, StreamReader};
 use super::limits::StreamSlot;
 use super::metrics;
-use super::openapi::StreamProblems;
+use super::openapi::{SseEvent, StreamProblems};
 use super::reauth::{self, Ending};
 use super::{ApiError, AppState};
 use crate::hub::{Cursor, Event, Gap, Next, Reader, ResetInfo, ResetReason, Start, control_frame};
@@ -95,7 +95,7 @@ pub struct EventParams {
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
     security(("client" = []), ("ticket" = [])),
-    responses((status = 200, description = "An endless SSE stream (text, not one JSON value: each event as the `SseEvent` schema describes); event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
               StreamProblems))]
 async fn get_events(
     State(state): State<AppState>,

@@ -30,7 +30,7 @@ use crate::hub::HubStats;
     ),
     modifiers(&SecuritySchemes),
     paths(served::get_openapi),
-    components(schemas(Problem, HubStats, SseEvent)),
+    components(schemas(Problem, HubStats)),
     tags(
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),

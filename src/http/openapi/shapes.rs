@@ -16,17 +16,17 @@ pub fn apply(doc: &mut Value) {
 }
 
 /// An approval answer carries exactly one of `decision` and `error` that is
-/// not null (null counts as absent). Said with `if`/`then`/`else`, which
-/// validators check and generators pass over, rather than a union, which
-/// generators would turn into a type with both fields required.
+/// not null (null counts as absent): it is neither both nor neither. Said
+/// with `not`, which validators check and generators pass over, rather than
+/// a union, which generators turn into a type with both fields required.
 fn exactly_one_answer(doc: &mut Value) {
     let Some(answer) = doc.pointer_mut("/components/schemas/ApprovalResponse").and_then(Value::as_object_mut) else {
         return;
     };
-    let given = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
-    answer.insert("if".into(), given("decision", "object"));
-    answer.insert("then".into(), json!({"not": given("error", "string")}));
-    answer.insert("else".into(), given("error", "string"));
+    let both = json!({"required": ["decision", "error"],
+                      "properties": {"decision": {"type": "object"}, "error": {"type": "string"}}});
+    let neither = json!({"properties": {"decision": {"not": {"type": "object"}}, "error": {"not": {"type": "string"}}}});
+    answer.insert("not".into(), json!({"anyOf": [both, neither]}));
 }
 
 /// Removes the schemas in `names` that nothing references any more.

@@ -61,7 +61,10 @@ def main(base, token, runtime):
     check(finished.turn_finished is not None, "the finished turn carries its turn_finished event")
 
     # The stream ends by itself (LETTA_BRIDGE_MAX_STREAM_DURATION in run.sh).
-    stream = get_events.sync_detailed(client=client, runtime=runtime, last_event_id=paused.cursor)
+    # The generated call builds the request; the SSE text is parsed here
+    # (the document describes each event, which a generator cannot parse).
+    request = get_events._get_kwargs(runtime=runtime, last_event_id=paused.cursor)
+    stream = client.get_httpx_client().request(**request)
     check(stream.status_code == 200, f"GET /events answers 200: {stream.status_code}")
     ids, types = [], []
     for line in stream.content.decode().splitlines():

@@ -3,14 +3,15 @@
 // lettabridge/letta and builds this program against it, with Debian's Go
 // and nothing from the network): a message with wait=completion that stops
 // at a tool approval, the approval with wait=completion to the turn's end,
-// and the turn's events read back from GET /events. Uses only the generated
-// client's typed calls and models.
+// and the turn's events read back from GET /events. Uses the generated
+// client's typed calls and models (for the stream, its request).
 // Usage: turn BASE_URL CLIENT_TOKEN RUNTIME_ID
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -55,10 +56,14 @@ func main() {
 	check(finished.TurnFinished != nil, "the finished turn carries its turn_finished event")
 
 	// The stream ends by itself (LETTA_BRIDGE_MAX_STREAM_DURATION in run.sh).
-	stream, res, err := client.EventsAPI.GetEvents(ctx).Runtime(runtime).LastEventId(paused.Cursor).Execute()
-	check(err == nil && res.StatusCode == 200, "GET /events: %v %v", err, res)
+	// The document describes each event; the generated call cannot decode
+	// SSE text into one (its error says so) and leaves the body readable.
+	_, res, err = client.EventsAPI.GetEvents(ctx).Runtime(runtime).LastEventId(paused.Cursor).Execute()
+	check(res != nil && res.StatusCode == 200, "GET /events: %v %v", err, res)
+	stream, err := io.ReadAll(res.Body)
+	check(err == nil, "GET /events: %v", err)
 	ids, types := map[string]bool{}, map[string]bool{}
-	for _, line := range strings.Split(stream, "\n") {
+	for _, line := range strings.Split(string(stream), "\n") {
 		if strings.HasPrefix(line, "id: ") {
 			ids[strings.TrimPrefix(line, "id: ")] = true
 		} else if strings.HasPrefix(line, "event: ") {
