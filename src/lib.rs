@@ -41,7 +41,8 @@
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
 //!   environments API, the relay and App-Server socket upgrades), stream
-//!   tickets, CORS/Origin checks, metrics, the console page, OpenAPI and
+//!   tickets, CORS/Origin checks, metrics, the console page, OpenAPI (the
+//!   3.1 document shaped for importers, and its Swagger 2.0 rendering) and
 //!   the docs UI; extractors and the one error type.
 //! - [`backend`]: where events, runtimes and the stores live — in this
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,

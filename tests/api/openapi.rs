@@ -147,7 +147,11 @@ async fn every_response_is_described_and_every_operation_says_what_security_it_n
             public.push(path);
         }
     }
-    assert_eq!(public, ["/", "/healthz", "/openapi.json", "/readyz", "/v1/health"], "the operations that need no token");
+    assert_eq!(
+        public,
+        ["/", "/healthz", "/openapi.json", "/readyz", "/v1/health"],
+        "the operations that need no token"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +161,9 @@ async fn tagged_unions_are_named_variants_with_a_discriminator() {
     let schemas = &doc["components"]["schemas"];
     let payload = &schemas["InputPayload"];
     assert_eq!(payload["discriminator"]["propertyName"], "kind");
-    for (kind, variant) in [("create_message", "CreateMessagePayload"), ("approval_response", "ApprovalResponsePayload")] {
+    for (kind, variant) in
+        [("create_message", "CreateMessagePayload"), ("approval_response", "ApprovalResponsePayload")]
+    {
         assert_eq!(payload["discriminator"]["mapping"][kind], format!("#/components/schemas/{variant}"));
         assert_eq!(schemas[variant]["properties"]["kind"]["enum"], json!([kind]), "{variant} carries its tag");
         assert!(schemas[variant]["required"].as_array().unwrap().contains(&json!("kind")));
@@ -193,7 +199,10 @@ async fn the_servers_are_the_public_url_else_the_host_the_document_was_fetched_f
     let doc: Value = public.get_as(None, "/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["servers"][0]["url"], "https://bridge.example.com/lb");
     let v2: Value = public.get_as(None, "/openapi.json?version=2.0").await.json().await.unwrap();
-    assert_eq!((&v2["host"], &v2["basePath"], &v2["schemes"]), (&json!("bridge.example.com"), &json!("/lb"), &json!(["https"])));
+    assert_eq!(
+        (&v2["host"], &v2["basePath"], &v2["schemes"]),
+        (&json!("bridge.example.com"), &json!("/lb"), &json!(["https"]))
+    );
 }
 
 #[tokio::test]
@@ -204,14 +213,18 @@ async fn the_swagger_2_rendering_flattens_unions_to_the_fields_a_connector_shows
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["swagger"], "2.0");
     assert_eq!(doc["host"], app.url("").trim_start_matches("http://"));
-    assert_eq!(doc["securityDefinitions"]["client"], json!({"type": "apiKey", "in": "header", "name": "Authorization",
-        "description": "LETTA_BRIDGE_CLIENT_TOKEN (conversation commands) or LETTA_BRIDGE_ADMIN_TOKEN (everything); send it as `Bearer <token>`"}));
+    assert_eq!(
+        doc["securityDefinitions"]["client"],
+        json!({"type": "apiKey", "in": "header", "name": "Authorization",
+        "description": "LETTA_BRIDGE_CLIENT_TOKEN (conversation commands) or LETTA_BRIDGE_ADMIN_TOKEN (everything); send it as `Bearer <token>`"})
+    );
     let payload = &doc["definitions"]["InputPayload"];
     assert_eq!(payload["properties"]["kind"]["enum"], json!(["create_message", "approval_response"]));
     for field in ["messages", "request_id", "decision", "error"] {
         assert!(payload["properties"][field].is_object(), "InputPayload shows {field}: {payload}");
     }
-    let body = &doc["paths"]["/input"]["post"]["parameters"].as_array().unwrap().iter().find(|p| p["in"] == "body").cloned();
+    let body =
+        &doc["paths"]["/input"]["post"]["parameters"].as_array().unwrap().iter().find(|p| p["in"] == "body").cloned();
     assert_eq!(body.as_ref().unwrap()["schema"]["$ref"], "#/definitions/InputCommand");
     let text = doc.to_string();
     for keyword in ["\"oneOf\"", "\"anyOf\"", "#/components/", "\"const\"", "\"contentSchema\""] {

@@ -101,4 +101,3 @@ fn routed_twins(api: &mut utoipa::openapi::OpenApi) {
         api.paths.paths.insert(format!("/runtimes/{{id}}{path}"), item);
     }
 }
-

@@ -2,8 +2,8 @@
 //! endpoint can give is documented with its status and meaning.
 
 use std::collections::BTreeMap;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::IntoResponses;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 /// A problem+json response with this description.
 fn problem(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()

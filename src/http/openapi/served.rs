@@ -2,7 +2,7 @@
 //! `?version=2.0` its Swagger 2.0 rendering, each naming this bridge's own
 //! address — and the Swagger UI at `/docs`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -42,25 +42,35 @@ pub struct DocQuery {
     version: Option<Version>,
 }
 
-/// Both renderings, serialised once without their address: the `OpenApi`
-/// tree and the JSON values are dropped after start-up (kept alive, the tree
-/// held ~2 MB of heap for a ~200 KB answer, most of the bridge's idle memory).
+/// Both renderings, serialised without their address: the `OpenApi` tree
+/// and the JSON values are dropped once serialised (kept alive, the tree held
+/// ~2 MB of heap for a ~200 KB answer, most of the bridge's idle memory).
 pub struct Documents {
     /// The 3.1 document as compact JSON (an object: it starts with `{`).
     v3: Bytes,
-    /// The 2.0 rendering, the same way.
-    v2: Bytes,
+    /// The 2.0 rendering, the same way; made from `v3` when first asked for
+    /// (rarely: an importer's one-off), so that idle memory holds one document.
+    v2: OnceLock<Bytes>,
+}
+
+fn to_bytes(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("a JSON value serialises"))
 }
 
 impl Documents {
-    /// Shapes the derived document for importers and renders it for 2.0.
+    /// Shapes the derived document for importers.
     pub fn build(api: utoipa::openapi::OpenApi) -> Self {
         let mut doc = serde_json::to_value(&api).expect("the OpenAPI document serialises");
         drop(api);
         shapes::apply(&mut doc);
-        let v2 = swagger2::render(&doc);
-        let bytes = |v: &Value| Bytes::from(serde_json::to_vec(v).expect("a JSON value serialises"));
-        Self { v3: bytes(&doc), v2: bytes(&v2) }
+        Self { v3: to_bytes(&doc), v2: OnceLock::new() }
+    }
+
+    fn v2(&self) -> &Bytes {
+        self.v2.get_or_init(|| {
+            let doc: Value = serde_json::from_slice(&self.v3).expect("the stored document is JSON");
+            to_bytes(&swagger2::render(&doc))
+        })
     }
 
     /// The document of `version` with the address members that say where
@@ -68,7 +78,7 @@ impl Documents {
     pub fn render(&self, version: Version, base: Option<&str>) -> Bytes {
         let (body, head) = match version {
             Version::V3_1 => (&self.v3, servers(base)),
-            Version::V2_0 => (&self.v2, swagger2::address(base)),
+            Version::V2_0 => (self.v2(), swagger2::address(base)),
         };
         // `{` + the address members + `,` + the rest of the stored object.
         let head = serde_json::to_vec(&Value::Object(head)).expect("a JSON object serialises");

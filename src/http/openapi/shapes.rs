@@ -25,7 +25,8 @@ fn exactly_one_answer(doc: &mut Value) {
     };
     let both = json!({"required": ["decision", "error"],
                       "properties": {"decision": {"type": "object"}, "error": {"type": "string"}}});
-    let neither = json!({"properties": {"decision": {"not": {"type": "object"}}, "error": {"not": {"type": "string"}}}});
+    let neither =
+        json!({"properties": {"decision": {"not": {"type": "object"}}, "error": {"not": {"type": "string"}}}});
     answer.insert("not".into(), json!({"anyOf": [both, neither]}));
 }
 
@@ -33,10 +34,10 @@ fn exactly_one_answer(doc: &mut Value) {
 fn drop_unused(doc: &mut Value, names: Vec<String>) {
     let text = doc.to_string();
     for name in names {
-        if !text.contains(&format!("\"#/components/schemas/{name}\"")) {
-            if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
-                schemas.remove(&name);
-            }
+        if !text.contains(&format!("\"#/components/schemas/{name}\""))
+            && let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut)
+        {
+            schemas.remove(&name);
         }
     }
 }

@@ -111,7 +111,11 @@ struct Convert<'a> {
 impl Convert<'_> {
     fn operation(&self, op: &Value, shared: &[Value]) -> Value {
         let mut out = pick(op, &["tags", "summary", "description", "operationId", "deprecated", "security"]);
-        let mut params: Vec<Value> = shared.iter().chain(op["parameters"].as_array().into_iter().flatten()).filter_map(|p| self.parameter(p)).collect();
+        let mut params: Vec<Value> = shared
+            .iter()
+            .chain(op["parameters"].as_array().into_iter().flatten())
+            .filter_map(|p| self.parameter(p))
+            .collect();
         if let Some(body) = op.get("requestBody") {
             let content = body["content"].as_object().cloned().unwrap_or_default();
             let schema = content.get("application/json").or_else(|| content.values().next()).map(|c| &c["schema"]);
@@ -172,7 +176,24 @@ impl Convert<'_> {
     /// A parameter's or header's type: a primitive (or an array of them).
     fn primitive(&self, schema: &Value) -> Map<String, Value> {
         let converted = self.schema(self.resolve(schema, 0));
-        let mut out = pick(&converted, &["type", "format", "pattern", "enum", "default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems"]);
+        let mut out = pick(
+            &converted,
+            &[
+                "type",
+                "format",
+                "pattern",
+                "enum",
+                "default",
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+                "minLength",
+                "maxLength",
+                "minItems",
+                "maxItems",
+            ],
+        );
         match out.get("type").and_then(Value::as_str) {
             Some("array") => {
                 let items = self.primitive(&schema["items"]);
@@ -353,7 +374,9 @@ impl Convert<'_> {
 
 /// A property two variants share: a tag's values add up to one enum.
 fn merge_enum(seen: &mut Value, other: &Value) {
-    let (Some(a), Some(b)) = (seen.get("enum").and_then(Value::as_array).cloned(), other.get("enum").and_then(Value::as_array)) else {
+    let (Some(a), Some(b)) =
+        (seen.get("enum").and_then(Value::as_array).cloned(), other.get("enum").and_then(Value::as_array))
+    else {
         return;
     };
     let mut values = a;

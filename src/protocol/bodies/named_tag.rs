@@ -36,9 +36,11 @@ mod tests {
         let allow: ApprovalResponse =
             serde_json::from_value(json!({"request_id": "perm-1", "decision": {"behavior": "allow"}})).unwrap();
         assert!(allow.decision.is_some());
-        let index = serde_json::from_value::<ApprovalResponse>(json!({"request_id": "perm-1", "decision": {"behavior": 0}}));
+        let index =
+            serde_json::from_value::<ApprovalResponse>(json!({"request_id": "perm-1", "decision": {"behavior": 0}}));
         assert!(index.unwrap_err().to_string().contains("`behavior` must be a string"));
-        let none: ApprovalResponse = serde_json::from_value(json!({"request_id": "perm-1", "decision": null, "error": "x"})).unwrap();
+        let none: ApprovalResponse =
+            serde_json::from_value(json!({"request_id": "perm-1", "decision": null, "error": "x"})).unwrap();
         assert!(none.decision.is_none());
     }
 }
