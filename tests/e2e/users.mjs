@@ -161,13 +161,16 @@ async function main() {
       pages[user] = page;
     }
     const look = (user) => pages[user].evaluate(() => ({ seen, notices, opened }));
-    /** Polls `user`'s page until `pred(state)`; a page error fails at once. */
-    const until = (user, what, pred) => poll(STEP_MS, `${user}'s page: ${what}`, async () => {
-      const s = await look(user);
-      const error = s.notices.find((n) => n.type === 'error');
-      if (error) throw new Failure(`${user}'s page failed: ${error.message}`);
-      return pred(s) && s;
-    });
+    /** Polls `user`'s page until `pred(state)`; a failure of the page's own code fails at once. */
+    const until = async (user, what, pred) => {
+      const failed = (s) => s.notices.find((n) => n.type === 'error');
+      const s = await poll(STEP_MS, `${user}'s page: ${what}`, async () => {
+        const s = await look(user);
+        return (failed(s) || pred(s)) && s;
+      });
+      if (failed(s)) throw new Failure(`${user}'s page failed: ${failed(s).message}`);
+      return s;
+    };
     const shown = (user, n) => until(user, `${n} events shown`, (s) => markersOf(s).length >= n);
     await poll(STEP_MS, "Alice's page asks for her token", async () => backend.asked());
     backend.answer(FIRST_LIFE);
@@ -224,14 +227,17 @@ async function main() {
       await shown('bob', 7 + third * RING / 4);
     }
     backend.answer(LONG_LIFE);
-    // The reset: the page asks for a token again, to read what is held.
+    // At the `reset` the page asks for a token again, to read what is held.
     await until('alice', 'a reset, then a token asked for', (s) => s.notices.length === 3 && backend.asked());
     backend.answer(LONG_LIFE);
-    s = await until('alice', `a reset, then her last event (#${next.alice - 1})`,
-      (s) => s.notices.length >= 3 && markersOf(s).at(-1)?.i === next.alice - 1);
+    s = await until('alice', `what the ring held, to her last event (#${next.alice - 1})`,
+      (s) => markersOf(s).at(-1)?.i === next.alice - 1);
     const reset = s.notices[2];
     check(reset.type === 'reset' && reset.reason === 'expired_cursor' && reset.oldest,
       `resuming from a cursor the ring no longer holds: reset expired_cursor with oldest; got ${JSON.stringify(s.notices.slice(2))}`);
+    const [epoch, oldest] = reset.oldest.split('-');
+    check(JSON.stringify(s.opened.slice(2)) === JSON.stringify([second.id, `${epoch}-${oldest - 1}`]),
+      `the page resumed after the second reauth, then from just before \`oldest\`: ${JSON.stringify(s.opened)}`);
     const truth = markersOf(await look('operator'));
     const held = truth.filter((e) => seqOf(e.id) >= seqOf(reset.oldest));
     check(held.some((e) => e.user === 'bob'), `the ring read after the reset holds Bob's events too: ${held.map(label)}`);
