@@ -70,6 +70,8 @@ export const userScenarios = {
    * her conversation after a client-token watcher ran one in `other` (a
    * conversation of another agent on her runtime); her commands for
    * `other` are refused. Her relay socket to Bob's runtime is refused too.
+   * (The hub orders both turns: by her own turn's end, her socket has
+   * passed every event of the other one.)
    */
   async user_app_server({ alice, bob, other }) {
     const unnamed = await openClient('alice_unnamed', appServerUrl(), alice.token);
@@ -84,54 +86,53 @@ export const userScenarios = {
     const mine = await openClient('alice', appServerUrl(`?runtime=${alice.device}`), alice.token);
     report('info', await mine.client.info());
     report('resume', await mine.client.runtimeStart({ ...alice.scope, force_device_status: true }));
-    const refusedIds = ['resume', 'input', 'sync', 'abort', 'list'].map((r) => `alice-refused-${r}`);
+    const notHers = { kind: 'create_message', messages: [{ role: 'user', content: 'not hers' }] };
     const refused = [
-      await mine.client.runtimeStart({ request_id: refusedIds[0], ...other }),
-      await mine.client.submitInput({
-        request_id: refusedIds[1],
-        runtime: other,
-        payload: { kind: 'create_message', messages: [{ role: 'user', content: 'not hers' }] },
-      }),
-      await mine.client.sync({ request_id: refusedIds[2], runtime: other }),
-      await mine.client.abort({ request_id: refusedIds[3], runtime: other }),
-      await mine.client.conversationList({ request_id: refusedIds[4] }),
+      await mine.client.runtimeStart({ request_id: 'alice-refused-resume', ...other }),
+      await mine.client.submitInput({ request_id: 'alice-refused-input', runtime: other, payload: notHers }),
+      await mine.client.sync({ request_id: 'alice-refused-sync', runtime: other }),
+      await mine.client.abort({ request_id: 'alice-refused-abort', runtime: other }),
+      await mine.client.conversationList({ request_id: 'alice-refused-list' }),
     ];
     report('refused', { replies: refused });
 
-    // Someone else's turn on her runtime, finished before hers starts: the
-    // hub orders both, so by her own turn's end her socket has passed
-    // every event of the other one.
+    // Someone else's turn on her runtime, finished before hers starts.
     const watcher = await openClient('watcher', appServerUrl(`?runtime=${alice.device}`), bridge.clientToken);
-    const seenHers = watcher.next('her turn on the watcher', inScope('turn_finished', alice.scope));
     const others = await turn(watcher, other, 'hi from someone else');
     report('other_turn', { ...others, text: assistantText(watcher.frames, others.finished.run_id) });
     const hers = await turn(mine, alice.scope, 'hi from alice');
     report('alice_turn', { ...hers, text: assistantText(mine.frames, hers.finished.run_id) });
-    await seenHers;
 
     report('alice_seen', seen(mine));
-    report('watcher_seen', seen(watcher));
     for (const c of [mine, watcher]) c.client.close();
   },
 
   /**
    * Bob on the relay socket with his token in `?token=` (as a browser
-   * would): letta-client's sendMessage with his token starts a turn in his
-   * conversation that the socket streams; the same socket on Alice's
-   * runtime is refused, by header and by `?token=`.
+   * would): a client-token watcher runs a turn in `other` (another
+   * conversation on his runtime), then letta-client's sendMessage with his
+   * token starts a turn in his conversation that the socket streams; his
+   * input for `other` is refused; the same socket on Alice's runtime is
+   * refused, by `?token=` and by header, and so is his App-Server socket there.
    */
-  async user_relay({ alice, bob }) {
+  async user_relay({ alice, bob, other }) {
     const url = relayUrl(await connectionOf(bob.device), {
       agentId: bob.scope.agent_id,
       conversationId: bob.scope.conversation_id,
       query: { token: bob.token },
     });
     const relay = await openClient('bob', url, undefined);
+    const watcher = await openClient('watcher', appServerUrl(`?runtime=${bob.device}`), bridge.clientToken);
+    const others = await turn(watcher, other, 'hi from someone else');
+    report('other_turn', { ...others, text: assistantText(watcher.frames, others.finished.run_id) });
+
     const finished = relay.next('turn_finished', inScope('turn_finished', bob.scope));
     report('sent', await sendMessage(bob.token, bob.device, bob.scope, 'hi from bob'));
     const done = await finished;
     report('bob_turn', { finished: done, text: assistantText(relay.frames, done.run_id) });
-    report('sync', await relay.client.sync({ runtime: bob.scope }));
+    report('sync', await relay.client.sync({ request_id: 'bob-sync', runtime: bob.scope }));
+    const notHis = { kind: 'create_message', messages: [{ role: 'user', content: 'not his' }] };
+    report('refused', await relay.client.submitInput({ request_id: 'bob-refused-input', runtime: other, payload: notHis }));
 
     const aliceConnection = await connectionOf(alice.device);
     const byQuery = relayUrl(aliceConnection, { query: { token: bob.token } });
@@ -142,6 +143,6 @@ export const userScenarios = {
     ];
     report('other_runtime', { outcomes: onAlice.map(({ ok, error }) => ({ ok, error })) });
     report('bob_seen', seen(relay));
-    relay.client.close();
+    for (const c of [relay, watcher]) c.client.close();
   },
 };

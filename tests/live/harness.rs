@@ -73,8 +73,12 @@ impl Live {
         assert!(letta::git_available(), "the runtime needs git on PATH");
         let dir = TempDir(letta::temp_dir(test));
         let model = ModelServer::start(greeting()).await;
-        let bridge =
-            BridgeProcess::start_with_env(env!("CARGO_BIN_EXE_letta-bridge"), dir.0.join("bridge.log"), &[], bridge_env);
+        let bridge = BridgeProcess::start_with_env(
+            env!("CARGO_BIN_EXE_letta-bridge"),
+            dir.0.join("bridge.log"),
+            &[],
+            bridge_env,
+        );
         let mut events = bridge.events("").await.waiting(WAIT);
         let mut opts = RuntimeOptions::new(launcher, bridge.base_url(), RUNTIME_TOKEN.into(), dir.0.join("home"));
         opts.model_base_url = Some(model.base_url());

@@ -1,7 +1,8 @@
 //! Letta's own clients, unmodified, holding end users' tokens (issue 21)
-//! instead of the client token: two real runtimes online, Alice's token
-//! granting one conversation on the first, Bob's one on the second, and a
-//! third conversation on Alice's runtime that is nobody's. `letta-client`,
+//! instead of the client token: two real runtimes online, two agents on
+//! each; Alice's token grants the conversation of one agent on the first,
+//! Bob's one on the second; the other agent's conversation on each runtime
+//! is nobody's (the client token drives it). `letta-client`,
 //! `letta computers list` and `AppServerClient` (on `/app-server/ws` and on
 //! the relay socket) see only the runtime and the conversation of their
 //! grants and are refused elsewhere, each the way its client surfaces it.
@@ -29,7 +30,8 @@ impl User {
     /// `name`'s user token: every action on `scope` on `device`, for ten minutes.
     fn new(name: &str, device: &str, scope: &Value) -> Self {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let grant = json!({"runtime": device, "agent_id": scope["agent_id"], "conversation_id": scope["conversation_id"]});
+        let grant =
+            json!({"runtime": device, "agent_id": scope["agent_id"], "conversation_id": scope["conversation_id"]});
         let claims = json!({"sub": name, "aud": "letta-bridge", "exp": now + 600, "jti": format!("{name}-1"),
             "authorization_details": [{"type": "letta-bridge",
                 "actions": ["read", "input", "approve", "abort", "sync"], "scopes": [grant]}]});
@@ -43,15 +45,17 @@ impl User {
     }
 }
 
-/// Two runtimes, three conversations, two users. Fields drop in order:
+/// Two runtimes, four conversations, two users. Fields drop in order:
 /// the second runtime stops before the bridge.
 struct TwoUsers {
     bobs_runtime: OtherRuntime,
     live: Live,
     alice: User,
     bob: User,
-    /// A conversation of another agent on Alice's runtime: nobody's.
-    other: Value,
+    /// The conversation of the other agent on Alice's runtime: nobody's.
+    beside_alice: Value,
+    /// The conversation of the other agent on Bob's runtime: nobody's.
+    beside_bob: Value,
 }
 
 impl TwoUsers {
@@ -61,20 +65,25 @@ impl TwoUsers {
         }
         let mut live = Live::start_with_users(test, SECRET).await?;
         let bobs_runtime = live.start_another_runtime("live-test-bob").await;
-        let model = "lmstudio/fake-model";
-        let alices = async {
-            let hers = live.create_agent_at(&live.runtime_id, model).await;
-            (hers, live.create_agent_at(&live.runtime_id, model).await)
+        // Two agents on each runtime, one after the other; both runtimes at once.
+        let two_agents = |runtime: &str| {
+            let runtime = runtime.to_owned();
+            let live = &live;
+            async move {
+                let first = live.create_agent_at(&runtime, "lmstudio/fake-model").await;
+                (first, live.create_agent_at(&runtime, "lmstudio/fake-model").await)
+            }
         };
-        let ((hers, other), his) = tokio::join!(alices, live.create_agent_at(&bobs_runtime.id, model));
+        let ((hers, beside_alice), (his, beside_bob)) =
+            tokio::join!(two_agents(&live.runtime_id), two_agents(&bobs_runtime.id));
         let alice = User::new("alice", &live.runtime_id, &hers);
         let bob = User::new("bob", &bobs_runtime.id, &his);
-        Some(Self { bobs_runtime, live, alice, bob, other })
+        Some(Self { bobs_runtime, live, alice, bob, beside_alice, beside_bob })
     }
 
-    async fn run(&self, scenario: &str, mut args: Value) -> Steps {
-        args["alice"] = self.alice.args("alice");
-        args["bob"] = self.bob.args("bob");
+    /// Runs `scenario` with `alice`, `bob` and `other` (a conversation nobody's) as arguments.
+    async fn run(&self, scenario: &str, other: &Value) -> Steps {
+        let args = json!({"alice": self.alice.args("alice"), "bob": self.bob.args("bob"), "other": other});
         node::run(&self.live, scenario, &args).await
     }
 }
@@ -103,8 +112,7 @@ async fn letta_client_and_letta_computers_list_with_a_user_token_see_only_the_ru
     let Some(two) = TwoUsers::start("user_environments").await else { return };
     let (alice, bob) = (&two.alice, &two.bob);
     let users = json!([alice.args("alice"), bob.args("bob")]);
-    // Alice: another agent's; Bob: his agent's `default` conversation, which his grant does not name.
-    let foreign = json!({"alice": two.other, "bob": {"agent_id": bob.scope["agent_id"], "conversation_id": "default"}});
+    let foreign = json!({"alice": two.beside_alice, "bob": two.beside_bob});
     let steps = node::run(&two.live, "user_environments", &json!({"users": users, "foreign": foreign})).await;
 
     for (name, user, other) in [("alice", alice, bob), ("bob", bob, alice)] {
@@ -137,13 +145,13 @@ async fn letta_client_and_letta_computers_list_with_a_user_token_see_only_the_ru
 #[tokio::test]
 async fn app_server_client_with_a_user_token_gets_and_drives_only_its_granted_conversation() {
     let Some(two) = TwoUsers::start("user_app_server").await else { return };
-    let steps = two.run("user_app_server", json!({"other": two.other})).await;
-    let (alice, other) = (&two.alice, &two.other);
+    let steps = two.run("user_app_server", &two.beside_alice).await;
+    let (alice, other) = (&two.alice, &two.beside_alice);
 
-    // Unnamed with two runtimes online: the bridge names only hers.
+    // Unnamed with two runtimes online: refused, naming only her runtime.
     let unnamed = steps.get("unnamed");
-    assert_eq!(unnamed["frames"][0]["candidates"], json!([alice.device]), "{unnamed}");
-    assert_eq!(unnamed["closed"]["code"], 1008, "{unnamed}");
+    let candidates = &unnamed["frames"][0]["candidates"];
+    assert_eq!((candidates, unnamed["closed"]["code"].as_u64()), (&json!([alice.device]), Some(1008)), "{unnamed}");
     // Bob's runtime does not exist for her, on either socket.
     refused_with_404(steps.get("app_server_other_runtime"));
     refused_with_404(steps.get("relay_other_runtime"));
@@ -154,74 +162,64 @@ async fn app_server_client_with_a_user_token_gets_and_drives_only_its_granted_co
     let resume = steps.get("resume");
     assert_eq!((resume["success"].as_bool(), &resume["runtime"]), (Some(true), &alice.scope), "{resume}");
     // Every command for the other conversation refused, in the reply her client waits for.
-    let refused = steps.get("refused")["replies"].as_array().unwrap().clone();
-    let kinds = ["runtime_start_response", "input_accepted", "sync_response", "abort_message_response"];
-    for (reply, kind) in refused.iter().zip(kinds.into_iter().chain(["conversation_list_response"])) {
-        assert_eq!(reply["type"], kind, "{reply}");
+    let refused = steps.get("refused")["replies"].as_array().unwrap();
+    for reply in refused {
         assert_eq!(reply["success"].as_bool().or(reply["accepted"].as_bool()), Some(false), "{reply}");
-        assert!(reply["request_id"].as_str().is_some_and(|id| id.starts_with("alice-refused-")), "{reply}");
     }
+    let conversation = other["conversation_id"].as_str().unwrap();
     for reply in &refused[..4] {
-        let error = reply["error"].as_str().unwrap();
-        assert!(error.contains(other["conversation_id"].as_str().unwrap()), "names the scope: {reply}");
+        assert!(reply["error"].as_str().is_some_and(|e| e.contains(conversation)), "names the scope: {reply}");
     }
+    let list = &refused[4];
+    assert!(list["error"].as_str().is_some_and(|e| e.contains("not open to user tokens")), "{list}");
     let received = runtime_received(&two.live.runtime);
     let leaked: Vec<&Value> =
         received.iter().filter(|f| f["request_id"].as_str().is_some_and(|id| id.contains("alice-refused-"))).collect();
     assert!(leaked.is_empty(), "refused at the bridge: {leaked:?}");
 
-    // Both turns ran; she saw her own.
+    // Both turns ran, and only those two; hers streamed to her.
     for turn in ["other_turn", "alice_turn"] {
         let turn = steps.get(turn);
-        assert_eq!((turn["accepted"]["accepted"].as_bool(), turn["finished"]["stop_reason"].as_str()), (Some(true), Some("end_turn")));
-        assert_eq!(turn["text"], greeting().text(), "{turn}");
+        let (accepted, stop) = (turn["accepted"]["accepted"].as_bool(), turn["finished"]["stop_reason"].as_str());
+        assert_eq!((accepted, stop, &turn["text"]), (Some(true), Some("end_turn"), &json!(greeting().text())));
     }
     assert_eq!(two.live.model.chat_requests().len(), 2, "two turns, two model calls");
-    let watched = steps.get("watcher_seen")["frames"].as_array().unwrap().clone();
-    assert!(watched.iter().any(|f| f["runtime"] == *other), "the client token saw the other conversation");
-    assert!(watched.iter().any(|f| f["type"] == "update_device_status"), "and the device's state");
     // Her socket carried her conversation's events and her replies, nothing else.
-    let her_ids: Vec<&str> = steps.get("refused")["replies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain([info, resume])
-        .map(|r| r["request_id"].as_str().unwrap())
-        .collect();
-    let frames = steps.get("alice_seen")["frames"].as_array().unwrap().clone();
-    assert!(frames.iter().any(|f| f["type"] == "stream_delta"), "her turn streamed");
-    for frame in &frames {
-        match frame.get("runtime") {
-            Some(scope) => assert_eq!(scope, &alice.scope, "only her conversation: {frame}"),
-            None => assert!(her_ids.contains(&frame["request_id"].as_str().unwrap_or("")), "not hers: {frame}"),
-        }
+    let her_ids: Vec<&Value> = refused.iter().chain([info, resume]).map(|r| &r["request_id"]).collect();
+    for frame in steps.get("alice_seen")["frames"].as_array().unwrap() {
+        let hers = frame["runtime"] == alice.scope || her_ids.contains(&&frame["request_id"]);
+        assert!(hers, "only her conversation: {frame}");
     }
 }
 
 #[tokio::test]
 async fn a_relay_socket_with_a_user_token_streams_its_users_turn_and_opens_on_no_other_runtime() {
     let Some(two) = TwoUsers::start("user_relay").await else { return };
-    let steps = two.run("user_relay", json!({})).await;
+    let steps = two.run("user_relay", &two.beside_bob).await;
     let bob = &two.bob;
 
+    let other = steps.get("other_turn");
+    assert_eq!(other["finished"]["stop_reason"], "end_turn", "the client token's turn beside his: {other}");
     let sent = steps.get("sent");
     assert_eq!((sent["ok"].as_bool(), sent["value"]["success"].as_bool()), (Some(true), Some(true)), "{sent}");
     let turn = steps.get("bob_turn");
-    assert_eq!(turn["finished"]["stop_reason"], "end_turn", "{turn}");
-    assert_eq!(turn["text"], greeting().text(), "{turn}");
+    assert_eq!(
+        (turn["finished"]["stop_reason"].as_str(), &turn["text"]),
+        (Some("end_turn"), &json!(greeting().text()))
+    );
     let sync = steps.get("sync");
     assert_eq!((sync["success"].as_bool(), &sync["runtime"]), (Some(true), &bob.scope), "{sync}");
+    let refused = steps.get("refused");
+    assert_eq!((refused["type"].as_str(), refused["accepted"].as_bool()), (Some("input_accepted"), Some(false)));
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("`input` action")), "{refused}");
+    assert_eq!(two.live.model.chat_requests().len(), 2, "his turn and the one beside it, not the refused one");
     for outcome in steps.get("other_runtime")["outcomes"].as_array().unwrap() {
         refused_with_404(outcome);
     }
-    let frames = steps.get("bob_seen")["frames"].as_array().unwrap().clone();
-    assert!(frames.iter().any(|f| f["type"] == "stream_delta"), "his turn streamed");
-    for frame in &frames {
-        let reply = frame["request_id"].as_str().is_some_and(|id| id.starts_with("sync-"));
-        assert!(reply || frame["runtime"] == bob.scope, "only his conversation: {frame}");
+    // His socket carried his conversation's events and his replies, nothing else.
+    for frame in steps.get("bob_seen")["frames"].as_array().unwrap() {
+        let his = frame["runtime"] == bob.scope
+            || ["bob-sync", "bob-refused-input"].contains(&frame["request_id"].as_str().unwrap_or(""));
+        assert!(his, "only his conversation: {frame}");
     }
-    let input = runtime_received(&two.bobs_runtime.runtime).into_iter().find(|c| c["type"] == "input");
-    assert_eq!(input.expect("his input reached his runtime")["runtime"], bob.scope);
-    let alices: Vec<Value> = runtime_received(&two.live.runtime).into_iter().filter(|f| f["type"] == "input").collect();
-    assert!(alices.is_empty(), "nothing of Bob's reached Alice's runtime: {alices:?}");
 }
