@@ -92,6 +92,16 @@ fn exp_aud_and_sub_are_required() {
     }
 }
 
+#[tokio::test]
+async fn a_token_missing_several_claims_is_refused_for_the_same_one_every_time() {
+    let token = hs256(SECRET, &json!({"sub": "alice"}));
+    let first = verify(&token).await;
+    assert_eq!(first, Err(TokenError::Missing("exp".into())), "exp, aud, sub: checked in that order");
+    for _ in 0..64 {
+        assert_eq!(verify(&token).await, first, "the same refusal for the same token");
+    }
+}
+
 #[test]
 fn the_audience_must_be_in_aud_and_the_issuer_equal_iss_when_set() {
     assert!(check(claims(json!({"aud": ["other", "letta-bridge"]})), &expect()).is_ok());
@@ -242,13 +252,6 @@ fn before_any_key_set_arrived_a_failed_fetch_makes_tokens_wait_for_the_retry() {
 
 /// Base64url without padding (JWS compact serialisation), for hand-made tokens.
 fn b64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
