@@ -183,9 +183,12 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Send a message (or an approval) to the agent: a v2 `input` frame.
-#[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey),
+#[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey, turns::Prefer),
     request_body = InputCommand, security(("client" = [])),
-    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+    responses((status = 202, description = "Written to the runtime's socket. With wait=completion: the turn outlives the request (after LETTA_BRIDGE_ASYNC_AFTER, or at once with `Prefer: respond-async`); poll `Location` (`GET /turns/{id}`); the body adds the `TurnRunning` fields", body = Accepted,
+                  headers(("Location" = String, description = "With wait=completion: where to poll the turn, `/turns/{id}`"),
+                          ("Retry-After" = u32, description = "With wait=completion: seconds to wait before polling"),
+                          ("Preference-Applied" = String, description = "`respond-async` when `Prefer: respond-async` was applied"))),
               (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn, or `stop_reason: \"requires_approval\"` with the pending `approval` when the turn stops to ask for a tool approval", body = Replied),
               CommandProblems))]
 async fn post_input(
@@ -202,9 +205,12 @@ async fn post_input(
 /// Answer a tool approval request (a `control_request` event with
 /// `request.subtype: "can_use_tool"`): an `input` with an `approval_response`
 /// payload whose `request_id` is the `control_request`'s.
-#[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey),
+#[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey, turns::Prefer),
     request_body = ApprovalCommand, security(("client" = [])),
-    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+    responses((status = 202, description = "Written to the runtime's socket. With wait=completion: the turn outlives the request (after LETTA_BRIDGE_ASYNC_AFTER, or at once with `Prefer: respond-async`); poll `Location` (`GET /turns/{id}`); the body adds the `TurnRunning` fields", body = Accepted,
+                  headers(("Location" = String, description = "With wait=completion: where to poll the turn, `/turns/{id}`"),
+                          ("Retry-After" = u32, description = "With wait=completion: seconds to wait before polling"),
+                          ("Preference-Applied" = String, description = "`respond-async` when `Prefer: respond-async` was applied"))),
               (status = 200, description = "wait=true: the runtime's `input_accepted` (`accepted: false` with `error: \"Approval request is no longer pending\"` when the runtime does not wait for that approval); wait=completion: the rest of the turn, to its `turn_finished`, or `stop_reason: \"requires_approval\"` at the next approval request", body = Replied),
               CommandProblems))]
 async fn post_approval(

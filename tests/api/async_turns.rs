@@ -66,6 +66,7 @@ async fn accepted(res: reqwest::Response) -> (String, Value) {
     assert_eq!(body["location"], location);
     assert_eq!(format!("/turns/{}", body["id"].as_str().unwrap()), location);
     assert_eq!(body["status"], "running");
+    assert_eq!(body["type"], "input", "a 202 of POST /input reads as its Accepted too");
     (location, body)
 }
 

@@ -57,6 +57,20 @@ impl Followers {
     }
 }
 
+/// The `Prefer` header of `POST /input` and `POST /approval`, as documented
+/// (read by [`prefers_async`]).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Prefer {
+    /// `respond-async` (RFC 7240): with `wait=completion`, answer `202` with
+    /// `Location: /turns/{id}` as soon as the input is written, rather than
+    /// after LETTA_BRIDGE_ASYNC_AFTER; the answer then carries
+    /// `Preference-Applied: respond-async`. Other preferences are ignored.
+    #[param(rename = "Prefer")]
+    #[allow(dead_code)] // documentation only
+    prefer: Option<String>,
+}
+
 /// True when `headers` hold `Prefer: respond-async` (among other
 /// preferences, any case, parameters ignored).
 pub fn prefers_async(headers: &HeaderMap) -> bool {

@@ -20,10 +20,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use follow::{Followers, follow, prefers_async};
+pub use follow::{Followers, Prefer, follow, prefers_async};
 
 use super::extract::{ApiPath, ApiQuery, Client};
-use super::openapi::ReadProblems;
+use super::openapi::{ReadProblems, TurnProblems};
 use super::{ApiError, AppState, Problem};
 use crate::protocol::Role;
 use crate::protocol::access::TurnScope;
@@ -70,6 +70,10 @@ pub struct TurnRunning {
     pub request_id: String,
     /// The runtime the turn runs on.
     pub runtime_id: String,
+    /// The frame's `type`: always `input` (so that the `202` of
+    /// `POST /input` reads as an `Accepted` too).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     /// The agent of the input's scope.
     pub agent_id: String,
     /// The conversation of the input's scope.
@@ -89,6 +93,7 @@ impl TurnRunning {
             location: location(&record.id),
             request_id: record.request_id.clone(),
             runtime_id: record.runtime_id.clone(),
+            kind: "input",
             agent_id: record.agent_id.clone(),
             conversation_id: record.conversation_id.clone(),
             cursor: record.cursor.clone(),
@@ -163,7 +168,7 @@ pub struct ListParams {
         (status = 502, description = "The turn ended as its request would have: the runtime disconnected, or the turn ended with `stop_reason: \"error\"` (`turn-failed`, the turn under `turn`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The bridge instance following the turn stopped before it ended, or the shared store is unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn did not finish within its `timeout_ms`", body = Problem, content_type = "application/problem+json"),
-        ReadProblems))]
+        TurnProblems))]
 async fn get_turn(
     State(state): State<AppState>,
     Client(role): Client,
