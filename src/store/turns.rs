@@ -70,6 +70,9 @@ pub struct Finished {
     pub status: u16,
     /// The answer's JSON body.
     pub body: String,
+    /// The answer's `Retry-After` (seconds), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
     /// When it finished, in milliseconds since the Unix epoch.
     pub finished_at: u64,
 }

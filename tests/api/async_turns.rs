@@ -239,3 +239,36 @@ async fn a_user_token_cannot_poll_another_users_turn() {
     let narrower = user_access::token("alice", 600, "alice-2", &["input"], json!([{"agent_id": "agent-1", "conversation_id": "conv-a"}]));
     assert_problem(app.get_as(Some(&narrower), &location).await, 404).await;
 }
+
+#[tokio::test]
+async fn a_repeat_of_an_input_answered_202_gets_the_same_turn_to_poll() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let post = || {
+        let req = app.http.post(app.url("/input?wait=completion")).bearer_auth(CLIENT_TOKEN);
+        req.header("Prefer", "respond-async").header("Idempotency-Key", "turn-key-1").json(&message("once")).send()
+    };
+    let (first, _) = accepted(post().await.unwrap()).await;
+    rt.next_frame().await;
+    let repeat = post().await.unwrap();
+    assert_eq!(repeat.headers()["idempotent-replayed"], "true");
+    let (again, _) = accepted(repeat).await;
+    assert_eq!(again, first, "the same turn, sent once");
+}
+
+#[tokio::test]
+async fn a_retryable_failure_polls_with_its_retry_after() {
+    let app = spawn_app().await;
+    let mut rt = app.runtime("dev-a").await;
+    let (location, _) =
+        accepted(post_turn(&app, CLIENT_TOKEN, "/input?wait=completion", message("hi"), true).await).await;
+    let frame = rt.next_frame().await;
+    let otid = frame["payload"]["messages"][0]["client_message_id"].clone();
+    let failure = json!({"stage": "model", "code": "provider_overloaded", "retryable": true, "client_message_ids": [otid]});
+    rt.emit("update_loop_status", AGENT, CONV, json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": failure}}));
+    finish_turn(&rt, "error");
+    let res = poll(&app, CLIENT_TOKEN, &location).await;
+    assert_eq!(res.headers()["retry-after"], "8");
+    let problem = assert_problem(res, 502).await;
+    assert_eq!(problem["turn"]["failure"]["retryable"], true);
+}

@@ -205,9 +205,11 @@ impl Follower {
         };
         let (parts, body) = answer.into_parts();
         let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let retry_after = parts.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
         let finished = Finished {
             status: parts.status.as_u16(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            retry_after,
             finished_at: unix_ms(),
         };
         let record = TurnRecord {

@@ -47,6 +47,16 @@ pub fn location(id: &str) -> String {
     format!("/turns/{id}")
 }
 
+/// Adds `Location` and `Retry-After` to a `202` whose body is a running
+/// turn's (an `Idempotency-Key`'s replay keeps the body only).
+pub fn poll_again(answer: &mut Response, body: &[u8]) {
+    let Ok(running) = serde_json::from_slice::<Value>(body) else { return };
+    let Some(location) = running["location"].as_str().filter(|l| l.starts_with("/turns/")) else { return };
+    let Ok(location) = HeaderValue::from_str(location) else { return };
+    answer.headers_mut().insert(header::LOCATION, location);
+    answer.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_AFTER_SECS));
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -183,7 +193,11 @@ async fn get_turn(
     };
     let status = StatusCode::from_u16(finished.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
-    Ok((status, [(header::CONTENT_TYPE, content_type)], finished.body.clone()).into_response())
+    let mut answer = (status, [(header::CONTENT_TYPE, content_type)], finished.body.clone()).into_response();
+    if let Some(secs) = finished.retry_after {
+        answer.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Ok(answer)
 }
 
 /// The finished turns the caller may read, newest first: a polling

@@ -17,7 +17,8 @@ fn record(id: &str, principal: &str) -> TurnRecord {
 }
 
 fn finished(id: &str, principal: &str) -> TurnRecord {
-    let finished = Finished { status: 200, body: format!("{{\"id\":\"{id}\"}}"), finished_at: 1_767_225_601_000 };
+    let body = format!("{{\"id\":\"{id}\"}}");
+    let finished = Finished { status: 200, body, retry_after: None, finished_at: 1_767_225_601_000 };
     TurnRecord { finished: Some(finished), ..record(id, principal) }
 }
 
@@ -27,7 +28,9 @@ fn ids(listed: &Listed) -> Vec<&str> {
 
 #[test]
 fn a_turn_record_reads_back_as_written() {
-    for sent in [record("tn_1", "client"), finished("tn_2", "user:alice")] {
+    let mut failed = finished("tn_3", "client");
+    failed.finished.as_mut().unwrap().retry_after = Some(8);
+    for sent in [record("tn_1", "client"), finished("tn_2", "user:alice"), failed] {
         assert_eq!(TurnRecord::from_json(&sent.to_json()), Some(sent));
     }
     assert_eq!(TurnRecord::from_json("{\"id\":1}"), None);
