@@ -141,8 +141,12 @@ pub trait TurnStore: Send + Sync + 'static {
     /// `after`, the newest `limit`; with it, the first `limit` that
     /// finished after it (from the earliest kept when it is of another
     /// epoch). Newest first either way.
-    fn list<'a>(&'a self, principal: Option<&'a str>, after: Option<&'a Position>, limit: usize)
-    -> StoreFuture<'a, Listed>;
+    fn list<'a>(
+        &'a self,
+        principal: Option<&'a str>,
+        after: Option<&'a Position>,
+        limit: usize,
+    ) -> StoreFuture<'a, Listed>;
 }
 
 #[cfg(test)]

@@ -29,7 +29,12 @@ fn finish_turn(rt: &FakeRuntime, stop_reason: &str) {
         rt.emit("stream_delta", AGENT, CONV, json!({ "delta": delta }));
     }
     let error = if stop_reason == "error" { json!("Agent agent-1 not found") } else { Value::Null };
-    rt.emit("turn_finished", AGENT, CONV, json!({"turn_id": "turn-1", "stop_reason": stop_reason, "run_id": "run-1", "error": error}));
+    rt.emit(
+        "turn_finished",
+        AGENT,
+        CONV,
+        json!({"turn_id": "turn-1", "stop_reason": stop_reason, "run_id": "run-1", "error": error}),
+    );
 }
 
 /// POSTs `body` to `path` with `token`, and `Prefer: respond-async` when asked.
@@ -215,7 +220,13 @@ async fn a_user_token_cannot_poll_another_users_turn() {
     let app = spawn_with_users().await;
     let mut rt = app.runtime("dev-1").await;
     let alice = user_access::alice();
-    let bob = user_access::token("bob", 600, "bob-1", user_access::ALL, json!([{"agent_id": "agent-1", "conversation_id": "*"}]));
+    let bob = user_access::token(
+        "bob",
+        600,
+        "bob-1",
+        user_access::ALL,
+        json!([{"agent_id": "agent-1", "conversation_id": "*"}]),
+    );
     let (location, _) =
         accepted(post_turn(&app, &alice, "/input?wait=completion", user_access::message("conv-a"), true).await).await;
     rt.next_frame().await;
@@ -225,7 +236,12 @@ async fn a_user_token_cannot_poll_another_users_turn() {
     assert_problem(app.get_as(Some(&bob), &location).await, 404).await;
     assert_problem(app.get_as(Some(CLIENT_TOKEN), &location).await, 404).await;
 
-    rt.emit("turn_finished", AGENT, "conv-a", json!({"turn_id": "turn-1", "stop_reason": "end_turn", "run_id": "run-1"}));
+    rt.emit(
+        "turn_finished",
+        AGENT,
+        "conv-a",
+        json!({"turn_id": "turn-1", "stop_reason": "end_turn", "run_id": "run-1"}),
+    );
     assert_eq!(poll(&app, &alice, &location).await.status(), 200);
     let count = |page: Value| page["turns"].as_array().unwrap().len();
     let list_as = |token: String| {
@@ -236,7 +252,13 @@ async fn a_user_token_cannot_poll_another_users_turn() {
     assert_eq!(count(list_as(bob.clone()).await), 0, "bob reads conv-a's events, but the turn is alice's");
     assert_eq!(count(list_as(ADMIN_TOKEN.to_owned()).await), 1);
     // Alice with a token that no longer reads conv-a reads the turn no more.
-    let narrower = user_access::token("alice", 600, "alice-2", &["input"], json!([{"agent_id": "agent-1", "conversation_id": "conv-a"}]));
+    let narrower = user_access::token(
+        "alice",
+        600,
+        "alice-2",
+        &["input"],
+        json!([{"agent_id": "agent-1", "conversation_id": "conv-a"}]),
+    );
     assert_problem(app.get_as(Some(&narrower), &location).await, 404).await;
 }
 
@@ -264,8 +286,14 @@ async fn a_retryable_failure_polls_with_its_retry_after() {
         accepted(post_turn(&app, CLIENT_TOKEN, "/input?wait=completion", message("hi"), true).await).await;
     let frame = rt.next_frame().await;
     let otid = frame["payload"]["messages"][0]["client_message_id"].clone();
-    let failure = json!({"stage": "model", "code": "provider_overloaded", "retryable": true, "client_message_ids": [otid]});
-    rt.emit("update_loop_status", AGENT, CONV, json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": failure}}));
+    let failure =
+        json!({"stage": "model", "code": "provider_overloaded", "retryable": true, "client_message_ids": [otid]});
+    rt.emit(
+        "update_loop_status",
+        AGENT,
+        CONV,
+        json!({"loop_status": {"status": "WAITING_ON_INPUT", "failure": failure}}),
+    );
     finish_turn(&rt, "error");
     let res = poll(&app, CLIENT_TOKEN, &location).await;
     assert_eq!(res.headers()["retry-after"], "8");

@@ -39,7 +39,12 @@ fn finish(rt: &FakeRuntime, text: &str) {
     let delta = json!({"id": "msg-1", "message_type": "assistant_message", "run_id": "run-1",
                        "content": [{"type": "text", "text": text}]});
     rt.emit("stream_delta", "agent-1", "conv-1", json!({ "delta": delta }));
-    rt.emit("turn_finished", "agent-1", "conv-1", json!({"turn_id": "turn-1", "stop_reason": "end_turn", "run_id": "run-1"}));
+    rt.emit(
+        "turn_finished",
+        "agent-1",
+        "conv-1",
+        json!({"turn_id": "turn-1", "stop_reason": "end_turn", "run_id": "run-1"}),
+    );
 }
 
 #[tokio::test]

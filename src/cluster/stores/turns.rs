@@ -59,8 +59,12 @@ impl TurnStore for Arc<RedisTurns> {
 
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TurnRecord>> {
         Box::pin(async move {
-            let record: Option<String> =
-                self.node.engine.run(&redis::cmd("HGET").arg(self.key(id)).arg("r").to_owned()).await.map_err(unavailable)?;
+            let record: Option<String> = self
+                .node
+                .engine
+                .run(&redis::cmd("HGET").arg(self.key(id)).arg("r").to_owned())
+                .await
+                .map_err(unavailable)?;
             Ok(record.as_deref().and_then(TurnRecord::from_json))
         })
     }

@@ -26,7 +26,7 @@ use super::{Refusal, Role, authorize};
 use crate::protocol::wire;
 
 /// The command types an end user's token may send (the table of the module
-/// doc; docs/api.md's user column states the same).
+/// doc; docs/api.md's "What a user token may send" states the same).
 pub const USER_COMMANDS: &[&str] = &[
     wire::INPUT,
     wire::SYNC,
