@@ -104,12 +104,12 @@ impl Position {
         format!("{}-{}", self.epoch, self.seq)
     }
 
-    /// A cursor back; `None` when it is not one (an epoch of letters and
-    /// digits, a dash, a decimal sequence number).
+    /// A cursor back; `None` when it is not one (an epoch of 1 to 32
+    /// letters and digits, a dash, 1 to 19 decimal digits).
     pub fn parse(cursor: &str) -> Option<Self> {
         let (epoch, seq) = cursor.rsplit_once('-')?;
         let epoch_ok = !epoch.is_empty() && epoch.len() <= 32 && epoch.bytes().all(|b| b.is_ascii_alphanumeric());
-        let digits = !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit());
+        let digits = (1..=19).contains(&seq.len()) && seq.bytes().all(|b| b.is_ascii_digit());
         if !(epoch_ok && digits) {
             return None;
         }

@@ -161,6 +161,7 @@ pub struct ListParams {
     /// `limit`. `<epoch>-<n>`; anything else is a `400`. A cursor from before
     /// the bridge's turns were lost (a restart of an embedded bridge, a
     /// cluster's Redis without its data) lists from the earliest turn kept.
+    #[param(pattern = "^[0-9A-Za-z]{1,32}-[0-9]{1,19}$")]
     after: Option<String>,
     /// Most turns to list (1 to 100; default 50).
     #[param(minimum = 1, maximum = 100)]
