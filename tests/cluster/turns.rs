@@ -73,9 +73,37 @@ async fn a_turn_answered_202_on_one_instance_is_polled_and_listed_on_another() {
     let next = listed["next"].as_str().unwrap();
     let empty = cluster.at(2).get_json(&format!("/turns?after={next}")).await;
     assert_eq!((empty["turns"].clone(), empty["next"].as_str()), (json!([]), Some(next)), "one cursor for the cluster");
+
+    // Two more, answered at once on instance 3; paged one by one from instance 1 with the first cursor.
+    let mut ids = vec![turn["id"].as_str().unwrap().to_owned()];
+    for text in ["second", "third"] {
+        let pending = {
+            let b = cluster.at(3);
+            authed(b.http.post(b.url("/input?wait=completion"))).json(&input(text)).send()
+        };
+        let (res, _) = tokio::join!(pending, async {
+            rt.next_frame().await;
+            finish(&rt, text);
+        });
+        let body: Value = res.unwrap().json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let epoch = next.rsplit_once('-').unwrap().0;
+    let mut cursor = format!("{epoch}-0");
+    let mut paged = Vec::new();
+    for _ in 0..3 {
+        let page = cluster.at(1).get_json(&format!("/turns?after={cursor}&limit=1")).await;
+        paged.push(page["turns"][0]["id"].as_str().unwrap().to_owned());
+        cursor = page["next"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(paged, ids, "every turn once, in the order they finished");
+    let newest: Value = cluster.at(2).get_json("/turns?limit=2").await;
+    let newest: Vec<&str> = newest["turns"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(newest, [ids[2].as_str(), ids[1].as_str()]);
+
     let admin_sees = cluster.at(2).http.get(cluster.at(2).url("/turns")).bearer_auth(crate::harness::admin());
     let admin_sees: Value = admin_sees.send().await.unwrap().json().await.unwrap();
-    assert_eq!(admin_sees["turns"].as_array().unwrap().len(), 1);
+    assert_eq!(admin_sees["turns"].as_array().unwrap().len(), 3);
     let unknown = cluster.at(3).http.get(cluster.at(3).url("/turns/tn_unknown")).bearer_auth(CLIENT_TOKEN);
     assert_eq!(unknown.send().await.unwrap().status(), 404);
 }

@@ -41,7 +41,9 @@ fn a_cursor_is_an_epoch_a_dash_and_a_sequence_number() {
     let at = Position { epoch: "ab12".into(), seq: 7 };
     assert_eq!(at.to_cursor(), "ab12-7");
     assert_eq!(Position::parse("ab12-7"), Some(at));
-    for bad in ["", "7", "-7", "ab12-", "ab12-x", "a b-1", "ab-1-2x", "ab-99999999999999999999", "ab-1234567890123456789x"] {
+    for bad in
+        ["", "7", "-7", "ab12-", "ab12-x", "a b-1", "ab-1-2x", "ab-99999999999999999999", "ab-1234567890123456789x"]
+    {
         assert_eq!(Position::parse(bad), None, "{bad:?}");
     }
 }
