@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::ApiError;
 use super::AppState;
 use super::extract::Client;
 use super::openapi::ReadProblems;
@@ -97,8 +98,15 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// Prometheus metrics (text format 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "status", security(("client" = [])),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), ReadProblems))]
-async fn get_metrics(State(state): State<AppState>, _client: Client) -> impl IntoResponse {
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+              (status = 403, description = "An end user's token: this is the operator's view", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
+async fn get_metrics(State(state): State<AppState>, Client(role): Client) -> Result<impl IntoResponse, ApiError> {
+    if !role.reads_operations() {
+        return Err(ApiError::Forbidden(
+            "GET /metrics is the operator's (the client or admin token), not an end user's".into(),
+        ));
+    }
     let hub = state.hub.stats();
     metrics::gauge!(names::RUNTIMES_ONLINE).set(state.runtimes.online_count() as f64);
     metrics::counter!(names::RUNTIME_CONNECTS).absolute(state.runtimes.connects());
@@ -108,5 +116,5 @@ async fn get_metrics(State(state): State<AppState>, _client: Client) -> impl Int
     metrics::gauge!(names::REPLAY_BYTES).set(hub.replay_bytes as f64);
     metrics::gauge!(names::PENDING_REPLIES).set(state.runtimes.pending_replies() as f64);
     metrics::gauge!(names::RUNTIME_TASKS).set(state.runtimes.tasks() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render()))
 }

@@ -102,6 +102,7 @@ fn event_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) -> Vec<String> {
         register::<RuntimeOffline>(schemas),
         register::<Reset>(schemas),
         register::<Lagged>(schemas),
+        register::<Reauth>(schemas),
         register::<StreamDelta>(schemas),
         register::<ApprovalRequestDelta>(schemas),
         register::<TurnFinished>(schemas),

@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{Client, JsonBody};
 use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
+use crate::auth::LEEWAY_SECS;
 use crate::protocol::Role;
 use crate::protocol::access::grants::MAX_ID_LEN;
 
@@ -29,7 +30,8 @@ pub struct Revocation {
     #[schema(min_length = 1, max_length = 256)]
     pub jti: String,
     /// The token's `exp` claim, in seconds since the Unix epoch: the
-    /// revocation lasts until then (the token is refused anyway after it).
+    /// revocation lasts until a minute after it (the clock skew a token is
+    /// taken with; it is refused anyway after that).
     pub exp: u64,
 }
 
@@ -52,7 +54,9 @@ async fn post_revocation(
     if jti.is_empty() || jti.len() > MAX_ID_LEN || jti.chars().any(char::is_control) {
         return Err(ApiError::Invalid(format!("`jti` must be 1-{MAX_ID_LEN} printable characters")));
     }
-    state.revocations.revoke(jti, body.exp).await?;
+    // A token is taken until LEEWAY_SECS past its `exp` (clock skew): the
+    // revocation outlives it by as much, or the token would come back.
+    state.revocations.revoke(jti, body.exp.saturating_add(LEEWAY_SECS)).await?;
     tracing::info!(exp = body.exp, "an end user's token was revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -84,9 +84,11 @@ pub struct ReadyQuery {
 
 /// Runtimes, the event log and counters.
 #[utoipa::path(get, path = "/status", tag = "status", security(("client" = [])),
-    responses((status = 200, body = Status), ReadProblems))]
+    responses((status = 200, body = Status),
+              (status = 403, description = "An end user's token: this is the operator's view", body = super::Problem, content_type = "application/problem+json"),
+              ReadProblems))]
 async fn get_status(State(state): State<AppState>, Client(role): Client) -> Result<Json<Status>, ApiError> {
-    if role.user().is_some() {
+    if !role.reads_operations() {
         return Err(ApiError::Forbidden(
             "GET /status is the operator's (the client or admin token); an end user's token reads GET /runtimes".into(),
         ));

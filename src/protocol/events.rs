@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-pub use super::bridge::{Lagged, Reset, RuntimeOffline, RuntimeOnline};
+pub use super::bridge::{Lagged, Reauth, Reset, RuntimeOffline, RuntimeOnline};
 pub use super::scope::EventScope;
 
 macro_rules! runtime_event {

@@ -17,6 +17,7 @@ import {
   seen,
   turn,
 } from './clients.mjs';
+import { userScenarios } from './users.mjs';
 
 /** The agent `runtime_start` creates: the model server's `fake-model`. */
 const CREATE_AGENT = {
@@ -165,10 +166,11 @@ const scenarios = {
   },
 };
 
+const known = { ...scenarios, ...userScenarios };
 const [name, args] = process.argv.slice(2);
-const scenario = scenarios[name];
+const scenario = known[name];
 if (!scenario) {
-  report('failed', { error: `no scenario ${name}; known: ${Object.keys(scenarios).join(', ')}` });
+  report('failed', { error: `no scenario ${name}; known: ${Object.keys(known).join(', ')}` });
   process.exit(2);
 }
 let code = 0;

@@ -6,7 +6,7 @@
 //! prints every frame it reads (`← recv`), unparseable ones included.
 
 use letta_bridge_testkit::bridge::CLIENT_TOKEN;
-use letta_bridge_testkit::letta::LETTA_CODE_VERSION;
+use letta_bridge_testkit::letta::{LETTA_CODE_VERSION, LettaRuntime};
 use serde_json::{Value, json};
 
 use crate::harness::{Live, greeting};
@@ -20,9 +20,9 @@ async fn start(test: &str) -> Option<Live> {
     Live::start(test).await
 }
 
-/// Every frame the runtime read, from its `--debug` log (`← recv …  {json}`).
-fn runtime_received(live: &Live) -> Vec<Value> {
-    live.runtime
+/// Every frame `runtime` read, from its `--debug` log (`← recv …  {json}`).
+pub fn runtime_received(runtime: &LettaRuntime) -> Vec<Value> {
+    runtime
         .log()
         .lines()
         .filter_map(|line| line.split_once("← recv")?.1.split_once('{').map(|(_, rest)| format!("{{{rest}")))
@@ -34,7 +34,7 @@ fn runtime_received(live: &Live) -> Vec<Value> {
 /// could not parse (it logs those as `_ws_unparseable`). Returns the
 /// commands it read.
 fn assert_no_bookkeeping_reached_the_runtime(live: &Live) -> Vec<Value> {
-    let received = runtime_received(live);
+    let received = runtime_received(&live.runtime);
     for frame in &received {
         let kind = frame["type"].as_str().unwrap_or_default();
         assert!(!matches!(kind, "ack" | "ping" | "_ws_unparseable"), "the runtime read {frame}");

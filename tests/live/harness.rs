@@ -41,7 +41,15 @@ impl Live {
     }
 
     pub async fn start_with(test: &str, tweak: impl FnOnce(&mut RuntimeOptions)) -> Option<Self> {
-        let live = Self::launch(test, tweak, None).await?.0;
+        let live = Self::launch(test, tweak, None, &[]).await?.0;
+        live.runtime_ready().await;
+        Some(live)
+    }
+
+    /// Starts everything with end users' tokens on: the bridge verifies
+    /// them with the HS256 secret `secret` (`LETTA_BRIDGE_USER_TOKEN_SECRET`).
+    pub async fn start_with_users(test: &str, secret: &str) -> Option<Self> {
+        let live = Self::launch(test, |_| {}, None, &[("LETTA_BRIDGE_USER_TOKEN_SECRET", secret)]).await?.0;
         live.runtime_ready().await;
         Some(live)
     }
@@ -51,7 +59,7 @@ impl Live {
     /// accepted one reaches the bridge the moment the runtime's socket is
     /// up; returns the setup and that first answer that is not a 503.
     pub async fn start_racing(test: &str, path: &str, input: &Value) -> Option<(Self, reqwest::Response)> {
-        let (live, first) = Self::launch(test, |_| {}, Some((path, input))).await?;
+        let (live, first) = Self::launch(test, |_| {}, Some((path, input)), &[]).await?;
         Some((live, first.expect("an answer")))
     }
 
@@ -59,12 +67,18 @@ impl Live {
         test: &str,
         tweak: impl FnOnce(&mut RuntimeOptions),
         race: Option<(&str, &Value)>,
+        bridge_env: &[(&str, &str)],
     ) -> Option<(Self, Option<reqwest::Response>)> {
         let launcher = letta::launcher_or_skip(test)?;
         assert!(letta::git_available(), "the runtime needs git on PATH");
         let dir = TempDir(letta::temp_dir(test));
         let model = ModelServer::start(greeting()).await;
-        let bridge = BridgeProcess::start(env!("CARGO_BIN_EXE_letta-bridge"), dir.0.join("bridge.log"), &[]);
+        let bridge = BridgeProcess::start_with_env(
+            env!("CARGO_BIN_EXE_letta-bridge"),
+            dir.0.join("bridge.log"),
+            &[],
+            bridge_env,
+        );
         let mut events = bridge.events("").await.waiting(WAIT);
         let mut opts = RuntimeOptions::new(launcher, bridge.base_url(), RUNTIME_TOKEN.into(), dir.0.join("home"));
         opts.model_base_url = Some(model.base_url());
@@ -98,10 +112,16 @@ impl Live {
     /// first pong (`start_racing` tests that); tests other than that one
     /// still start once a sync round trip worked, so they test one thing.
     pub async fn runtime_ready(&self) {
+        self.runtime_ready_at("").await;
+    }
+
+    /// [`Live::runtime_ready`] for the runtime `runtime_id` (`""`: the only one online).
+    async fn runtime_ready_at(&self, runtime_id: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let probe = json!({"runtime": {"agent_id": "agent-readiness-probe", "conversation_id": "default"}});
+        let path = format!("/sync?runtime={runtime_id}&wait=true&timeout_ms=1000");
         loop {
-            let res = self.bridge.post("/sync?wait=true&timeout_ms=1000", &probe).await;
+            let res = self.bridge.post(&path, &probe).await;
             if res.status() == 200 {
                 return;
             }
@@ -116,6 +136,27 @@ impl Live {
         self.runtime = LettaRuntime::start(&self.opts);
     }
 
+    /// Starts a second runtime (its own `HOME`, so its own `deviceId`;
+    /// `--env-name` `env_name`) against the same bridge and model server,
+    /// and waits until it answers a `sync`. With two online, commands name
+    /// their runtime (`create_agent_at`).
+    pub async fn start_another_runtime(&mut self, env_name: &str) -> OtherRuntime {
+        let mut opts = self.opts.clone();
+        opts.env_name = env_name.to_owned();
+        opts.home = self._dir.0.join(env_name);
+        let runtime = LettaRuntime::start(&opts);
+        let first = self.runtime_id.clone();
+        let online = self
+            .events
+            .next_matching("the second runtime online", |e| {
+                e.event == "runtime_online" && e.data["runtime_id"].as_str().is_some_and(|id| id != first)
+            })
+            .await;
+        let id = online.data["runtime_id"].as_str().unwrap().to_owned();
+        self.runtime_ready_at(&id).await;
+        OtherRuntime { runtime, id }
+    }
+
     /// Creates an agent on the model server's `fake-model` and a conversation
     /// with `runtime_start` (admin token, awaited); returns the scope
     /// `{agent_id, conversation_id}` the runtime assigned.
@@ -125,11 +166,16 @@ impl Live {
 
     /// Like [`Live::create_agent`], on another model handle.
     pub async fn create_agent_on(&self, model: &str) -> Value {
+        self.create_agent_at("", model).await
+    }
+
+    /// Like [`Live::create_agent_on`], on the runtime `runtime_id` (`""`: the only one online).
+    pub async fn create_agent_at(&self, runtime_id: &str, model: &str) -> Value {
         let res = self
             .bridge
             .post_as(
                 ADMIN_TOKEN,
-                "/commands?wait=true&timeout_ms=30000",
+                &format!("/commands?runtime={runtime_id}&wait=true&timeout_ms=30000"),
                 &json!({
                     "type": "runtime_start",
                     "create_agent": {
@@ -167,6 +213,14 @@ impl Live {
             })
             .await;
     }
+}
+
+/// A runtime started after the first one ([`Live::start_another_runtime`]);
+/// declare it after the [`Live`] it belongs to, so that it stops first.
+pub struct OtherRuntime {
+    pub runtime: LettaRuntime,
+    /// Its id at the bridge (its `deviceId`).
+    pub id: String,
 }
 
 /// A model reply that calls `Bash` with `command` (id `call_id`), then

@@ -67,6 +67,13 @@ impl Role {
         }
     }
 
+    /// May the caller read the operator's views (`GET /status`, `GET
+    /// /metrics`: every runtime, counters of the whole bridge)? The client
+    /// and admin tokens; an end user reads `GET /runtimes`, filtered.
+    pub fn reads_operations(&self) -> bool {
+        !matches!(self, Self::User(_))
+    }
+
     /// The end user, when the caller is one.
     pub fn user(&self) -> Option<&Arc<UserPrincipal>> {
         match self {

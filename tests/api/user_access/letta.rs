@@ -40,6 +40,8 @@ async fn environments_and_runtimes_show_a_user_only_the_runtimes_its_scopes_may_
     assert_eq!(ids(&json_as(&app, &alice(), "/runtimes").await, "id"), ["dev-1"]);
     let problem = assert_problem(app.get_as(Some(&alice()), "/status").await, 403).await;
     assert!(problem["detail"].as_str().unwrap().contains("GET /runtimes"), "{problem}");
+    let problem = assert_problem(app.get_as(Some(&alice()), "/metrics").await, 403).await;
+    assert!(problem["detail"].as_str().unwrap().contains("operator"), "{problem}");
     let anywhere =
         token("erin", 600, "erin-1", &["read"], json!([{"agent_id": "agent-1", "conversation_id": "conv-a"}]));
     let list = json_as(&app, &anywhere, "/v1/environments").await;

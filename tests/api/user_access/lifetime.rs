@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
 use super::*;
@@ -71,6 +72,20 @@ async fn revocation_ends_the_tokens_streams_with_token_revoked_and_refuses_it_ev
     assert_problem(app.post_as(Some(&doomed), "/input", message("conv-a")).await, 401).await;
     assert_eq!(open_ticket(&app, &its_ticket, None).await.status(), 401, "its ticket too");
     assert_eq!(app.post_as(Some(&kept), "/input", message("conv-a")).await.status(), 202);
+}
+
+#[tokio::test]
+async fn a_revoked_token_stays_refused_through_the_clock_skew_it_is_taken_with_after_its_exp() {
+    let app = spawn_with_users().await;
+    // Expired half a minute ago: still taken, within the minute of clock skew.
+    let exp = now() - 30;
+    let claims = json!({"sub": "alice", "aud": "letta-bridge", "exp": exp, "jti": "late-1",
+        "authorization_details": [{"type": "letta-bridge", "actions": ALL, "scopes": [conv("conv-a")]}]});
+    let late = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    assert_eq!(app.get_as(Some(&late), "/runtimes").await.status(), 200, "taken within the skew");
+    let res = app.post_as(Some(ADMIN_TOKEN), "/revocations", json!({"jti": "late-1", "exp": exp})).await;
+    assert_eq!(res.status(), 204);
+    assert_problem(app.get_as(Some(&late), "/runtimes").await, 401).await;
 }
 
 #[tokio::test]
