@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
 use crate::store::{
-    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore, TicketStore,
+    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns, RevocationStore, TicketStore,
+    TurnStore,
 };
 
 #[cfg(feature = "cluster")]
@@ -64,6 +65,8 @@ pub struct Backend {
     pub tickets: Arc<dyn TicketStore>,
     /// Revoked end-user tokens.
     pub revocations: Arc<dyn RevocationStore>,
+    /// Turns that outlive a request.
+    pub turns: Arc<dyn TurnStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -116,6 +119,7 @@ impl Backend {
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(MemoryTickets::new()),
             revocations: Arc::new(MemoryRevocations::new()),
+            turns: Arc::new(MemoryTurns::new()),
             view: None,
             membership: Membership::default(),
         })
@@ -153,6 +157,7 @@ impl Backend {
             idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
             revocations: cluster.revocations(),
+            turns: cluster.turns(),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })

@@ -1,5 +1,6 @@
 //! The connection to Redis: key names, the one runner of the cluster's Lua
-//! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`), and
+//! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`,
+//! `stores/turns.lua`), and
 //! the engine's health as every call sees it.
 //!
 //! Commands share one multiplexed connection (redis-rs' `ConnectionManager`,
@@ -35,6 +36,8 @@ pub(super) enum Lua {
     Idempotency,
     /// `stores/tickets.lua`: stream tickets and their holds.
     Tickets,
+    /// `stores/turns.lua`: turns that outlive a request.
+    Turns,
 }
 
 /// Redis, as the cluster uses it.
@@ -46,6 +49,7 @@ pub(super) struct Engine {
     log: Script,
     idempotency: Script,
     tickets: Script,
+    turns: Script,
     health: Health,
 }
 
@@ -75,6 +79,7 @@ impl Engine {
                 include_str!("stores/idempotency.lua")
             )),
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
+            turns: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/turns.lua"))),
             health: Health::default(),
         })
     }
@@ -95,6 +100,7 @@ impl Engine {
             Lua::Log => &self.log,
             Lua::Idempotency => &self.idempotency,
             Lua::Tickets => &self.tickets,
+            Lua::Turns => &self.turns,
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);

@@ -19,4 +19,5 @@ mod privileges;
 mod recipe;
 mod shared;
 mod startup;
+mod turns;
 mod users;

@@ -10,7 +10,9 @@ mod shapes;
 mod swagger2;
 
 pub use events::SseEvent;
-pub use problems::{ClientSocketProblems, CommandProblems, ReadProblems, StreamProblems, UpgradeProblems};
+pub use problems::{
+    ClientSocketProblems, CommandProblems, ReadProblems, StreamProblems, TurnProblems, UpgradeProblems,
+};
 pub use served::docs;
 
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
@@ -34,6 +36,7 @@ use crate::hub::HubStats;
     tags(
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
+        (name = "turns", description = "Turns that outlive a request: poll a `?wait=completion` turn answered `202`, list finished turns"),
         (name = "status", description = "Runtimes, health and readiness"),
         (name = "runtime", description = "Endpoints the Letta Code runtime itself calls"),
         (name = "letta", description = "Letta's own clients: the environments API, the relay socket and an App-Server socket"),

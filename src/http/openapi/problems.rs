@@ -56,6 +56,21 @@ impl IntoResponses for ReadProblems {
     }
 }
 
+/// Errors `GET /turns/{id}` answers besides the turn's own: a read's, with
+/// what its `404` means there.
+pub struct TurnProblems;
+
+impl IntoResponses for TurnProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[(
+            "404",
+            "No turn with this id that the caller may read: unknown, past its retention, or another principal's",
+        )]));
+        map
+    }
+}
+
 const UPGRADE_PROBLEM: (&str, &str) =
     ("426", "The connection cannot be upgraded to a WebSocket (a request that is no upgrade at all gets 400)");
 const STREAM_LIMIT_PROBLEM: (&str, &str) =
