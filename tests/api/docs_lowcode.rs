@@ -77,10 +77,10 @@ fn requests(section: &Section) -> BTreeSet<Request> {
     let mut found = BTreeSet::new();
     for span in code_spans(&section.prose) {
         let (first, rest) = span.split_once(' ').unwrap_or((span, ""));
-        if METHODS.contains(&first) {
-            if let Some(path) = path_of(rest.trim()) {
-                found.insert(Request { method: Some(first.to_owned()), path });
-            }
+        if METHODS.contains(&first)
+            && let Some(path) = path_of(rest.trim())
+        {
+            found.insert(Request { method: Some(first.to_owned()), path });
         }
     }
     // URLs typed into the tools (`{{ … }}` after the host is an expression, no path).
