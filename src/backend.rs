@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
 use crate::store::{
-    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore, TicketStore,
+    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore,
+    TicketStore,
 };
 
 #[cfg(feature = "cluster")]
@@ -64,6 +65,8 @@ pub struct Backend {
     pub tickets: Arc<dyn TicketStore>,
     /// Revoked end-user tokens.
     pub revocations: Arc<dyn RevocationStore>,
+    /// Feeds (`POST /feeds`).
+    pub feeds: Arc<dyn FeedStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -116,6 +119,7 @@ impl Backend {
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(MemoryTickets::new()),
             revocations: Arc::new(MemoryRevocations::new()),
+            feeds: Arc::new(MemoryFeeds::new()),
             view: None,
             membership: Membership::default(),
         })
@@ -153,6 +157,7 @@ impl Backend {
             idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
             revocations: cluster.revocations(),
+            feeds: cluster.feeds(),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })

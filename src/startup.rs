@@ -139,6 +139,7 @@ impl Application {
             idempotency: backend.idempotency,
             tickets: backend.tickets,
             revocations: backend.revocations,
+            feeds: backend.feeds,
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets,

@@ -35,6 +35,8 @@ pub(super) enum Lua {
     Idempotency,
     /// `stores/tickets.lua`: stream tickets and their holds.
     Tickets,
+    /// `stores/feeds.lua`: feeds, within their limits.
+    Feeds,
 }
 
 /// Redis, as the cluster uses it.
@@ -46,6 +48,7 @@ pub(super) struct Engine {
     log: Script,
     idempotency: Script,
     tickets: Script,
+    feeds: Script,
     health: Health,
 }
 
@@ -75,6 +78,7 @@ impl Engine {
                 include_str!("stores/idempotency.lua")
             )),
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
+            feeds: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/feeds.lua"))),
             health: Health::default(),
         })
     }
@@ -95,6 +99,7 @@ impl Engine {
             Lua::Log => &self.log,
             Lua::Idempotency => &self.idempotency,
             Lua::Tickets => &self.tickets,
+            Lua::Feeds => &self.feeds,
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);

@@ -12,6 +12,11 @@
 //! it. It ends at the token's `exp`, or when the token is revoked, with a
 //! `reauth` event. The client and admin tokens' streams pay one
 //! `Option` check per event for it, nothing more.
+//!
+//! A stream a feed opened (`?feed=`, [`crate::store::FeedStore`]) holds the
+//! feed's filter besides the query's, reads as the feed's maker (an end
+//! user's feed: their grants, until their token's `exp`), and ends when the
+//! feed is deleted.
 
 use std::convert::Infallible;
 
@@ -44,7 +49,7 @@ use crate::protocol::access::UserPrincipal;
 use crate::protocol::access::grants::Grants;
 use crate::protocol::bridge::{Lagged, Reauth, Reset};
 use crate::protocol::wire;
-use crate::store::TicketHold;
+use crate::store::{FeedFilter, FeedHold, TicketHold};
 
 /// Longest a resume waits for this instance's mirror to reach its cursor.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -94,7 +99,7 @@ pub struct EventParams {
 /// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
-    security(("client" = []), ("ticket" = [])),
+    security(("client" = []), ("ticket" = []), ("feed" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
               StreamProblems))]
 async fn get_events(
@@ -106,12 +111,12 @@ async fn get_events(
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
     let role = reader.role.clone().unwrap_or(Role::Client);
-    if reader.hold.is_some() {
-        // A header's token was checked as it was verified; a ticket's, here.
+    if reader.hold.is_some() || reader.feed_hold.is_some() {
+        // A header's token was checked as it was verified; a ticket's or a feed's, here.
         reauth::refuse_revoked(&state, &role).await?;
     }
     let user = role.user().cloned();
-    let filter = Filter::parse(params, user.clone())?;
+    let filter = Filter::parse(params, user.clone())?.within(reader.feed_hold.as_ref().map(FeedHold::filter))?;
     // In a cluster, a client may resume here with a cursor from an instance
     // whose mirror is a little ahead of this one: wait for it (briefly)
     // rather than answer `reset`.
@@ -149,8 +154,11 @@ async fn get_events(
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: Shutdown::new(state.streams_shutdown.clone()),
-        taken: reader.hold.as_ref().map(|h| Box::pin(h.taken())),
+        taken: (reader.hold.as_ref().map(TicketHold::taken))
+            .or_else(|| reader.feed_hold.as_ref().map(FeedHold::deleted))
+            .map(Box::pin),
         _hold: reader.hold,
+        _feed: reader.feed_hold,
         _slot: slot,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
         reauth: reauth::ending(&state, &role),
@@ -181,6 +189,8 @@ struct Filter {
     types: Option<Vec<Box<str>>>,
     /// An end user's stream: only what their grants let them read.
     user: Option<Arc<UserPrincipal>>,
+    /// A feed's stream: only what the feed's filter keeps, too.
+    feed: Option<Box<Filter>>,
 }
 
 impl Filter {
@@ -188,7 +198,22 @@ impl Filter {
     /// when `types` is over its limits.
     fn parse(p: EventParams, user: Option<Arc<UserPrincipal>>) -> Result<Self, ApiError> {
         let types = p.types.as_deref().map(parse_types).transpose()?;
-        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types, user })
+        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types, user, feed: None })
+    }
+
+    /// This filter, kept within `feed`'s too (its types were checked when it was made).
+    fn within(mut self, feed: Option<&FeedFilter>) -> Result<Self, ApiError> {
+        if let Some(f) = feed {
+            let params = EventParams {
+                runtime: f.runtime.clone(),
+                agent_id: f.agent_id.clone(),
+                conversation_id: f.conversation_id.clone(),
+                types: f.types.as_ref().map(|t| t.join(",")),
+                ..EventParams::default()
+            };
+            self.feed = Some(Box::new(Self::parse(params, None)?));
+        }
+        Ok(self)
     }
 
     fn matches(&self, e: &Event) -> bool {
@@ -208,12 +233,13 @@ impl Filter {
                     e.conversation_id.as_deref(),
                 )
             })
+            && self.feed.as_ref().is_none_or(|f| f.matches(e))
     }
 }
 
 /// The types of a `types` value (comma-separated, blanks ignored), within
 /// [`MAX_FILTER_TYPES_BYTES`], [`MAX_FILTER_TYPES`] and [`MAX_FILTER_TYPE_LEN`].
-fn parse_types(raw: &str) -> Result<Vec<Box<str>>, ApiError> {
+pub(super) fn parse_types(raw: &str) -> Result<Vec<Box<str>>, ApiError> {
     if raw.len() > MAX_FILTER_TYPES_BYTES {
         return Err(ApiError::BadRequest(format!(
             "`types` is {} bytes long; at most {MAX_FILTER_TYPES_BYTES} bytes are allowed",
@@ -247,11 +273,14 @@ struct Feed {
     first: Option<Bytes>,
     keepalive: Interval,
     shutdown: Shutdown,
-    /// With a ticket: resolves when a reconnect took the ticket over.
+    /// With a ticket: resolves when a reconnect took the ticket over; with
+    /// a feed: when the feed is deleted.
     taken: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The stream's hold on its ticket (dropped with the stream: the
     /// ticket's reconnect grace starts).
     _hold: Option<TicketHold>,
+    /// The stream's hold on its feed.
+    _feed: Option<FeedHold>,
     /// The stream's place under LETTA_BRIDGE_MAX_STREAMS.
     _slot: StreamSlot,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.

@@ -9,6 +9,7 @@ mod console;
 mod error;
 mod events;
 mod extract;
+mod feeds;
 mod hints;
 mod idempotency;
 mod letta;
@@ -43,7 +44,7 @@ use crate::auth::Auth;
 use crate::backend::ClusterView;
 use crate::hub::Hub;
 use crate::runtime::Runtimes;
-use crate::store::{IdempotencyStore, RevocationStore, TicketStore};
+use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore};
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]
@@ -132,6 +133,8 @@ pub struct Shared {
     pub tickets: Arc<dyn TicketStore>,
     /// Revoked end-user tokens (`POST /revocations`).
     pub revocations: Arc<dyn RevocationStore>,
+    /// Feeds: `GET /events?feed=…` credentials (`POST /feeds`).
+    pub feeds: Arc<dyn FeedStore>,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
@@ -152,6 +155,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(letta::routes())
         .merge(tickets::routes())
         .merge(revocations::routes())
+        .merge(feeds::routes())
         .merge(console::routes())
         .merge(metrics::routes())
 }

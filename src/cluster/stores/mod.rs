@@ -1,18 +1,22 @@
-//! Idempotency answers, stream tickets and revoked user tokens in Redis, so
-//! that every instance honours them: a ticket issued on one instance is
-//! accepted once on any, a request repeated on another instance gets the
-//! stored answer, and a token revoked on one is refused by all. Each
+//! Idempotency answers, stream tickets, revoked user tokens and feeds in
+//! Redis, so that every instance honours them: a ticket issued on one
+//! instance is accepted once on any, a request repeated on another instance
+//! gets the stored answer, a token revoked on one is refused by all, and a
+//! feed made on one is served by all until it is deleted on any. Each
 //! store's limit is applied in Redis, by the script that adds: a sorted
 //! set per store indexes what it holds, and the script makes room in it
-//! first (`make_room` in `helpers.lua`). Their scripts (`idempotency.lua`,
-//! `tickets.lua`) run through the engine like every other call.
+//! first (`make_room` in `helpers.lua`; feeds refuse instead, `feeds.lua`).
+//! Their scripts (`idempotency.lua`, `tickets.lua`, `feeds.lua`) run
+//! through the engine like every other call.
 
+mod feeds;
 mod idempotency;
 mod revocations;
 mod tickets;
 
 use crate::store::StoreError;
 
+pub(super) use feeds::RedisFeeds;
 pub(super) use idempotency::RedisIdempotency;
 pub(super) use revocations::RedisRevocations;
 pub(super) use tickets::RedisTickets;
