@@ -198,7 +198,14 @@ impl Filter {
     /// when `types` is over its limits.
     fn parse(p: EventParams, user: Option<Arc<UserPrincipal>>) -> Result<Self, ApiError> {
         let types = p.types.as_deref().map(parse_types).transpose()?;
-        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types, user, feed: None })
+        Ok(Self {
+            runtime: p.runtime,
+            agent_id: p.agent_id,
+            conversation_id: p.conversation_id,
+            types,
+            user,
+            feed: None,
+        })
     }
 
     /// This filter, kept within `feed`'s too (its types were checked when it was made).

@@ -177,7 +177,9 @@ pub enum FeedsFull {
     #[error("{MAX_FEEDS} feeds exist, the most this bridge keeps; delete one first (DELETE /feeds/{{id}})")]
     All,
     /// [`MAX_FEEDS_PER_USER`] of this user are in force.
-    #[error("this user has {MAX_FEEDS_PER_USER} feeds, the most one user may have; delete one first (DELETE /feeds/{{id}})")]
+    #[error(
+        "this user has {MAX_FEEDS_PER_USER} feeds, the most one user may have; delete one first (DELETE /feeds/{{id}})"
+    )]
     User,
 }
 

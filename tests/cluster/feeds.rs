@@ -45,7 +45,17 @@ async fn a_feed_made_on_one_instance_serves_its_filter_on_the_others() {
     for sse in [&mut on2, &mut on3] {
         assert_eq!(sse.next().await.data["n"], 2, "only the feed's conversation: {}", sse.summary());
     }
-    let listed: Value = cluster.at(3).http.get(cluster.at(3).url("/feeds")).bearer_auth(admin()).send().await.unwrap().json().await.unwrap();
+    let listed: Value = cluster
+        .at(3)
+        .http
+        .get(cluster.at(3).url("/feeds"))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed[0]["id"], feed["id"], "listed on another instance: {listed}");
 }
 
@@ -58,7 +68,8 @@ async fn a_users_feed_made_on_one_instance_reads_only_their_grants_on_another() 
     let claims = json!({"sub": "alice", "aud": "letta-bridge", "exp": exp, "jti": "alice-f",
         "authorization_details": [{"type": "letta-bridge", "actions": ["read"],
             "scopes": [{"runtime": "dev-f", "agent_id": "agent-1", "conversation_id": "conv-a"}]}]});
-    let alice = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    let alice =
+        jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
     let feed = make(&cluster, 1, &alice, json!({})).await;
     assert_eq!(feed["expires_at"], exp);
     let mut on2 = stream(&cluster, 2, &feed).await;

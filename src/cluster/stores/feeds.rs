@@ -10,8 +10,7 @@ use super::super::Node;
 use super::super::engine::Lua;
 use super::unavailable;
 use crate::store::{
-    FeedRecord, FeedStore, FeedStreams, FeedsFull, MAX_FEEDS, MAX_FEEDS_PER_USER, StoreError, StoreFuture,
-    newest_first,
+    FeedRecord, FeedStore, FeedStreams, FeedsFull, MAX_FEEDS, MAX_FEEDS_PER_USER, StoreError, StoreFuture, newest_first,
 };
 
 /// Feeds shared by the cluster, so that any instance serves them:

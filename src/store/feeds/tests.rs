@@ -51,7 +51,8 @@ async fn deleting_a_feed_ends_its_open_streams_and_it_opens_nothing_after() {
     let (other, other_credential) = FeedRecord::new(&Role::Admin, FeedFilter::default(), None);
     feeds.create(&record).await.unwrap().unwrap();
     feeds.create(&other).await.unwrap().unwrap();
-    let (first, second) = (feeds.open(&credential).await.unwrap().unwrap(), feeds.open(&credential).await.unwrap().unwrap());
+    let (first, second) =
+        (feeds.open(&credential).await.unwrap().unwrap(), feeds.open(&credential).await.unwrap().unwrap());
     let kept = feeds.open(&other_credential).await.unwrap().unwrap();
     let (mut first_end, mut kept_end) = (Box::pin(first.deleted()), Box::pin(kept.deleted()));
     assert!((&mut first_end).now_or_never().is_none());

@@ -33,7 +33,12 @@ async fn the_client_token_may_not_make_list_or_delete_feeds() {
     let problems = [
         app.post("/feeds", json!({})).await,
         app.get("/feeds").await,
-        app.http.delete(app.url(&format!("/feeds/{}", feed["id"].as_str().unwrap()))).bearer_auth(CLIENT_TOKEN).send().await.unwrap(),
+        app.http
+            .delete(app.url(&format!("/feeds/{}", feed["id"].as_str().unwrap())))
+            .bearer_auth(CLIENT_TOKEN)
+            .send()
+            .await
+            .unwrap(),
     ];
     for res in problems {
         let problem = assert_problem(res, 403).await;

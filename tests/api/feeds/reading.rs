@@ -25,7 +25,11 @@ async fn a_feed_url_streams_only_its_filters_events_with_no_header() {
     let first = sse.next().await;
     assert_eq!((first.event.as_str(), &first.data["n"]), ("update_queue", &json!(3)), "{}", sse.summary());
     let mut narrowed = narrowed.waiting(Duration::from_millis(300));
-    assert!(!narrowed.ends().await && narrowed.seen.is_empty(), "the query narrows a feed, never widens it: {}", narrowed.summary());
+    assert!(
+        !narrowed.ends().await && narrowed.seen.is_empty(),
+        "the query narrows a feed, never widens it: {}",
+        narrowed.summary()
+    );
 }
 
 #[tokio::test]
@@ -173,7 +177,10 @@ async fn no_feed_reaches_the_log() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(log.contains("event stream closed") && log.contains(id), "the feed's id is logged, as a ticket is not: {log}");
+    assert!(
+        log.contains("event stream closed") && log.contains(id),
+        "the feed's id is logged, as a ticket is not: {log}"
+    );
     let hidden = &secret[id.len() + 1..];
     for (what, text) in [("secret", hidden), ("wrong secret", &wrong[id.len() + 1..])] {
         assert!(!log.contains(text), "the {what} never reaches the log: {log}");
