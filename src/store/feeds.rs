@@ -244,10 +244,12 @@ impl FeedHold {
 /// them. An entry lives while a stream of its feed is open.
 #[derive(Default)]
 pub struct FeedStreams {
-    /// Feed id → (its streams' end, how many are open). Short map
-    /// operations only; never held across `.await`.
-    open: Mutex<HashMap<Box<str>, (Arc<CancellationToken>, usize)>>,
+    /// Short map operations only; never held across `.await`.
+    open: Mutex<OpenStreams>,
 }
+
+/// Feed id → (its streams' end, how many are open).
+type OpenStreams = HashMap<Box<str>, (Arc<CancellationToken>, usize)>;
 
 /// One stream's place in [`FeedStreams`] (left when dropped).
 struct FeedWatch {
@@ -282,7 +284,7 @@ impl FeedStreams {
         self.lock().keys().map(|k| k.to_string()).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Arc<CancellationToken>, usize)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenStreams> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
