@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
 use crate::store::{
-    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, RevocationStore,
-    TicketStore,
+    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
+    RevocationStore, TicketStore, TurnStore,
 };
 
 #[cfg(feature = "cluster")]
@@ -67,6 +67,8 @@ pub struct Backend {
     pub revocations: Arc<dyn RevocationStore>,
     /// Feeds (`POST /feeds`).
     pub feeds: Arc<dyn FeedStore>,
+    /// Turns that outlive a request.
+    pub turns: Arc<dyn TurnStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -120,6 +122,7 @@ impl Backend {
             tickets: Arc::new(MemoryTickets::new()),
             revocations: Arc::new(MemoryRevocations::new()),
             feeds: Arc::new(MemoryFeeds::new()),
+            turns: Arc::new(MemoryTurns::new()),
             view: None,
             membership: Membership::default(),
         })
@@ -158,6 +161,7 @@ impl Backend {
             tickets: cluster.tickets(),
             revocations: cluster.revocations(),
             feeds: cluster.feeds(),
+            turns: cluster.turns(),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Auth, DeviceTokens, UserTokens};
 use crate::backend::{Backend, Membership};
 use crate::config::{Config, Tokens, UserTokenSettings};
-use crate::http::{self, AppState, Limits, Settings, Shared};
+use crate::http::{self, AppState, Followers, Limits, Settings, Shared};
 use crate::listener::{self, Listener};
 
 /// The service, bound and ready to run.
@@ -116,6 +116,7 @@ impl Application {
             max_stream_duration: config.max_stream_duration,
             wait_timeout: config.wait_timeout,
             max_wait_timeout: config.max_wait_timeout,
+            async_after: config.async_after,
             cors_origins: config.cors_origins.clone().into(),
             started: Instant::now(),
         };
@@ -140,6 +141,7 @@ impl Application {
             tickets: backend.tickets,
             revocations: backend.revocations,
             feeds: backend.feeds,
+            turns: Followers::new(backend.turns),
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets,
@@ -204,6 +206,8 @@ impl Application {
         // Runtimes first (their offline events reach subscribers), then streams.
         let drained = tokio::time::timeout(grace, async {
             state.runtimes.close().await;
+            // Turns of local runtimes ended with their sockets; the rest are recorded as stopped.
+            state.turns.close(grace).await;
             membership.leave(grace).await;
             streams.cancel();
             // Letta clients' sockets send their close frame (1001) first.

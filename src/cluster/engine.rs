@@ -1,5 +1,6 @@
 //! The connection to Redis: key names, the one runner of the cluster's Lua
-//! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`), and
+//! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`,
+//! `stores/turns.lua`, `stores/feeds.lua`), and
 //! the engine's health as every call sees it.
 //!
 //! Commands share one multiplexed connection (redis-rs' `ConnectionManager`,
@@ -37,6 +38,8 @@ pub(super) enum Lua {
     Tickets,
     /// `stores/feeds.lua`: feeds, within their limits.
     Feeds,
+    /// `stores/turns.lua`: turns that outlive a request.
+    Turns,
 }
 
 /// Redis, as the cluster uses it.
@@ -49,6 +52,7 @@ pub(super) struct Engine {
     idempotency: Script,
     tickets: Script,
     feeds: Script,
+    turns: Script,
     health: Health,
 }
 
@@ -79,6 +83,7 @@ impl Engine {
             )),
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
             feeds: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/feeds.lua"))),
+            turns: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/turns.lua"))),
             health: Health::default(),
         })
     }
@@ -100,6 +105,7 @@ impl Engine {
             Lua::Idempotency => &self.idempotency,
             Lua::Tickets => &self.tickets,
             Lua::Feeds => &self.feeds,
+            Lua::Turns => &self.turns,
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);

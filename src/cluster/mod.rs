@@ -16,7 +16,8 @@
 //! - Leases and a reaper notice lost instances ([`presence`]); an instance
 //!   that cannot reach Redis fences itself ([`fencing`]); tickets,
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
-//!   with the streams' ticket [`holds`]). Every call goes through the [`engine`].
+//!   with the streams' ticket [`holds`]), and so do the turns that outlive
+//!   a request. Every call goes through the [`engine`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -55,7 +56,7 @@ use self::presence::Lease;
 use super::{ClusterStatus, ClusterView};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{self, Handle, Runtimes};
-use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore};
+use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore, TurnStore};
 
 /// What a cluster instance is configured with.
 #[derive(Debug, Clone)]
@@ -185,6 +186,11 @@ impl Cluster {
     /// Feeds shared by the cluster.
     pub fn feeds(&self) -> Arc<dyn FeedStore> {
         Arc::new(stores::RedisFeeds::new(self.node.clone()))
+    }
+
+    /// Turns that outlive a request, shared by the cluster.
+    pub fn turns(&self) -> Arc<dyn TurnStore> {
+        Arc::new(stores::RedisTurns::new(self.node.clone()))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the

@@ -153,6 +153,13 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_MAX_WAIT_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
     pub max_wait_timeout: Duration,
 
+    /// A `?wait=completion` request still waiting after this long is
+    /// answered `202` with `Location: /turns/{id}` and `Retry-After`; the
+    /// turn is followed on and polled there (`0s`: answer `202` as soon as
+    /// the input is written, as with `Prefer: respond-async`).
+    #[arg(long, env = "LETTA_BRIDGE_ASYNC_AFTER", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub async_after: Duration,
+
     /// Most awaited commands pending at once, over all runtimes (503 beyond).
     #[arg(long, env = "LETTA_BRIDGE_MAX_PENDING", default_value_t = 10_000)]
     pub max_pending: usize,

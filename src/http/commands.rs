@@ -3,7 +3,9 @@
 //! for an end user on the runtime the command goes to: [`authorise`]),
 //! hand the command to [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)
 //! and answer with what happened — `202` once written, the runtime's reply
-//! (`?wait=true`), or the finished turn (`?wait=completion`).
+//! (`?wait=true`), or the finished turn (`?wait=completion`; a turn that
+//! takes longer than LETTA_BRIDGE_ASYNC_AFTER, or whose request says
+//! `Prefer: respond-async`, is answered `202` and polled: [`turns`]).
 //!
 //! Each handler serves two paths: `/input` (the runtime named by
 //! `?runtime=`, or the only one online) and `/runtimes/{id}/input`; the
@@ -25,7 +27,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{ApiQuery, Client, JsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommandProblems;
-use super::{ApiError, AppState, authorise, hints, metrics};
+use super::{ApiError, AppState, authorise, hints, metrics, turns};
 use crate::protocol::bodies::{AbortCommand, ApprovalCommand, InputCommand, SyncCommand, typed_command};
 use crate::protocol::commands::GenericCommand;
 use crate::protocol::turn::TurnResult;
@@ -104,11 +106,15 @@ pub struct InputParams {
     /// `true`: hold the request until the runtime's `input_accepted`.
     /// `completion`: hold it until the turn finishes (or stops at a tool
     /// approval request: `stop_reason: "requires_approval"`), and answer with
-    /// the assembled assistant text, the stop reason and the turn's event ids.
+    /// the assembled assistant text, the stop reason and the turn's event ids
+    /// — or, after LETTA_BRIDGE_ASYNC_AFTER (default 25 s) or at once with
+    /// `Prefer: respond-async`, `202` with `Location: /turns/{id}` to poll.
     #[param(inline)]
     wait: Option<WaitParam>,
     /// With `wait`: how long to wait, in milliseconds (100 to 3600000;
-    /// default 30000; capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT).
+    /// capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT); default 30000 for
+    /// `wait=true`, LETTA_BRIDGE_MAX_WAIT_TIMEOUT for `wait=completion` (how
+    /// long the turn is followed, also after a `202`).
     #[param(minimum = 100, maximum = 3_600_000)]
     timeout_ms: Option<u64>,
 }
@@ -159,6 +165,8 @@ pub struct Caller {
     key: IdempotencyKey,
     /// This bridge's URL as the caller reaches it (for hints in problems).
     base: String,
+    /// `Prefer: respond-async` (RFC 7240).
+    prefer_async: bool,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -169,14 +177,18 @@ impl FromRequestParts<AppState> for Caller {
         let target = Target::from_request_parts(parts, state).await?;
         let key = IdempotencyKey::from_request_parts(parts, state).await?;
         let base = hints::base_url(&state.settings, &parts.headers);
-        Ok(Self { role, target, key, base })
+        let prefer_async = turns::prefers_async(&parts.headers);
+        Ok(Self { role, target, key, base, prefer_async })
     }
 }
 
 /// Send a message (or an approval) to the agent: a v2 `input` frame.
-#[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey),
+#[utoipa::path(post, path = "/input", tag = "commands", params(Target, InputParams, IdempotencyKey, turns::Prefer),
     request_body = InputCommand, security(("client" = [])),
-    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+    responses((status = 202, description = "Written to the runtime's socket. With wait=completion: the turn outlives the request (after LETTA_BRIDGE_ASYNC_AFTER, or at once with `Prefer: respond-async`); poll `Location` (`GET /turns/{id}`); the body adds the `TurnRunning` fields", body = Accepted,
+                  headers(("Location" = String, description = "With wait=completion: where to poll the turn, `/turns/{id}`"),
+                          ("Retry-After" = u32, description = "With wait=completion: seconds to wait before polling"),
+                          ("Preference-Applied" = String, description = "`respond-async` when `Prefer: respond-async` was applied"))),
               (status = 200, description = "wait=true: the runtime's reply; wait=completion: the finished turn, or `stop_reason: \"requires_approval\"` with the pending `approval` when the turn stops to ask for a tool approval", body = Replied),
               CommandProblems))]
 async fn post_input(
@@ -193,9 +205,12 @@ async fn post_input(
 /// Answer a tool approval request (a `control_request` event with
 /// `request.subtype: "can_use_tool"`): an `input` with an `approval_response`
 /// payload whose `request_id` is the `control_request`'s.
-#[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey),
+#[utoipa::path(post, path = "/approval", tag = "commands", params(Target, InputParams, IdempotencyKey, turns::Prefer),
     request_body = ApprovalCommand, security(("client" = [])),
-    responses((status = 202, description = "Written to the runtime's socket", body = Accepted),
+    responses((status = 202, description = "Written to the runtime's socket. With wait=completion: the turn outlives the request (after LETTA_BRIDGE_ASYNC_AFTER, or at once with `Prefer: respond-async`); poll `Location` (`GET /turns/{id}`); the body adds the `TurnRunning` fields", body = Accepted,
+                  headers(("Location" = String, description = "With wait=completion: where to poll the turn, `/turns/{id}`"),
+                          ("Retry-After" = u32, description = "With wait=completion: seconds to wait before polling"),
+                          ("Preference-Applied" = String, description = "`respond-async` when `Prefer: respond-async` was applied"))),
               (status = 200, description = "wait=true: the runtime's `input_accepted` (`accepted: false` with `error: \"Approval request is no longer pending\"` when the runtime does not wait for that approval); wait=completion: the rest of the turn, to its `turn_finished`, or `stop_reason: \"requires_approval\"` at the next approval request", body = Replied),
               CommandProblems))]
 async fn post_approval(
@@ -264,27 +279,30 @@ async fn post_command(
 
 /// The wait of `?wait=` on input and approval.
 fn input_wait(state: &AppState, params: &InputParams) -> Result<Wait, ApiError> {
-    let deadline = deadline(state, params.timeout_ms)?;
+    let (reply, turn) = (state.settings.wait_timeout, state.settings.max_wait_timeout);
     Ok(match params.wait.unwrap_or(WaitParam::False) {
-        WaitParam::False => Wait::Written,
-        WaitParam::True => Wait::Reply(deadline),
-        WaitParam::Completion => Wait::Turn(deadline),
+        WaitParam::False => {
+            deadline(state, params.timeout_ms, reply)?;
+            Wait::Written
+        }
+        WaitParam::True => Wait::Reply(deadline(state, params.timeout_ms, reply)?),
+        WaitParam::Completion => Wait::Turn(deadline(state, params.timeout_ms, turn)?),
     })
 }
 
 /// The wait of `?wait=` on the other commands.
 fn reply_wait(state: &AppState, params: &CommandParams) -> Result<Wait, ApiError> {
-    let deadline = deadline(state, params.timeout_ms)?;
+    let deadline = deadline(state, params.timeout_ms, state.settings.wait_timeout)?;
     Ok(if params.wait.unwrap_or(false) { Wait::Reply(deadline) } else { Wait::Written })
 }
 
 /// When a waiting request gives up: `timeout_ms`, or the default wait,
 /// capped by LETTA_BRIDGE_MAX_WAIT_TIMEOUT.
-fn deadline(state: &AppState, timeout_ms: Option<u64>) -> Result<Instant, ApiError> {
+fn deadline(state: &AppState, timeout_ms: Option<u64>, default: Duration) -> Result<Instant, ApiError> {
     if let Some(ms) = timeout_ms.filter(|ms| !TIMEOUT_MS.contains(ms)) {
         return Err(ApiError::BadRequest(format!("timeout_ms must be between 100 and 3600000 (got {ms})")));
     }
-    let asked = timeout_ms.map_or(state.settings.wait_timeout, Duration::from_millis);
+    let asked = timeout_ms.map_or(default, Duration::from_millis);
     Ok(Instant::now() + asked.min(state.settings.max_wait_timeout))
 }
 
@@ -309,7 +327,7 @@ async fn send(
     wait: Wait,
 ) -> Result<Response, ApiError> {
     let kind = metrics::command_label(command.kind());
-    let Caller { role, target, key, base } = caller;
+    let Caller { role, target, key, base, prefer_async } = caller;
     let allowed = authorise::decide(state, &role, &command, target.name(), &base);
     let request = || {
         let body = serde_json::to_string(body).expect("request bodies serialise");
@@ -317,7 +335,10 @@ async fn send(
     };
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
     let run = |runtime| async {
-        let order = Order { runtime, command, wait };
+        let order = Order { runtime, command, wait, written: None };
+        if let Wait::Turn(_) = wait {
+            return turns::follow(state, role.principal().into_owned(), order, prefer_async, base.clone()).await;
+        }
         let dispatched = state.runtimes.dispatch(order).await.map_err(|e| hints::dispatch_error(e, &base))?;
         Ok(answer(dispatched))
     };

@@ -9,7 +9,7 @@
 //! caller is authorised before its key is looked at.
 //!
 //! Only answers given after the command went to the runtime are remembered
-//! (2xx, 502, 504); refusals that sent nothing (4xx, 503) free the key, so a
+//! (2xx, 502, 504; a turn's `202` replays with its `Location` again); refusals that sent nothing (4xx, 503) free the key, so a
 //! corrected retry can go through. Where answers are kept is the store's
 //! business ([`crate::store::IdempotencyStore`]).
 
@@ -22,7 +22,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::IntoParams;
 
-use super::ApiError;
+use super::{ApiError, turns};
 use crate::store::{Begin, IdempotencyStore, Stored};
 
 /// Longest key accepted.
@@ -114,5 +114,8 @@ fn replay(stored: &Stored) -> Response {
         res.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
     }
     res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if stored.status == StatusCode::ACCEPTED {
+        turns::poll_again(&mut res, &stored.body);
+    }
     res
 }

@@ -23,6 +23,7 @@ mod revocations;
 mod runtime_side;
 mod status;
 mod tickets;
+mod turns;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ pub use error::{ApiError, Problem};
 pub use extract::parse_json;
 pub use limits::Limits;
 pub use openapi::ApiDoc;
+pub use turns::Followers;
 
 use crate::auth::Auth;
 use crate::backend::ClusterView;
@@ -67,6 +69,9 @@ pub struct Settings {
     pub wait_timeout: Duration,
     /// Longest an awaited command may wait.
     pub max_wait_timeout: Duration,
+    /// How long a `?wait=completion` request waits before it answers `202`
+    /// (LETTA_BRIDGE_ASYNC_AFTER).
+    pub async_after: Duration,
     /// Browser origins allowed besides the bridge's own.
     pub cors_origins: Arc<[String]>,
     /// When the service started (for `uptime_secs`).
@@ -87,6 +92,7 @@ impl Settings {
             max_stream_duration: None,
             wait_timeout: Duration::from_secs(30),
             max_wait_timeout: Duration::from_secs(300),
+            async_after: Duration::from_secs(25),
             cors_origins: Arc::from([]),
             started: Instant::now(),
         }
@@ -135,6 +141,8 @@ pub struct Shared {
     pub revocations: Arc<dyn RevocationStore>,
     /// Feeds: `GET /events?feed=…` credentials (`POST /feeds`).
     pub feeds: Arc<dyn FeedStore>,
+    /// Turns that outlive a request: their followers and where they are kept.
+    pub turns: Followers,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
@@ -154,6 +162,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(runtime_side::routes())
         .merge(letta::routes())
         .merge(tickets::routes())
+        .merge(turns::routes())
         .merge(revocations::routes())
         .merge(feeds::routes())
         .merge(console::routes())

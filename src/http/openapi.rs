@@ -28,6 +28,7 @@ use crate::hub::HubStats;
     tags(
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
+        (name = "turns", description = "Turns that outlive a request: poll a `?wait=completion` turn answered `202`, list finished turns"),
         (name = "status", description = "Runtimes, health and readiness"),
         (name = "runtime", description = "Endpoints the Letta Code runtime itself calls"),
         (name = "letta", description = "Letta's own clients: the environments API, the relay socket and an App-Server socket")
@@ -252,6 +253,21 @@ pub struct ReadProblems;
 impl IntoResponses for ReadProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         problems(AUTH_PROBLEMS)
+    }
+}
+
+/// Errors `GET /turns/{id}` answers besides the turn's own: a read's, with
+/// what its `404` means there.
+pub struct TurnProblems;
+
+impl IntoResponses for TurnProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut map = problems(AUTH_PROBLEMS);
+        map.extend(problems(&[(
+            "404",
+            "No turn with this id that the caller may read: unknown, past its retention, or another principal's",
+        )]));
+        map
     }
 }
 

@@ -33,6 +33,9 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([
                 header::RETRY_AFTER,
                 header::LINK,
+                // RFC 6750's `invalid_token` / `insufficient_scope` for a page
+                // holding an end user's token.
+                header::WWW_AUTHENTICATE,
                 HeaderName::from_static("idempotent-replayed"),
                 HeaderName::from_static("x-request-id"),
             ])

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use utoipa::ToSchema;
 
@@ -45,10 +46,15 @@ pub struct Order {
     pub command: Command,
     /// What to wait for.
     pub wait: Wait,
+    /// Told once the frame is on the runtime's socket (or on its way to the
+    /// instance holding it), before the wait: how a turn answered later
+    /// (`202`, then polled) learns that it started. Dropped unsent when the
+    /// command fails before that.
+    pub written: Option<oneshot::Sender<Accepted>>,
 }
 
 /// A command was queued and written to the runtime's socket.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Accepted {
     /// The frame's `request_id` (yours, or generated).
     pub request_id: String,
@@ -76,7 +82,7 @@ pub enum Dispatched {
 impl Runtimes {
     /// Sends `order.command` to its runtime and waits as asked.
     pub async fn dispatch(&self, order: Order) -> Result<Dispatched, DispatchError> {
-        let Order { runtime, mut command, wait } = order;
+        let Order { runtime, mut command, wait, written } = order;
         let wait = match wait {
             Wait::Reply(_) if !is_answered(command.kind()) => Wait::Written,
             other => other,
@@ -115,16 +121,19 @@ impl Runtimes {
                 peers.forward(remote, frame, deadline).await?;
             }
         }
+        let accepted = || {
+            let (runtime_id, kind) = (runtime_id.to_string(), command.kind().to_owned());
+            Accepted { request_id: request_id.clone(), runtime_id, kind, cursor: cursor.clone() }
+        };
+        if let Some(written) = written {
+            let _ = written.send(accepted());
+        }
         if let Some((follower, held)) = follower {
             let turn = follower.finish(deadline).await;
             drop(held);
             return Ok(Dispatched::Turn(Box::new(turn?)));
         }
-        let Some(mut waiting) = waiting else {
-            let runtime_id = runtime_id.to_string();
-            let kind = command.kind().to_owned();
-            return Ok(Dispatched::Written(Accepted { request_id, runtime_id, kind, cursor }));
-        };
+        let Some(mut waiting) = waiting else { return Ok(Dispatched::Written(accepted())) };
         match timeout_at(deadline, waiting.outcome()).await {
             Ok(Outcome::Reply(bytes)) => Ok(Dispatched::Reply(bytes)),
             Ok(Outcome::Disconnected) => Err(DispatchError::Gone(request_id)),

@@ -1,7 +1,8 @@
-//! The stores behind four HTTP features, each a small interface with its
+//! The stores behind five HTTP features, each a small interface with its
 //! in-memory implementation: answers remembered by `Idempotency-Key`
 //! ([`IdempotencyStore`]), stream tickets ([`TicketStore`]), revoked
-//! end-user tokens ([`RevocationStore`]) and feeds ([`FeedStore`]). A shared
+//! end-user tokens ([`RevocationStore`]), turns that outlive a request
+//! ([`TurnStore`]) and feeds ([`FeedStore`]). A shared
 //! store (for several bridge instances) implements the same interfaces;
 //! its calls can fail, hence [`StoreError`].
 
@@ -9,6 +10,7 @@ mod feeds;
 mod idempotency;
 mod revocations;
 mod tickets;
+mod turns;
 
 use std::pin::Pin;
 
@@ -19,6 +21,9 @@ pub use feeds::{
 pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
 pub use revocations::{MAX_REVOCATIONS, MemoryRevocations, RevocationStore, RevokedFuture, unix_now};
 pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore, TicketUser};
+pub use turns::{
+    Finished, Listed, MAX_TURNS, MemoryTurns, Position, RUNNING_GRACE, TURN_RETENTION, TurnRecord, TurnStore,
+};
 
 /// A store call in flight.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

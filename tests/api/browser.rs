@@ -81,6 +81,10 @@ async fn allowed_origins_get_cors_headers_and_a_preflight_answer() {
     let res = with_origin(&app, Method::GET, "/status", "https://app.example.com").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example.com");
+    let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["retry-after", "link", "www-authenticate", "idempotent-replayed", "x-request-id"] {
+        assert!(exposed.contains(header), "a page reads {header}: {exposed}");
+    }
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod access_log;
 mod approvals;
+mod async_turns;
 mod auth;
 mod bad_input;
 mod browser;

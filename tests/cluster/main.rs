@@ -20,4 +20,5 @@ mod privileges;
 mod recipe;
 mod shared;
 mod startup;
+mod turns;
 mod users;

@@ -92,6 +92,16 @@ fn exp_aud_and_sub_are_required() {
     }
 }
 
+#[tokio::test]
+async fn a_token_missing_several_claims_is_refused_for_the_same_one_every_time() {
+    let token = hs256(SECRET, &json!({"sub": "alice"}));
+    let first = verify(&token).await;
+    assert_eq!(first, Err(TokenError::Missing("exp".into())), "exp, aud, sub: checked in that order");
+    for _ in 0..64 {
+        assert_eq!(verify(&token).await, first, "the same refusal for the same token");
+    }
+}
+
 #[test]
 fn the_audience_must_be_in_aud_and_the_issuer_equal_iss_when_set() {
     assert!(check(claims(json!({"aud": ["other", "letta-bridge"]})), &expect()).is_ok());

@@ -129,7 +129,7 @@ async fn post_message(
     }
     let count = commands.len();
     for command in commands {
-        let order = Order { runtime: Some(device.clone()), command, wait: Wait::Written };
+        let order = Order { runtime: Some(device.clone()), command, wait: Wait::Written, written: None };
         state.runtimes.dispatch(order).await?;
     }
     let message = if count == 1 { "sent 1 input".to_owned() } else { format!("sent {count} inputs") };

@@ -17,10 +17,12 @@
 //! `/commands`), the relay and App-Server sockets, and `POST
 //! /v1/environments/{id}/messages` — calls [`Command::authorize`] and
 //! translates a [`Refusal`] to its own wire (a `403`, a refusal frame).
+//! Who may read a followed turn is decided here too ([`Role::reads_turn`]).
 
 mod allow;
 pub mod grants;
 mod role;
+mod turns;
 mod user;
 
 use serde_json::{Map, Value};
@@ -28,6 +30,7 @@ use serde_json::{Map, Value};
 use allow::HEAD;
 pub use allow::{CLIENT_COMMANDS, Fields, Shape};
 pub use role::{Role, UserPrincipal};
+pub use turns::TurnScope;
 pub use user::{USER_COMMANDS, authorize_user};
 
 use super::commands::Command;

@@ -320,6 +320,7 @@ impl Turn {
     ) -> TurnResult {
         let collected = std::mem::take(&mut self.collected);
         TurnResult {
+            id: String::new(),
             request_id: std::mem::take(&mut self.request_id),
             runtime_id: std::mem::take(&mut self.runtime_id),
             agent_id: std::mem::take(&mut self.agent_id),

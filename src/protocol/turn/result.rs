@@ -14,6 +14,10 @@ pub const REQUIRES_APPROVAL: &str = "requires_approval";
 /// `POST /input?wait=completion` and `POST /approval?wait=completion` answer it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TurnResult {
+    /// The bridge's id of this turn (`tn_…`): `GET /turns/{id}` answers
+    /// this body again for as long as the turn is kept (docs/api.md,
+    /// "Turns that outlive a request").
+    pub id: String,
     /// The `input` frame's `request_id`.
     pub request_id: String,
     /// The runtime that ran the turn.
