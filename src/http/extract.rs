@@ -198,7 +198,8 @@ pub struct StreamReader {
     /// the `Authorization` header: the stream holds the feed's filter (the
     /// query's own filters only narrow it) and, for an end user's feed, the
     /// user's grants. Works until the feed is deleted (its streams then
-    /// end); an end user's until their token's `exp`.
+    /// end); an end user's until their token's `exp`. Ignored when an
+    /// `Authorization` header is sent; with a `ticket` too, `401`.
     feed: Option<String>,
     /// The stream's hold on its ticket.
     #[serde(skip)]
@@ -219,18 +220,13 @@ impl FromRequestParts<AppState> for StreamReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            if reader.feed.is_some() {
-                return Err(ApiError::BadRequest(
-                    "send the `Authorization` header or a `feed`, not both (a feed opens the stream by itself)".into(),
-                ));
-            }
             let Client(role) = Client::from_request_parts(parts, state).await?;
             return Ok(Self { ticket: None, feed: None, hold: None, feed_hold: None, role: Some(role) });
         }
+        let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
         match (reader.ticket.take(), reader.feed.take()) {
-            (Some(_), Some(_)) => Err(ApiError::BadRequest("send a `ticket` or a `feed`, not both".into())),
+            (Some(_), Some(_)) => Err(ApiError::Unauthorized("send a `ticket` or a `feed`, not both")),
             (None, Some(feed)) => {
                 let Some(hold) = state.feeds.open(&feed).await? else {
                     return Err(ApiError::Unauthorized(

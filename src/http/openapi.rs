@@ -61,7 +61,7 @@ impl Modify for SecuritySchemes {
             "feed",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "feed",
-                "A feed from POST /feeds (`fd_…`): GET /events only, within the feed's filter, until the feed is deleted",
+                "A feed from POST /feeds (`fd_…`): GET /events only, and only without an Authorization header; within the feed's filter, until the feed is deleted",
             ))),
         );
     }
