@@ -19,7 +19,7 @@ use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::protocol::Role;
 use crate::protocol::access::grants::MAX_ID_LEN;
-use crate::store::{FeedFilter, FeedRecord, is_feed_id};
+use crate::store::{FeedFilter, FeedRecord, is_feed_id, unix_now};
 
 /// Longest `name` of a feed, in characters.
 const MAX_NAME_CHARS: usize = 256;
@@ -104,6 +104,12 @@ async fn post_feed(
     refuse_client(&role)?;
     check(&body)?;
     let (record, credential) = FeedRecord::new(&role, body.filter, body.name);
+    // A token is taken a minute past its `exp` (clock skew); its feed, never.
+    if record.expired_at(unix_now()) {
+        return Err(ApiError::InvalidToken(
+            "this token's exp has passed: a feed made with it would open nothing".into(),
+        ));
+    }
     if let Err(full) = state.feeds.create(&record).await? {
         return Err(ApiError::Conflict(full.to_string()));
     }

@@ -90,6 +90,12 @@ async fn a_users_feed_ends_with_their_token_expiring_or_revoked_and_opens_nothin
     assert_eq!(revoked.next_of("reauth").await.data["reason"], "token_revoked");
     assert!(revoked.ends().await);
     assert_eq!(open(&app, &doomed, "").await.status(), 401, "not after the token's revocation");
+    let claims = json!({"sub": "alice", "aud": "letta-bridge", "exp": now() - 5, "jti": "late",
+        "authorization_details": [{"type": "letta-bridge", "actions": ["read"], "scopes": [{"agent_id": "a", "conversation_id": "c"}]}]});
+    let key = jsonwebtoken::EncodingKey::from_secret(crate::user_access::SECRET.as_bytes());
+    let late = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    assert_eq!(app.get_as(Some(&late), "/runtimes").await.status(), 200, "taken within the clock skew");
+    assert_problem(app.post_as(Some(&late), "/feeds", json!({})).await, 401).await;
 }
 
 #[tokio::test]
