@@ -45,7 +45,8 @@
 //!   tickets, turns that outlive a request (`202` + `Location`, followed in
 //!   the shutdown tree, polled at `/turns`), feeds (`GET /events` URLs for
 //!   readers that take only a URL), CORS/Origin checks, metrics, the
-//!   console page, OpenAPI and the docs UI; extractors and the one error
+//!   console page, OpenAPI (the 3.1 document shaped for importers, and its
+//!   Swagger 2.0 rendering) and the docs UI; extractors and the one error
 //!   type.
 //! - [`backend`]: where events, runtimes and the stores live — in this
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,

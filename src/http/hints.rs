@@ -10,12 +10,28 @@ use crate::runtime::{DispatchError, RouteError};
 /// This bridge's base URL as its caller reaches it: LETTA_BRIDGE_PUBLIC_URL,
 /// else the request's `Host` (`https` when this listener speaks TLS).
 pub fn base_url(settings: &Settings, headers: &HeaderMap) -> String {
+    known_base_url(settings, headers).unwrap_or_else(|| format!("{}://<this bridge's host:port>", scheme(settings)))
+}
+
+/// [`base_url`], or `None` when no public URL is set and the request has no
+/// usable `Host` (the OpenAPI document then names no address).
+pub fn known_base_url(settings: &Settings, headers: &HeaderMap) -> Option<String> {
     if let Some(url) = &settings.public_url {
-        return url.trim_end_matches('/').to_owned();
+        // In its http(s) form: LETTA_BRIDGE_PUBLIC_URL may be given as ws(s)://.
+        let url = url.trim_end_matches('/');
+        let http = match url.split_once("://") {
+            Some(("ws", rest)) => format!("http://{rest}"),
+            Some(("wss", rest)) => format!("https://{rest}"),
+            _ => url.to_owned(),
+        };
+        return Some(http);
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h));
-    let scheme = if settings.tls { "https" } else { "http" };
-    format!("{scheme}://{}", host.unwrap_or("<this bridge's host:port>"))
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h))?;
+    Some(format!("{}://{host}", scheme(settings)))
+}
+
+fn scheme(settings: &Settings) -> &'static str {
+    if settings.tls { "https" } else { "http" }
 }
 
 fn valid_host(host: &str) -> bool {
@@ -53,10 +69,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "bridge.lan:8284".parse().unwrap());
         assert_eq!(base_url(&settings(Some("https://b.example.com/"), false), &headers), "https://b.example.com");
+        assert_eq!(base_url(&settings(Some("wss://b.example.com/x"), false), &headers), "https://b.example.com/x");
         assert_eq!(base_url(&settings(None, false), &headers), "http://bridge.lan:8284");
         assert_eq!(base_url(&settings(None, true), &headers), "https://bridge.lan:8284");
         headers.insert(header::HOST, "bad host".parse().unwrap());
         assert!(base_url(&settings(None, false), &headers).contains("<this bridge's host:port>"));
+        assert_eq!(known_base_url(&settings(None, false), &headers), None);
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn get_health() -> Json<Value> {
 /// Register a runtime; answers the WebSocket URL to connect to.
 #[utoipa::path(post, path = "/v1/environments/register", tag = "runtime", request_body = RegisterRequest,
     security(("runtime" = [])),
-    responses((status = 200, body = RegisterResponse),
+    responses((status = 200, description = "Registered: where to connect the WebSocket", body = RegisterResponse),
               (status = 403, description = "The runtime token does not grant this deviceId (LETTA_BRIDGE_RUNTIME_TOKENS_FILE)", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Body over the size limit", body = super::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Content-Type is not JSON", body = super::Problem, content_type = "application/problem+json"),

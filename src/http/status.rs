@@ -84,7 +84,7 @@ pub struct ReadyQuery {
 
 /// Runtimes, the event log and counters.
 #[utoipa::path(get, path = "/status", tag = "status", security(("client" = [])),
-    responses((status = 200, body = Status),
+    responses((status = 200, description = "The status of this instance (and of its cluster)", body = Status),
               (status = 403, description = "An end user's token: this is the operator's view", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_status(State(state): State<AppState>, Client(role): Client) -> Result<Json<Status>, ApiError> {
@@ -136,7 +136,7 @@ pub struct RuntimesQuery {
 /// the `Link` header names the next page:
 /// `</runtimes?limit=100&after=<last id>>; rel="next"`.
 #[utoipa::path(get, path = "/runtimes", tag = "status", params(RuntimesQuery), security(("client" = [])),
-    responses((status = 200, body = Vec<RuntimeInfo>,
+    responses((status = 200, description = "The runtimes this bridge knows, one page", body = Vec<RuntimeInfo>,
                headers(("Link" = String, description = "`</runtimes?limit=…&after=…>; rel=\"next\"` when more runtimes follow"))),
               ReadProblems))]
 async fn get_runtimes(

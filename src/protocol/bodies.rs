@@ -9,6 +9,7 @@
 mod approval;
 mod control;
 mod input;
+mod named_tag;
 
 use serde::Serialize;
 use serde_json::Value;

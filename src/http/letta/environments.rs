@@ -51,7 +51,7 @@ pub struct ListParams {
 
 /// List the runtimes as Letta environments (`letta computers list`, `letta-client` `environments.list`).
 #[utoipa::path(get, path = "/v1/environments", tag = "letta", params(ListParams), security(("client" = [])),
-    responses((status = 200, body = EnvironmentList), ReadProblems))]
+    responses((status = 200, description = "The environments (connected runtimes), one page", body = EnvironmentList), ReadProblems))]
 async fn list_environments(
     State(state): State<AppState>,
     Client(role): Client,
@@ -88,7 +88,7 @@ async fn list_environments(
 /// One runtime as a Letta environment, by its device id.
 #[utoipa::path(get, path = "/v1/environments/{device_id}", tag = "letta",
     params(("device_id" = String, Path, description = "The runtime's device id")), security(("client" = [])),
-    responses((status = 200, body = Environment), ReadProblems))]
+    responses((status = 200, description = "The environment", body = Environment), ReadProblems))]
 async fn get_environment(
     State(state): State<AppState>,
     Client(role): Client,
@@ -114,7 +114,7 @@ pub struct SendMessageResult {
 #[utoipa::path(post, path = "/v1/environments/{connection_id}/messages", tag = "letta",
     params(("connection_id" = String, Path, description = "The runtime's connection id (or device id)")),
     request_body = SendMessage, security(("client" = [])),
-    responses((status = 200, body = SendMessageResult), CommandProblems))]
+    responses((status = 200, description = "The message was written to the runtime", body = SendMessageResult), CommandProblems))]
 async fn post_message(
     State(state): State<AppState>,
     Client(role): Client,

@@ -18,7 +18,7 @@ pub struct ApprovalResponse {
     #[schema(min_length = 1, example = "perm-call_abc123")]
     pub request_id: String,
     /// Allow or deny.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::named_tag::optional")]
     pub decision: Option<ApprovalDecision>,
     /// Or: why no decision could be made; the runtime treats it as a denial
     /// with this text as the message the agent sees.

@@ -28,6 +28,7 @@ pub struct InputCommand {
     /// Where it applies: both ids are required.
     pub runtime: RuntimeScope,
     /// A new message, or an approval answer.
+    #[serde(deserialize_with = "super::named_tag::required")]
     pub payload: InputPayload,
     /// Fields not listed here go to the runtime untouched (the client token
     /// may set only those of its allow-list, docs/api.md).
