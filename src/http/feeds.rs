@@ -31,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A feed to make.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewFeed {
+pub struct FeedRequest {
     /// The events it serves (`GET /events`' filters); absent: every event
     /// its maker may read.
     #[serde(default)]
@@ -89,7 +89,7 @@ pub struct CreatedFeed {
 }
 
 /// Make a feed: a URL of `GET /events` within a filter, for readers that take only a URL.
-#[utoipa::path(post, path = "/feeds", tag = "events", request_body = NewFeed, security(("client" = [])),
+#[utoipa::path(post, path = "/feeds", tag = "events", request_body = FeedRequest, security(("client" = [])),
     responses((status = 201, description = "The feed, with its URL (shown once). The admin's reads every event within its filter until deleted; an end user's only what their token's grants read, until its `exp` or revocation", body = CreatedFeed),
               (status = 403, description = "The client token: feeds are made with the admin token or an end user's token", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "1000 feeds exist, or this end user has 10: delete one first", body = super::Problem, content_type = "application/problem+json"),
@@ -99,7 +99,7 @@ pub struct CreatedFeed {
 async fn post_feed(
     State(state): State<AppState>,
     Client(role): Client,
-    JsonBody(body): JsonBody<NewFeed>,
+    JsonBody(body): JsonBody<FeedRequest>,
 ) -> Result<(StatusCode, Json<CreatedFeed>), ApiError> {
     refuse_client(&role)?;
     check(&body)?;
@@ -167,7 +167,7 @@ fn refuse_client(role: &Role) -> Result<(), ApiError> {
 }
 
 /// A `422` unless `feed`'s filter and name are within their limits.
-fn check(feed: &NewFeed) -> Result<(), ApiError> {
+fn check(feed: &FeedRequest) -> Result<(), ApiError> {
     let f = &feed.filter;
     for (field, id) in [("runtime", &f.runtime), ("agent_id", &f.agent_id), ("conversation_id", &f.conversation_id)] {
         if let Some(id) = id
