@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
 use crate::store::{
-    IdempotencyStore, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns, RevocationStore, TicketStore,
-    TurnStore,
+    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
+    RevocationStore, TicketStore, TurnStore,
 };
 
 #[cfg(feature = "cluster")]
@@ -65,6 +65,8 @@ pub struct Backend {
     pub tickets: Arc<dyn TicketStore>,
     /// Revoked end-user tokens.
     pub revocations: Arc<dyn RevocationStore>,
+    /// Feeds (`POST /feeds`).
+    pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request.
     pub turns: Arc<dyn TurnStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
@@ -119,6 +121,7 @@ impl Backend {
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
             tickets: Arc::new(MemoryTickets::new()),
             revocations: Arc::new(MemoryRevocations::new()),
+            feeds: Arc::new(MemoryFeeds::new()),
             turns: Arc::new(MemoryTurns::new()),
             view: None,
             membership: Membership::default(),
@@ -157,6 +160,7 @@ impl Backend {
             idempotency: cluster.idempotency(config.idempotency_window, max_wait, config.idempotency_keys as usize),
             tickets: cluster.tickets(),
             revocations: cluster.revocations(),
+            feeds: cluster.feeds(),
             turns: cluster.turns(),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },

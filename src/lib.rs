@@ -35,18 +35,19 @@
 //!   `seq`/`ack`, App-Server sockets): what each gets of the event log, the
 //!   task that owns each, and its commands, namespaced and bounded, to the
 //!   runtime.
-//! - [`store`]: idempotency answers, stream tickets, revoked user tokens
-//!   and turns that outlive a request, each behind a small interface with
-//!   its in-memory implementation.
+//! - [`store`]: idempotency answers, stream tickets, revoked user tokens,
+//!   turns that outlive a request and feeds, each behind a small interface
+//!   with its in-memory implementation.
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
 //!   environments API, the relay and App-Server socket upgrades), stream
 //!   tickets, turns that outlive a request (`202` + `Location`, followed in
-//!   the shutdown tree, polled at `/turns`), CORS/Origin checks, metrics,
-//!   the console page, OpenAPI (the 3.1 document shaped for importers, and
-//!   its Swagger 2.0 rendering) and the docs UI; extractors and the one
-//!   error type.
+//!   the shutdown tree, polled at `/turns`), feeds (`GET /events` URLs for
+//!   readers that take only a URL), CORS/Origin checks, metrics, the
+//!   console page, OpenAPI (the 3.1 document shaped for importers, and its
+//!   Swagger 2.0 rendering) and the docs UI; extractors and the one error
+//!   type.
 //! - [`backend`]: where events, runtimes and the stores live — in this
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,
 //!   cargo feature `cluster`, on by default: the shared log as typed records

@@ -140,6 +140,7 @@ impl Application {
             idempotency: backend.idempotency,
             tickets: backend.tickets,
             revocations: backend.revocations,
+            feeds: backend.feeds,
             turns: Followers::new(backend.turns),
             cluster: backend.view,
             limits: limits.clone(),

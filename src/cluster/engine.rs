@@ -1,6 +1,6 @@
 //! The connection to Redis: key names, the one runner of the cluster's Lua
 //! scripts (`log.lua`, `stores/idempotency.lua`, `stores/tickets.lua`,
-//! `stores/turns.lua`), and
+//! `stores/turns.lua`, `stores/feeds.lua`), and
 //! the engine's health as every call sees it.
 //!
 //! Commands share one multiplexed connection (redis-rs' `ConnectionManager`,
@@ -36,6 +36,8 @@ pub(super) enum Lua {
     Idempotency,
     /// `stores/tickets.lua`: stream tickets and their holds.
     Tickets,
+    /// `stores/feeds.lua`: feeds, within their limits.
+    Feeds,
     /// `stores/turns.lua`: turns that outlive a request.
     Turns,
 }
@@ -49,6 +51,7 @@ pub(super) struct Engine {
     log: Script,
     idempotency: Script,
     tickets: Script,
+    feeds: Script,
     turns: Script,
     health: Health,
 }
@@ -79,6 +82,7 @@ impl Engine {
                 include_str!("stores/idempotency.lua")
             )),
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
+            feeds: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/feeds.lua"))),
             turns: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/turns.lua"))),
             health: Health::default(),
         })
@@ -100,6 +104,7 @@ impl Engine {
             Lua::Log => &self.log,
             Lua::Idempotency => &self.idempotency,
             Lua::Tickets => &self.tickets,
+            Lua::Feeds => &self.feeds,
             Lua::Turns => &self.turns,
         };
         let mut invocation = script.prepare_invoke();

@@ -14,9 +14,10 @@
 //!   runtime of another instance go to it over pub/sub ([`peers`],
 //!   [`messages`]).
 //! - Leases and a reaper notice lost instances ([`presence`]); an instance
-//!   that cannot reach Redis fences itself ([`fencing`]); tickets and
-//!   idempotency answers live in Redis ([`stores`], with the streams'
-//!   ticket [`holds`]), and so do the turns that outlive a request. Every call goes through the [`engine`].
+//!   that cannot reach Redis fences itself ([`fencing`]); tickets,
+//!   idempotency answers, revocations and feeds live in Redis ([`stores`],
+//!   with the streams' ticket [`holds`]), and so do the turns that outlive
+//!   a request. Every call goes through the [`engine`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -55,7 +56,7 @@ use self::presence::Lease;
 use super::{ClusterStatus, ClusterView};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{self, Handle, Runtimes};
-use crate::store::{IdempotencyStore, RevocationStore, TicketStore, TurnStore};
+use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore, TurnStore};
 
 /// What a cluster instance is configured with.
 #[derive(Debug, Clone)]
@@ -180,6 +181,11 @@ impl Cluster {
     /// Revoked end-user tokens shared by the cluster.
     pub fn revocations(&self) -> Arc<dyn RevocationStore> {
         Arc::new(stores::RedisRevocations::new(self.node.clone()))
+    }
+
+    /// Feeds shared by the cluster.
+    pub fn feeds(&self) -> Arc<dyn FeedStore> {
+        Arc::new(stores::RedisFeeds::new(self.node.clone()))
     }
 
     /// Turns that outlive a request, shared by the cluster.

@@ -12,6 +12,13 @@
 //! it. It ends at the token's `exp`, or when the token is revoked, with a
 //! `reauth` event. The client and admin tokens' streams pay one
 //! `Option` check per event for it, nothing more.
+//!
+//! A stream a feed opened (`?feed=`, [`crate::store::FeedStore`]) holds the
+//! feed's filter besides the query's, reads as the feed's maker (an end
+//! user's feed: their grants, until their token's `exp`), and ends when the
+//! feed is deleted.
+
+mod filter;
 
 use std::convert::Infallible;
 
@@ -23,7 +30,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use serde::Deserialize;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Interval, Sleep, interval_at, sleep};
@@ -37,32 +43,21 @@ use super::metrics;
 use super::openapi::{SseEvent, StreamProblems};
 use super::reauth::{self, Ending};
 use super::{ApiError, AppState};
-use crate::hub::{Cursor, Event, Gap, Next, Reader, ResetInfo, ResetReason, Start, control_frame};
+use crate::hub::{Cursor, Gap, Next, Reader, ResetInfo, ResetReason, Start, control_frame};
 use crate::protocol::Role;
-use crate::protocol::access::UserPrincipal;
 #[cfg(doc)]
 use crate::protocol::access::grants::Grants;
 use crate::protocol::bridge::{Lagged, Reauth, Reset};
 use crate::protocol::wire;
-use crate::store::TicketHold;
+use crate::store::{FeedHold, TicketHold};
+use filter::Filter;
+pub(super) use filter::parse_types;
 
 /// Longest a resume waits for this instance's mirror to reach its cursor.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What EventSource should wait before reconnecting, in milliseconds.
 const RETRY_MS: u32 = 1000;
-
-/// Most event types one `types` filter may name. Every subscriber matches
-/// every event against its filter, so the filter's size is CPU spent per
-/// event per subscriber; the bridge and the runtime publish a few dozen types.
-const MAX_FILTER_TYPES: usize = 64;
-
-/// Longest event type in a `types` filter, in characters (the longest
-/// event type today is under 40).
-const MAX_FILTER_TYPE_LEN: usize = 128;
-
-/// Longest `types` value, in bytes (after percent-decoding).
-const MAX_FILTER_TYPES_BYTES: usize = 4096;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_events))
@@ -94,7 +89,7 @@ pub struct EventParams {
 /// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
 /// <type>`, `data: <JSON with runtime_id>`. Resume with `Last-Event-ID`.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventParams, StreamReader),
-    security(("client" = []), ("ticket" = [])),
+    security(("client" = []), ("ticket" = []), ("feed" = [])),
     responses((status = 200, description = "An endless SSE stream; event names are the frame types plus the bridge's own `runtime_online`, `runtime_offline`, `reset` and `lagged`", content_type = "text/event-stream", body = SseEvent),
               StreamProblems))]
 async fn get_events(
@@ -106,12 +101,12 @@ async fn get_events(
     let header_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let cursor = header_cursor.or(params.last_event_id.clone()).or(params.last_event_id_camel.clone());
     let role = reader.role.clone().unwrap_or(Role::Client);
-    if reader.hold.is_some() {
-        // A header's token was checked as it was verified; a ticket's, here.
+    if reader.hold.is_some() || reader.feed_hold.is_some() {
+        // A header's token was checked as it was verified; a ticket's or a feed's, here.
         reauth::refuse_revoked(&state, &role).await?;
     }
     let user = role.user().cloned();
-    let filter = Filter::parse(params, user.clone())?;
+    let filter = Filter::parse(params, user.clone())?.within(reader.feed_hold.as_ref().map(FeedHold::filter))?;
     // In a cluster, a client may resume here with a cursor from an instance
     // whose mirror is a little ahead of this one: wait for it (briefly)
     // rather than answer `reset`.
@@ -149,8 +144,11 @@ async fn get_events(
         first: Some(first.freeze()),
         keepalive: interval_at(Instant::now() + keepalive, keepalive),
         shutdown: Shutdown::new(state.streams_shutdown.clone()),
-        taken: reader.hold.as_ref().map(|h| Box::pin(h.taken())),
+        taken: (reader.hold.as_ref().map(TicketHold::taken))
+            .or_else(|| reader.feed_hold.as_ref().map(FeedHold::deleted))
+            .map(Box::pin),
         _hold: reader.hold,
+        _feed: reader.feed_hold,
         _slot: slot,
         ends: state.settings.max_stream_duration.map(|d| Box::pin(sleep(d))),
         reauth: reauth::ending(&state, &role),
@@ -172,72 +170,6 @@ async fn get_events(
     Ok(response)
 }
 
-/// Which events a subscriber wants, and may read.
-struct Filter {
-    runtime: Option<String>,
-    agent_id: Option<String>,
-    conversation_id: Option<String>,
-    /// Sorted and without repeats, for a binary search per event.
-    types: Option<Vec<Box<str>>>,
-    /// An end user's stream: only what their grants let them read.
-    user: Option<Arc<UserPrincipal>>,
-}
-
-impl Filter {
-    /// The filter of `p` for `user`'s stream (if an end user's); a `400`
-    /// when `types` is over its limits.
-    fn parse(p: EventParams, user: Option<Arc<UserPrincipal>>) -> Result<Self, ApiError> {
-        let types = p.types.as_deref().map(parse_types).transpose()?;
-        Ok(Self { runtime: p.runtime, agent_id: p.agent_id, conversation_id: p.conversation_id, types, user })
-    }
-
-    fn matches(&self, e: &Event) -> bool {
-        let same = |want: &Option<String>, have: Option<&str>| match (want, have) {
-            (Some(w), Some(h)) => w == h,
-            _ => true,
-        };
-        self.runtime.as_ref().is_none_or(|r| e.runtime_id.as_deref() == Some(r.as_str()))
-            && same(&self.agent_id, e.agent_id.as_deref())
-            && same(&self.conversation_id, e.conversation_id.as_deref())
-            && self.types.as_ref().is_none_or(|t| t.binary_search_by(|t| (**t).cmp(&*e.kind)).is_ok())
-            && self.user.as_ref().is_none_or(|u| {
-                u.grants.reads_event(
-                    &e.kind,
-                    e.runtime_id.as_deref(),
-                    e.agent_id.as_deref(),
-                    e.conversation_id.as_deref(),
-                )
-            })
-    }
-}
-
-/// The types of a `types` value (comma-separated, blanks ignored), within
-/// [`MAX_FILTER_TYPES_BYTES`], [`MAX_FILTER_TYPES`] and [`MAX_FILTER_TYPE_LEN`].
-fn parse_types(raw: &str) -> Result<Vec<Box<str>>, ApiError> {
-    if raw.len() > MAX_FILTER_TYPES_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "`types` is {} bytes long; at most {MAX_FILTER_TYPES_BYTES} bytes are allowed",
-            raw.len()
-        )));
-    }
-    let mut types: Vec<Box<str>> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Box::from).collect();
-    if let Some(long) = types.iter().find(|t| t.chars().count() > MAX_FILTER_TYPE_LEN) {
-        return Err(ApiError::BadRequest(format!(
-            "a type in `types` is {} characters long; at most {MAX_FILTER_TYPE_LEN} characters are allowed",
-            long.chars().count()
-        )));
-    }
-    types.sort_unstable();
-    types.dedup();
-    if types.len() > MAX_FILTER_TYPES {
-        return Err(ApiError::BadRequest(format!(
-            "`types` names {} types; at most {MAX_FILTER_TYPES} types are allowed",
-            types.len()
-        )));
-    }
-    Ok(types)
-}
-
 /// The state of one SSE response.
 struct Feed {
     /// Its place in the event log; its batch is the chunk being written
@@ -247,11 +179,14 @@ struct Feed {
     first: Option<Bytes>,
     keepalive: Interval,
     shutdown: Shutdown,
-    /// With a ticket: resolves when a reconnect took the ticket over.
+    /// With a ticket: resolves when a reconnect took the ticket over; with
+    /// a feed: when the feed is deleted.
     taken: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The stream's hold on its ticket (dropped with the stream: the
     /// ticket's reconnect grace starts).
     _hold: Option<TicketHold>,
+    /// The stream's hold on its feed.
+    _feed: Option<FeedHold>,
     /// The stream's place under LETTA_BRIDGE_MAX_STREAMS.
     _slot: StreamSlot,
     /// LETTA_BRIDGE_MAX_STREAM_DURATION, when set.

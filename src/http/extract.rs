@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 use crate::auth::{MAX_TOKEN_BYTES, Presented, Role, RuntimeGrant, bearer, looks_like_jwt, presented};
-use crate::store::TicketHold;
+use crate::store::{FEED_PREFIX, FeedHold, TicketHold};
 
 /// A JSON body, parsed with the path of the first wrong field in the error.
 /// A missing `Content-Type` is read as JSON; an empty or `null` body as `{}`.
@@ -138,6 +138,11 @@ pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError>
     if let Some(role) = state.auth.client_role(Some(token)) {
         return Ok(role);
     }
+    if token.starts_with(FEED_PREFIX) {
+        return Err(ApiError::Unauthorized(
+            "this is a feed (`fd_…`): it opens only `GET /events?feed=…`, never as a bearer token",
+        ));
+    }
     if state.auth.is_runtime(Some(token)) {
         return Err(ApiError::Unauthorized(
             "this is a runtime token (what `letta remote` presents as LETTA_API_KEY); this API takes the client or admin token",
@@ -178,7 +183,8 @@ impl FromRequestParts<AppState> for RuntimeCaller {
 
 /// A reader of the event stream: a client or admin token in the
 /// `Authorization` header, or, only when no such header is sent at all, a
-/// stream ticket in the query (for `EventSource`, which cannot set headers).
+/// stream ticket or a feed in the query (for `EventSource` and n8n's SSE
+/// Trigger, which cannot set headers).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamReader {
@@ -188,12 +194,23 @@ pub struct StreamReader {
     /// ticket and for 60 s after it ended; a reconnect takes the ticket over
     /// (the earlier stream ends).
     ticket: Option<String>,
+    /// A feed from `POST /feeds` (`fd_…`, the `url` it answered), instead of
+    /// the `Authorization` header: the stream holds the feed's filter (the
+    /// query's own filters only narrow it) and, for an end user's feed, the
+    /// user's grants. Works until the feed is deleted (its streams then
+    /// end); an end user's until their token's `exp`. Ignored when an
+    /// `Authorization` header is sent; with a `ticket` too, `401`.
+    feed: Option<String>,
     /// The stream's hold on its ticket.
     #[serde(skip)]
     #[param(ignore)]
     pub hold: Option<TicketHold>,
+    /// The stream's hold on its feed.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub feed_hold: Option<FeedHold>,
     /// Whose stream it is: the header's token's role, or the ticket's
-    /// (whoever minted it). Always set by the extractor.
+    /// (whoever minted it), or the feed's. Always set by the extractor.
     #[serde(skip)]
     #[param(ignore)]
     pub role: Option<Role>,
@@ -205,19 +222,32 @@ impl FromRequestParts<AppState> for StreamReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             let Client(role) = Client::from_request_parts(parts, state).await?;
-            return Ok(Self { ticket: None, hold: None, role: Some(role) });
+            return Ok(Self { ticket: None, feed: None, hold: None, feed_hold: None, role: Some(role) });
         }
         let ApiQuery(mut reader) = ApiQuery::<Self>::from_request_parts(parts, state).await?;
-        let Some(ticket) = reader.ticket.take() else {
-            return Err(ApiError::Unauthorized(
-                "missing `Authorization: Bearer <client token>` header or `ticket` query parameter",
-            ));
-        };
-        let Some(hold) = state.tickets.open(&ticket).await? else {
-            return Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets"));
-        };
-        reader.role = Some(hold.role());
-        reader.hold = Some(hold);
-        Ok(reader)
+        match (reader.ticket.take(), reader.feed.take()) {
+            (Some(_), Some(_)) => Err(ApiError::Unauthorized("send a `ticket` or a `feed`, not both")),
+            (None, Some(feed)) => {
+                let Some(hold) = state.feeds.open(&feed).await? else {
+                    return Err(ApiError::Unauthorized(
+                        "invalid, deleted or expired feed; POST /feeds makes one (GET /feeds lists yours)",
+                    ));
+                };
+                reader.role = Some(hold.role());
+                reader.feed_hold = Some(hold);
+                Ok(reader)
+            }
+            (Some(ticket), None) => {
+                let Some(hold) = state.tickets.open(&ticket).await? else {
+                    return Err(ApiError::Unauthorized("invalid or expired ticket; get a new one from POST /tickets"));
+                };
+                reader.role = Some(hold.role());
+                reader.hold = Some(hold);
+                Ok(reader)
+            }
+            (None, None) => Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <client token>` header, or a `ticket` or `feed` query parameter",
+            )),
+        }
     }
 }

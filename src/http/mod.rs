@@ -9,6 +9,7 @@ mod console;
 mod error;
 mod events;
 mod extract;
+mod feeds;
 mod hints;
 mod idempotency;
 mod letta;
@@ -45,7 +46,7 @@ use crate::auth::Auth;
 use crate::backend::ClusterView;
 use crate::hub::Hub;
 use crate::runtime::Runtimes;
-use crate::store::{IdempotencyStore, RevocationStore, TicketStore};
+use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore};
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]
@@ -138,6 +139,8 @@ pub struct Shared {
     pub tickets: Arc<dyn TicketStore>,
     /// Revoked end-user tokens (`POST /revocations`).
     pub revocations: Arc<dyn RevocationStore>,
+    /// Feeds: `GET /events?feed=…` credentials (`POST /feeds`).
+    pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request: their followers and where they are kept.
     pub turns: Followers,
     /// The cluster this instance belongs to, if any.
@@ -161,6 +164,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(tickets::routes())
         .merge(turns::routes())
         .merge(revocations::routes())
+        .merge(feeds::routes())
         .merge(console::routes())
         .merge(metrics::routes())
 }

@@ -1,11 +1,12 @@
-//! The stores behind four HTTP features, each a small interface with its
+//! The stores behind five HTTP features, each a small interface with its
 //! in-memory implementation: answers remembered by `Idempotency-Key`
 //! ([`IdempotencyStore`]), stream tickets ([`TicketStore`]), revoked
-//! end-user tokens ([`RevocationStore`]) and turns that outlive a request
-//! ([`TurnStore`]). A shared
+//! end-user tokens ([`RevocationStore`]), turns that outlive a request
+//! ([`TurnStore`]) and feeds ([`FeedStore`]). A shared
 //! store (for several bridge instances) implements the same interfaces;
 //! its calls can fail, hence [`StoreError`].
 
+mod feeds;
 mod idempotency;
 mod revocations;
 mod tickets;
@@ -13,6 +14,10 @@ mod turns;
 
 use std::pin::Pin;
 
+pub use feeds::{
+    FEED_PREFIX, FeedFilter, FeedHold, FeedRecord, FeedStore, FeedStreams, FeedsFull, MAX_FEEDS, MAX_FEEDS_PER_USER,
+    MemoryFeeds, is_feed_id, newest_first, parse_credential,
+};
 pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
 pub use revocations::{MAX_REVOCATIONS, MemoryRevocations, RevocationStore, RevokedFuture, unix_now};
 pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore, TicketUser};

@@ -189,7 +189,7 @@ impl TicketStore for Arc<MemoryTickets> {
 
 /// An end user as a shared store keeps them with their ticket: what the
 /// token said, its grants as their `authorization_details` claim.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketUser {
     sub: Box<str>,
     exp: u64,
@@ -198,22 +198,35 @@ pub struct TicketUser {
 }
 
 impl TicketUser {
-    /// The record of `user`, as JSON.
-    pub fn to_json(user: &UserPrincipal) -> String {
-        let record = Self {
+    /// The record of `user` (also what a feed keeps of its maker).
+    pub fn of(user: &UserPrincipal) -> Self {
+        Self {
             sub: user.sub.clone(),
             exp: user.exp,
             jti: user.jti.clone(),
             authorization_details: user.grants.to_claim(),
-        };
-        serde_json::to_string(&record).expect("records serialise")
+        }
+    }
+
+    /// The token's `exp`, in seconds since the Unix epoch.
+    pub fn exp(&self) -> u64 {
+        self.exp
+    }
+
+    /// The user this record names; `None` when its grants do not parse.
+    pub fn user(&self) -> Option<UserPrincipal> {
+        let grants = Grants::from_claim(Some(&self.authorization_details)).ok()?;
+        Some(UserPrincipal { sub: self.sub.clone(), exp: self.exp, jti: self.jti.clone(), grants })
+    }
+
+    /// The record of `user`, as JSON.
+    pub fn to_json(user: &UserPrincipal) -> String {
+        serde_json::to_string(&Self::of(user)).expect("records serialise")
     }
 
     /// The user a record names; `None` when it is not one (the ticket is then refused).
     pub fn from_json(json: &str) -> Option<UserPrincipal> {
-        let record: Self = serde_json::from_str(json).ok()?;
-        let grants = Grants::from_claim(Some(&record.authorization_details)).ok()?;
-        Some(UserPrincipal { sub: record.sub, exp: record.exp, jti: record.jti, grants })
+        serde_json::from_str::<Self>(json).ok()?.user()
     }
 }
 

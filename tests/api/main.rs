@@ -19,6 +19,7 @@ mod docs_tokens;
 mod environments;
 mod events;
 mod faults;
+mod feeds;
 mod guidance;
 mod helpers;
 mod http2;

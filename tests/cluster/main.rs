@@ -13,6 +13,7 @@ mod commands;
 mod devices;
 mod engine;
 mod events;
+mod feeds;
 mod instances;
 mod log;
 mod privileges;

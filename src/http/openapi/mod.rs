@@ -66,6 +66,13 @@ impl Modify for SecuritySchemes {
                 "A single-use ticket from POST /tickets; GET /events only, and only without an Authorization header",
             ))),
         );
+        components.add_security_scheme(
+            "feed",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "feed",
+                "A feed from POST /feeds (`fd_…`): GET /events only, and only without an Authorization header; within the feed's filter, until the feed is deleted",
+            ))),
+        );
     }
 }
 /// What the derived paths cannot state, added to the merged document (the

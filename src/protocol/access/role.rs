@@ -74,6 +74,27 @@ impl Role {
         !matches!(self, Self::User(_))
     }
 
+    /// May the caller make feeds (`POST /feeds`: a credential for `GET
+    /// /events` in a URL, for years)? The admin token, for any filter, and
+    /// an end user's token, for what its grants read until its `exp`. Not
+    /// the client token: it is the app's backend's, and a feed of it would
+    /// put everything the bridge streams into a URL.
+    pub fn makes_feeds(&self) -> bool {
+        !matches!(self, Self::Client)
+    }
+
+    /// May the caller list and delete the feed that `owner` (a
+    /// [`Self::principal`]) made? The admin token every feed (it may need to
+    /// end a user's leaked URL); an end user their own, whichever of their
+    /// tokens made it.
+    pub fn manages_feed(&self, owner: &str) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Client => false,
+            Self::User(_) => self.principal() == owner,
+        }
+    }
+
     /// The end user, when the caller is one.
     pub fn user(&self) -> Option<&Arc<UserPrincipal>> {
         match self {
@@ -97,5 +118,15 @@ mod tests {
         assert_eq!(user("tenant:alice").principal(), "user:tenant%3Aalice");
         assert_eq!(user("50%:x").principal(), "user:50%25%3Ax");
         assert_ne!(user("a:b").principal(), user("a%3Ab").principal(), "the encoding is one-to-one");
+    }
+
+    #[test]
+    fn feeds_are_made_by_the_admin_and_end_users_and_managed_by_their_maker_or_the_admin() {
+        assert!(Role::Admin.makes_feeds() && user("alice").makes_feeds());
+        assert!(!Role::Client.makes_feeds(), "the client token never puts its reads into a URL");
+        assert!(Role::Admin.manages_feed("user:alice") && Role::Admin.manages_feed("admin"));
+        assert!(user("alice").manages_feed("user:alice"));
+        assert!(!user("bob").manages_feed("user:alice") && !user("alice").manages_feed("admin"));
+        assert!(!Role::Client.manages_feed("admin") && !Role::Client.manages_feed("client"));
     }
 }
