@@ -14,6 +14,7 @@ mod conformance;
 mod connections;
 mod device_tokens;
 mod docs;
+mod docs_lowcode;
 mod docs_tokens;
 mod environments;
 mod events;
