@@ -44,6 +44,7 @@
 //! above hold unchanged.
 
 mod collected;
+mod flat;
 mod owner;
 mod result;
 
@@ -51,6 +52,7 @@ use serde_json::{Map, Value};
 
 use collected::Collected;
 use owner::{Owner, Owners};
+pub use flat::{APPROVAL_REQUESTED, Flat, Flats, TURN_FINISHED_FLAT};
 pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnFailure, TurnResult};
 
 /// Where the turn is.
