@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -106,7 +106,8 @@ pub struct CreatedWebhook {
 
 /// Make a webhook: events posted to a URL, signed to Standard Webhooks v1.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = WebhookRequest, security(("client" = [])),
-    responses((status = 201, description = "The webhook, with its secret (shown once). The admin's receives every event within its filter; an end user's only what their token's grants read, until its `exp`", body = CreatedWebhook),
+    responses((status = 201, description = "The webhook, with its secret (shown once). The admin's receives every event within its filter; an end user's only what their token's grants read, until its `exp`", body = CreatedWebhook,
+               headers(("Location" = String, description = "`/webhooks/{id}`: what `DELETE` deletes (Power Automate's webhook triggers unsubscribe there)"))),
               (status = 403, description = "The client token: webhooks are made with the admin token or an end user's token", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "100 webhooks exist, or this end user has 10: delete one first", body = super::Problem, content_type = "application/problem+json"),
               (status = 422, description = "`url` not http(s), or resolving to an address the SSRF guard refuses; `events` empty or over its limits; a filter id empty, too long or with control characters", body = super::Problem, content_type = "application/problem+json"),
@@ -116,7 +117,7 @@ async fn post_webhook(
     State(state): State<AppState>,
     Client(role): Client,
     JsonBody(body): JsonBody<WebhookRequest>,
-) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<CreatedWebhook>), ApiError> {
     let hooks = available(&state, &role)?;
     check(&body)?;
     let new = NewHook { url: body.url, events: body.events, filter: body.filter };
@@ -125,7 +126,8 @@ async fn post_webhook(
         MakeError::Full(why) => ApiError::Conflict(why),
     })?;
     tracing::info!(webhook = %hook.id, "a webhook was made");
-    Ok((StatusCode::CREATED, Json(CreatedWebhook { secret, webhook: Webhook::of(&hook) })))
+    let location = format!("/webhooks/{}", hook.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(CreatedWebhook { secret, webhook: Webhook::of(&hook) })))
 }
 
 /// The caller's webhooks, newest first (the admin's: everyone's).
@@ -160,7 +162,7 @@ async fn delete_webhook(
 }
 
 /// A webhook's deliveries, newest first: pending, delivered, failed and dropped.
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", security(("client" = [])),
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", operation_id = "get_webhook_deliveries", security(("client" = [])),
     params(("id" = String, Path, description = "The webhook's id, `wh_…`")),
     responses((status = 200, description = "Its deliveries on record (the last 2000)", body = [Delivery]),
               (status = 403, description = "The client token: webhooks are the admin's and end users'", body = super::Problem, content_type = "application/problem+json"),
@@ -177,7 +179,7 @@ async fn get_deliveries(
 }
 
 /// Deliver again: the delivery is queued after the hook's pending ones, and a disabled hook is enabled again.
-#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", security(("client" = [])),
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", operation_id = "retry_webhook_delivery", security(("client" = [])),
     params(("id" = String, Path, description = "The webhook's id, `wh_…`"),
            ("delivery_id" = String, Path, description = "The delivery's id, `msg_…` (its `webhook-id`)")),
     responses((status = 202, description = "Queued again, with the same `webhook-id`"),

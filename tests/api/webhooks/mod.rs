@@ -93,7 +93,9 @@ fn uuid_like() -> String {
 pub async fn make(app: &TestApp, token: &str, receiver: &Receiver, events: Value, filter: Value) -> Value {
     let res = app.post_as(Some(token), "/webhooks", json!({"url": receiver.url, "events": events, "filter": filter})).await;
     assert_eq!(res.status(), 201, "POST /webhooks");
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
     let hook: Value = res.json().await.unwrap();
+    assert_eq!(location, format!("/webhooks/{}", hook["id"].as_str().unwrap()), "Location names what DELETE takes");
     receiver.trust(&hook);
     hook
 }
