@@ -14,11 +14,11 @@ use utoipa::ToSchema;
 use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
-use crate::webhooks::{self, Webhooks};
 use crate::store::{
     FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
     RevocationStore, TicketStore, TurnStore,
 };
+use crate::webhooks::{self, Webhooks};
 
 #[cfg(feature = "cluster")]
 #[path = "cluster/mod.rs"]

@@ -114,7 +114,10 @@ pub fn describe() {
         WEBHOOK_DELIVERIES,
         "Webhook deliveries by outcome (delivered; failed: the whole schedule or a 410; dropped: the oldest pending, at a full queue)"
     );
-    describe_counter!(WEBHOOKS_DISABLED, "Webhooks disabled, by reason (gone: a 410; failing: the whole schedule; expired)");
+    describe_counter!(
+        WEBHOOKS_DISABLED,
+        "Webhooks disabled, by reason (gone: a 410; failing: the whole schedule; expired)"
+    );
 }
 
 /// Describes the cluster's metrics (cluster mode only: they are absent

@@ -18,7 +18,7 @@ use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::protocol::Role;
 use crate::protocol::access::grants::MAX_ID_LEN;
-use crate::webhooks::{Delivery, Hook, HookFilter, MakeError, NewHook, Webhooks};
+use crate::webhooks::{Delivery, Hook, HookFilter, MakeError, NewHook, Redelivery, Webhooks};
 
 /// Longest `url`, in bytes.
 const MAX_URL_BYTES: usize = 2048;
@@ -127,7 +127,11 @@ async fn post_webhook(
     })?;
     tracing::info!(webhook = %hook.id, "a webhook was made");
     let location = format!("/webhooks/{}", hook.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(CreatedWebhook { secret, webhook: Webhook::of(&hook) })))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(CreatedWebhook { secret, webhook: Webhook::of(&hook) }),
+    ))
 }
 
 /// The caller's webhooks, newest first (the admin's: everyone's).
@@ -194,10 +198,12 @@ async fn retry_delivery(
 ) -> Result<StatusCode, ApiError> {
     let hooks = available(&state, &role)?;
     let hook = hooks.get(&role, &id).ok_or_else(|| not_found(&id))?;
-    match hook.retry(&delivery_id) {
-        Ok(true) => Ok(StatusCode::ACCEPTED),
-        Ok(false) => Err(ApiError::Conflict(format!("delivery {delivery_id:?} is pending already"))),
-        Err(()) => Err(ApiError::NotFound(format!("no delivery {delivery_id:?} on record for webhook {id:?}"))),
+    match hook.redeliver(&delivery_id) {
+        Redelivery::Queued => Ok(StatusCode::ACCEPTED),
+        Redelivery::Pending => Err(ApiError::Conflict(format!("delivery {delivery_id:?} is pending already"))),
+        Redelivery::Unknown => {
+            Err(ApiError::NotFound(format!("no delivery {delivery_id:?} on record for webhook {id:?}")))
+        }
     }
 }
 

@@ -89,11 +89,9 @@ fn read(hub: &Hub, event: &Event, hooks: &[Arc<Hook>], flats: &mut Flats) {
 /// Does `hook` read this event (its filter, its maker's grants and expiry)?
 fn reads(hook: &Hook, seen: &Seen<'_>, now: u64) -> bool {
     let f = &hook.filter;
-    let passes = |want: &Option<String>, got: Option<&str>| match (want, got) {
-        (Some(want), Some(got)) => want == got,
-        (Some(_), None) => got.is_none(),
-        (None, _) => true,
-    };
+    // As feeds and `GET /events`: an event without an agent or a conversation passes their filters.
+    let passes =
+        |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|want| got.is_none_or(|got| got == want));
     if f.runtime.is_some() && f.runtime.as_deref() != seen.runtime_id {
         return false;
     }
@@ -103,8 +101,7 @@ fn reads(hook: &Hook, seen: &Seen<'_>, now: u64) -> bool {
     match &hook.user {
         None => true,
         Some(user) => {
-            user.exp >= now
-                && user.grants.reads_event(seen.kind, seen.runtime_id, seen.agent_id, seen.conversation_id)
+            user.exp >= now && user.grants.reads_event(seen.kind, seen.runtime_id, seen.agent_id, seen.conversation_id)
         }
     }
 }

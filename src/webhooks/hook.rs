@@ -76,6 +76,17 @@ pub struct Delivery {
     pub body: Bytes,
 }
 
+/// What a redelivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// Queued again.
+    Queued,
+    /// Nothing: it is pending already.
+    Pending,
+    /// Nothing: no such delivery on record.
+    Unknown,
+}
+
 /// A hook's state: guarded by one short lock, never held across `.await`.
 #[derive(Default)]
 pub(super) struct State {
@@ -168,29 +179,29 @@ impl Hook {
         self.wake.notify_one();
     }
 
-    /// Queues `delivery_id` again (`POST …/retry`) and enables the hook
-    /// again: `Ok(false)` when it is pending already, `Err` when unknown.
-    pub(super) fn redeliver(&self, delivery_id: &str) -> Result<bool, ()> {
+    /// Queues `delivery_id` again (`POST …/retry`), after the pending
+    /// ones, and enables the hook again.
+    pub fn redeliver(&self, delivery_id: &str) -> Redelivery {
         let mut state = self.lock();
-        let delivery = state.deliveries.get_mut(delivery_id).ok_or(())?;
+        let Some(delivery) = state.deliveries.get_mut(delivery_id) else { return Redelivery::Unknown };
         if delivery.status == Status::Pending {
-            return Ok(false);
+            return Redelivery::Pending;
         }
         delivery.status = Status::Pending;
         state.disabled = None;
         state.queue.push_back(delivery_id.to_owned());
         drop(state);
         self.wake.notify_one();
-        Ok(true)
+        Redelivery::Queued
     }
 }
 
 /// Forgets the oldest deliveries beyond [`MAX_RECORDED`] that are not pending.
 fn forget_oldest(state: &mut State) {
     while state.recorded.len() > MAX_RECORDED {
-        let Some(pos) = state.recorded.iter().position(|id| {
-            state.deliveries.get(id).is_none_or(|d| d.status != Status::Pending)
-        }) else {
+        let Some(pos) =
+            state.recorded.iter().position(|id| state.deliveries.get(id).is_none_or(|d| d.status != Status::Pending))
+        else {
             return;
         };
         if let Some(id) = state.recorded.remove(pos) {

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use hook::{Delivery, Hook, HookFilter, MAX_PENDING, Status};
+pub use hook::{Delivery, Hook, HookFilter, MAX_PENDING, Redelivery, Status};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -184,12 +184,5 @@ impl Webhooks {
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!(tasks = self.inner.tasks.len(), "webhook tasks did not end in time");
         }
-    }
-}
-
-impl Hook {
-    /// Queues delivery `delivery_id` again; see `Hook::redeliver`.
-    pub fn retry(&self, delivery_id: &str) -> Result<bool, ()> {
-        self.redeliver(delivery_id)
     }
 }

@@ -33,14 +33,24 @@ pub struct Signed<'a> {
 }
 
 /// POSTs `body` to `target` at `addr`; the answer's status, or why none.
-pub async fn post(target: &Target, addr: SocketAddr, signed: &Signed<'_>, body: bytes::Bytes) -> Result<StatusCode, String> {
+pub async fn post(
+    target: &Target,
+    addr: SocketAddr,
+    signed: &Signed<'_>,
+    body: bytes::Bytes,
+) -> Result<StatusCode, String> {
     match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(target, addr, signed, body)).await {
         Ok(done) => done,
         Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
     }
 }
 
-async fn attempt(target: &Target, addr: SocketAddr, signed: &Signed<'_>, body: bytes::Bytes) -> Result<StatusCode, String> {
+async fn attempt(
+    target: &Target,
+    addr: SocketAddr,
+    signed: &Signed<'_>,
+    body: bytes::Bytes,
+) -> Result<StatusCode, String> {
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     if !target.https {
         return exchange(target, tcp, signed, body).await;
@@ -61,9 +71,8 @@ async fn exchange<IO>(target: &Target, io: IO, signed: &Signed<'_>, body: bytes:
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, full::Full>(TokioIo::new(io))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, full::Full>(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
     let request = Request::post(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
         .header(header::CONTENT_TYPE, "application/json")

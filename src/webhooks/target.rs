@@ -77,7 +77,11 @@ impl Allow {
             let (ip, bits) = entry.split_once('/').unwrap_or((entry, ""));
             let ip: IpAddr = ip.parse().map_err(|_| format!("{entry:?} is neither an IP address nor a CIDR block"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = if bits.is_empty() { max } else { bits.parse().map_err(|_| format!("{entry:?}: bad prefix length"))? };
+            let bits = if bits.is_empty() {
+                max
+            } else {
+                bits.parse().map_err(|_| format!("{entry:?}: bad prefix length"))?
+            };
             if bits > max {
                 return Err(format!("{entry:?}: a prefix longer than {max} bits"));
             }
@@ -154,7 +158,18 @@ mod tests {
     #[test]
     fn internal_addresses_are_refused_unless_listed_and_public_ones_pass() {
         let none = Allow::default();
-        for refused in ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.1", "::1", "fe80::1", "fd00::1", "0.0.0.0", "::ffff:127.0.0.1", "100.64.0.1"] {
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "192.168.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
             assert!(!none.permits(ip(refused)), "{refused} is refused by default");
         }
         assert!(none.permits(ip("93.184.216.34")) && none.permits(ip("2606:4700::1111")));

@@ -167,7 +167,13 @@ mod tests {
     use super::*;
 
     fn seen<'a>(kind: &'a str, conversation: &'a str, data: &'a str) -> Seen<'a> {
-        Seen { kind, runtime_id: Some("rt"), agent_id: Some("ag"), conversation_id: Some(conversation), data: data.as_bytes() }
+        Seen {
+            kind,
+            runtime_id: Some("rt"),
+            agent_id: Some("ag"),
+            conversation_id: Some(conversation),
+            data: data.as_bytes(),
+        }
     }
 
     #[test]
@@ -178,12 +184,18 @@ mod tests {
         assert_eq!(flats.read(&seen("stream_delta", "c1", delta)), None);
         assert_eq!(flats.read(&seen("stream_delta", "c2", other)), None);
         let finished = r#"{"stop_reason":"end_turn","turn_id":"t-1","run_id":"r-1"}"#;
-        let Some(Flat::TurnFinished { text, stop_reason, turn_id, .. }) = flats.read(&seen("turn_finished", "c1", finished))
+        let Some(Flat::TurnFinished { text, stop_reason, turn_id, .. }) =
+            flats.read(&seen("turn_finished", "c1", finished))
         else {
             panic!("a turn_finished is flattened")
         };
-        assert_eq!((text.as_str(), stop_reason.as_deref(), turn_id.as_deref()), ("Hello", Some("end_turn"), Some("t-1")));
-        let Some(Flat::TurnFinished { text, .. }) = flats.read(&seen("turn_finished", "c1", finished)) else { panic!() };
+        assert_eq!(
+            (text.as_str(), stop_reason.as_deref(), turn_id.as_deref()),
+            ("Hello", Some("end_turn"), Some("t-1"))
+        );
+        let Some(Flat::TurnFinished { text, .. }) = flats.read(&seen("turn_finished", "c1", finished)) else {
+            panic!()
+        };
         assert_eq!(text, "", "the next turn starts empty");
     }
 

@@ -51,8 +51,8 @@ mod result;
 use serde_json::{Map, Value};
 
 use collected::Collected;
-use owner::{Owner, Owners};
 pub use flat::{APPROVAL_REQUESTED, Flat, Flats, TURN_FINISHED_FLAT};
+use owner::{Owner, Owners};
 pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnFailure, TurnResult};
 
 /// Where the turn is.

@@ -15,23 +15,42 @@ async fn a_turn_and_an_approval_are_delivered_flat_and_signed_as_the_spec_verifi
     let events = json!(["turn.finished", "approval.requested", "turn_finished"]);
     let hook = make(&app, ADMIN_TOKEN, &receiver, events, json!({})).await;
     assert!(hook["secret"].as_str().unwrap().starts_with("whsec_") && hook["id"].as_str().unwrap().starts_with("wh_"));
-    let delta = |id: &str, text: &str| json!({"delta": {"message_type": "assistant_message", "id": id, "content": text}});
+    let delta =
+        |id: &str, text: &str| json!({"delta": {"message_type": "assistant_message", "id": id, "content": text}});
     rt.emit("stream_delta", "agent-1", "conv-a", delta("m1", "Hello, "));
     rt.emit("stream_delta", "agent-1", "conv-a", delta("m1", "world"));
     rt.emit("control_request", "agent-1", "conv-a", json!({"request_id": "perm-call-1",
         "request": {"subtype": "can_use_tool", "tool_name": "Bash", "input": {"command": "ls"}, "tool_call_id": "call-1"}}));
-    rt.emit("turn_finished", "agent-1", "conv-a", json!({"stop_reason": "end_turn", "turn_id": "turn-1", "run_id": "run-1"}));
+    rt.emit(
+        "turn_finished",
+        "agent-1",
+        "conv-a",
+        json!({"stop_reason": "end_turn", "turn_id": "turn-1", "run_id": "run-1"}),
+    );
     let approval = receiver.next().await["body"].clone();
     assert_eq!(approval["type"], "approval.requested", "{approval}");
     let data = &approval["data"];
-    assert_eq!((&data["tool_name"], &data["request_id"], &data["arguments"]["command"]), (&json!("Bash"), &json!("perm-call-1"), &json!("ls")));
+    assert_eq!(
+        (&data["tool_name"], &data["request_id"], &data["arguments"]["command"]),
+        (&json!("Bash"), &json!("perm-call-1"), &json!("ls"))
+    );
     let raw = receiver.next().await["body"].clone();
-    assert_eq!((&raw["type"], &raw["data"]["turn_id"]), (&json!("turn_finished"), &json!("turn-1")), "the raw event: {raw}");
+    assert_eq!(
+        (&raw["type"], &raw["data"]["turn_id"]),
+        (&json!("turn_finished"), &json!("turn-1")),
+        "the raw event: {raw}"
+    );
     let flat = receiver.next().await["body"].clone();
     assert_eq!(flat["type"], "turn.finished", "{flat}");
     let data = &flat["data"];
-    assert_eq!((&data["text"], &data["stop_reason"], &data["turn_id"]), (&json!("Hello, world"), &json!("end_turn"), &json!("turn-1")));
-    assert_eq!((&data["runtime"], &data["agent_id"], &data["conversation_id"]), (&json!("dev-1"), &json!("agent-1"), &json!("conv-a")));
+    assert_eq!(
+        (&data["text"], &data["stop_reason"], &data["turn_id"]),
+        (&json!("Hello, world"), &json!("end_turn"), &json!("turn-1"))
+    );
+    assert_eq!(
+        (&data["runtime"], &data["agent_id"], &data["conversation_id"]),
+        (&json!("dev-1"), &json!("agent-1"), &json!("conv-a"))
+    );
     assert!(receiver.quiet(Duration::from_millis(200)).await, "stream_delta was not asked for");
 }
 
@@ -66,7 +85,11 @@ async fn a_410_disables_the_hook_and_a_redelivery_enables_it_with_the_same_id() 
     rt.emit("update_queue", "agent-1", "conv-a", json!({"n": 2}));
     assert!(receiver.quiet(Duration::from_millis(300)).await, "a disabled hook receives nothing");
     let failed = deliveries(&app, &hook).await;
-    assert_eq!((failed.len(), &failed[0]["status"], &failed[0]["attempts"]), (1, &json!("failed"), &json!(1)), "{failed:?}");
+    assert_eq!(
+        (failed.len(), &failed[0]["status"], &failed[0]["attempts"]),
+        (1, &json!("failed"), &json!(1)),
+        "{failed:?}"
+    );
     let retry = format!("/webhooks/{}/deliveries/{}/retry", hook["id"].as_str().unwrap(), gone["id"].as_str().unwrap());
     assert_eq!(app.post_as(Some(ADMIN_TOKEN), &retry, json!({})).await.status(), 202);
     let again = receiver.next().await;

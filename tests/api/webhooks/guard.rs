@@ -11,17 +11,26 @@ use crate::user_access::alice;
 #[tokio::test]
 async fn internal_targets_are_refused_unless_the_allow_list_names_them() {
     let app = spawn_app().await;
-    for url in ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]:9/", "http://localhost:9/"] {
+    for url in [
+        "http://127.0.0.1:9/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest",
+        "http://[::1]:9/",
+        "http://localhost:9/",
+    ] {
         let res = app.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": url, "events": ["turn.finished"]})).await;
         let problem = assert_problem(res, 422).await;
         assert!(problem["detail"].as_str().unwrap().contains("LETTA_BRIDGE_WEBHOOK_ALLOW"), "{url}: {problem}");
     }
     let allowed = spawn_app_with(|c| c.webhook_allow = vec!["127.0.0.1".into(), "::1".into()]).await;
     for url in ["http://127.0.0.1:9/", "http://[::1]:9/"] {
-        let res = allowed.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": url, "events": ["turn.finished"]})).await;
+        let res =
+            allowed.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": url, "events": ["turn.finished"]})).await;
         assert_eq!(res.status(), 201, "{url} is listed");
     }
-    let res = allowed.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": "http://10.1.2.3/", "events": ["turn.finished"]})).await;
+    let res = allowed
+        .post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": "http://10.1.2.3/", "events": ["turn.finished"]}))
+        .await;
     assert_problem(res, 422).await;
 }
 
@@ -31,7 +40,8 @@ async fn the_client_token_may_not_make_or_list_webhooks() {
     let res = app.post("/webhooks", json!({"url": "http://127.0.0.1:9/", "events": ["turn.finished"]})).await;
     assert_problem(res, 403).await;
     assert_problem(app.get("/webhooks").await, 403).await;
-    let bad = app.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": "ftp://x/", "events": ["turn.finished"]})).await;
+    let bad =
+        app.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": "ftp://x/", "events": ["turn.finished"]})).await;
     assert_problem(bad, 422).await;
     let none = app.post_as(Some(ADMIN_TOKEN), "/webhooks", json!({"url": "http://127.0.0.1:9/", "events": []})).await;
     assert_problem(none, 422).await;
@@ -56,7 +66,13 @@ async fn a_users_hook_receives_only_what_their_grants_read_and_only_they_and_the
     let mine: Vec<Value> = app.get_as(Some(&alice()), "/webhooks").await.json().await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(listed(&app, &hook).await["owner"], "user:alice");
-    let bob = crate::user_access::token("bob", 600, "bob-1", &["read"], json!([{"runtime": "dev-1", "agent_id": "agent-1", "conversation_id": "conv-b"}]));
+    let bob = crate::user_access::token(
+        "bob",
+        600,
+        "bob-1",
+        &["read"],
+        json!([{"runtime": "dev-1", "agent_id": "agent-1", "conversation_id": "conv-b"}]),
+    );
     let path = format!("/webhooks/{}", hook["id"].as_str().unwrap());
     assert_problem(app.http.delete(app.url(&path)).bearer_auth(&bob).send().await.unwrap(), 404).await;
     assert_eq!(app.http.delete(app.url(&path)).bearer_auth(alice()).send().await.unwrap().status(), 204);

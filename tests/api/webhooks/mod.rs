@@ -44,7 +44,10 @@ impl Receiver {
     pub async fn start(host: &str, answers: &[u16]) -> Self {
         let root = env!("CARGO_MANIFEST_DIR");
         let python = format!("{root}/.ci/cache/venv/bin/python");
-        assert!(std::path::Path::new(&python).exists(), "{python} is missing: run .ci/test once (it installs .ci/requirements.txt)");
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run .ci/test once (it installs .ci/requirements.txt)"
+        );
         let secret_file = std::env::temp_dir().join(format!("wh-secret-{}", uuid_like()));
         std::fs::write(&secret_file, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
         let answers = answers.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
@@ -74,7 +77,8 @@ impl Receiver {
 
     /// The next delivery the receiver got (any attempt), checked verified.
     pub async fn next(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.lines.recv()).await.expect("a delivery in time").expect("receiver alive");
+        let line =
+            tokio::time::timeout(WAIT, self.lines.recv()).await.expect("a delivery in time").expect("receiver alive");
         assert_eq!(line["verified"], true, "standardwebhooks verifies the signature: {line}");
         line
     }
@@ -86,12 +90,17 @@ impl Receiver {
 }
 
 fn uuid_like() -> String {
-    format!("{}-{:?}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
 }
 
 /// Makes a hook with `token`; expects `201`, and has `receiver` trust its secret.
 pub async fn make(app: &TestApp, token: &str, receiver: &Receiver, events: Value, filter: Value) -> Value {
-    let res = app.post_as(Some(token), "/webhooks", json!({"url": receiver.url, "events": events, "filter": filter})).await;
+    let res =
+        app.post_as(Some(token), "/webhooks", json!({"url": receiver.url, "events": events, "filter": filter})).await;
     assert_eq!(res.status(), 201, "POST /webhooks");
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let hook: Value = res.json().await.unwrap();
