@@ -89,7 +89,7 @@
 //! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
 //! view), `webhooks`, `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
 //! `runtime`, `store`, `hub`, `protocol`, `config`; `webhooks` → `hub`,
-//! `store`, `protocol`; `letta` → `runtime`,
+//! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
 //! nothing of the crate.
 

@@ -209,3 +209,54 @@ fn forget_oldest(state: &mut State) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> Hook {
+        Hook {
+            id: "wh_test".into(),
+            url: "http://127.0.0.1/".into(),
+            target: Target::parse("http://127.0.0.1/").unwrap(),
+            events: vec!["turn.finished".into()],
+            filter: HookFilter::default(),
+            owner: "admin".into(),
+            user: None,
+            secret: vec![0; 32],
+            created_at: 0,
+            state: Mutex::default(),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_pending_delivery_and_keeps_the_newest() {
+        let hook = hook();
+        for n in 0..=MAX_PENDING {
+            hook.enqueue("turn.finished", Bytes::from(n.to_string()), 0);
+        }
+        let state = hook.lock();
+        assert_eq!(state.queue.len(), MAX_PENDING);
+        let oldest = &state.deliveries[&state.recorded[0]];
+        assert_eq!((oldest.status, &oldest.body[..]), (Status::Dropped, &b"0"[..]));
+        let newest = &state.deliveries[state.queue.back().unwrap()];
+        assert_eq!(&newest.body[..], MAX_PENDING.to_string().as_bytes());
+    }
+
+    #[test]
+    fn a_disabled_hook_queues_nothing_and_a_redelivery_enables_it() {
+        let hook = hook();
+        hook.enqueue("turn.finished", Bytes::from_static(b"1"), 0);
+        let id = hook.lock().queue.pop_front().unwrap();
+        assert_eq!(hook.redeliver(&id), Redelivery::Pending, "still pending: not queued twice");
+        hook.lock().deliveries.get_mut(&id).unwrap().status = Status::Failed;
+        hook.lock().disabled = Some("gone".into());
+        hook.enqueue("turn.finished", Bytes::from_static(b"2"), 0);
+        assert_eq!(hook.pending(), 0, "disabled: nothing queued");
+        assert_eq!(hook.redeliver(&id), Redelivery::Queued);
+        assert_eq!((hook.disabled(), hook.pending()), (None, 1));
+        assert_eq!(hook.redeliver("msg_unknown"), Redelivery::Unknown);
+    }
+}
