@@ -19,6 +19,7 @@
 //! feed is deleted.
 
 mod filter;
+mod unnamed;
 
 use std::convert::Infallible;
 
@@ -84,6 +85,11 @@ pub struct EventParams {
     #[serde(rename = "lastEventId")]
     #[param(rename = "lastEventId")]
     last_event_id_camel: Option<String>,
+    /// `false`: frames carry no `event:` line, so every event reaches an
+    /// EventSource's `onmessage` (for SSE clients that listen to unnamed
+    /// events only, such as n8n's SSE Trigger); each event's `data` still
+    /// names its `type`. Default `true`.
+    event_names: Option<bool>,
 }
 
 /// Subscribe to events as Server-Sent Events: `id: <epoch>-<seq>`, `event:
@@ -106,6 +112,7 @@ async fn get_events(
         reauth::refuse_revoked(&state, &role).await?;
     }
     let user = role.user().cloned();
+    let named = params.event_names.unwrap_or(true);
     let filter = Filter::parse(params, user.clone())?.within(reader.feed_hold.as_ref().map(FeedHold::filter))?;
     // In a cluster, a client may resume here with a cursor from an instance
     // whose mirror is a little ahead of this one: wait for it (briefly)
@@ -159,8 +166,10 @@ async fn get_events(
             request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").into(),
         },
     };
-    let body = Body::from_stream(stream::unfold(feed, |mut feed| async move {
-        feed.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), feed))
+    let body = Body::from_stream(stream::unfold(feed, move |mut feed| async move {
+        let chunk = feed.next_chunk().await?;
+        let chunk = if named { chunk } else { unnamed::without_names(chunk) };
+        Some((Ok::<_, Infallible>(chunk), feed))
     }));
     let mut response = Response::new(body);
     let h = response.headers_mut();

@@ -103,6 +103,7 @@ async fn a_turn_longer_than_async_after_answers_202_with_location_and_retry_afte
     let still = app.get(&location).await;
     assert_eq!(still.status(), 202);
     assert_eq!(still.headers()["retry-after"], "5");
+    assert_eq!(still.headers()["location"], location.as_str(), "each 202 says where to poll again");
     assert_eq!(still.json::<Value>().await.unwrap()["id"], running["id"]);
 
     finish_turn(&rt, "end_turn");
@@ -198,6 +199,8 @@ async fn finished_turns_list_newest_first_and_polling_on_with_next_misses_none()
     assert_eq!(newest["turns"][0]["turn"]["text"], "Hello");
     assert_eq!(newest["turns"][0]["status"], 200);
     assert_eq!(listed(&app.get_json("/turns?limit=1").await), [ids[2].clone()]);
+    let unset = app.get_json("/turns?after=&limit=1").await;
+    assert_eq!(listed(&unset), [ids[2].clone()], "an empty after (a tool's unset field) is no cursor");
 
     // From the cursor taken before: the earliest two, then the third, then nothing.
     let page = app.get_json(&format!("/turns?after={from}&limit=2")).await;

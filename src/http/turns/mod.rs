@@ -158,10 +158,11 @@ pub struct ListParams {
     /// A cursor from an earlier page's `next`: only turns that finished
     /// after it, the earliest `limit` of them (listed newest first), so that
     /// polling with each `next` in turn misses none. Without it: the newest
-    /// `limit`. `<epoch>-<n>`; anything else is a `400`. A cursor from before
+    /// `limit` (an empty `after=`, as low-code tools send an unset field,
+    /// is the same). `<epoch>-<n>`; anything else is a `400`. A cursor from before
     /// the bridge's turns were lost (a restart of an embedded bridge, a
     /// cluster's Redis without its data) lists from the earliest turn kept.
-    #[param(pattern = "^[0-9A-Za-z]{1,32}-[0-9]{1,19}$")]
+    #[param(pattern = "^([0-9A-Za-z]{1,32}-[0-9]{1,19})?$")]
     after: Option<String>,
     /// Most turns to list (1 to 100; default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -175,7 +176,8 @@ pub struct ListParams {
     responses(
         (status = 200, description = "The turn ended: the body a synchronous `?wait=completion` answers (or `stop_reason: \"requires_approval\"` with the pending `approval`)", body = TurnResult),
         (status = 202, description = "The turn is still running; ask again after `Retry-After` seconds", body = TurnRunning,
-            headers(("Retry-After" = u32, description = "Seconds to wait before polling again"))),
+            headers(("Retry-After" = u32, description = "Seconds to wait before polling again"),
+                    ("Location" = String, description = "This turn's URL again (`/turns/{id}`), as asynchronous-pattern pollers expect"))),
         (status = 502, description = "The turn ended as its request would have: the runtime disconnected, or the turn ended with `stop_reason: \"error\"` (`turn-failed`, the turn under `turn`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The bridge instance following the turn stopped before it ended, or the shared store is unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn did not finish within its `timeout_ms`", body = Problem, content_type = "application/problem+json"),
@@ -188,8 +190,12 @@ async fn get_turn(
     let unknown = || ApiError::NotFound(format!("no turn {id:?} (unknown, not yours, or past its retention)"));
     let record = state.turns.store().get(&id).await?.filter(|r| readable(&role, r)).ok_or_else(unknown)?;
     let Some(finished) = &record.finished else {
-        let mut answer = (StatusCode::ACCEPTED, Json(TurnRunning::of(&record))).into_response();
-        answer.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_AFTER_SECS));
+        // `Location` again, as the asynchronous pattern of Power Automate
+        // and Logic Apps expects on every `202` it polls.
+        let body = serde_json::to_vec(&TurnRunning::of(&record)).expect("a running turn serialises");
+        let mut answer =
+            (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
+        poll_again(&mut answer, &body);
         return Ok(answer);
     };
     let status = StatusCode::from_u16(finished.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -214,7 +220,7 @@ async fn list_turns(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT} (got {limit})")));
     }
-    let after = match params.after.as_deref() {
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         Some(cursor) => Some(Position::parse(cursor).ok_or_else(|| {
             ApiError::BadRequest(format!("after must be a cursor from a page's `next` (`<epoch>-<n>`), not {cursor:?}"))
         })?),

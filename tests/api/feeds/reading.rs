@@ -194,3 +194,16 @@ async fn no_feed_reaches_the_log() {
     drop(bridge);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_feed_url_with_event_names_false_sends_every_event_unnamed_for_onmessage_readers() {
+    let app = spawn_app().await;
+    let rt = app.runtime("dev-1").await;
+    let feed = make(&app, ADMIN_TOKEN, json!({"filter": {"conversation_id": "conv-a"}})).await;
+    let mut unnamed = stream(&app, &feed, "&event_names=false").await;
+    let mut named = stream(&app, &feed, "").await;
+    rt.emit("turn_finished", "agent-1", "conv-a", json!({"n": 1}));
+    let (got, control) = (unnamed.next().await, named.next().await);
+    assert_eq!((got.event.as_str(), &got.data["type"]), ("message", &json!("turn_finished")), "{}", unnamed.summary());
+    assert_eq!((control.event.as_str(), &got.data["n"], &got.id), ("turn_finished", &json!(1), &control.id));
+}
