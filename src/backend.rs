@@ -125,7 +125,7 @@ impl Backend {
             schedule: config.webhook_schedule.clone().unwrap_or_else(|| webhooks::SCHEDULE.to_vec()),
         };
         Ok(Self {
-            webhooks: Some(Webhooks::start(&hub, webhooks)),
+            webhooks: Some(Webhooks::new(&hub, webhooks)),
             runtimes: Runtimes::new(runtime_settings, hub.clone()),
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),

@@ -57,7 +57,7 @@ pub const CLIENT_FRAMES_OUT: &str = "letta_bridge_client_frames_out_total";
 // Webhooks.
 /// Webhook deliveries by outcome: delivered, failed, dropped (counter).
 pub const WEBHOOK_DELIVERIES: &str = "letta_bridge_webhook_deliveries_total";
-/// Webhooks disabled, by reason: gone (410), failing, expired (counter).
+/// Webhooks disabled, by reason: gone (410), failing, expired, revoked (counter).
 pub const WEBHOOKS_DISABLED: &str = "letta_bridge_webhooks_disabled_total";
 
 // Cluster mode.
@@ -116,7 +116,7 @@ pub fn describe() {
     );
     describe_counter!(
         WEBHOOKS_DISABLED,
-        "Webhooks disabled, by reason (gone: a 410; failing: the whole schedule; expired)"
+        "Webhooks disabled, by reason (gone: a 410; failing: the whole schedule; expired, revoked: the end user's token)"
     );
 }
 

@@ -121,7 +121,8 @@ async fn post_webhook(
     let hooks = available(&state, &role)?;
     check(&body)?;
     let new = NewHook { url: body.url, events: body.events, filter: body.filter };
-    let (hook, secret) = hooks.create(&role, new).await.map_err(|e| match e {
+    let revoked = role.user().and_then(|u| u.jti.as_deref()).map(|jti| state.revocations.revoked(jti));
+    let (hook, secret) = hooks.create(&role, new, revoked).await.map_err(|e| match e {
         MakeError::Target(why) => ApiError::Invalid(why),
         MakeError::Full(why) => ApiError::Conflict(why),
     })?;

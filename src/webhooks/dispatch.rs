@@ -11,6 +11,7 @@
 //! payload; the body is built once per event and shared by its hooks.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -101,7 +102,9 @@ fn reads(hook: &Hook, seen: &Seen<'_>, now: u64) -> bool {
     match &hook.user {
         None => true,
         Some(user) => {
-            user.exp >= now && user.grants.reads_event(seen.kind, seen.runtime_id, seen.agent_id, seen.conversation_id)
+            !hook.revoked.load(Ordering::Relaxed)
+                && user.exp >= now
+                && user.grants.reads_event(seen.kind, seen.runtime_id, seen.agent_id, seen.conversation_id)
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`MAX_RECORDED`] deliveries.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -123,6 +124,8 @@ pub struct Hook {
     pub(super) wake: Notify,
     /// Ends its worker (deleted, or shutdown).
     pub(super) stop: CancellationToken,
+    /// Set once the end user's token that made it is revoked: it delivers nothing more.
+    pub(super) revoked: AtomicBool,
 }
 
 impl Hook {
@@ -228,6 +231,7 @@ mod tests {
             state: Mutex::default(),
             wake: Notify::new(),
             stop: CancellationToken::new(),
+            revoked: AtomicBool::new(false),
         }
     }
 

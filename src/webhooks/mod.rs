@@ -19,6 +19,7 @@ pub mod target;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::hub::Hub;
 use crate::protocol::Role;
-use crate::store::unix_now;
+use crate::store::{RevokedFuture, unix_now};
 use target::{Allow, Target};
 
 /// Most hooks at once.
@@ -90,22 +91,26 @@ struct Inner {
     /// A std mutex: held briefly, never across `.await`.
     hooks: Mutex<HashMap<String, Arc<Hook>>>,
     settings: Arc<Settings>,
+    /// The log the reader reads.
+    hub: Hub,
+    /// True once the reader started: with the first hook (no hook, no reader of the log).
+    reading: AtomicBool,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
 
 impl Webhooks {
-    /// Starts reading `hub` for hooks (none yet).
-    pub fn start(hub: &Hub, settings: Settings) -> Self {
+    /// No hooks yet; the first one starts the reader of `hub`.
+    pub fn new(hub: &Hub, settings: Settings) -> Self {
         let inner = Arc::new(Inner {
             hooks: Mutex::default(),
             settings: Arc::new(settings),
+            hub: hub.clone(),
+            reading: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         });
-        let this = Self { inner };
-        this.inner.tasks.spawn(dispatch::run(hub.clone(), this.clone(), this.inner.stop.clone()));
-        this
+        Self { inner }
     }
 
     fn hooks(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hook>>> {
@@ -118,7 +123,14 @@ impl Webhooks {
     }
 
     /// Makes a hook for `role`; its secret (`whsec_…`) is answered once.
-    pub async fn create(&self, role: &Role, new: NewHook) -> Result<(Arc<Hook>, String), MakeError> {
+    /// `revoked` completes when the end user's token that makes it is
+    /// revoked: the hook is then disabled for good.
+    pub async fn create(
+        &self,
+        role: &Role,
+        new: NewHook,
+        revoked: Option<RevokedFuture>,
+    ) -> Result<(Arc<Hook>, String), MakeError> {
         let target = Target::parse(&new.url).map_err(MakeError::Target)?;
         // Refused now rather than at its first delivery (each delivery checks again).
         target.resolve(&self.inner.settings.allow).await.map_err(MakeError::Target)?;
@@ -137,6 +149,7 @@ impl Webhooks {
             state: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             stop: self.inner.stop.child_token(),
+            revoked: AtomicBool::new(false),
         });
         {
             let mut hooks = self.hooks();
@@ -148,7 +161,23 @@ impl Webhooks {
             }
             hooks.insert(hook.id.clone(), hook.clone());
         }
+        if !self.inner.reading.swap(true, Ordering::AcqRel) {
+            let hub = self.inner.hub.clone();
+            self.inner.tasks.spawn(dispatch::run(hub, self.clone(), self.inner.stop.clone()));
+        }
         self.inner.tasks.spawn(worker::run(hook.clone(), self.inner.settings.clone()));
+        if let Some(revoked) = revoked {
+            let hook = hook.clone();
+            self.inner.tasks.spawn(async move {
+                tokio::select! {
+                    () = revoked => {
+                        hook.revoked.store(true, Ordering::Relaxed);
+                        worker::disable(&hook, "revoked", "the end user's token that made it was revoked".into());
+                    }
+                    () = hook.stop.cancelled() => {}
+                }
+            });
+        }
         Ok((hook, sign::secret_text(&secret)))
     }
 

@@ -8,6 +8,7 @@
 //! `GET /webhooks`. Its time is tokio's (tests pause it).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -59,6 +60,10 @@ async fn deliver(hook: &Hook, settings: &Settings, id: &str) -> bool {
             && user.exp < unix_now()
         {
             disable(hook, "expired", "the end user's token that made it has expired".into());
+            return true;
+        }
+        if hook.revoked.load(Ordering::Relaxed) {
+            disable(hook, "revoked", "the end user's token that made it was revoked".into());
             return true;
         }
         let result = tokio::select! {
@@ -124,7 +129,7 @@ fn finish(hook: &Hook, id: &str, status: Status) {
 }
 
 /// Disables `hook` (its pending deliveries stay, redeliverable) and reports it.
-fn disable(hook: &Hook, reason: &'static str, why: String) {
+pub(super) fn disable(hook: &Hook, reason: &'static str, why: String) {
     tracing::warn!(webhook = %hook.id, reason, "webhook disabled: {why}");
     ::metrics::counter!(metrics::WEBHOOKS_DISABLED, "reason" => reason).increment(1);
     hook.lock().disabled = Some(why);

@@ -77,3 +77,20 @@ async fn a_users_hook_receives_only_what_their_grants_read_and_only_they_and_the
     assert_problem(app.http.delete(app.url(&path)).bearer_auth(&bob).send().await.unwrap(), 404).await;
     assert_eq!(app.http.delete(app.url(&path)).bearer_auth(alice()).send().await.unwrap().status(), 204);
 }
+
+#[tokio::test]
+async fn a_users_hook_is_disabled_for_good_when_their_token_is_revoked() {
+    let app = spawn_app_with(|c| {
+        c.user_token_secret = Some(crate::user_access::SECRET.into());
+        c.webhook_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let rt = app.runtime("dev-1").await;
+    let mut receiver = Receiver::start("127.0.0.1", &[]).await;
+    let hook = make(&app, &alice(), &receiver, json!(["update_queue"]), json!({})).await;
+    let revoke = json!({"jti": "alice-1", "exp": crate::user_access::now() + 600});
+    assert_eq!(app.post_as(Some(ADMIN_TOKEN), "/revocations", revoke).await.status(), 204);
+    until("the hook is disabled", || async { listed(&app, &hook).await["enabled"] == false }).await;
+    rt.emit("update_queue", "agent-1", "conv-a", json!({"n": 1}));
+    assert!(receiver.quiet(Duration::from_millis(300)).await, "a revoked token's hook delivers nothing");
+}
