@@ -7,8 +7,12 @@
 //! resolved twice (no DNS rebinding between the check and the connect).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use axum::http::Uri;
+
+/// Longest a host may take to resolve.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A hook's URL, parsed.
 #[derive(Debug, Clone)]
@@ -47,8 +51,10 @@ impl Target {
     /// Resolves the host and picks the address to connect to: the first one
     /// resolved, once every address resolved is allowed by `allow`.
     pub async fn resolve(&self, allow: &Allow) -> Result<SocketAddr, String> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
             .await
+            .map_err(|_| format!("{} did not resolve within {RESOLVE_TIMEOUT:?}", self.host))?
             .map_err(|e| format!("cannot resolve {}: {e}", self.host))?
             .collect();
         let first = *addrs.first().ok_or_else(|| format!("{} resolves to no address", self.host))?;
