@@ -12,6 +12,9 @@
 mod runtime_tokens;
 mod user;
 
+/// rustls with the ring provider and the system's roots, for the bridge's own HTTPS requests (a key set, a webhook).
+pub(crate) use user::tls_connector as tls_client;
+
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};

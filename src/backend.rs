@@ -18,6 +18,7 @@ use crate::store::{
     FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
     RevocationStore, TicketStore, TurnStore,
 };
+use crate::webhooks::{self, Webhooks};
 
 #[cfg(feature = "cluster")]
 #[path = "cluster/mod.rs"]
@@ -69,6 +70,9 @@ pub struct Backend {
     pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request.
     pub turns: Arc<dyn TurnStore>,
+    /// Webhooks: embedded mode only for now (none in a cluster, where
+    /// `POST /webhooks` answers `501`).
+    pub webhooks: Option<Webhooks>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -115,7 +119,13 @@ impl Backend {
             return Self::clustered(config, url, limits, runtime_settings).await;
         }
         let hub = Hub::new(limits);
+        let webhooks = webhooks::Settings {
+            allow: webhooks::target::Allow::parse(&config.webhook_allow)
+                .map_err(|e| anyhow::anyhow!("LETTA_BRIDGE_WEBHOOK_ALLOW: {e}"))?,
+            schedule: config.webhook_schedule.clone().unwrap_or_else(|| webhooks::SCHEDULE.to_vec()),
+        };
         Ok(Self {
+            webhooks: Some(Webhooks::new(&hub, webhooks)),
             runtimes: Runtimes::new(runtime_settings, hub.clone()),
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
@@ -162,6 +172,7 @@ impl Backend {
             revocations: cluster.revocations(),
             feeds: cluster.feeds(),
             turns: cluster.turns(),
+            webhooks: None,
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })

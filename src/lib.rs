@@ -63,6 +63,11 @@
 //! - [`metrics`]: every metric's name and description, in one place (each
 //!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
+//! - [`webhooks`]: hooks that post events to URLs (embedded mode), signed
+//!   to Standard Webhooks v1: one reader of the log queues each event and
+//!   its flat form (`turn.finished`, `approval.requested`) for the hooks
+//!   it matches; one task per hook delivers in order along the retry
+//!   schedule, behind the SSRF guard (LETTA_BRIDGE_WEBHOOK_ALLOW).
 //! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
 //!   runtime tokens file).
 //!
@@ -74,15 +79,17 @@
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
-//! follower of a turn. Each event the hub holds is then applied once
+//! follower of a turn, or the webhooks' reader (each hook's bounded queue →
+//! its delivery task → the receiver). Each event the hub holds is then applied once
 //! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
 //! on its `request_id`. In a cluster the sink appends to the shared log and
 //! the mirror fills the hub and applies each event it reads, on every
 //! instance; a command for another instance's runtime goes there and is
 //! written with the same [`runtime::Runtimes::write_local`]. Dependencies
 //! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
-//! view), `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
-//! `runtime`, `store`, `hub`, `protocol`, `config`; `letta` → `runtime`,
+//! view), `webhooks`, `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
+//! `runtime`, `store`, `hub`, `protocol`, `config`; `webhooks` → `hub`,
+//! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
 //! nothing of the crate.
 
@@ -103,6 +110,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;
 pub use startup::Application;

@@ -54,6 +54,12 @@ pub const CLIENT_FRAMES_IN: &str = "letta_bridge_client_frames_in_total";
 /// Frames sent to Letta's clients, by socket kind (counter).
 pub const CLIENT_FRAMES_OUT: &str = "letta_bridge_client_frames_out_total";
 
+// Webhooks.
+/// Webhook deliveries by outcome: delivered, failed, dropped (counter).
+pub const WEBHOOK_DELIVERIES: &str = "letta_bridge_webhook_deliveries_total";
+/// Webhooks disabled, by reason: gone (410), failing, expired, revoked (counter).
+pub const WEBHOOKS_DISABLED: &str = "letta_bridge_webhooks_disabled_total";
+
 // Cluster mode.
 /// Redis round trip of the cluster's calls (histogram).
 pub const ENGINE_ROUND_TRIP: &str = "letta_bridge_engine_round_trip_seconds";
@@ -104,6 +110,14 @@ pub fn describe() {
     describe_gauge!(CLIENT_SOCKETS, "Open client sockets of Letta's clients, by kind (relay, app_server)");
     describe_counter!(CLIENT_FRAMES_IN, "Frames received from Letta's clients, by socket kind");
     describe_counter!(CLIENT_FRAMES_OUT, "Frames sent to Letta's clients, by socket kind");
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook deliveries by outcome (delivered; failed: the whole schedule or a 410; dropped: the oldest pending, at a full queue)"
+    );
+    describe_counter!(
+        WEBHOOKS_DISABLED,
+        "Webhooks disabled, by reason (gone: a 410; failing: the whole schedule; expired, revoked: the end user's token)"
+    );
 }
 
 /// Describes the cluster's metrics (cluster mode only: they are absent

@@ -142,6 +142,7 @@ impl Application {
             revocations: backend.revocations,
             feeds: backend.feeds,
             turns: Followers::new(backend.turns),
+            webhooks: backend.webhooks,
             cluster: backend.view,
             limits: limits.clone(),
             client_sockets,
@@ -208,6 +209,9 @@ impl Application {
             state.runtimes.close().await;
             // Turns of local runtimes ended with their sockets; the rest are recorded as stopped.
             state.turns.close(grace).await;
+            if let Some(webhooks) = &state.webhooks {
+                webhooks.close(grace).await;
+            }
             membership.leave(grace).await;
             streams.cancel();
             // Letta clients' sockets send their close frame (1001) first.

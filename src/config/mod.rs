@@ -118,6 +118,18 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Internal addresses webhooks may post to, comma-separated: IP
+    /// addresses or CIDR blocks (`127.0.0.1,10.0.0.0/8,::1`). Private,
+    /// loopback and link-local targets are refused otherwise (checked on
+    /// the addresses a hook's host resolves to).
+    #[arg(long, env = "LETTA_BRIDGE_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<String>,
+
+    /// The waits between a webhook delivery's attempts (tests shorten
+    /// them); `None`: Standard Webhooks' schedule.
+    #[arg(skip)]
+    pub webhook_schedule: Option<Vec<Duration>>,
+
     /// Largest HTTP request body accepted, in bytes (413 beyond).
     #[arg(long, env = "LETTA_BRIDGE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

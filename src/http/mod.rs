@@ -24,6 +24,7 @@ mod runtime_side;
 mod status;
 mod tickets;
 mod turns;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,6 +144,8 @@ pub struct Shared {
     pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request: their followers and where they are kept.
     pub turns: Followers,
+    /// Webhooks; `None` in a cluster (not yet available there).
+    pub webhooks: Option<crate::webhooks::Webhooks>,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.
@@ -165,6 +168,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(turns::routes())
         .merge(revocations::routes())
         .merge(feeds::routes())
+        .merge(webhooks::routes())
         .merge(console::routes())
         .merge(metrics::routes())
 }

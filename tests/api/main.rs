@@ -42,3 +42,4 @@ mod tls;
 mod turns;
 mod user_access;
 mod user_tokens;
+mod webhooks;

@@ -22,3 +22,4 @@ mod shared;
 mod startup;
 mod turns;
 mod users;
+mod webhooks;

@@ -109,7 +109,7 @@ impl Fetcher {
 }
 
 /// rustls with the ring provider and the system's root certificates.
-fn tls_connector() -> anyhow::Result<TlsConnector> {
+pub(crate) fn tls_connector() -> anyhow::Result<TlsConnector> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(found.certs);

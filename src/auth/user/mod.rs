@@ -12,6 +12,8 @@
 
 mod claims;
 mod fetch;
+
+pub(crate) use fetch::tls_connector;
 mod jwks;
 
 use std::time::SystemTime;

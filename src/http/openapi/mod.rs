@@ -37,6 +37,7 @@ use crate::hub::HubStats;
         (name = "commands", description = "Send v2 commands to a runtime"),
         (name = "events", description = "The event stream (SSE)"),
         (name = "turns", description = "Turns that outlive a request: poll a `?wait=completion` turn answered `202`, list finished turns"),
+        (name = "webhooks", description = "Events posted to your URL, signed to Standard Webhooks v1 (embedded mode)"),
         (name = "status", description = "Runtimes, health and readiness"),
         (name = "runtime", description = "Endpoints the Letta Code runtime itself calls"),
         (name = "letta", description = "Letta's own clients: the environments API, the relay socket and an App-Server socket"),

@@ -95,6 +95,26 @@ impl Role {
         }
     }
 
+    /// May the caller make webhooks (`POST /webhooks`: the bridge posts
+    /// events to a URL of the caller's)? The admin token, for any filter,
+    /// and an end user's token, for the events its grants read until its
+    /// `exp`. Not the client token: it is the app's backend's, and a hook
+    /// of it would send everything the bridge streams to any URL.
+    pub fn makes_webhooks(&self) -> bool {
+        !matches!(self, Self::Client)
+    }
+
+    /// May the caller list, delete and redeliver the webhook that `owner`
+    /// (a [`Self::principal`]) made? The admin token every hook; an end
+    /// user their own.
+    pub fn manages_webhook(&self, owner: &str) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Client => false,
+            Self::User(_) => self.principal() == owner,
+        }
+    }
+
     /// The end user, when the caller is one.
     pub fn user(&self) -> Option<&Arc<UserPrincipal>> {
         match self {
@@ -128,5 +148,13 @@ mod tests {
         assert!(user("alice").manages_feed("user:alice"));
         assert!(!user("bob").manages_feed("user:alice") && !user("alice").manages_feed("admin"));
         assert!(!Role::Client.manages_feed("admin") && !Role::Client.manages_feed("client"));
+    }
+
+    #[test]
+    fn webhooks_are_made_by_the_admin_and_end_users_and_managed_by_their_maker_or_the_admin() {
+        assert!(Role::Admin.makes_webhooks() && user("alice").makes_webhooks());
+        assert!(!Role::Client.makes_webhooks(), "the client token never sends its reads to a URL");
+        assert!(Role::Admin.manages_webhook("user:alice") && user("alice").manages_webhook("user:alice"));
+        assert!(!user("bob").manages_webhook("user:alice") && !Role::Client.manages_webhook("admin"));
     }
 }

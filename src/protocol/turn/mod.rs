@@ -44,12 +44,14 @@
 //! above hold unchanged.
 
 mod collected;
+mod flat;
 mod owner;
 mod result;
 
 use serde_json::{Map, Value};
 
 use collected::Collected;
+pub use flat::{APPROVAL_REQUESTED, Flat, Flats, TURN_FINISHED_FLAT};
 use owner::{Owner, Owners};
 pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnFailure, TurnResult};
 

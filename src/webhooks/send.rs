@@ -1,0 +1,128 @@
+//! One delivery attempt: a POST over HTTP/1.1 with hyper's client
+//! connection, on tokio-rustls for `https://` (the pattern of the identity
+//! provider's key-set fetch), to the address the SSRF guard checked. No
+//! redirects, no proxy, one connection per attempt, bounded by
+//! [`ATTEMPT_TIMEOUT`]; the answer's body is not read.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::target::Target;
+
+/// Longest one attempt may take, connection and TLS included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The TLS client, built once (the system's roots are read from disk).
+static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+
+/// The headers of one attempt (Standard Webhooks' three).
+pub struct Signed<'a> {
+    /// `webhook-id`: the delivery's id, the same on every attempt.
+    pub id: &'a str,
+    /// `webhook-timestamp`, Unix seconds of this attempt.
+    pub timestamp: u64,
+    /// `webhook-signature`.
+    pub signature: &'a str,
+}
+
+/// POSTs `body` to `target` at `addr`; the answer's status, or why none.
+pub async fn post(
+    target: &Target,
+    addr: SocketAddr,
+    signed: &Signed<'_>,
+    body: bytes::Bytes,
+) -> Result<StatusCode, String> {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(target, addr, signed, body)).await {
+        Ok(done) => done,
+        Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+    }
+}
+
+async fn attempt(
+    target: &Target,
+    addr: SocketAddr,
+    signed: &Signed<'_>,
+    body: bytes::Bytes,
+) -> Result<StatusCode, String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    if !target.https {
+        return exchange(target, tcp, signed, body).await;
+    }
+    let tls = match TLS.get() {
+        Some(tls) => tls.clone(),
+        None => {
+            let tls = crate::auth::tls_client().map_err(|e| e.to_string())?;
+            TLS.get_or_init(|| tls).clone()
+        }
+    };
+    let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
+    let stream = tls.connect(name, tcp).await.map_err(|e| format!("TLS with {}: {e}", target.authority))?;
+    exchange(target, stream, signed, body).await
+}
+
+async fn exchange<IO>(target: &Target, io: IO, signed: &Signed<'_>, body: bytes::Bytes) -> Result<StatusCode, String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, full::Full>(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
+    let request = Request::post(target.path.as_str())
+        .header(header::HOST, target.authority.as_str())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, concat!("letta-bridge/", env!("CARGO_PKG_VERSION")))
+        .header(header::CONNECTION, "close")
+        .header("webhook-id", signed.id)
+        .header("webhook-timestamp", signed.timestamp.to_string())
+        .header("webhook-signature", signed.signature)
+        .body(full::Full(Some(body)))
+        .map_err(|e| e.to_string())?;
+    let send = sender.send_request(request);
+    // The connection is driven here, beside the request: no task of its own.
+    let (mut connection, mut send) = (pin!(connection), pin!(send));
+    let response = tokio::select! {
+        biased;
+        sent = &mut send => sent.map_err(|e| e.to_string())?,
+        ended = &mut connection => match ended {
+            Ok(()) => send.await.map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        },
+    };
+    Ok(response.status())
+}
+
+/// A body of one chunk (hyper needs a `Body`; `String` would copy).
+mod full {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http_body::{Body, Frame, SizeHint};
+
+    /// The whole body, sent as one frame.
+    pub struct Full(pub Option<Bytes>);
+
+    impl Body for Full {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_none()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
+        }
+    }
+}
