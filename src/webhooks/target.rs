@@ -104,11 +104,20 @@ impl Allow {
     }
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+/// An IPv6 address that carries an IPv4 one as that IPv4 address: mapped
+/// (`::ffff:a.b.c.d`), NAT64's well-known prefix (`64:ff9b::a.b.c.d`, which a
+/// NAT64 gateway forwards to the IPv4 address) and 6to4 (`2002:aabb:ccdd::/48`).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let embedded = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => embedded(hi, lo),
+        [0x2002, hi, lo, ..] => embedded(hi, lo),
+        _ => ip,
     }
 }
 
@@ -175,10 +184,17 @@ mod tests {
             "0.0.0.0",
             "::ffff:127.0.0.1",
             "100.64.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:a00:1::1",
         ] {
             assert!(!none.permits(ip(refused)), "{refused} is refused by default");
         }
         assert!(none.permits(ip("93.184.216.34")) && none.permits(ip("2606:4700::1111")));
+        assert!(
+            none.permits(ip("64:ff9b::5db8:d822")) && none.permits(ip("2002:5db8:d822::1")),
+            "public behind NAT64 / 6to4"
+        );
         let listed = Allow::parse(&["127.0.0.1".into(), "10.0.0.0/8".into(), "::1".into()]).unwrap();
         assert!(listed.permits(ip("127.0.0.1")) && listed.permits(ip("10.9.9.9")) && listed.permits(ip("::1")));
         assert!(!listed.permits(ip("127.0.0.2")) && !listed.permits(ip("169.254.169.254")));
