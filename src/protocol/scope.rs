@@ -7,6 +7,9 @@
 //! the bridge remembers and re-syncs), [`EventScope`] is whatever an event
 //! carries (read leniently, for routing and filters), and [`RuntimeScope`]
 //! is the stricter body field of the typed command endpoints.
+//!
+//! [`filter_admits`] is the one rule of every event filter (`GET /events`'
+//! query, feeds, webhooks).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -72,6 +75,26 @@ impl Scope {
     }
 }
 
+/// Does an event of `runtime` about `agent`/`conversation` pass a filter
+/// wanting `want_runtime`, `want_agent`, `want_conversation` (each `None`:
+/// anything)? A wanted runtime must be the event's; a wanted agent or
+/// conversation must be the event's when it names one: an event without one
+/// (`runtime_online`, device-level updates) passes. On the per-event path of
+/// every subscriber: comparisons only.
+#[inline]
+pub fn filter_admits(
+    want: [Option<&str>; 3],
+    runtime: Option<&str>,
+    agent: Option<&str>,
+    conversation: Option<&str>,
+) -> bool {
+    let [want_runtime, want_agent, want_conversation] = want;
+    let named = |want: Option<&str>, have: Option<&str>| want.is_none_or(|w| have.is_none_or(|h| h == w));
+    want_runtime.is_none_or(|w| runtime == Some(w))
+        && named(want_agent, agent)
+        && named(want_conversation, conversation)
+}
+
 /// Where an event applies on the runtime, as the event says it: either id
 /// may be missing. Read from every runtime frame for routing and filters.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -111,6 +134,17 @@ impl RuntimeScope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_wants_its_runtime_and_the_agent_or_conversation_an_event_names() {
+        let want = [Some("dev-1"), Some("agent-1"), Some("conv-a")];
+        assert!(filter_admits(want, Some("dev-1"), Some("agent-1"), Some("conv-a")));
+        assert!(filter_admits(want, Some("dev-1"), None, None), "an event naming neither passes");
+        assert!(!filter_admits(want, Some("dev-1"), Some("agent-1"), Some("conv-b")));
+        assert!(!filter_admits(want, Some("dev-2"), None, None), "the runtime must be the event's");
+        assert!(!filter_admits(want, None, None, None), "an event of no runtime is not the wanted one's");
+        assert!(filter_admits([None; 3], None, Some("any"), Some("any")));
+    }
 
     #[test]
     fn the_runtime_takes_a_conversation_with_an_agent_or_null() {

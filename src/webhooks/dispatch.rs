@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Hook, Webhooks};
 use crate::hub::{Event, Gap, Hub, Next, Start};
+use crate::protocol::scope::filter_admits;
 use crate::protocol::turn::{Flats, Seen};
 use crate::store::unix_now;
 
@@ -90,13 +91,9 @@ fn read(hub: &Hub, event: &Event, hooks: &[Arc<Hook>], flats: &mut Flats) {
 /// Does `hook` read this event (its filter, its maker's grants and expiry)?
 fn reads(hook: &Hook, seen: &Seen<'_>, now: u64) -> bool {
     let f = &hook.filter;
-    // As feeds and `GET /events`: an event without an agent or a conversation passes their filters.
-    let passes =
-        |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|want| got.is_none_or(|got| got == want));
-    if f.runtime.is_some() && f.runtime.as_deref() != seen.runtime_id {
-        return false;
-    }
-    if !passes(&f.agent_id, seen.agent_id) || !passes(&f.conversation_id, seen.conversation_id) {
+    // The rule of feeds and `GET /events`.
+    let want = [f.runtime.as_deref(), f.agent_id.as_deref(), f.conversation_id.as_deref()];
+    if !filter_admits(want, seen.runtime_id, seen.agent_id, seen.conversation_id) {
         return false;
     }
     match &hook.user {

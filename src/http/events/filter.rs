@@ -8,6 +8,7 @@ use super::EventParams;
 use crate::http::ApiError;
 use crate::hub::Event;
 use crate::protocol::access::UserPrincipal;
+use crate::protocol::scope::filter_admits;
 use crate::store::FeedFilter;
 
 /// Most event types one `types` filter may name. Every subscriber matches
@@ -66,13 +67,8 @@ impl Filter {
     }
 
     pub(super) fn matches(&self, e: &Event) -> bool {
-        let same = |want: &Option<String>, have: Option<&str>| match (want, have) {
-            (Some(w), Some(h)) => w == h,
-            _ => true,
-        };
-        self.runtime.as_ref().is_none_or(|r| e.runtime_id.as_deref() == Some(r.as_str()))
-            && same(&self.agent_id, e.agent_id.as_deref())
-            && same(&self.conversation_id, e.conversation_id.as_deref())
+        let want = [self.runtime.as_deref(), self.agent_id.as_deref(), self.conversation_id.as_deref()];
+        filter_admits(want, e.runtime_id.as_deref(), e.agent_id.as_deref(), e.conversation_id.as_deref())
             && self.types.as_ref().is_none_or(|t| t.binary_search_by(|t| (**t).cmp(&*e.kind)).is_ok())
             && self.user.as_ref().is_none_or(|u| {
                 u.grants.reads_event(

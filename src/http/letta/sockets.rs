@@ -58,8 +58,9 @@ pub struct RelayParams {
     /// send a header. Ignored when an `Authorization` header is sent.
     token: Option<String>,
     /// A stream ticket from `POST /tickets`, instead (the socket has the
-    /// client role). The socket holds it: opened again, the ticket closes
-    /// this socket. Ignored when a header or `token` is sent.
+    /// role of whoever minted it: the client's, or an end user's). The
+    /// socket holds it: opened again, the ticket closes this socket.
+    /// Ignored when a header or `token` is sent.
     ticket: Option<String>,
 }
 
