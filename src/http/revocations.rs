@@ -32,7 +32,17 @@ pub struct Revocation {
     /// The token's `exp` claim, in seconds since the Unix epoch: the
     /// revocation lasts until a minute after it (the clock skew a token is
     /// taken with; it is refused anyway after that).
+    #[serde(deserialize_with = "integral")]
     pub exp: u64,
+}
+
+/// A JSON integer, also written with a zero fraction (`500.0`): JSON Schema's
+/// `integer`, which the document promises, takes both.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64).map(|f| f as u64))
+        .ok_or_else(|| serde::de::Error::custom(format!("`exp` must be a whole number of seconds (got {n})")))
 }
 
 /// Refuse an end user's token everywhere until its `exp`, and end the streams opened with it.

@@ -95,4 +95,11 @@ async fn a_revocation_needs_a_jti_of_printable_characters() {
         let res = app.post_as(Some(ADMIN_TOKEN), "/revocations", bad.clone()).await;
         assert_eq!(res.status(), 422, "{bad}");
     }
+    for bad in [json!({"jti": "j", "exp": 1.5}), json!({"jti": "j", "exp": -1}), json!({"jti": "j", "exp": "1"})] {
+        let res = app.post_as(Some(ADMIN_TOKEN), "/revocations", bad.clone()).await;
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+    // JSON Schema's `integer` (the document's) also takes a zero fraction.
+    let res = app.post_as(Some(ADMIN_TOKEN), "/revocations", json!({"jti": "j", "exp": 500.0})).await;
+    assert_eq!(res.status(), 204);
 }
