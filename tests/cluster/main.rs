@@ -18,6 +18,7 @@ mod instances;
 mod log;
 mod privileges;
 mod recipe;
+mod rolling;
 mod shared;
 mod startup;
 mod turns;
