@@ -1,11 +1,16 @@
-//! Webhooks (`POST /webhooks`), embedded mode: the bridge posts events to
-//! URLs, signed to Standard Webhooks v1 ([`sign`]), at least once, in
-//! order per hook ([`worker`]), behind an SSRF guard ([`target`]). One
-//! task reads the event log and queues each event for the hooks it
-//! matches ([`dispatch`]); one task per hook delivers. Both are in the
-//! shutdown tree ([`Webhooks::close`]). Hooks and their deliveries live in
-//! this process's memory: a restart forgets them (the docs say so). Who
-//! may make and manage hooks is decided in one place
+//! Webhooks (`POST /webhooks`): the bridge posts events to URLs, signed to
+//! Standard Webhooks v1 ([`sign`]), at least once, in order per hook
+//! ([`worker`]), behind an SSRF guard ([`target`]). Embedded mode
+//! ([`Webhooks`]): one task reads the event log and queues each event for
+//! the hooks it matches ([`dispatch`]); one task per hook delivers. Both
+//! are in the shutdown tree ([`Webhooks::close`]). Hooks and their
+//! deliveries live in this process's memory: a restart forgets them (the
+//! docs say so). In a cluster the hooks live in Redis and one instance at
+//! a time, holding a lease, reads and delivers with the same matching
+//! ([`dispatch::deliveries`]) and attempts ([`worker::attempt`]); when it
+//! dies another takes over within about LETTA_BRIDGE_NODE_TTL, still at
+//! least once (`src/cluster/webhooks/`). The door sees either through
+//! [`WebhookStore`]. Who may make and manage hooks is decided in one place
 //! ([`crate::protocol::Role::makes_webhooks`], `manages_webhook`).
 //!
 //! Bounded: at most [`MAX_HOOKS`] hooks, [`MAX_HOOKS_PER_USER`] of one end

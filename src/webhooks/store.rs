@@ -54,8 +54,12 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Makes a hook for `role`; its secret (`whsec_…`) is answered once.
     /// `revoked` completes when the end user's token that makes it is
     /// revoked (embedded mode watches it; a cluster asks its revocations).
-    fn create<'a>(&'a self, role: &'a Role, new: NewHook, revoked: Option<RevokedFuture>)
-    -> HookFuture<'a, (HookInfo, String)>;
+    fn create<'a>(
+        &'a self,
+        role: &'a Role,
+        new: NewHook,
+        revoked: Option<RevokedFuture>,
+    ) -> HookFuture<'a, (HookInfo, String)>;
     /// The hooks `role` manages, newest first.
     fn list<'a>(&'a self, role: &'a Role) -> HookFuture<'a, Vec<HookInfo>>;
     /// Deletes hook `id` if `role` manages it (false: no such hook of theirs).

@@ -128,7 +128,8 @@ async fn a_delivery_pending_when_its_instance_is_killed_is_delivered_by_another_
         seen.push(receiver.next().await);
     }
     assert!(receiver.quiet(Duration::from_secs(2)).await, "nothing more: {seen:?}");
-    let delivered: Vec<_> = seen.iter().filter(|l| l["answered"] == 200).map(|l| l["body"]["data"]["turn_id"].clone()).collect();
+    let delivered: Vec<_> =
+        seen.iter().filter(|l| l["answered"] == 200).map(|l| l["body"]["data"]["turn_id"].clone()).collect();
     assert_eq!(delivered, [json!("turn-1"), json!("turn-2"), json!("turn-3")], "none lost, in order");
     let turn1: Vec<_> = seen.iter().filter(|l| l["body"]["data"]["turn_id"] == "turn-1").collect();
     assert!(turn1.len() >= 3, "two 500s, then 200: {turn1:?}");

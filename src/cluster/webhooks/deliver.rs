@@ -90,7 +90,8 @@ async fn step(
     let schedule = &term.settings.schedule;
     let call = |mode| {
         let call = term.node.engine.script(Lua::Webhooks, mode).arg(&term.holder).arg(&hook.id).arg(&delivery.id);
-        call.arg(attempts).arg(last_status.map_or(String::new(), |s| s.to_string()))
+        call.arg(attempts)
+            .arg(last_status.map_or(String::new(), |s| s.to_string()))
             .arg(last_error.clone().unwrap_or_default())
     };
     let (status, off) = match outcome {

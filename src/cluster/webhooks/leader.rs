@@ -121,14 +121,11 @@ async fn renew(term: Arc<Term>) {
 /// Reads the mirror from the cursor in Redis and queues deliveries, until the term ends.
 async fn read(term: &Arc<Term>, tasks: &TaskTracker, workers: &mut HashMap<String, (CancellationToken, Arc<Notify>)>) {
     let node = &term.node;
-    let cursor: (Option<String>, Option<u64>) = match node
-        .engine
-        .run(redis::cmd("HMGET").arg(node.engine.key("wh-cursor")).arg("epoch").arg("seq"))
-        .await
-    {
-        Ok(c) => c,
-        Err(_) => return,
-    };
+    let cursor: (Option<String>, Option<u64>) =
+        match node.engine.run(redis::cmd("HMGET").arg(node.engine.key("wh-cursor")).arg("epoch").arg("seq")).await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
     let epoch = node.hub.epoch();
     let mut done = match cursor {
         (Some(e), Some(seq)) if *e == *epoch => seq,

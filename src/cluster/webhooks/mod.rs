@@ -75,7 +75,12 @@ impl RedisWebhooks {
 }
 
 impl WebhookStore for RedisWebhooks {
-    fn create<'a>(&'a self, role: &'a Role, new: NewHook, _: Option<RevokedFuture>) -> HookFuture<'a, (HookInfo, String)> {
+    fn create<'a>(
+        &'a self,
+        role: &'a Role,
+        new: NewHook,
+        _: Option<RevokedFuture>,
+    ) -> HookFuture<'a, (HookInfo, String)> {
         // A revocation is asked of the cluster's revocations at each attempt.
         Box::pin(async move {
             let target = Target::parse(&new.url).map_err(MakeError::Target)?;
