@@ -142,3 +142,45 @@ async fn a_delivery_pending_when_its_instance_is_killed_is_delivered_by_another_
     assert_eq!((oldest["status"].as_str(), &oldest["id"]), (Some("delivered"), &turn1[0]["id"]));
     assert!(oldest["attempts"].as_u64().unwrap() >= 3, "the attempts before the kill are kept: {oldest}");
 }
+
+#[tokio::test]
+async fn hooks_and_their_deliveries_outlive_a_restart_of_every_instance_and_any_instance_redelivers() {
+    let Some(mut cluster) = start("webhooks_restart") else { return };
+    let mut receiver = Receiver::start("127.0.0.1", &[]).await;
+    let hook = make(&cluster, 1, &receiver).await;
+    let rt = cluster.runtime(2, "dev-r").await;
+    finish_turn(&rt, "turn-1");
+    let first = receiver.next().await;
+    assert_eq!(first["body"]["data"]["turn_id"], "turn-1");
+    drop(rt);
+    for i in 1..=3 {
+        cluster.bridges[i - 1].stop();
+    }
+    for i in 1..=3 {
+        cluster.add(i);
+    }
+
+    let listed: Vec<Value> = get(&cluster, 3, "/webhooks").await.json().await.unwrap();
+    assert_eq!(listed.len(), 1, "the hook is in Redis: {listed:?}");
+    assert_eq!(listed[0]["id"], hook["id"]);
+    let path = format!("/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+    let deliveries: Vec<Value> = get(&cluster, 2, &path).await.json().await.unwrap();
+    assert_eq!((deliveries.len(), &deliveries[0]["id"]), (1, &first["id"]), "{deliveries:?}");
+
+    let rt = cluster.runtime(1, "dev-r").await;
+    finish_turn(&rt, "turn-2");
+    let second = receiver.next().await;
+    assert_eq!(second["body"]["data"]["turn_id"], "turn-2", "delivered after the restart: {second}");
+
+    let retry = format!("{path}/{}/retry", first["id"].as_str().unwrap());
+    let b = cluster.at(3);
+    let res = b.http.post(b.url(&retry)).bearer_auth(admin()).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let again = receiver.next().await;
+    assert_eq!(
+        (&again["id"], &again["body"]["data"]["turn_id"]),
+        (&first["id"], &json!("turn-1")),
+        "the same webhook-id"
+    );
+    assert!(receiver.quiet(Duration::from_secs(1)).await, "each once");
+}
