@@ -184,3 +184,32 @@ async fn hooks_and_their_deliveries_outlive_a_restart_of_every_instance_and_any_
     );
     assert!(receiver.quiet(Duration::from_secs(1)).await, "each once");
 }
+
+#[tokio::test]
+async fn a_hooks_list_keeps_its_newest_thousand_pending_deliveries_and_marks_the_oldest_dropped() {
+    let extra = ["--webhook-allow", "127.0.0.1", "--webhook-schedule", "1h"];
+    let Some(cluster) = Cluster::start_args("webhooks_full", 2, crate::harness::NODE_TTL, &extra) else { return };
+    // Nothing listens on port 1: every first attempt fails, the next is an hour away.
+    let body = json!({"url": "http://127.0.0.1:1/hook", "events": ["turn_finished"]});
+    let hook: Value = cluster.at(1).post_as(admin(), "/webhooks", &body).await.json().await.unwrap();
+    let rt = cluster.runtime(2, "dev-f").await;
+    for n in 1..=1005 {
+        finish_turn(&rt, &format!("turn-{n}"));
+    }
+    let path = format!("/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let deliveries = loop {
+        let deliveries: Vec<Value> = get(&cluster, 2, &path).await.json().await.unwrap();
+        if deliveries.len() == 1005 {
+            break deliveries;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} deliveries on record", deliveries.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dropped: Vec<_> =
+        deliveries.iter().filter(|d| d["status"] == "dropped").map(|d| d["id"].as_str().unwrap()).collect();
+    let oldest: Vec<_> = deliveries[1000..].iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(dropped, oldest, "the five oldest are dropped");
+    let listed: Vec<Value> = get(&cluster, 1, "/webhooks").await.json().await.unwrap();
+    assert_eq!(listed[0]["pending"], 1000, "the newest thousand are pending");
+}

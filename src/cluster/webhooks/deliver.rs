@@ -24,7 +24,7 @@ use crate::webhooks::worker::{
 
 /// How long an idle task waits before it looks at its list again (a
 /// redelivery asked on another instance is seen within it).
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_secs(1);
 
 /// Delivers `hook`'s list until `stop` (deleted, or the term ended).
 pub(super) async fn run(term: Arc<Term>, hook: HookRecord, wake: Arc<Notify>, stop: CancellationToken) {

@@ -112,16 +112,19 @@ if mode == 'enqueue' then
         change(hook, oldest, function(d) d.status = 'dropped' end)
         dropped = dropped + 1
       end
-      local recorded = redis.call('LRANGE', hook_key(hook, 'r'), 0, -1)
-      local over, j = #recorded - max_recorded, 1
-      while over > 0 and j <= #recorded do
-        local json = redis.call('HGET', hook_key(hook, 'd'), recorded[j])
+      -- Forgets the oldest deliveries on record beyond the bound that are not pending.
+      local over, j = redis.call('LLEN', hook_key(hook, 'r')) - max_recorded, 0
+      while over > 0 do
+        local old = redis.call('LINDEX', hook_key(hook, 'r'), j)
+        if not old then break end
+        local json = redis.call('HGET', hook_key(hook, 'd'), old)
         if not json or cjson.decode(json).status ~= 'pending' then
-          redis.call('LREM', hook_key(hook, 'r'), 1, recorded[j])
-          redis.call('HDEL', hook_key(hook, 'd'), recorded[j])
+          redis.call('LREM', hook_key(hook, 'r'), 1, old)
+          redis.call('HDEL', hook_key(hook, 'd'), old)
           over = over - 1
+        else
+          j = j + 1
         end
-        j = j + 1
       end
     end
   end
