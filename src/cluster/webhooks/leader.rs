@@ -127,18 +127,22 @@ async fn read(term: &Arc<Term>, tasks: &TaskTracker, workers: &mut HashMap<Strin
             Err(_) => return,
         };
     let epoch = node.hub.epoch();
-    let mut done = match cursor {
-        (Some(e), Some(seq)) if *e == *epoch => seq,
-        // No cursor yet, or of a log that lost its data: from now on.
-        _ => node.hub.stats().cursor.rsplit_once('-').and_then(|(_, s)| s.parse().ok()).unwrap_or(0),
-    };
-    // Read from the ring's oldest event, so that a turn under way when the
-    // last leader stopped is assembled whole (`turn.finished`'s text);
-    // events up to the cursor only feed the turns.
-    let oldest = node.hub.stats().replay_oldest.and_then(|o| o.rsplit_once('-').and_then(|(_, s)| s.parse().ok()));
-    let from = oldest.map_or(done, |o: u64| o.saturating_sub(1).min(done));
+    let stats = node.hub.stats();
+    let seq_of = |id: &str| id.rsplit_once('-').and_then(|(_, s)| s.parse().ok());
+    let last = seq_of(&stats.cursor).unwrap_or(0);
+    let oldest = stats.replay_oldest.as_deref().and_then(seq_of);
+    let (from, mut done) = start_at((cursor.0.as_deref(), cursor.1), &epoch, last, oldest);
+    if from > done {
+        let missed = from - done;
+        tracing::warn!(missed, "the log no longer holds these events since the last webhooks leader: not delivered");
+    }
     let start = format!("{epoch}-{from}");
-    let (mut reader, _) = node.hub.subscribe(Start::After(&start));
+    let (mut reader, reset) = node.hub.subscribe(Start::After(&start));
+    if let Some(reset) = reset {
+        // The ring moved on since it was looked at: from its newest event on.
+        tracing::warn!(?reset, "the webhooks leader starts from the newest event: the ones before are not delivered");
+        done = done.max(reset.resume_after);
+    }
     let mut flats = Flats::default();
     let mut resync = tokio::time::interval(RESYNC);
     loop {
@@ -210,6 +214,22 @@ async fn read(term: &Arc<Term>, tasks: &TaskTracker, workers: &mut HashMap<Strin
     }
 }
 
+/// Where a new leader reads its mirror, `(from, done)`: it reads the ring
+/// after seq `from` and queues deliveries only for events after `done` —
+/// the cursor in Redis (`epoch`, `seq`) when it is of the mirror's
+/// `epoch`, else (no cursor yet, or a log that lost its data) the newest
+/// event `last`. It reads from the ring's `oldest` event on, so that a turn
+/// under way when the last leader stopped is assembled whole
+/// (`turn.finished`'s text); events up to `done` only feed the turns. When
+/// `from` is past `done`, the events between left the log unread.
+fn start_at(cursor: (Option<&str>, Option<u64>), epoch: &str, last: u64, oldest: Option<u64>) -> (u64, u64) {
+    let done = match cursor {
+        (Some(e), Some(seq)) if e == epoch => seq,
+        _ => last,
+    };
+    (oldest.map_or(last, |o| o.saturating_sub(1)), done)
+}
+
 /// The hooks now, with a delivery task for each (and none for deleted ones).
 async fn sync(
     term: &Arc<Term>,
@@ -234,4 +254,28 @@ async fn sync(
         }
     }
     Ok(hooks.into_iter().filter(|(_, off, _)| off.is_none()).map(|(h, _, _)| h).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_at;
+
+    #[test]
+    fn a_new_leader_reads_the_whole_ring_and_queues_only_after_the_cursor() {
+        assert_eq!(start_at((Some("ep"), Some(40)), "ep", 50, Some(10)), (9, 40));
+        assert_eq!(start_at((Some("ep"), Some(40)), "ep", 40, None), (40, 40), "an empty ring");
+    }
+
+    #[test]
+    fn a_cursor_of_another_epoch_or_none_starts_at_the_newest_event() {
+        assert_eq!(start_at((Some("old"), Some(40)), "ep", 50, Some(10)), (9, 50));
+        assert_eq!(start_at((None, None), "ep", 50, Some(10)), (9, 50));
+        assert_eq!(start_at((None, None), "ep", 0, None), (0, 0), "a log without events");
+    }
+
+    #[test]
+    fn a_cursor_the_ring_left_behind_reads_what_the_ring_still_holds() {
+        assert_eq!(start_at((Some("ep"), Some(5)), "ep", 50, Some(10)), (9, 5), "6 to 9 are gone, 10 to 50 queued");
+        assert_eq!(start_at((Some("ep"), Some(5)), "ep", 50, None), (50, 5), "all aged out");
+    }
 }
