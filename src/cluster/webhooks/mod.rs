@@ -12,6 +12,13 @@
 //! when its leader died is sent again, with the same `webhook-id`).
 //! Matching, envelopes, signing, the SSRF guard and the attempt itself
 //! are the embedded mode's ([`crate::webhooks`]).
+//!
+//! A hook's pending deliveries are a Redis list rather than a stream: its
+//! head is the delivery being attempted (removed only once it ends, so a
+//! new leader resumes it), a redelivery is pushed at its tail, and the
+//! drop policy of a full list (1000, the oldest goes, marked `dropped`) is
+//! one `LPOP`; a stream would need `XDEL`s and a second order for
+//! redeliveries.
 
 mod deliver;
 mod leader;
