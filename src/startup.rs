@@ -214,9 +214,7 @@ impl Application {
             state.runtimes.close().await;
             // Turns of local runtimes ended with their sockets; the rest are recorded as stopped.
             state.turns.close(grace).await;
-            if let Some(webhooks) = &state.webhooks {
-                webhooks.close(grace).await;
-            }
+            state.webhooks.close(grace).await;
             streams.cancel();
             // Letta clients' sockets send their close frame (1001) first.
             state.client_sockets.close();

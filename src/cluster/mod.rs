@@ -17,7 +17,8 @@
 //!   that cannot reach Redis fences itself ([`fencing`]); tickets,
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
-//!   a request. Every call goes through the [`engine`].
+//!   a request and the [`webhooks`] (delivered by one leader at a time).
+//!   Every call goes through the [`engine`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -37,6 +38,7 @@ mod peers;
 mod presence;
 mod records;
 mod stores;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,6 +193,16 @@ impl Cluster {
     /// Turns that outlive a request, shared by the cluster.
     pub fn turns(&self) -> Arc<dyn TurnStore> {
         Arc::new(stores::RedisTurns::new(self.node.clone()))
+    }
+
+    /// Webhooks shared by the cluster (hooks and deliveries in Redis),
+    /// delivered by whichever instance holds the webhooks lease; this
+    /// instance starts trying to take it.
+    pub fn webhooks(&self, settings: crate::webhooks::Settings) -> Arc<dyn crate::webhooks::WebhookStore> {
+        let settings = Arc::new(settings);
+        let node = self.node.clone();
+        self.node.tasks.spawn(webhooks::lead(node.clone(), settings.clone(), self.revocations()));
+        Arc::new(webhooks::RedisWebhooks::new(node, settings))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the
