@@ -221,6 +221,31 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
 
+    /// Requests per second per credential (the client token; each end user
+    /// by the `sub` of their token; the admin token is exempt): every
+    /// request made with it and every command over a Letta client's socket
+    /// counts one; beyond it, `429` + `Retry-After`. Shared by a cluster.
+    #[arg(long, env = "LETTA_BRIDGE_CREDENTIAL_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub credential_rate: u32,
+
+    /// Requests one credential may make at once after a quiet spell, above its rate.
+    #[arg(long, env = "LETTA_BRIDGE_CREDENTIAL_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub credential_burst: u32,
+
+    /// Most streams (event and feed streams, Letta clients' sockets) one
+    /// credential holds open on an instance; further ones get `429`.
+    #[arg(long, env = "LETTA_BRIDGE_CREDENTIAL_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub credential_streams: u32,
+
+    /// New connections per second this instance accepts before it refuses
+    /// their requests (`429`), the runtime's own excepted.
+    #[arg(long, env = "LETTA_BRIDGE_CONNECT_RATE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate: u32,
+
+    /// New connections accepted at once after a quiet spell, above the connect rate.
+    #[arg(long, env = "LETTA_BRIDGE_CONNECT_BURST", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_burst: u32,
+
     /// Longest a connection may take to send a request's head: from accept
     /// (TLS handshake and HTTP/2 preface included) to the first request,
     /// and on a kept-alive connection from a request's first byte to the
