@@ -15,6 +15,7 @@ mod engine;
 mod events;
 mod feeds;
 mod instances;
+mod limits;
 mod log;
 mod privileges;
 mod recipe;
