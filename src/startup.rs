@@ -107,9 +107,7 @@ impl Application {
         let max_streams = config.max_streams.unwrap_or(max_streams.min(max_connections));
         let cap = listener::cap(files, max_connections);
         tracing::info!(files, max_connections, max_streams, cap, "connection limits");
-        let rate = Rate { per_second: f64::from(config.credential_rate), burst: config.credential_burst };
-        let quotas =
-            Quotas::new(quota::Settings { rate, streams: config.credential_streams as usize }, backend.rates.clone());
+        let quotas = Quotas::new(quota_settings(&config), backend.rates.clone());
         let limits = Limits::new(Arc::default(), max_connections, max_streams, quotas);
         let settings = Settings {
             public_url: config.public_url.clone(),
@@ -244,5 +242,20 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The per-credential limits `config` sets.
+fn quota_settings(config: &Config) -> quota::Settings {
+    let rate = |per_second: u32, burst: u32| Rate { per_second: f64::from(per_second), burst };
+    quota::Settings {
+        user: quota::Limit {
+            rate: Some(rate(config.user_rate, config.user_burst)),
+            streams: Some(config.user_streams as usize),
+        },
+        client: quota::Limit {
+            rate: config.client_rate.map(|r| rate(r, config.client_burst.unwrap_or(r.saturating_mul(4)))),
+            streams: config.client_streams.map(|s| s as usize),
+        },
     }
 }

@@ -110,10 +110,12 @@ pub async fn admit(limits: &Limits, role: &Role) -> Result<(), ApiError> {
 
 /// Refuses requests on connections beyond `max_connections`, and on
 /// connections accepted beyond the connect rate (the runtime's own
-/// requests excepted: the reserve is theirs).
+/// requests excepted: the reserve is theirs; the probes too, from the
+/// connect rate).
 pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     if let Some(over) = req.extensions().get::<OverConnectRate>()
         && !is_runtime_path(req.uri().path())
+        && !is_probe(req.uri().path())
     {
         ::metrics::counter!(RATE_LIMITED, "reason" => "connect").increment(1);
         let mut response = ApiError::RateLimited {
@@ -142,6 +144,12 @@ pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, 
     next.run(req).await
 }
 
+/// The orchestrator's probes: a flood of connections must not make an
+/// instance look dead or unready.
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
+}
+
 /// The runtime's own requests: its registration, its health check and its
 /// WebSocket.
 fn is_runtime_path(path: &str) -> bool {
@@ -164,8 +172,9 @@ mod tests {
     #[test]
     fn stream_slots_are_bounded_and_freed() {
         let rate = crate::store::Rate { per_second: 1.0, burst: 1 };
-        let quotas =
-            Quotas::new(crate::quota::Settings { rate, streams: 100 }, Arc::new(crate::store::MemoryRates::default()));
+        let limit = crate::quota::Limit { rate: Some(rate), streams: Some(100) };
+        let settings = crate::quota::Settings { user: limit, client: limit };
+        let quotas = Quotas::new(settings, Arc::new(crate::store::MemoryRates::default()));
         let limits = Limits::new(Arc::default(), 10, 2, quotas);
         let a = limits.stream(&Role::Client).unwrap();
         let _b = limits.stream(&Role::Client).unwrap();

@@ -1,8 +1,10 @@
 //! Per-credential limits: how many requests (commands included) a
 //! credential may make per second, and how many streams it may hold open.
-//! A credential is the client token (`client`) or an end user (`user:<sub>`
-//! of their token, whichever token they present); the admin token is the
-//! operator's and exempt (the instance-wide limits still hold it).
+//! A credential is an end user (`user:<sub>` of their token, whichever
+//! token they present: LETTA_BRIDGE_USER_*) or the client token (`client`:
+//! LETTA_BRIDGE_CLIENT_*, none of its own unless set, since it is usually
+//! one backend speaking for many users); the admin token is the operator's
+//! and exempt (the instance-wide limits still hold both).
 //!
 //! Rates are token buckets in a [`RateStore`]: this process's, or the
 //! cluster's Redis, so a user's budget is one across instances. Streams
@@ -25,11 +27,20 @@ pub use crate::metrics::RATE_LIMITED;
 /// What the limits are.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Requests per second per credential, and the burst.
-    pub rate: Rate,
-    /// Most streams (event streams, feed streams, Letta client sockets) a
-    /// credential holds open on this instance.
-    pub streams: usize,
+    /// Each end user's.
+    pub user: Limit,
+    /// The client token's.
+    pub client: Limit,
+}
+
+/// One credential's limits; `None`: none of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limit {
+    /// Requests per second, and the burst.
+    pub rate: Option<Rate>,
+    /// Most streams (event streams, feed streams, Letta client sockets) it
+    /// holds open on this instance.
+    pub streams: Option<usize>,
 }
 
 /// The limits and what each credential holds now. Cheap to share (`Arc`).
@@ -84,15 +95,24 @@ impl std::fmt::Display for Limited {
         match self {
             Self::Rate { credential, rate, retry_after } => write!(
                 f,
-                "{credential} made more than {} requests per second (burst {}; LETTA_BRIDGE_CREDENTIAL_RATE, LETTA_BRIDGE_CREDENTIAL_BURST); retry after {retry_after:?}",
-                rate.per_second, rate.burst
+                "{credential} made more than {} requests per second (burst {}; {}); retry after {retry_after:?}",
+                rate.per_second,
+                rate.burst,
+                setting(credential, "RATE")
             ),
             Self::Streams { credential, max } => write!(
                 f,
-                "{credential} holds {max} streams open on this instance, the most per credential (LETTA_BRIDGE_CREDENTIAL_STREAMS); close one or retry later"
+                "{credential} holds {max} streams open on this instance, its most ({}); close one or retry later",
+                setting(credential, "STREAMS")
             ),
         }
     }
+}
+
+/// The setting of `credential`'s limit `what` (`RATE`, `STREAMS`).
+fn setting(credential: &str, what: &str) -> String {
+    let kind = if credential.starts_with("user:") { "USER" } else { "CLIENT" };
+    format!("LETTA_BRIDGE_{kind}_{what}")
 }
 
 /// A stream's place under its credential's limit; freed when dropped.
@@ -112,11 +132,13 @@ impl Quotas {
         self.settings
     }
 
-    /// The credential `role` counts against; `None` for the admin token.
-    pub fn credential(role: &Role) -> Option<String> {
+    /// The credential `role` counts against and its limits; `None` for the
+    /// admin token.
+    pub fn credential(&self, role: &Role) -> Option<(String, Limit)> {
         match role {
             Role::Admin => None,
-            other => Some(other.principal().into_owned()),
+            Role::Client => Some((role.principal().into_owned(), self.settings.client)),
+            Role::User(_) => Some((role.principal().into_owned(), self.settings.user)),
         }
     }
 
@@ -124,8 +146,7 @@ impl Quotas {
     /// shared store cannot answer, the request goes through (the store's
     /// own failure shows in its metrics and `/readyz`).
     pub async fn request(&self, role: &Role) -> Result<(), Limited> {
-        let Some(credential) = Self::credential(role) else { return Ok(()) };
-        let rate = self.settings.rate;
+        let Some((credential, Limit { rate: Some(rate), .. })) = self.credential(role) else { return Ok(()) };
         match self.rates.take(&credential, rate).await {
             Ok(None) => Ok(()),
             Ok(Some(retry_after)) => Err(self.refused(Limited::Rate { credential, rate, retry_after })),
@@ -138,12 +159,12 @@ impl Quotas {
 
     /// A place for one more stream of `role` (none needed for the admin token).
     pub fn stream(self: &Arc<Self>, role: &Role) -> Result<Option<StreamQuota>, Limited> {
-        let Some(credential) = Self::credential(role) else { return Ok(None) };
+        let Some((credential, Limit { streams: Some(max), .. })) = self.credential(role) else { return Ok(None) };
         let mut streams = self.lock();
         let open = streams.entry(credential.as_str().into()).or_insert(0);
-        if *open >= self.settings.streams {
+        if *open >= max {
             drop(streams);
-            return Err(self.refused(Limited::Streams { credential, max: self.settings.streams }));
+            return Err(self.refused(Limited::Streams { credential, max }));
         }
         *open += 1;
         Ok(Some(StreamQuota { quotas: self.clone(), credential: credential.into() }))
@@ -151,7 +172,7 @@ impl Quotas {
 
     /// Streams `role` holds open on this instance.
     pub fn streams_of(&self, role: &Role) -> usize {
-        Self::credential(role).and_then(|c| self.lock().get(c.as_str()).copied()).unwrap_or(0)
+        self.credential(role).and_then(|(c, _)| self.lock().get(c.as_str()).copied()).unwrap_or(0)
     }
 
     fn refused(&self, limited: Limited) -> Limited {

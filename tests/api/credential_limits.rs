@@ -35,8 +35,8 @@ async fn assert_limited(res: reqwest::Response, limit: &str) -> Value {
 #[tokio::test]
 async fn requests_beyond_a_credentials_rate_get_429_with_retry_after_naming_the_limit_and_are_counted() {
     let app = spawn_app_with(|c| {
-        c.credential_rate = 1;
-        c.credential_burst = 2;
+        c.client_rate = Some(1);
+        c.client_burst = Some(2);
     })
     .await;
     let before = rate_limited(&app, "commands").await;
@@ -45,7 +45,7 @@ async fn requests_beyond_a_credentials_rate_get_429_with_retry_after_naming_the_
     let refused = app.get("/runtimes").await;
     assert_eq!(refused.headers()["retry-after"], "1");
     let problem = assert_limited(refused, "commands").await;
-    assert!(problem["detail"].as_str().unwrap().contains("LETTA_BRIDGE_CREDENTIAL_RATE"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("LETTA_BRIDGE_CLIENT_RATE"), "{problem}");
     assert_limited(app.post("/sync", serde_json::json!({})).await, "commands").await;
     assert_eq!(app.get_as(Some(ADMIN_TOKEN), "/runtimes").await.status(), 200, "the admin token is exempt");
     assert!(rate_limited(&app, "commands").await >= before + 2);
@@ -55,8 +55,8 @@ async fn requests_beyond_a_credentials_rate_get_429_with_retry_after_naming_the_
 async fn one_user_at_their_limit_does_not_limit_another_or_the_client_token() {
     let app = spawn_app_with(|c| {
         c.user_token_secret = Some(SECRET.into());
-        c.credential_rate = 1;
-        c.credential_burst = 2;
+        c.user_rate = 1;
+        c.user_burst = 2;
     })
     .await;
     let (alice, bob) = (user("alice"), user("bob"));
@@ -69,14 +69,15 @@ async fn one_user_at_their_limit_does_not_limit_another_or_the_client_token() {
         token("alice", 600, "alice-2", ALL, serde_json::json!([{"agent_id": "agent-1", "conversation_id": "conv-1"}]));
     assert_limited(app.get_as(Some(&again), "/runtimes").await, "commands").await;
     assert_eq!(app.get_as(Some(&bob), "/runtimes").await.status(), 200, "Bob has his own budget");
-    assert_eq!(app.get("/runtimes").await.status(), 200, "so has the client token");
+    assert_eq!(app.get("/runtimes").await.status(), 200, "the client token has no limit of its own by default");
 }
 
 #[tokio::test]
 async fn streams_beyond_a_credentials_limit_get_429_and_its_place_is_freed_when_a_stream_ends() {
     let app = spawn_app_with(|c| {
         c.user_token_secret = Some(SECRET.into());
-        c.credential_streams = 1;
+        c.client_streams = Some(1);
+        c.user_streams = 1;
         c.keepalive = Duration::from_millis(50);
     })
     .await;
@@ -102,8 +103,8 @@ async fn streams_beyond_a_credentials_limit_get_429_and_its_place_is_freed_when_
 #[tokio::test]
 async fn a_command_over_a_letta_socket_beyond_the_rate_is_refused_in_a_frame() {
     let app = spawn_app_with(|c| {
-        c.credential_rate = 1;
-        c.credential_burst = 1;
+        c.client_rate = Some(1);
+        c.client_burst = Some(1);
     })
     .await;
     let _rt = app.runtime("dev-1").await;
@@ -112,11 +113,11 @@ async fn a_command_over_a_letta_socket_beyond_the_rate_is_refused_in_a_frame() {
     let scope = serde_json::json!({"agent_id": "agent-1", "conversation_id": "conv-1"});
     ws.send(serde_json::json!({"type": "sync", "request_id": "r-1", "runtime": scope})).await;
     let refused = ws.next_matching("a refusal of r-1", |f| f["request_id"] == "r-1").await;
-    assert!(refused.to_string().contains("LETTA_BRIDGE_CREDENTIAL_RATE"), "{refused}");
+    assert!(refused.to_string().contains("LETTA_BRIDGE_CLIENT_RATE"), "{refused}");
 }
 
 #[tokio::test]
-async fn connections_beyond_the_connect_rate_get_429_but_a_runtime_still_registers_and_connects() {
+async fn connections_beyond_the_connect_rate_get_429_but_a_runtime_and_the_probes_still_get_in() {
     let app = spawn_app_with(|c| {
         c.connect_rate = 1;
         c.connect_burst = 1;
@@ -134,6 +135,11 @@ async fn connections_beyond_the_connect_rate_get_429_but_a_runtime_still_registe
         }
     }
     assert!(refused >= 2, "at most one token came back meanwhile: {refused} refused");
+    // The probes pass too: a flood must not make the instance look dead.
+    for probe in ["/healthz", "/readyz"] {
+        let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+        assert_eq!(fresh.get(app.url(probe)).send().await.unwrap().status(), 200, "{probe}");
+    }
     // The runtime's own paths pass on connections beyond the rate.
     let mut rt = app.runtime("dev-over-the-rate").await;
     rt.send(serde_json::json!({"type": "ping"}));

@@ -25,7 +25,7 @@ async fn runtimes_as(cluster: &Cluster, i: usize, token: &str) -> reqwest::Respo
 
 #[tokio::test]
 async fn a_user_who_spent_their_budget_on_one_instance_is_refused_by_the_other() {
-    let extra = ["--user-token-secret", SECRET, "--credential-rate", "1", "--credential-burst", "3"];
+    let extra = ["--user-token-secret", SECRET, "--user-rate", "1", "--user-burst", "3"];
     let Some(cluster) = Cluster::start_args("limits_shared", 2, NODE_TTL, &extra) else { return };
     let alice = token("alice");
     for _ in 0..3 {
