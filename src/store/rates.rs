@@ -72,7 +72,7 @@ impl MemoryRates {
     }
 
     /// Buckets held now.
-    pub fn len(&self) -> usize {
+    pub fn buckets(&self) -> usize {
         self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 }
@@ -112,6 +112,6 @@ mod tests {
         }
         let later = now + Duration::from_secs(1);
         assert_eq!(rates.take_at("new", RATE, later), None);
-        assert_eq!(rates.len(), 1, "every other bucket was full again");
+        assert_eq!(rates.buckets(), 1, "every other bucket was full again");
     }
 }
