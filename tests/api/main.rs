@@ -25,6 +25,7 @@ mod helpers;
 mod http2;
 mod limits;
 mod newer_runtime;
+mod openai;
 mod openapi;
 mod ops;
 mod pending;

@@ -131,7 +131,11 @@ pub struct Head {
 
 impl Head {
     /// A chunk with these choices and usage.
-    pub fn chunk(&self, choices: Vec<super::shapes::ChunkChoice>, usage: Option<super::shapes::Usage>) -> ChatCompletionChunk {
+    pub fn chunk(
+        &self,
+        choices: Vec<super::shapes::ChunkChoice>,
+        usage: Option<super::shapes::Usage>,
+    ) -> ChatCompletionChunk {
         ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk",

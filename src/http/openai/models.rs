@@ -75,7 +75,9 @@ fn models(state: &AppState, role: &Role) -> Vec<Model> {
     let mut models: Vec<Model> = Vec::new();
     for known in seen {
         let Some(agent) = known.scope.agent_id.as_deref() else { continue };
-        if models.iter().any(|m| m.id == agent) || !role.sends_to(&known.runtime_id, agent, &known.scope.conversation_id) {
+        if models.iter().any(|m| m.id == agent)
+            || !role.sends_to(&known.runtime_id, agent, &known.scope.conversation_id)
+        {
             continue;
         }
         models.push(Model { id: agent.to_owned(), object: "model", created, owned_by: known.runtime_id });

@@ -169,7 +169,9 @@ fn wrong_type(param: &'static str, expected: &str) -> OpenAiError {
 /// 1 to 256 visible ASCII characters.
 pub fn header_id(headers: &HeaderMap, name: &'static str) -> Result<Option<String>, OpenAiError> {
     let Some(value) = headers.get(name) else { return Ok(None) };
-    let bad = || OpenAiError::invalid(name, "invalid_value", format!("`{name}` must be 1 to {MAX_ID} visible ASCII characters"));
+    let bad = || {
+        OpenAiError::invalid(name, "invalid_value", format!("`{name}` must be 1 to {MAX_ID} visible ASCII characters"))
+    };
     let text = value.to_str().map_err(|_| bad())?.trim();
     if text.is_empty() || text.len() > MAX_ID || !text.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
