@@ -2,8 +2,8 @@
 //! clients send it (unknown fields, sampling options and tools are
 //! ignored), and checked strictly where it matters: every mistake is a
 //! `400` naming the field. What goes on to the agent is the text of the
-//! last `user` message; the earlier messages are the client's copy of a
-//! history the agent keeps itself.
+//! last `user` message that has text; the earlier messages are the
+//! client's copy of a history the agent keeps itself.
 
 use axum::http::HeaderMap;
 use serde::Deserialize;
@@ -54,8 +54,8 @@ pub struct ChatMessage {
     #[schema(pattern = "^(system|developer|user|assistant|tool|function)$")]
     role: String,
     /// Text, or content parts (`{"type":"text","text":"…"}`; only text parts
-    /// of the last user message are sent).
-    #[schema(value_type = Option<Object>)]
+    /// of the last user message with text are sent). Its schema:
+    /// `openapi::shapes`.
     content: Option<Value>,
 }
 
@@ -107,12 +107,13 @@ pub fn parse(value: Value) -> Result<ChatRequest, OpenAiError> {
                 format!("each message needs a `role` of {}", ROLES.join(", ")),
             ));
         };
-        if role == "user" {
-            last_user = Some(message);
+        let text = text_of(message)?;
+        if role == "user" && text.is_some() {
+            last_user = text;
         }
     }
-    let Some(user) = last_user else {
-        return Err(OpenAiError::invalid("messages", "invalid_value", "`messages` holds no `user` message to send"));
+    let Some(content) = last_user else {
+        return Err(OpenAiError::invalid("messages", "invalid_value", "`messages` holds no `user` message with text"));
     };
     let stream = flag(&body, "stream", "stream")?;
     let include_usage = match body.get("stream_options") {
@@ -122,17 +123,17 @@ pub fn parse(value: Value) -> Result<ChatRequest, OpenAiError> {
     };
     match body.get("n") {
         None | Some(Value::Null) => {}
-        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) if n.as_f64() == Some(1.0) => {}
         Some(_) => return Err(OpenAiError::invalid("n", "invalid_value", "`n` must be 1: an agent answers once")),
     }
-    Ok(ChatRequest { model, content: content(user)?, stream, include_usage })
+    Ok(ChatRequest { model, content, stream, include_usage })
 }
 
-/// The content of the message to send: its text, or its text parts.
-fn content(message: &Value) -> Result<Value, OpenAiError> {
-    let empty = || OpenAiError::invalid("messages", "invalid_value", "the last `user` message has no text");
+/// A message's text as it would be sent (a string, or its text parts);
+/// `None` when it has none.
+fn text_of(message: &Value) -> Result<Option<Value>, OpenAiError> {
     match message.get("content") {
-        Some(Value::String(text)) if !text.is_empty() => Ok(Value::String(text.clone())),
+        Some(Value::String(text)) => Ok(Some(Value::String(text.clone())).filter(|_| !text.is_empty())),
         Some(Value::Array(parts)) => {
             let text: Vec<Value> = parts
                 .iter()
@@ -141,9 +142,9 @@ fn content(message: &Value) -> Result<Value, OpenAiError> {
                 .filter(|t| !t.is_empty())
                 .map(|t| json!({"type": "text", "text": t}))
                 .collect();
-            if text.is_empty() { Err(empty()) } else { Ok(Value::Array(text)) }
+            Ok(Some(Value::Array(text)).filter(|t| t.as_array().is_some_and(|t| !t.is_empty())))
         }
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(empty()),
+        None | Some(Value::Null) => Ok(None),
         Some(_) => Err(wrong_type("messages", "a message `content` that is a string or an array of content parts")),
     }
 }

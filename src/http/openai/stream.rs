@@ -1,9 +1,9 @@
 //! A streamed chat completion (`stream: true`): `200` with
 //! `text/event-stream` once the message is on the runtime's socket (an
 //! error before that is a plain error answer), then a first chunk with the
-//! role, one chunk per piece of text or reasoning the agent adds (read from
-//! the turn's [`Progress`]: pieces that come faster than the client reads
-//! are merged), a last chunk with `finish_reason` (and one with `usage`
+//! role, one chunk per piece of text or reasoning the runtime streams (read
+//! from the turn's [`Progress`], however far behind the client reads), a
+//! last chunk with `finish_reason` (and one with `usage`
 //! when asked), then `data: [DONE]`. An error after the start is one
 //! `data: {"error": …}` event, as OpenAI's SDKs read it. Tool activity
 //! sends nothing; comments keep a quiet stream open through proxies.
@@ -57,7 +57,7 @@ pub async fn answer(
         run: Some(run),
         seen,
         watching: true,
-        sent: (0, 0),
+        sent: 0,
         head,
         include_usage,
         keepalive: interval_at(tokio::time::Instant::now() + period, period),
@@ -94,8 +94,8 @@ struct Streaming {
     seen: watch::Receiver<Progress>,
     /// False once the progress has no sender left.
     watching: bool,
-    /// Bytes of the text and the reasoning sent so far.
-    sent: (usize, usize),
+    /// How many of the progress' additions were sent.
+    sent: usize,
     head: Head,
     include_usage: bool,
     keepalive: Interval,
@@ -138,19 +138,18 @@ impl Streaming {
         }
     }
 
-    /// A chunk of what the turn added since the last one, if anything.
+    /// A chunk per piece the turn added since the last ones, if any.
     fn deltas(&mut self) -> Option<Bytes> {
-        let (text, reasoning) = {
+        let deltas: Vec<Delta> = {
             let progress = self.seen.borrow_and_update();
-            let more = |all: &str, sent: usize| all.get(sent..).filter(|m| !m.is_empty()).map(str::to_owned);
-            (more(progress.text(), self.sent.0), more(progress.reasoning(), self.sent.1))
+            let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+            let deltas = progress.pieces(self.sent);
+            let deltas = deltas.map(|(t, r)| Delta { content: some(t), reasoning_content: some(r), role: None }).collect();
+            self.sent = progress.additions();
+            deltas
         };
-        if text.is_none() && reasoning.is_none() {
-            return None;
-        }
-        self.sent.0 += text.as_ref().map_or(0, String::len);
-        self.sent.1 += reasoning.as_ref().map_or(0, String::len);
-        Some(self.event(Delta { content: text, reasoning_content: reasoning, role: None }, None))
+        let out: Vec<u8> = deltas.into_iter().flat_map(|delta| self.event(delta, None)).collect();
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 
     /// The end: what is left, the last chunk, usage, `[DONE]`; or the error.

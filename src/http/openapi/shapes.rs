@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 pub fn apply(doc: &mut Value) {
     public_operations(doc);
     exactly_one_answer(doc);
+    a_user_message_with_text(doc);
     let copied = discriminated_unions(doc);
     drop_unused(doc, copied);
     free_form_objects(doc);
@@ -28,6 +29,27 @@ fn exactly_one_answer(doc: &mut Value) {
     let neither =
         json!({"properties": {"decision": {"not": {"type": "object"}}, "error": {"not": {"type": "string"}}}});
     answer.insert("not".into(), json!({"anyOf": [both, neither]}));
+}
+
+/// A chat completion request (the OpenAI-compatible door) holds a `user`
+/// message with text, and a message's content is text, parts or null.
+fn a_user_message_with_text(doc: &mut Value) {
+    if let Some(message) = doc.pointer_mut("/components/schemas/ChatMessage/properties").and_then(Value::as_object_mut) {
+        let content = json!({"description": "Text, or content parts (`{\"type\":\"text\",\"text\":\"…\"}`; only the text parts of the last user message with text are sent)",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]});
+        message.insert("content".into(), content);
+    }
+    let Some(messages) =
+        doc.pointer_mut("/components/schemas/ChatCompletionRequest/properties/messages").and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let text_part = json!({"type": "object", "required": ["type", "text"],
+        "properties": {"type": {"const": "text"}, "text": {"type": "string", "minLength": 1}}});
+    let text = json!({"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "contains": text_part}]});
+    let user = json!({"type": "object", "required": ["role", "content"],
+        "properties": {"role": {"const": "user"}, "content": text}});
+    messages.insert("contains".into(), user);
 }
 
 /// Removes the schemas in `names` that nothing references any more.

@@ -1,7 +1,9 @@
 //! A turn's text as it grows, for a door that streams it (the
 //! OpenAI-compatible `stream: true`): the follower brings it up to date with
-//! what the turn collected after each event ([`Progress::sync`]), and the
-//! door sends on what was added since it last looked. A request whose turn
+//! what the turn collected after each event ([`Progress::sync`]), marking
+//! where each event's addition ends, and the door sends on what was added
+//! since it last looked, one piece per mark ([`Progress::pieces`]): as the
+//! runtime streamed it, however late the door looks. A request whose turn
 //! goes on in several parts (an approval the bridge answers continues it)
 //! starts each with [`Progress::next_part`]: the parts' texts follow one
 //! another a blank line apart, as separate assistant messages are joined.
@@ -12,6 +14,9 @@
 pub struct Progress {
     text: Growing,
     reasoning: Growing,
+    /// Where each addition ended: (text, reasoning) lengths. One per event
+    /// that added something, so bounded as the turn's own events are.
+    marks: Vec<(usize, usize)>,
 }
 
 impl Progress {
@@ -31,7 +36,25 @@ impl Progress {
     /// adds nothing.
     pub fn sync(&mut self, text: &str, reasoning: &str) -> bool {
         let added = self.text.sync(text);
-        self.reasoning.sync(reasoning) || added
+        let added = self.reasoning.sync(reasoning) || added;
+        if added {
+            self.marks.push((self.text.all.len(), self.reasoning.all.len()));
+        }
+        added
+    }
+
+    /// How many additions there were so far.
+    pub fn additions(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// The additions after the first `seen`, in order, each as (text,
+    /// reasoning) it added (either may be empty).
+    pub fn pieces(&self, seen: usize) -> impl Iterator<Item = (&str, &str)> {
+        let start = seen.checked_sub(1).and_then(|i| self.marks.get(i)).copied().unwrap_or((0, 0));
+        let from = std::iter::once(start).chain(self.marks.iter().skip(seen).copied());
+        from.zip(self.marks.iter().skip(seen).copied())
+            .map(|(from, to)| (&self.text.all[from.0..to.0], &self.reasoning.all[from.1..to.1]))
     }
 
     /// The turn goes on in a new part, collected from empty again.
@@ -83,6 +106,10 @@ mod tests {
         assert!(p.sync("Hello", "thinking"));
         assert!(!p.sync("Hello", "thinking"));
         assert_eq!((p.text(), p.reasoning()), ("Hello", "thinking"));
+        let pieces: Vec<_> = p.pieces(0).collect();
+        assert_eq!(pieces, [("Hel", ""), ("lo", "thinking")], "one piece per addition");
+        assert_eq!(p.pieces(1).collect::<Vec<_>>(), [("lo", "thinking")]);
+        assert_eq!(p.pieces(2).count(), 0);
         // Another turn's text, not an extension of ours: nothing is taken back or added.
         assert!(!p.sync("Other", "thinking"));
         assert_eq!(p.text(), "Hello");
@@ -98,5 +125,6 @@ mod tests {
         assert!(p.sync("Sec", "why"));
         assert!(p.sync("Second.", "why"));
         assert_eq!((p.text(), p.reasoning()), ("First.\n\nSecond.", "why"));
+        assert_eq!(p.pieces(1).collect::<Vec<_>>(), [("\n\nSec", "why"), ("ond.", "")]);
     }
 }
