@@ -144,7 +144,8 @@ impl Streaming {
             let progress = self.seen.borrow_and_update();
             let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
             let deltas = progress.pieces(self.sent);
-            let deltas = deltas.map(|(t, r)| Delta { content: some(t), reasoning_content: some(r), role: None }).collect();
+            let deltas =
+                deltas.map(|(t, r)| Delta { content: some(t), reasoning_content: some(r), role: None }).collect();
             self.sent = progress.additions();
             deltas
         };

@@ -34,7 +34,8 @@ fn exactly_one_answer(doc: &mut Value) {
 /// A chat completion request (the OpenAI-compatible door) holds a `user`
 /// message with text, and a message's content is text, parts or null.
 fn a_user_message_with_text(doc: &mut Value) {
-    if let Some(message) = doc.pointer_mut("/components/schemas/ChatMessage/properties").and_then(Value::as_object_mut) {
+    if let Some(message) = doc.pointer_mut("/components/schemas/ChatMessage/properties").and_then(Value::as_object_mut)
+    {
         let content = json!({"description": "Text, or content parts (`{\"type\":\"text\",\"text\":\"…\"}`; only the text parts of the last user message with text are sent)",
             "anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]});
         message.insert("content".into(), content);

@@ -42,7 +42,8 @@ fn every_mistake_is_a_400_naming_its_field() {
     assert_eq!(code(no_user), ("invalid_value".into(), Some("messages")));
     let empty = json!({"model": "a", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]});
     assert_eq!(code(empty), ("invalid_value".into(), Some("messages")));
-    let later_empty = json!({"model": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": ""}]});
+    let later_empty =
+        json!({"model": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": ""}]});
     assert_eq!(parse(later_empty).unwrap().content, json!("hi"), "the last user message with text");
     let number = json!({"model": "a", "messages": [{"role": "user", "content": 5}]});
     assert_eq!(code(number), ("invalid_type".into(), Some("messages")));
