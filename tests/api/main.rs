@@ -15,6 +15,7 @@ mod connections;
 mod device_tokens;
 mod docs;
 mod docs_lowcode;
+mod docs_openai;
 mod docs_tokens;
 mod environments;
 mod events;
