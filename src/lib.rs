@@ -41,7 +41,10 @@
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
-//!   environments API, the relay and App-Server socket upgrades), stream
+//!   environments API, the relay and App-Server socket upgrades), the
+//!   OpenAI-compatible door (`/v1/chat/completions`, `/v1/models`: a
+//!   turn followed to its end or streamed as it grows, errors in OpenAI's
+//!   shape), stream
 //!   tickets, turns that outlive a request (`202` + `Location`, followed in
 //!   the shutdown tree, polled at `/turns`), feeds (`GET /events` URLs for
 //!   readers that take only a URL), CORS/Origin checks, metrics, the
@@ -79,7 +82,8 @@
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
-//! follower of a turn, or the webhooks' reader (each hook's bounded queue →
+//! follower of a turn (whose text as it grows a streaming OpenAI request
+//! reads from a `watch`), or the webhooks' reader (each hook's bounded queue →
 //! its delivery task → the receiver). Each event the hub holds is then applied once
 //! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
 //! on its `request_id`. In a cluster the sink appends to the shared log and

@@ -141,7 +141,7 @@ pub async fn run(
         };
         let first = cursor.get_or_insert_with(|| turn.cursor.clone()).clone();
         if let Some(more) = turn.usage {
-            usage = Some(usage.unwrap_or_default().add(more));
+            usage = Some(usage.unwrap_or_default() + more);
         }
         let Some(approval) = turn.approval.as_ref().filter(|_| turn.stop_reason == REQUIRES_APPROVAL) else {
             return Ok(Finished { last: *turn, request_id, cursor: first, usage });

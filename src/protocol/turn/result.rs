@@ -97,8 +97,13 @@ impl TokenUsage {
         }
     }
 
-    /// The sum of two usages (of two parts of a turn).
-    pub fn add(self, other: Self) -> Self {
+}
+
+/// The sum of two usages (of two parts of a turn).
+impl std::ops::Add for TokenUsage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
         Self {
             prompt_tokens: self.prompt_tokens + other.prompt_tokens,
             completion_tokens: self.completion_tokens + other.completion_tokens,
