@@ -96,7 +96,6 @@ impl TokenUsage {
             total_tokens: self.total_tokens + total,
         }
     }
-
 }
 
 /// The sum of two usages (of two parts of a turn).
