@@ -14,7 +14,9 @@ use utoipa::IntoParams;
 
 use super::error::{ErrorBody, OpenAiError};
 use super::request::{self, CONVERSATION_HEADER, ChatCompletionRequest, DEFAULT_CONVERSATION, RUNTIME_HEADER};
-use super::shapes::{AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, LettaTurn, finish_reason};
+use super::shapes::{
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkEvent, LettaTurn, finish_reason,
+};
 use super::{stream, turn};
 use crate::http::extract::{Client, JsonBody};
 use crate::http::{ApiError, AppState, hints};
@@ -47,7 +49,7 @@ pub fn unix_secs() -> u64 {
     request_body = ChatCompletionRequest, security(("client" = [])),
     responses(
         (status = 200, description = "The agent's answer; with `stream: true`, `text/event-stream` of `chat.completion.chunk` events (`data: {…}`), then `data: [DONE]`",
-            content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream"))),
+            content((ChatCompletion = "application/json"), (ChunkEvent = "text/event-stream"))),
         (status = 400, description = "A malformed or incomplete request (the field in `param`)", body = ErrorBody),
         (status = 401, description = "A missing or wrong API key (the client token, or a user token)", body = ErrorBody),
         (status = 403, description = "The token may not send to this agent or conversation", body = ErrorBody),

@@ -3,7 +3,11 @@
 //! and how a turn's stop reason reads as a `finish_reason`.
 
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::error::ErrorBody;
 
 use crate::protocol::turn::TokenUsage;
 
@@ -149,6 +153,40 @@ pub struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub reasoning_content: Option<String>,
+}
+
+/// One server-sent event of a streamed completion, as SSE parsers see it:
+/// `data` is a `chat.completion.chunk` as JSON, an error after the stream
+/// began, or the last one, `[DONE]`.
+pub struct ChunkEvent;
+
+impl PartialSchema for ChunkEvent {
+    fn schema() -> RefOr<Schema> {
+        let chunk = AnyOfBuilder::new()
+            .item(Ref::from_schema_name(ChatCompletionChunk::name()))
+            .item(Ref::from_schema_name(ErrorBody::name()));
+        let json = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/json")
+            .content_schema(Some(Schema::AnyOf(chunk.build())));
+        let done = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["[DONE]"]));
+        let data = AnyOfBuilder::new().item(json).item(done).description(Some(
+            "A `chat.completion.chunk` (or an error) as one line of JSON; the last event's is `[DONE]`",
+        ));
+        ObjectBuilder::new()
+            .description(Some("One server-sent event: `data:` only; `:` comments keep a quiet stream open."))
+            .property("data", data)
+            .into()
+    }
+}
+
+impl ToSchema for ChunkEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ChatCompletionChunk::name().into_owned(), ChatCompletionChunk::schema()));
+        ChatCompletionChunk::schemas(schemas);
+        schemas.push((ErrorBody::name().into_owned(), ErrorBody::schema()));
+        ErrorBody::schemas(schemas);
+    }
 }
 
 #[cfg(test)]
