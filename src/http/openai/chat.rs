@@ -12,11 +12,10 @@ use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use utoipa::IntoParams;
 
+use super::chunks::Chunks;
 use super::error::{ErrorBody, OpenAiError};
 use super::request::{self, CONVERSATION_HEADER, ChatCompletionRequest, DEFAULT_CONVERSATION, RUNTIME_HEADER};
-use super::shapes::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkEvent, LettaTurn, finish_reason,
-};
+use super::shapes::{AssistantMessage, ChatCompletion, Choice, ChunkEvent, LettaTurn, finish_reason};
 use super::{stream, turn};
 use crate::http::extract::{Client, JsonBody};
 use crate::http::{ApiError, AppState, hints};
@@ -83,9 +82,10 @@ pub(super) async fn chat_completions(
     let (written, started) = oneshot::channel();
     let (progress, seen) = watch::channel(Progress::default());
     let run = turn::run(state.clone(), role, prepared, until, written, progress, base);
-    let head = Head { id: String::new(), created: unix_secs(), model: asked.model.clone() };
+    let created = unix_secs();
     if asked.stream {
-        return stream::answer(&state, run, started, seen, head, asked.include_usage).await;
+        let chunks = Chunks { id: String::new(), created, model: asked.model, include_usage: asked.include_usage };
+        return stream::answer(&state, run, started, seen, chunks).await;
     }
     let finished = run.await?;
     let (text, reasoning) = {
@@ -96,8 +96,8 @@ pub(super) async fn chat_completions(
     let completion = ChatCompletion {
         id: format!("chatcmpl-{}", finished.request_id),
         object: "chat.completion",
-        created: head.created,
-        model: head.model,
+        created,
+        model: asked.model,
         choices: vec![Choice {
             index: 0,
             message: AssistantMessage {
@@ -119,32 +119,4 @@ pub(super) async fn chat_completions(
         },
     };
     Ok(axum::Json(completion).into_response())
-}
-
-/// What every chunk of a stream repeats.
-pub struct Head {
-    /// `chatcmpl-<request id>`, once known.
-    pub id: String,
-    /// Unix seconds.
-    pub created: u64,
-    /// The agent id.
-    pub model: String,
-}
-
-impl Head {
-    /// A chunk with these choices and usage.
-    pub fn chunk(
-        &self,
-        choices: Vec<super::shapes::ChunkChoice>,
-        usage: Option<super::shapes::Usage>,
-    ) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage,
-        }
-    }
 }

@@ -8,6 +8,7 @@
 //! [`Runtimes::dispatch`](crate::runtime::Runtimes::dispatch)'s.
 
 mod chat;
+mod chunks;
 mod error;
 mod models;
 mod request;

@@ -23,9 +23,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Interval, interval_at};
 use tokio_util::sync::CancellationToken;
 
-use super::chat::Head;
 use super::error::OpenAiError;
-use super::shapes::{ChunkChoice, Delta, finish_reason};
 use super::turn::Finished;
 use crate::http::{ApiError, AppState};
 use crate::protocol::turn::Progress;
@@ -33,14 +31,27 @@ use crate::runtime::Accepted;
 
 type Run = Pin<Box<dyn Future<Output = Result<Finished, OpenAiError>> + Send>>;
 
+/// How one API renders a streamed turn as server-sent events.
+pub trait Wire: Send + 'static {
+    /// The input is written (its `request_id` names the answer).
+    fn started(&mut self, accepted: &Accepted);
+    /// The events that open the stream.
+    fn open(&mut self) -> Vec<u8>;
+    /// An event for one piece of text and reasoning (either may be empty).
+    fn piece(&mut self, text: &str, reasoning: &str) -> Vec<u8>;
+    /// The events that end the stream: the turn ended with this text.
+    fn end(&mut self, finished: &Finished, text: &str) -> Vec<u8>;
+    /// The event that ends a stream whose turn failed.
+    fn error(&mut self, e: OpenAiError) -> Vec<u8>;
+}
+
 /// Answers with the stream of `run`'s turn, once it `started`.
-pub async fn answer(
+pub async fn answer<W: Wire>(
     state: &AppState,
     run: impl Future<Output = Result<Finished, OpenAiError>> + Send + 'static,
     started: oneshot::Receiver<Accepted>,
     seen: watch::Receiver<Progress>,
-    mut head: Head,
-    include_usage: bool,
+    mut wire: W,
 ) -> Result<Response, OpenAiError> {
     let mut run: Run = Box::pin(run);
     let accepted = tokio::select! {
@@ -51,15 +62,14 @@ pub async fn answer(
     let Ok(accepted) = accepted else {
         return Err(run.await.err().unwrap_or_else(no_start));
     };
-    head.id = format!("chatcmpl-{}", accepted.request_id);
+    wire.started(&accepted);
     let period = state.settings.keepalive;
     let streaming = Streaming {
         run: Some(run),
         seen,
         watching: true,
         sent: 0,
-        head,
-        include_usage,
+        wire,
         keepalive: interval_at(tokio::time::Instant::now() + period, period),
         shutdown: state.streams_shutdown.clone(),
         phase: Phase::Start,
@@ -88,7 +98,7 @@ enum Phase {
 }
 
 /// One stream's state, between the events it sends.
-struct Streaming {
+struct Streaming<W> {
     /// The turn; `None` once it ended.
     run: Option<Run>,
     seen: watch::Receiver<Progress>,
@@ -96,22 +106,20 @@ struct Streaming {
     watching: bool,
     /// How many of the progress' additions were sent.
     sent: usize,
-    head: Head,
-    include_usage: bool,
+    wire: W,
     keepalive: Interval,
     shutdown: CancellationToken,
     phase: Phase,
 }
 
-impl Streaming {
+impl<W: Wire> Streaming<W> {
     /// The next bytes of the body; `None`: it ends.
     async fn next(&mut self) -> Option<Bytes> {
         match self.phase {
             Phase::Done => return None,
             Phase::Start => {
                 self.phase = Phase::Running;
-                let first = Delta { role: Some("assistant"), content: Some(String::new()), ..Delta::default() };
-                return Some(self.event(first, None));
+                return Some(Bytes::from(self.wire.open()));
             }
             Phase::Running => {}
         }
@@ -122,7 +130,7 @@ impl Streaming {
                 () = self.shutdown.cancelled() => {
                     self.phase = Phase::Done;
                     let stopping = ApiError::Unavailable("the bridge is shutting down".into());
-                    return Some(error_event(OpenAiError::from(stopping)));
+                    return Some(Bytes::from(self.wire.error(stopping.into())));
                 }
                 outcome = run => {
                     self.run = None;
@@ -130,7 +138,7 @@ impl Streaming {
                     return Some(self.end(outcome));
                 }
                 changed = self.seen.changed(), if self.watching => match changed {
-                    Ok(()) => if let Some(bytes) = self.deltas() { return Some(bytes) },
+                    Ok(()) => if let Some(bytes) = self.pieces() { return Some(Bytes::from(bytes)) },
                     Err(_) => self.watching = false,
                 },
                 _ = self.keepalive.tick() => return Some(Bytes::from_static(b": keepalive\n\n")),
@@ -138,51 +146,37 @@ impl Streaming {
         }
     }
 
-    /// A chunk per piece the turn added since the last ones, if any.
-    fn deltas(&mut self) -> Option<Bytes> {
-        let deltas: Vec<Delta> = {
+    /// An event per piece the turn added since the last ones, if any.
+    fn pieces(&mut self) -> Option<Vec<u8>> {
+        let pieces: Vec<(String, String)> = {
             let progress = self.seen.borrow_and_update();
-            let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
-            let deltas = progress.pieces(self.sent);
-            let deltas =
-                deltas.map(|(t, r)| Delta { content: some(t), reasoning_content: some(r), role: None }).collect();
+            let pieces = progress.pieces(self.sent).map(|(t, r)| (t.to_owned(), r.to_owned())).collect();
             self.sent = progress.additions();
-            deltas
+            pieces
         };
-        let out: Vec<u8> = deltas.into_iter().flat_map(|delta| self.event(delta, None)).collect();
-        (!out.is_empty()).then(|| Bytes::from(out))
+        let out: Vec<u8> = pieces.iter().flat_map(|(t, r)| self.wire.piece(t, r)).collect();
+        (!out.is_empty()).then_some(out)
     }
 
-    /// The end: what is left, the last chunk, usage, `[DONE]`; or the error.
+    /// The end: what is left, then the wire's end; or its error.
     fn end(&mut self, outcome: Result<Finished, OpenAiError>) -> Bytes {
-        let mut out = self.deltas().map(|b| b.to_vec()).unwrap_or_default();
+        let mut out = self.pieces().unwrap_or_default();
         match outcome {
             Ok(finished) => {
-                out.extend_from_slice(&self.event(Delta::default(), Some(finish_reason(&finished.last.stop_reason))));
-                if self.include_usage {
-                    let chunk = self.head.chunk(Vec::new(), finished.usage.map(Into::into));
-                    out.extend_from_slice(&data(&chunk));
-                }
-                out.extend_from_slice(b"data: [DONE]\n\n");
+                let text = self.seen.borrow().text().to_owned();
+                out.extend(self.wire.end(&finished, &text));
             }
-            Err(e) => out.extend_from_slice(&error_event(e)),
+            Err(e) => out.extend(self.wire.error(e)),
         }
         Bytes::from(out)
     }
+}
 
-    fn event(&self, delta: Delta, finish_reason: Option<&'static str>) -> Bytes {
-        let choice = ChunkChoice { index: 0, delta, finish_reason, logprobs: None };
-        data(&self.head.chunk(vec![choice], None))
+/// One `data:` event (with its `event:` name when it has one).
+pub fn event(name: Option<&str>, value: &impl serde::Serialize) -> Vec<u8> {
+    let json = serde_json::to_string(value).expect("events serialise");
+    match name {
+        Some(name) => format!("event: {name}\ndata: {json}\n\n").into_bytes(),
+        None => format!("data: {json}\n\n").into_bytes(),
     }
-}
-
-/// One `data:` event.
-fn data(value: &impl serde::Serialize) -> Bytes {
-    let json = serde_json::to_string(value).expect("chunks serialise");
-    Bytes::from(format!("data: {json}\n\n"))
-}
-
-/// An error after the stream began, as OpenAI's SDKs read it.
-fn error_event(e: OpenAiError) -> Bytes {
-    data(&e.into_body())
 }
