@@ -1,8 +1,9 @@
 //! The OpenAI-compatible API with the real runtime: OpenAI's official Node
 //! SDK (`tests/openai/live.mjs`, on the runtime's own Node 22) sends to an
 //! agent created through the bridge, its model answered by the scripted
-//! server — a completion, a streamed one, a wrong key, an unknown agent,
-//! and a tool approval the bridge denies so that the turn goes on.
+//! server — a completion, a streamed one, a wrong key, an unknown agent, a
+//! response of the Responses API, and a tool approval the bridge denies so
+//! that the turn goes on.
 
 use std::path::Path;
 use std::time::Duration;
@@ -59,6 +60,7 @@ async fn the_openai_sdk_chats_with_a_real_agent_streamed_or_not() {
     assert_eq!(seen["wrong_key"], "AuthenticationError 401 invalid_api_key", "{seen}");
     assert_eq!(seen["unknown_agent"], "NotFoundError 404 model_not_found", "{seen}");
     assert!(seen["models"].as_array().unwrap().contains(&scope["agent_id"]), "the agent is a model: {seen}");
+    assert_eq!(seen["response"], text.as_str(), "the Responses API: {seen}");
 }
 
 #[tokio::test]

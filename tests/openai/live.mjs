@@ -35,6 +35,7 @@ if (phase === "chat") {
   const wrong = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-wrong", maxRetries: 0 });
   seen.wrong_key = await kind(() => wrong.chat.completions.create(ask("hi")));
   seen.unknown_agent = await kind(() => client.chat.completions.create({ ...ask("hi"), model: "agent-nobody-knows" }));
+  seen.response = (await client.responses.create({ model: agent, input: "and now?" })).output_text;
   seen.models = [];
   for await (const model of client.models.list()) seen.models.push(model.id);
 } else {

@@ -52,6 +52,14 @@ if (phase === "online") {
   const denied = await client.chat.completions.create({ model: APPROVALS, messages: [{ role: "user", content: "make a file" }] });
   check("an approval stop is denied and the turn goes on", denied.choices[0].message.content === "Understood, I will not.", denied);
 
+  const response = await client.responses.create({ model: AGENT, input: "hi" });
+  check("the Responses API", response.output_text === RECORDED && response.status === "completed", response);
+  const events = [];
+  for await (const event of await client.responses.create({ model: AGENT, input: "hi", stream: true })) events.push(event);
+  const deltas = events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta);
+  check("a streamed response", deltas.join("") === RECORDED && deltas.length >= 2 && events.at(-1).type === "response.completed",
+    events.map((e) => e.type));
+
   const models = [];
   for await (const model of client.models.list()) models.push(model.id);
   check("models lists the agents", models.includes(AGENT) && models.includes(APPROVALS), models);

@@ -4,8 +4,8 @@ against the bridge's OpenAI-compatible API (tests/openai/run.sh).
     python sdk.py <base url> <client token> online|offline
 
 online: a completion, a streamed completion (several chunks, then [DONE]),
-a wrong key, an unknown agent and an approval stop (denied by the bridge,
-the turn goes on); offline (no runtime connected): 503 with Retry-After.
+a wrong key, an unknown agent, an approval stop (denied by the bridge,
+the turn goes on), the Responses API, whole and streamed; offline (no runtime connected): 503 with Retry-After.
 The agents are the run script's: AGENT on a runtime that plays the
 recorded turn, APPROVALS on one whose turns ask for a tool approval.
 """
@@ -55,6 +55,14 @@ def online(client, base):
 
     denied = client.chat.completions.create(model=APPROVALS, messages=[{"role": "user", "content": "make a file"}])
     check("an approval stop is denied and the turn goes on", denied.choices[0].message.content == "Understood, I will not.", denied)
+
+    response = client.responses.create(model=AGENT, input="hi")
+    check("the Responses API", response.output_text == RECORDED and response.status == "completed", response)
+    events = list(client.responses.create(model=AGENT, input=[{"role": "user", "content": "hi"}], stream=True))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    last = events[-1]
+    check("a streamed response", "".join(deltas) == RECORDED and len(deltas) >= 2 and last.type == "response.completed"
+          and last.response.output_text == RECORDED, [e.type for e in events])
 
     models = [m.id for m in client.models.list()]
     check("models lists the agents", AGENT in models and APPROVALS in models, models)

@@ -85,36 +85,14 @@ pub fn parse(value: Value) -> Result<ChatRequest, OpenAiError> {
     let Value::Object(body) = value else {
         return Err(OpenAiError::invalid("body", "invalid_type", "the body must be a JSON object"));
     };
-    let model = match body.get("model") {
-        None | Some(Value::Null) => return Err(missing("model")),
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) => return Err(OpenAiError::invalid("model", "invalid_value", "`model` is empty")),
-        Some(_) => return Err(wrong_type("model", "a string: the agent id")),
-    };
+    let model = model(&body)?;
     let messages = match body.get("messages") {
         None | Some(Value::Null) => return Err(missing("messages")),
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => return Err(OpenAiError::invalid("messages", "invalid_value", "`messages` is empty")),
         Some(_) => return Err(wrong_type("messages", "an array of messages")),
     };
-    let mut last_user = None;
-    for message in messages {
-        let role = message.get("role").and_then(Value::as_str);
-        let Some(role) = role.filter(|r| ROLES.contains(r)) else {
-            return Err(OpenAiError::invalid(
-                "messages",
-                "invalid_value",
-                format!("each message needs a `role` of {}", ROLES.join(", ")),
-            ));
-        };
-        let text = text_of(message)?;
-        if role == "user" && text.is_some() {
-            last_user = text;
-        }
-    }
-    let Some(content) = last_user else {
-        return Err(OpenAiError::invalid("messages", "invalid_value", "`messages` holds no `user` message with text"));
-    };
+    let content = last_user(messages, "messages", false)?;
     let stream = flag(&body, "stream", "stream")?;
     let include_usage = match body.get("stream_options") {
         None | Some(Value::Null) => false,
@@ -129,15 +107,59 @@ pub fn parse(value: Value) -> Result<ChatRequest, OpenAiError> {
     Ok(ChatRequest { model, content, stream, include_usage })
 }
 
+/// The `model`: the agent id.
+pub(super) fn model(body: &Map<String, Value>) -> Result<String, OpenAiError> {
+    match body.get("model") {
+        None | Some(Value::Null) => Err(missing("model")),
+        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
+        Some(Value::String(_)) => Err(OpenAiError::invalid("model", "invalid_value", "`model` is empty")),
+        Some(_) => Err(wrong_type("model", "a string: the agent id")),
+    }
+}
+
+/// The content of the last `user` message with text among `messages` (the
+/// field `param`); with `typed`, items of another `type` than `message`
+/// (the Responses API's tool outputs, …) are passed over.
+pub(super) fn last_user(messages: &[Value], param: &'static str, typed: bool) -> Result<Value, OpenAiError> {
+    let mut last_user = None;
+    for message in messages {
+        if typed {
+            match message.get("type") {
+                _ if !message.is_object() => return Err(wrong_type(param, "an array of objects")),
+                None => {}
+                Some(Value::String(t)) if t == "message" => {}
+                Some(Value::String(_)) => continue,
+                Some(_) => return Err(wrong_type(param, "items whose `type` is a string")),
+            }
+        }
+        let role = message.get("role").and_then(Value::as_str);
+        let Some(role) = role.filter(|r| ROLES.contains(r)) else {
+            let roles = ROLES.join(", ");
+            return Err(OpenAiError::invalid(
+                param,
+                "invalid_value",
+                format!("each message needs a `role` of {roles}"),
+            ));
+        };
+        let text = text_of(message, param)?;
+        if role == "user" && text.is_some() {
+            last_user = text;
+        }
+    }
+    last_user.ok_or_else(|| {
+        OpenAiError::invalid(param, "invalid_value", format!("`{param}` holds no `user` message with text"))
+    })
+}
+
 /// A message's text as it would be sent (a string, or its text parts);
 /// `None` when it has none.
-fn text_of(message: &Value) -> Result<Option<Value>, OpenAiError> {
+fn text_of(message: &Value, param: &'static str) -> Result<Option<Value>, OpenAiError> {
     match message.get("content") {
         Some(Value::String(text)) => Ok(Some(Value::String(text.clone())).filter(|_| !text.is_empty())),
         Some(Value::Array(parts)) => {
             let text: Vec<Value> = parts
                 .iter()
-                .filter(|p| p["type"] == "text")
+                .filter(|p| p["type"] == "text" || p["type"] == "input_text")
                 .filter_map(|p| p["text"].as_str())
                 .filter(|t| !t.is_empty())
                 .map(|t| json!({"type": "text", "text": t}))
@@ -145,12 +167,12 @@ fn text_of(message: &Value) -> Result<Option<Value>, OpenAiError> {
             Ok(Some(Value::Array(text)).filter(|t| t.as_array().is_some_and(|t| !t.is_empty())))
         }
         None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(wrong_type("messages", "a message `content` that is a string or an array of content parts")),
+        Some(_) => Err(wrong_type(param, "a message `content` that is a string or an array of content parts")),
     }
 }
 
 /// An optional boolean field.
-fn flag(object: &Map<String, Value>, name: &str, param: &'static str) -> Result<bool, OpenAiError> {
+pub(super) fn flag(object: &Map<String, Value>, name: &str, param: &'static str) -> Result<bool, OpenAiError> {
     match object.get(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -158,11 +180,11 @@ fn flag(object: &Map<String, Value>, name: &str, param: &'static str) -> Result<
     }
 }
 
-fn missing(param: &'static str) -> OpenAiError {
+pub(super) fn missing(param: &'static str) -> OpenAiError {
     OpenAiError::invalid(param, "missing_required_parameter", format!("`{param}` is required"))
 }
 
-fn wrong_type(param: &'static str, expected: &str) -> OpenAiError {
+pub(super) fn wrong_type(param: &'static str, expected: &str) -> OpenAiError {
     OpenAiError::invalid(param, "invalid_type", format!("`{param}` must be {expected}"))
 }
 

@@ -32,7 +32,8 @@ fn exactly_one_answer(doc: &mut Value) {
 }
 
 /// A chat completion request (the OpenAI-compatible door) holds a `user`
-/// message with text, and a message's content is text, parts or null.
+/// message with text, and a message's content is text, parts or null; a
+/// Responses API request's `input` is text or items holding one.
 fn a_user_message_with_text(doc: &mut Value) {
     if let Some(message) = doc.pointer_mut("/components/schemas/ChatMessage/properties").and_then(Value::as_object_mut)
     {
@@ -40,17 +41,31 @@ fn a_user_message_with_text(doc: &mut Value) {
             "anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]});
         message.insert("content".into(), content);
     }
-    let Some(messages) =
-        doc.pointer_mut("/components/schemas/ChatCompletionRequest/properties/messages").and_then(Value::as_object_mut)
-    else {
-        return;
-    };
     let text_part = json!({"type": "object", "required": ["type", "text"],
-        "properties": {"type": {"const": "text"}, "text": {"type": "string", "minLength": 1}}});
+        "properties": {"type": {"enum": ["text", "input_text"]}, "text": {"type": "string", "minLength": 1}}});
     let text = json!({"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "contains": text_part}]});
     let user = json!({"type": "object", "required": ["role", "content"],
         "properties": {"role": {"const": "user"}, "content": text}});
-    messages.insert("contains".into(), user);
+    if let Some(messages) =
+        doc.pointer_mut("/components/schemas/ChatCompletionRequest/properties/messages").and_then(Value::as_object_mut)
+    {
+        messages.insert("contains".into(), user.clone());
+    }
+    // The Responses API's `input`: text, or items (messages, and others of a `type` passed over).
+    let Some(request) =
+        doc.pointer_mut("/components/schemas/ResponseRequest/properties").and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let other = json!({"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "not": {"const": "message"}}}});
+    let message = json!({"type": "object", "required": ["role"], "properties": {
+        "type": {"const": "message"},
+        "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]}}});
+    let items = json!({"type": "array", "minItems": 1, "items": {"anyOf": [other, message]}, "contains": user});
+    let input = json!({"description": "Text, or input items: only the last `user` message with text is sent (the agent keeps its own history)",
+        "anyOf": [{"type": "string", "minLength": 1}, items]});
+    request.insert("input".into(), input);
 }
 
 /// Removes the schemas in `names` that nothing references any more.

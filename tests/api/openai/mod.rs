@@ -5,6 +5,7 @@
 mod access;
 mod approvals;
 mod errors;
+mod responses;
 mod stream;
 
 use serde_json::{Value, json};
