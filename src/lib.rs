@@ -42,11 +42,11 @@
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
 //!   environments API, the relay and App-Server socket upgrades), the
-//!   OpenAI-compatible door (`/v1/chat/completions`, `/v1/models`: a
-//!   turn followed to its end or streamed as it grows, errors in OpenAI's
-//!   shape), stream
-//!   tickets, turns that outlive a request (`202` + `Location`, followed in
-//!   the shutdown tree, polled at `/turns`), feeds (`GET /events` URLs for
+//!   OpenAI-compatible door (`/v1/chat/completions`, `/v1/responses`,
+//!   `/v1/models`: a turn followed to its end or streamed as it grows,
+//!   errors in OpenAI's shape), stream tickets, turns that outlive a
+//!   request (`202` + `Location`, followed in the shutdown tree, polled at
+//!   `/turns`), feeds (`GET /events` URLs for
 //!   readers that take only a URL), CORS/Origin checks, metrics, the
 //!   console page, OpenAPI (the 3.1 document shaped for importers, and its
 //!   Swagger 2.0 rendering) and the docs UI; extractors and the one error
