@@ -9,20 +9,36 @@
 //! command on the shared connection would stall every other call behind it.
 //! Every call through [`Engine::run`], [`Engine::pipe`] and
 //! [`Engine::script`] counts in the health and the round-trip metric.
+//!
+//! The engine is unhealthy from the first call that cannot reach Redis or
+//! whose write Redis refuses (`READONLY`: a replica, e.g. a primary demoted
+//! by a failover; `NOREPLICAS`: too few replicas for `min-replicas-to-write`)
+//! until a call answers again; after a refused write, only a script that
+//! writes counts as an answer (reads still work on a replica). Behind a
+//! Sentinel ([`super::primary`]) such a failure also makes the next call ask
+//! where the primary is; when it moved, the shared connection is opened
+//! there and [`Engine::moves`] tells the long-lived connections (the
+//! mirror's read, pub/sub) to open theirs again.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, ScriptInvocation, ToRedisArgs};
+use tokio::sync::watch;
 use tokio::time::Instant;
+
+use super::primary::{Source, address};
 
 /// How long one engine call may take before it counts as failed.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Asking the Sentinels where the primary is: at most this often.
+const ASK_EVERY: Duration = Duration::from_millis(200);
 
 use crate::metrics::{ENGINE_ERRORS as ERRORS, ENGINE_ROUND_TRIP as ROUND_TRIP};
 
@@ -44,8 +60,15 @@ pub(super) enum Lua {
 
 /// Redis, as the cluster uses it.
 pub(super) struct Engine {
-    client: Client,
-    manager: ConnectionManager,
+    source: Source,
+    /// The primary as last found, and the shared connection to it.
+    current: RwLock<Current>,
+    /// Counts the primary's moves (long-lived connections open again).
+    moved: watch::Sender<u64>,
+    /// Set by a failure: the next call asks where the primary is (Sentinel).
+    stale: AtomicBool,
+    /// When the Sentinels were last asked; held while asking.
+    asked: tokio::sync::Mutex<Option<Instant>>,
     /// `lb:{<cluster>}:`: every key of the cluster, in one hash slot.
     prefix: String,
     log: Script,
@@ -56,25 +79,36 @@ pub(super) struct Engine {
     health: Health,
 }
 
+/// The primary and the shared connection to it.
+#[derive(Clone)]
+struct Current {
+    client: Client,
+    manager: ConnectionManager,
+}
+
 /// One script call being built (see [`Engine::script`]).
 pub(super) struct Call<'a> {
     engine: &'a Engine,
     invocation: ScriptInvocation<'a>,
+    /// False for a read (`meta`): its answer does not end a refusal of writes.
+    writes: bool,
 }
 
 impl Engine {
     /// Connects to `url` for the cluster `name`.
     pub(super) async fn connect(url: &str, name: &str) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let source = Source::open(url)?;
+        let client = source.primary(CONNECT_TIMEOUT * 3).await?;
+        let manager = manager(client.clone()).await?;
+        if source.moves() {
+            tracing::info!(primary = %address(&client), "the Sentinels name the cluster's primary");
+        }
         Ok(Self {
-            client,
-            manager,
+            source,
+            current: RwLock::new(Current { client, manager }),
+            moved: watch::Sender::new(0),
+            stale: AtomicBool::new(false),
+            asked: tokio::sync::Mutex::new(None),
             prefix: format!("lb:{{{name}}}:"),
             log: Script::new(include_str!("log.lua")),
             idempotency: Script::new(concat!(
@@ -109,24 +143,24 @@ impl Engine {
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);
-        Call { engine: self, invocation }
+        Call { engine: self, invocation, writes: mode != "meta" }
     }
 
     /// Runs a plain command on the shared connection, recorded in health.
     pub(super) async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await;
         let started = Instant::now();
         let result = cmd.query_async(&mut con).await;
-        self.observe(&result, started);
+        self.observe(&result, started, false);
         result
     }
 
     /// Runs a pipeline on the shared connection, recorded in health.
     pub(super) async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, RedisError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await;
         let started = Instant::now();
         let result = pipe.query_async(&mut con).await;
-        self.observe(&result, started);
+        self.observe(&result, started, false);
         result
     }
 
@@ -134,40 +168,120 @@ impl Engine {
     pub(super) async fn blocking_connection(&self) -> Result<MultiplexedConnection, RedisError> {
         let config =
             AsyncConnectionConfig::new().set_response_timeout(None).set_connection_timeout(Some(CONNECT_TIMEOUT));
-        self.client.get_multiplexed_async_connection_with_config(&config).await
+        self.client().await.get_multiplexed_async_connection_with_config(&config).await
     }
 
     /// A connection for pub/sub.
     pub(super) async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
-        tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
+        let client = self.client().await;
+        tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
             .await
             .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connecting for pub/sub timed out")))?
     }
 
-    /// Records the outcome and round trip of a call.
-    fn observe<T>(&self, result: &Result<T, RedisError>, started: Instant) {
+    /// Changes each time the primary moves: a connection opened before
+    /// (a blocking read, pub/sub) is then to be opened again.
+    pub(super) fn moves(&self) -> watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
+    /// Ends at the primary's next move from now (pub/sub: take the messages
+    /// until it, then subscribe again).
+    pub(super) fn moved(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        let mut moves = self.moves();
+        Box::pin(async move {
+            let _ = moves.changed().await;
+        })
+    }
+
+    /// The shared connection to the primary (found again first if needed).
+    async fn connection(&self) -> ConnectionManager {
+        self.follow().await;
+        self.current.read().unwrap_or_else(|p| p.into_inner()).manager.clone()
+    }
+
+    /// A client for the primary (found again first if needed).
+    async fn client(&self) -> Client {
+        self.follow().await;
+        self.current.read().unwrap_or_else(|p| p.into_inner()).client.clone()
+    }
+
+    /// After a failure, behind a Sentinel: asks where the primary is, and
+    /// moves the shared connection there if it moved. One ask at a time, at
+    /// most one per [`ASK_EVERY`]; meanwhile calls go to the primary as last
+    /// found (and fail fast while it is away).
+    async fn follow(&self) {
+        if !self.source.moves() || !self.stale.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut asked) = self.asked.try_lock() else { return };
+        if asked.is_some_and(|at| at.elapsed() < ASK_EVERY) {
+            return;
+        }
+        *asked = Some(Instant::now());
+        let client = match self.source.primary(CONNECT_TIMEOUT * 2).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::debug!(error = %e, "the Sentinels name no primary that answers yet");
+                return;
+            }
+        };
+        let (to, from) = (address(&client), address(&self.current.read().unwrap_or_else(|p| p.into_inner()).client));
+        if to != from {
+            let manager = match manager(client.clone()).await {
+                Ok(manager) => manager,
+                Err(e) => {
+                    tracing::debug!(error = %e, primary = %to, "cannot connect to the primary the Sentinels name");
+                    return;
+                }
+            };
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current { client, manager };
+            self.moved.send_modify(|n| *n += 1);
+            ::metrics::counter!(crate::metrics::ENGINE_FAILOVERS).increment(1);
+            tracing::warn!(%from, %to, "the cluster's primary moved (Sentinel); following it");
+        }
+        self.stale.store(false, Ordering::Relaxed);
+    }
+
+    /// Records the outcome and round trip of a call (`wrote`: a write
+    /// that answered ends a refusal of writes).
+    fn observe<T>(&self, result: &Result<T, RedisError>, started: Instant, wrote: bool) {
         if result.is_ok() {
             ::metrics::histogram!(ROUND_TRIP).record(started.elapsed().as_secs_f64());
         }
-        self.note(result);
+        self.record(result, wrote);
     }
 
     /// Records the outcome of a call made elsewhere, whose duration is not a
     /// round trip (a blocking read waits for events by design).
     pub(super) fn note<T>(&self, result: &Result<T, RedisError>) {
+        self.record(result, false);
+    }
+
+    fn record<T>(&self, result: &Result<T, RedisError>, wrote: bool) {
         match result {
-            Ok(_) => self.health.answered(),
-            Err(e) if is_engine_failure(e) => self.failed(e),
+            Ok(_) => self.health.answered(wrote),
+            Err(e) if is_engine_failure(e) || refuses_writes(e) => self.failed(e),
             // A script or reply error is not the engine being away.
             Err(_) => {}
         }
     }
 
-    /// Records a failed call.
+    /// Records a failed call: the engine is unavailable from now on, until
+    /// a call answers (a write, when this one's write was refused).
     pub(super) fn failed(&self, e: &RedisError) {
         ::metrics::counter!(ERRORS).increment(1);
+        self.stale.store(true, Ordering::Relaxed);
+        let refused = refuses_writes(e);
+        if refused {
+            self.health.refusing.store(true, Ordering::Relaxed);
+        }
         if self.health.failed() {
-            tracing::warn!(error = %e, "the cluster's engine does not answer");
+            if refused {
+                tracing::warn!(error = %e, "the cluster's engine refuses writes (a replica, or too few replicas)");
+            } else {
+                tracing::warn!(error = %e, "the cluster's engine does not answer");
+            }
         }
     }
 
@@ -197,10 +311,10 @@ impl Call<'_> {
 
     /// Runs the script on the shared connection, recorded in health.
     pub(super) async fn run<T: FromRedisValue>(self) -> Result<T, RedisError> {
-        let mut con = self.engine.manager.clone();
+        let mut con = self.engine.connection().await;
         let started = Instant::now();
         let result = self.invocation.invoke_async(&mut con).await;
-        self.engine.observe(&result, started);
+        self.engine.observe(&result, started, self.writes);
         result
     }
 }
@@ -208,19 +322,27 @@ impl Call<'_> {
 /// Whether the last engine calls succeeded, and since when they fail.
 struct Health {
     ok: AtomicBool,
+    /// A write was refused, and none succeeded since.
+    refusing: AtomicBool,
     /// When the current run of failures began (tokio's clock).
     failing_since: Mutex<Option<Instant>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Self { ok: AtomicBool::new(true), failing_since: Mutex::new(None) }
+        Self { ok: AtomicBool::new(true), refusing: AtomicBool::new(false), failing_since: Mutex::new(None) }
     }
 }
 
 impl Health {
-    /// A call succeeded: a run of failures ends.
-    fn answered(&self) {
+    /// A call succeeded (`wrote`: a write): a run of failures ends, unless
+    /// writes are refused and this was no write.
+    fn answered(&self, wrote: bool) {
+        if wrote {
+            self.refusing.store(false, Ordering::Relaxed);
+        } else if self.refusing.load(Ordering::Relaxed) {
+            return;
+        }
         if !self.ok.swap(true, Ordering::Relaxed) {
             *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
             tracing::info!("the cluster's engine answers again");
@@ -241,10 +363,31 @@ impl Health {
     }
 }
 
-/// True for errors that mean the engine cannot be reached (as opposed to
-/// an answer that is an error).
+/// True for errors that mean the engine cannot be reached or cannot serve
+/// yet (as opposed to an answer that is an error).
 fn is_engine_failure(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(e.code(), Some("LOADING" | "MASTERDOWN"))
+}
+
+/// True for a write Redis refused: this node is a replica (`READONLY`; a
+/// blocked read is `UNBLOCKED` when its node turns replica), or too few
+/// replicas are in sync (`NOREPLICAS`, `min-replicas-to-write`).
+fn refuses_writes(e: &RedisError) -> bool {
+    matches!(e.code(), Some("READONLY" | "NOREPLICAS" | "UNBLOCKED"))
+}
+
+/// The shared connection to `client`'s node.
+async fn manager(client: Client) -> Result<ConnectionManager, RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_with_config(client, config).await
 }
 
 #[cfg(test)]
@@ -259,9 +402,35 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(!health.failed(), "a later failure continues it");
         assert_eq!(health.failing_for(), Some(Duration::from_secs(3)));
-        health.answered();
+        health.answered(false);
         assert_eq!(health.failing_for(), None);
         assert!(health.ok.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_refused_write_is_the_engine_unavailable_until_a_write_answers() {
+        let health = Health::default();
+        health.refusing.store(true, Ordering::Relaxed);
+        assert!(health.failed());
+        health.answered(false);
+        assert!(!health.ok.load(Ordering::Relaxed), "a read answers on a replica too");
+        assert!(health.failing_for().is_some(), "the run of failures goes on (fencing counts it)");
+        health.answered(true);
+        assert!(health.ok.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn readonly_and_noreplicas_are_refused_writes_and_other_answers_are_not() {
+        let error = |line: &str| {
+            let value = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+            value.extract_error().unwrap_err()
+        };
+        assert!(refuses_writes(&error("READONLY You can't write against a read only replica.")));
+        assert!(refuses_writes(&error("NOREPLICAS Not enough good replicas to write.")));
+        assert!(refuses_writes(&error("UNBLOCKED force unblock from blocking operation, instance state changed")));
+        assert!(!refuses_writes(&error("ERR unknown mode")));
+        assert!(is_engine_failure(&error("LOADING Redis is loading the dataset in memory")));
+        assert!(!is_engine_failure(&error("READONLY You can't write against a read only replica.")));
     }
 
     #[test]

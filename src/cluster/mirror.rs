@@ -73,12 +73,17 @@ struct Mirror {
 impl Mirror {
     /// Follows the log until its epoch needs a fresh look; `Err` on engine errors.
     async fn follow(&mut self) -> Result<(), RedisError> {
+        // After a failover the read goes to the new primary.
+        let moves = self.node.engine.moves();
         let mut con = self.node.engine.blocking_connection().await?;
         let Some(target) = self.check_epoch().await? else { return Ok(()) };
         let events = self.node.engine.key("events");
         let options = StreamReadOptions::default().block(BLOCK_MS).count(COUNT);
         let mut checked = Instant::now();
         loop {
+            if moves.has_changed().unwrap_or(true) {
+                return Ok(());
+            }
             if self.last >= target && !*self.node.loaded.borrow() {
                 self.node.loaded.send_replace(true);
                 tracing::info!(seq = self.last, epoch = %self.node.hub.epoch(), "the mirror of the shared log is loaded");

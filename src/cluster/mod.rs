@@ -17,7 +17,8 @@
 //!   that cannot reach Redis fences itself ([`fencing`]); tickets,
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
-//!   a request. Every call goes through the [`engine`].
+//!   a request. Every call goes through the [`engine`], to the primary
+//!   the URL or Redis Sentinel names ([`primary`]; followed after a failover).
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -35,6 +36,7 @@ mod messages;
 mod mirror;
 mod peers;
 mod presence;
+mod primary;
 mod records;
 mod stores;
 

@@ -61,10 +61,12 @@ impl ClusterPeers {
     async fn subscribe(&self) {
         let channel = self.node.engine.channel(&self.node.id);
         loop {
+            // Subscribed again on the new primary after a failover.
+            let moved = self.node.engine.moved();
             match self.node.engine.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
-                        let mut messages = pubsub.on_message();
+                        let mut messages = pubsub.on_message().take_until(moved);
                         while let Some(msg) = messages.next().await {
                             let Ok(payload) = msg.get_payload::<String>() else { continue };
                             match serde_json::from_str::<Message>(&payload) {
