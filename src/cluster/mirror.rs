@@ -112,8 +112,9 @@ impl Mirror {
     /// the verdict. `Some(seq)`: the log's length, keep reading; `None`:
     /// the epoch changed, start again.
     async fn check_epoch(&mut self) -> Result<Option<u64>, RedisError> {
-        let (epoch, seq): (String, u64) = self.node.engine.script(Lua::Log, "meta").arg(new_epoch()).run().await?;
         let mine = self.node.hub.epoch();
+        let meta = self.node.engine.script(Lua::Log, "meta").arg(new_epoch()).arg(&self.node.id);
+        let (epoch, seq): (String, u64) = meta.arg(&*mine).arg(self.last).run().await?;
         let first = std::mem::replace(&mut self.first, false);
         match judge(&mine, self.last, &epoch, seq) {
             Verdict::Follow => Ok(Some(seq)),

@@ -149,7 +149,7 @@ impl Cluster {
         let peers = ClusterPeers::new(node.clone());
         let runtimes = Runtimes::clustered(handle, hub, appender.clone(), peers.clone());
         // A process that ran under this id before left its runtimes behind.
-        presence::reap(&node, &node.id).await.context("cannot take over this instance id's runtimes")?;
+        presence::take_over(&node).await.context("cannot take over this instance id's runtimes")?;
         presence::renew(&node).await.context("cannot take a lease in the cluster")?;
         node.tasks.spawn(appender.clone().run());
         node.tasks.spawn(mirror::run(node.clone(), appender.clone()));
