@@ -16,9 +16,10 @@
 //! until a call answers again; after a refused write, only a script that
 //! writes counts as an answer (reads still work on a replica). Behind a
 //! Sentinel ([`super::primary`]) such a failure also makes the next call ask
-//! where the primary is; when it moved, the shared connection is opened
-//! there and [`Engine::moves`] tells the long-lived connections (the
-//! mirror's read, pub/sub) to open theirs again.
+//! where the primary is, and [`Engine::watch`] asks every second anyway (a
+//! switchover leaves the old primary up); when it moved, the shared
+//! connection is opened there and [`Engine::moves`] tells the long-lived
+//! connections (the mirror's read, pub/sub) to open theirs again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -28,6 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, ScriptInvocation, ToRedisArgs};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::primary::{Source, address};
 
@@ -39,6 +41,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Asking the Sentinels where the primary is: at most this often.
 const ASK_EVERY: Duration = Duration::from_millis(200);
+
+/// Asking the Sentinels anyway, without a failure: a switchover leaves the
+/// old primary up and taking writes until Sentinel turns it into a replica.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 use crate::metrics::{ENGINE_ERRORS as ERRORS, ENGINE_ROUND_TRIP as ROUND_TRIP};
 
@@ -206,14 +212,34 @@ impl Engine {
         self.current.read().unwrap_or_else(|p| p.into_inner()).client.clone()
     }
 
-    /// After a failure, behind a Sentinel: asks where the primary is, and
-    /// moves the shared connection there if it moved. One ask at a time, at
-    /// most one per [`ASK_EVERY`]; meanwhile calls go to the primary as last
-    /// found (and fail fast while it is away).
-    async fn follow(&self) {
-        if !self.source.moves() || !self.stale.load(Ordering::Relaxed) {
+    /// Behind a Sentinel: asks where the primary is every [`WATCH_EVERY`]
+    /// until `stop` (a task of the cluster's shutdown tree).
+    pub(super) async fn watch(&self, stop: CancellationToken) {
+        if !self.source.moves() {
             return;
         }
+        let mut every = tokio::time::interval(WATCH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => self.ask().await,
+            }
+        }
+    }
+
+    /// After a failure, behind a Sentinel: asks where the primary is first.
+    async fn follow(&self) {
+        if self.source.moves() && self.stale.load(Ordering::Relaxed) {
+            self.ask().await;
+        }
+    }
+
+    /// Asks the Sentinels where the primary is, and moves the shared
+    /// connection there if it moved. One ask at a time, at most one per
+    /// [`ASK_EVERY`]; meanwhile calls go to the primary as last found (and
+    /// fail fast while it is away).
+    async fn ask(&self) {
         let Ok(mut asked) = self.asked.try_lock() else { return };
         if asked.is_some_and(|at| at.elapsed() < ASK_EVERY) {
             return;

@@ -155,6 +155,8 @@ impl Cluster {
         node.tasks.spawn(mirror::run(node.clone(), appender.clone()));
         node.tasks.spawn(peers.listen());
         node.tasks.spawn(presence::run(node.clone(), appender.clone()));
+        let watcher = node.clone();
+        node.tasks.spawn(async move { watcher.engine.watch(watcher.stop.clone()).await });
         tracing::info!(node = %node.id, cluster = %node.settings.name, "joined the cluster");
         Ok((Self { node, appender, _stop: stop.drop_guard() }, runtimes))
     }

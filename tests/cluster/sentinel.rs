@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use letta_bridge_testkit::bridge::{BridgeProcess, RUNTIME_TOKEN};
-use letta_bridge_testkit::sentinel::SentinelSet;
+use letta_bridge_testkit::sentinel::{MASTER, SentinelSet};
 use letta_bridge_testkit::{FakeRuntime, SseEvent};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -23,20 +23,37 @@ const AFTER: i64 = 200;
 /// 1 s down-after, its election and promotion, the instances' next ask).
 const RECOVERY: Duration = Duration::from_secs(10);
 
+/// A primary, a replica, three Sentinels, and two instances on
+/// `redis+sentinel://` (drop order: bridges, Redis, folder).
+struct Failover {
+    bridges: Vec<BridgeProcess>,
+    set: SentinelSet,
+    _dir: TempDir,
+}
+
+impl Failover {
+    fn start(test: &str) -> Option<Self> {
+        let dir = TempDir::new(test);
+        let Some(set) = SentinelSet::start(&dir.path.join("redis")) else {
+            skip(test, "redis-server");
+            return None;
+        };
+        let url = set.url();
+        // A lease longer than the failover: no instance fences itself here.
+        let bridges = (1..=2)
+            .map(|i| {
+                let (log, node) = (dir.path.join(format!("bridge-{i}.log")), format!("n{i}"));
+                let args = ["--cluster-url", &url, "--cluster-name", "sentinel", "--node-id", &node, "--node-ttl", "10s"];
+                BridgeProcess::start(BIN, log, &args)
+            })
+            .collect();
+        Some(Self { bridges, set, _dir: dir })
+    }
+}
+
 #[tokio::test]
 async fn instances_follow_the_promoted_replica_and_each_subscriber_gets_every_event_once_or_a_reset() {
-    let test = "sentinel_failover";
-    let dir = TempDir::new(test);
-    let Some(mut set) = SentinelSet::start(&dir.path.join("redis")) else { return skip(test, "redis-server") };
-    let url = set.url();
-    // A lease longer than the failover: no instance fences itself here.
-    let bridges: Vec<_> = (1..=2)
-        .map(|i| {
-            let (log, node) = (dir.path.join(format!("bridge-{i}.log")), format!("n{i}"));
-            let args = ["--cluster-url", &url, "--cluster-name", "sentinel", "--node-id", &node, "--node-ttl", "10s"];
-            BridgeProcess::start(BIN, log, &args)
-        })
-        .collect();
+    let Some(Failover { bridges, mut set, _dir }) = Failover::start("sentinel_failover") else { return };
     let mut streams = Vec::new();
     for bridge in &bridges {
         streams.push(bridge.events("?types=marker,reset").await.waiting(WAIT));
@@ -77,6 +94,47 @@ async fn instances_follow_the_promoted_replica_and_each_subscriber_gets_every_ev
     }
     let reply: Value = bridges[1].post("/input?wait=true", &input("after")).await.json().await.unwrap();
     assert_eq!(reply["accepted"], true, "a command across instances after the failover: {reply}");
+}
+
+#[tokio::test]
+async fn a_switchover_moves_every_connection_of_every_instance_to_the_new_primary_and_loses_no_event() {
+    let Some(Failover { bridges, set, _dir }) = Failover::start("sentinel_switchover") else { return };
+    let mut streams = Vec::new();
+    for bridge in &bridges {
+        streams.push(bridge.events("?types=marker,reset").await.waiting(WAIT));
+    }
+    let rt = FakeRuntime::connect_ready(&format!("ws://{}/ws?deviceId=dev-w", bridges[0].addr), RUNTIME_TOKEN).await;
+    rt.emit("marker", "agent-1", "conv-1", json!({"i": 0}));
+    for sse in &mut streams {
+        sse.next_of("marker").await;
+    }
+    // A planned switchover: the old primary stays up, a primary still,
+    // until Sentinel turns it into a replica (seconds later).
+    let answer = set.ask_sentinel(0, &format!("SENTINEL FAILOVER {MASTER}"));
+    assert!(answer.starts_with("+OK"), "{answer}");
+    let started = Instant::now();
+    // Each instance listens on its channel and mirrors the log on the new primary only.
+    let channels: Vec<_> = (1..=bridges.len()).map(|i| format!("lb:{{sentinel}}:node:n{i}:inbox")).collect();
+    let on = |node: usize| {
+        let listening = channels.iter().filter(|c| set.command(node, &format!("PUBSUB NUMSUB {c}")).trim_end().ends_with(":1"));
+        (listening.count(), set.command(node, "CLIENT LIST").matches("cmd=xread").count())
+    };
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    while on(1) != (2, 2) || on(0) != (0, 0) {
+        every.tick().await;
+        assert!(started.elapsed() < Duration::from_secs(5), "new primary {:?}, old {:?}", on(1), on(0));
+    }
+    eprintln!("switchover: every connection on the new primary {} ms after SENTINEL FAILOVER", started.elapsed().as_millis());
+    for i in 1..=3 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    for sse in &mut streams {
+        for i in 1..=3 {
+            assert_eq!(sse.next_of("marker").await.data["i"], i, "every event once, in order: {}", sse.summary());
+        }
+    }
+    let reply: Value = bridges[1].post("/input?wait=true", &input("after")).await.json().await.unwrap();
+    assert_eq!(reply["accepted"], true, "a command across instances after the switchover: {reply}");
 }
 
 /// Before a `reset`, every marker from 0, once, in order; after one, in
@@ -123,7 +181,9 @@ async fn commands_until_they_succeed(http: reqwest::Client, base: String, since:
             503 => {
                 assert!(res.headers().contains_key("retry-after"));
                 let problem: Value = res.json().await.unwrap();
-                assert_eq!(problem["type"], "urn:letta-bridge:engine-unavailable", "{problem}");
+                // Redis away, or the holder's channel not subscribed again yet.
+                let retry = ["urn:letta-bridge:engine-unavailable", "urn:letta-bridge:runtime-unreachable"];
+                assert!(retry.contains(&problem["type"].as_str().unwrap_or("")), "{problem}");
                 refused = true;
             }
             other => panic!("a command during the failover answered {other}"),
