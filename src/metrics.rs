@@ -130,7 +130,10 @@ pub fn describe_cluster() {
         ENGINE_ERRORS,
         "Redis calls that failed because Redis did not answer or refused a write (READONLY, NOREPLICAS)"
     );
-    describe_counter!(ENGINE_FAILOVERS, "Times this instance followed the cluster's primary to another node (Sentinel)");
+    describe_counter!(
+        ENGINE_FAILOVERS,
+        "Times this instance followed the cluster's primary to another node (Sentinel)"
+    );
     describe_histogram!(
         APPEND_VISIBLE,
         Unit::Seconds,

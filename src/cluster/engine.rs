@@ -10,19 +10,16 @@
 //! Every call through [`Engine::run`], [`Engine::pipe`] and
 //! [`Engine::script`] counts in the health and the round-trip metric.
 //!
-//! The engine is unhealthy from the first call that cannot reach Redis or
-//! whose write Redis refuses (`READONLY`: a replica, e.g. a primary demoted
-//! by a failover; `NOREPLICAS`: too few replicas for `min-replicas-to-write`)
-//! until a call answers again; after a refused write, only a script that
-//! writes counts as an answer (reads still work on a replica). Behind a
+//! Its health ([`super::health`]): unavailable from the first call that
+//! cannot reach Redis or whose write Redis refuses, until one answers. Behind a
 //! Sentinel ([`super::primary`]) such a failure also makes the next call ask
 //! where the primary is, and [`Engine::watch`] asks every second anyway (a
 //! switchover leaves the old primary up); when it moved, the shared
 //! connection is opened there and [`Engine::moves`] tells the long-lived
 //! connections (the mirror's read, pub/sub) to open theirs again.
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -31,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::health::{Health, is_engine_failure, refuses_writes};
 use super::primary::{Source, address};
 
 /// How long one engine call may take before it counts as failed.
@@ -300,7 +298,7 @@ impl Engine {
         self.stale.store(true, Ordering::Relaxed);
         let refused = refuses_writes(e);
         if refused {
-            self.health.refusing.store(true, Ordering::Relaxed);
+            self.health.refuse();
         }
         if self.health.failed() {
             if refused {
@@ -313,7 +311,7 @@ impl Engine {
 
     /// True while the last call succeeded.
     pub(super) fn healthy(&self) -> bool {
-        self.health.ok.load(Ordering::Relaxed)
+        self.health.ok()
     }
 
     /// How long the engine has been failing, if it is.
@@ -345,67 +343,6 @@ impl Call<'_> {
     }
 }
 
-/// Whether the last engine calls succeeded, and since when they fail.
-struct Health {
-    ok: AtomicBool,
-    /// A write was refused, and none succeeded since.
-    refusing: AtomicBool,
-    /// When the current run of failures began (tokio's clock).
-    failing_since: Mutex<Option<Instant>>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self { ok: AtomicBool::new(true), refusing: AtomicBool::new(false), failing_since: Mutex::new(None) }
-    }
-}
-
-impl Health {
-    /// A call succeeded (`wrote`: a write): a run of failures ends, unless
-    /// writes are refused and this was no write.
-    fn answered(&self, wrote: bool) {
-        if wrote {
-            self.refusing.store(false, Ordering::Relaxed);
-        } else if self.refusing.load(Ordering::Relaxed) {
-            return;
-        }
-        if !self.ok.swap(true, Ordering::Relaxed) {
-            *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            tracing::info!("the cluster's engine answers again");
-        }
-    }
-
-    /// A call failed; true when it starts a run of failures.
-    fn failed(&self) -> bool {
-        let first = self.ok.swap(false, Ordering::Relaxed);
-        if first {
-            *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        }
-        first
-    }
-
-    fn failing_for(&self) -> Option<Duration> {
-        self.failing_since.lock().unwrap_or_else(|p| p.into_inner()).map(|t| t.elapsed())
-    }
-}
-
-/// True for errors that mean the engine cannot be reached or cannot serve
-/// yet (as opposed to an answer that is an error).
-fn is_engine_failure(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || matches!(e.code(), Some("LOADING" | "MASTERDOWN"))
-}
-
-/// True for a write Redis refused: this node is a replica (`READONLY`; a
-/// blocked read is `UNBLOCKED` when its node turns replica), or too few
-/// replicas are in sync (`NOREPLICAS`, `min-replicas-to-write`).
-fn refuses_writes(e: &RedisError) -> bool {
-    matches!(e.code(), Some("READONLY" | "NOREPLICAS" | "UNBLOCKED"))
-}
-
 /// The shared connection to `client`'s node.
 async fn manager(client: Client) -> Result<ConnectionManager, RedisError> {
     let config = ConnectionManagerConfig::new()
@@ -414,56 +351,4 @@ async fn manager(client: Client) -> Result<ConnectionManager, RedisError> {
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(1));
     ConnectionManager::new_with_config(client, config).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_run_of_failures_is_timed_from_its_first_failure_until_an_answer() {
-        let health = Health::default();
-        assert_eq!(health.failing_for(), None);
-        assert!(health.failed(), "the first failure starts the run");
-        tokio::time::advance(Duration::from_secs(3)).await;
-        assert!(!health.failed(), "a later failure continues it");
-        assert_eq!(health.failing_for(), Some(Duration::from_secs(3)));
-        health.answered(false);
-        assert_eq!(health.failing_for(), None);
-        assert!(health.ok.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn a_refused_write_is_the_engine_unavailable_until_a_write_answers() {
-        let health = Health::default();
-        health.refusing.store(true, Ordering::Relaxed);
-        assert!(health.failed());
-        health.answered(false);
-        assert!(!health.ok.load(Ordering::Relaxed), "a read answers on a replica too");
-        assert!(health.failing_for().is_some(), "the run of failures goes on (fencing counts it)");
-        health.answered(true);
-        assert!(health.ok.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn readonly_and_noreplicas_are_refused_writes_and_other_answers_are_not() {
-        let error = |line: &str| {
-            let value = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
-            value.extract_error().unwrap_err()
-        };
-        assert!(refuses_writes(&error("READONLY You can't write against a read only replica.")));
-        assert!(refuses_writes(&error("NOREPLICAS Not enough good replicas to write.")));
-        assert!(refuses_writes(&error("UNBLOCKED force unblock from blocking operation, instance state changed")));
-        assert!(!refuses_writes(&error("ERR unknown mode")));
-        assert!(is_engine_failure(&error("LOADING Redis is loading the dataset in memory")));
-        assert!(!is_engine_failure(&error("READONLY You can't write against a read only replica.")));
-    }
-
-    #[test]
-    fn a_refused_connection_is_the_engine_away_and_a_script_error_is_not() {
-        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(is_engine_failure(&refused));
-        let answer = RedisError::from((redis::ErrorKind::Client, "script", "unknown mode".to_owned()));
-        assert!(!is_engine_failure(&answer));
-    }
 }

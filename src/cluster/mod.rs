@@ -18,7 +18,8 @@
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
 //!   a request. Every call goes through the [`engine`], to the primary
-//!   the URL or Redis Sentinel names ([`primary`]; followed after a failover).
+//!   the URL or Redis Sentinel names ([`primary`]; followed after a
+//!   failover), and counts in its [`health`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -31,6 +32,7 @@ mod engine;
 mod entry;
 mod epoch;
 mod fencing;
+mod health;
 mod holds;
 mod messages;
 mod mirror;

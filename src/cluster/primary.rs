@@ -29,7 +29,8 @@ impl Source {
     /// The source `url` names.
     pub(super) fn open(url: &str) -> Result<Self, RedisError> {
         let Some(sentinel) = SentinelUrl::parse(url) else { return Ok(Self::Fixed(Client::open(url)?)) };
-        let sentinel = sentinel.map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "LETTA_BRIDGE_CLUSTER_URL", e)))?;
+        let sentinel = sentinel
+            .map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "LETTA_BRIDGE_CLUSTER_URL", e)))?;
         let sentinels: Vec<_> = sentinel.hosts.iter().map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p)).collect();
         let mut redis = RedisConnectionInfo::default().set_db(sentinel.db);
         if let Some(user) = &sentinel.username {
@@ -99,9 +100,12 @@ impl SentinelUrl {
         };
         let hosts = hosts.split(',').map(host).collect::<Result<Vec<_>, _>>()?;
         let mut segments = path.trim_end_matches('/').splitn(2, '/');
-        let master = segments.next().filter(|m| !m.is_empty()).ok_or("a Sentinel URL names its master: /<master-name>")?;
+        let master =
+            segments.next().filter(|m| !m.is_empty()).ok_or("a Sentinel URL names its master: /<master-name>")?;
         let db = match segments.next() {
-            Some(db) => db.parse().map_err(|_| format!("the database after the master name is a number (got {db:?})"))?,
+            Some(db) => {
+                db.parse().map_err(|_| format!("the database after the master name is a number (got {db:?})"))?
+            }
             None => 0,
         };
         Ok(Self { hosts, master: decode(master), db, username, password })

@@ -83,7 +83,8 @@ async fn a_log_that_lost_its_newest_events_to_a_failover_takes_no_new_event_befo
     // What a promoted replica that missed the newest writes looks like: the
     // log is shorter than the mirrors read, and another Redis wrote it. New
     // events follow at once, before any mirror looked at the log again.
-    let script = "\"redis.call('DEL', KEYS[1]); redis.call('HSET', KEYS[2], 'seq', 0, 'primary', 'elsewhere'); return 1\"";
+    let script =
+        "\"redis.call('DEL', KEYS[1]); redis.call('HSET', KEYS[2], 'seq', 0, 'primary', 'elsewhere'); return 1\"";
     let answer = cluster.redis.command(&format!("EVAL {script} 2 {} {}", cluster.key("events"), cluster.key("meta")));
     assert!(answer.starts_with(":1"), "{answer}");
     for i in 3..6 {
@@ -92,7 +93,8 @@ async fn a_log_that_lost_its_newest_events_to_a_failover_takes_no_new_event_befo
     for sse in &mut streams {
         let reset = sse.next_of("reset").await;
         assert_eq!(reset.data["reason"], "other_epoch");
-        let got: Vec<SseEvent> = vec![sse.next_of("marker").await, sse.next_of("marker").await, sse.next_of("marker").await];
+        let got: Vec<SseEvent> =
+            vec![sse.next_of("marker").await, sse.next_of("marker").await, sse.next_of("marker").await];
         let numbers: Vec<i64> = got.iter().map(|e| e.data["i"].as_i64().unwrap()).collect();
         assert_eq!(numbers, vec![3, 4, 5], "the new events, once, in order, after the reset");
         assert!(got.iter().all(|e| !ids.contains(&e.id)), "no id given to other content: {}", sse.summary());

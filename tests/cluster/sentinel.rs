@@ -43,7 +43,8 @@ impl Failover {
         let bridges = (1..=2)
             .map(|i| {
                 let (log, node) = (dir.path.join(format!("bridge-{i}.log")), format!("n{i}"));
-                let args = ["--cluster-url", &url, "--cluster-name", "sentinel", "--node-id", &node, "--node-ttl", "10s"];
+                let args =
+                    ["--cluster-url", &url, "--cluster-name", "sentinel", "--node-id", &node, "--node-ttl", "10s"];
                 BridgeProcess::start(BIN, log, &args)
             })
             .collect();
@@ -116,7 +117,8 @@ async fn a_switchover_moves_every_connection_of_every_instance_to_the_new_primar
     // Each instance listens on its channel and mirrors the log on the new primary only.
     let channels: Vec<_> = (1..=bridges.len()).map(|i| format!("lb:{{sentinel}}:node:n{i}:inbox")).collect();
     let on = |node: usize| {
-        let listening = channels.iter().filter(|c| set.command(node, &format!("PUBSUB NUMSUB {c}")).trim_end().ends_with(":1"));
+        let listening =
+            channels.iter().filter(|c| set.command(node, &format!("PUBSUB NUMSUB {c}")).trim_end().ends_with(":1"));
         (listening.count(), set.command(node, "CLIENT LIST").matches("cmd=xread").count())
     };
     let mut every = tokio::time::interval(Duration::from_millis(50));
@@ -124,7 +126,10 @@ async fn a_switchover_moves_every_connection_of_every_instance_to_the_new_primar
         every.tick().await;
         assert!(started.elapsed() < Duration::from_secs(5), "new primary {:?}, old {:?}", on(1), on(0));
     }
-    eprintln!("switchover: every connection on the new primary {} ms after SENTINEL FAILOVER", started.elapsed().as_millis());
+    eprintln!(
+        "switchover: every connection on the new primary {} ms after SENTINEL FAILOVER",
+        started.elapsed().as_millis()
+    );
     for i in 1..=3 {
         rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
     }
@@ -193,12 +198,7 @@ async fn commands_until_they_succeed(http: reqwest::Client, base: String, since:
 
 #[tokio::test]
 async fn a_redis_that_turned_replica_makes_the_instance_unavailable_at_once_and_answers_again_when_it_is_primary() {
-    refused_writes_make_the_instance_unavailable(
-        "redis_readonly",
-        "REPLICAOF 127.0.0.1 1",
-        "REPLICAOF NO ONE",
-    )
-    .await;
+    refused_writes_make_the_instance_unavailable("redis_readonly", "REPLICAOF 127.0.0.1 1", "REPLICAOF NO ONE").await;
 }
 
 #[tokio::test]
