@@ -83,7 +83,7 @@ impl SentinelSet {
                 "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {log}\n\
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
                  sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
-                 sentinel failover-timeout {MASTER} 5000\n\
+                 sentinel failover-timeout {MASTER} 3000\n\
                  sentinel parallel-syncs {MASTER} 1\n",
                 dir = dir.display(),
                 log = log.display(),

@@ -21,7 +21,7 @@ const AFTER: i64 = 200;
 
 /// The longest a failover may keep commands from succeeding (Sentinel's
 /// 1 s down-after, its election and promotion, the instances' next ask).
-const RECOVERY: Duration = Duration::from_secs(10);
+const RECOVERY: Duration = Duration::from_secs(15);
 
 /// A primary, a replica, three Sentinels, and two instances on
 /// `redis+sentinel://` (drop order: bridges, Redis, folder).
