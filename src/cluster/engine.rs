@@ -94,7 +94,7 @@ struct Current {
 pub(super) struct Call<'a> {
     engine: &'a Engine,
     invocation: ScriptInvocation<'a>,
-    /// False for a read (`meta`): its answer does not end a refusal of writes.
+    /// True for a mode that always writes: its answer ends a refusal of writes.
     writes: bool,
 }
 
@@ -147,7 +147,10 @@ impl Engine {
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);
-        Call { engine: self, invocation, writes: mode != "meta" }
+        // Scripts that read only run on a replica too: only one that
+        // always writes can show that writes are taken again.
+        let writes = matches!(lua, Lua::Log) && matches!(mode, "append" | "heartbeat" | "register" | "leave");
+        Call { engine: self, invocation, writes }
     }
 
     /// Runs a plain command on the shared connection, recorded in health.
