@@ -194,7 +194,27 @@ fn command(port: u16, line: &str) -> String {
     if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
         return String::new();
     }
-    let mut buf = vec![0; 1 << 16];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    let (mut reply, mut chunk) = (Vec::new(), [0; 1 << 14]);
+    while resp_end(&reply, 0).is_none() {
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Where the RESP2 value starting at `at` ends, once `buf` holds all of it.
+fn resp_end(buf: &[u8], at: usize) -> Option<usize> {
+    let line_end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    let after = line_end + 2;
+    let number = || std::str::from_utf8(&buf[at + 1..line_end]).ok()?.parse::<i64>().ok();
+    match buf[at] {
+        b'$' => match number()? {
+            n if n < 0 => Some(after),
+            n => Some(after + n as usize + 2).filter(|end| *end <= buf.len()),
+        },
+        b'*' => (0..number()?.max(0)).try_fold(after, |next, _| resp_end(buf, next)),
+        _ => Some(after),
+    }
 }
