@@ -60,6 +60,9 @@ impl SentinelSet {
                 "no",
                 "--maxmemory-policy",
                 "noeviction",
+                // A replica's first sync starts at once (Redis waits 5 s by default).
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
                 node_dir.to_str().unwrap(),
                 "--logfile",

@@ -1,6 +1,8 @@
 //! Redis that fails over: instances on `redis+sentinel://` follow the
-//! promoted replica when the primary dies under load; a Redis that refuses
-//! writes (`READONLY`, `NOREPLICAS`) makes an instance unavailable at once.
+//! promoted replica when the primary dies under load, and the new primary
+//! of a switchover; a promoted replica that missed events starts a new
+//! epoch; a Redis that refuses writes (`READONLY`, `NOREPLICAS`) makes an
+//! instance unavailable at once.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,7 +26,8 @@ const AFTER: i64 = 200;
 const RECOVERY: Duration = Duration::from_secs(15);
 
 /// A primary, a replica, three Sentinels, and two instances on
-/// `redis+sentinel://` (drop order: bridges, Redis, folder).
+/// `redis+sentinel://` (dropped in field order: bridges, Redis, folder;
+/// bind it whole, not destructured, to keep that order).
 struct Failover {
     bridges: Vec<BridgeProcess>,
     set: SentinelSet,
@@ -54,9 +57,10 @@ impl Failover {
 
 #[tokio::test]
 async fn instances_follow_the_promoted_replica_and_each_subscriber_gets_every_event_once_or_a_reset() {
-    let Some(Failover { bridges, mut set, _dir }) = Failover::start("sentinel_failover") else { return };
+    let Some(mut failover) = Failover::start("sentinel_failover") else { return };
+    let Failover { bridges, set, .. } = &mut failover;
     let mut streams = Vec::new();
-    for bridge in &bridges {
+    for bridge in bridges.iter() {
         streams.push(bridge.events("?types=marker,reset").await.waiting(WAIT));
     }
     let rt = FakeRuntime::connect_ready(&format!("ws://{}/ws?deviceId=dev-s", bridges[0].addr), RUNTIME_TOKEN).await;
@@ -99,9 +103,10 @@ async fn instances_follow_the_promoted_replica_and_each_subscriber_gets_every_ev
 
 #[tokio::test]
 async fn a_switchover_moves_every_connection_of_every_instance_to_the_new_primary_and_loses_no_event() {
-    let Some(Failover { bridges, set, _dir }) = Failover::start("sentinel_switchover") else { return };
+    let Some(failover) = Failover::start("sentinel_switchover") else { return };
+    let Failover { bridges, set, .. } = &failover;
     let mut streams = Vec::new();
-    for bridge in &bridges {
+    for bridge in bridges.iter() {
         streams.push(bridge.events("?types=marker,reset").await.waiting(WAIT));
     }
     let rt = FakeRuntime::connect_ready(&format!("ws://{}/ws?deviceId=dev-w", bridges[0].addr), RUNTIME_TOKEN).await;
@@ -140,6 +145,50 @@ async fn a_switchover_moves_every_connection_of_every_instance_to_the_new_primar
     }
     let reply: Value = bridges[1].post("/input?wait=true", &input("after")).await.json().await.unwrap();
     assert_eq!(reply["accepted"], true, "a command across instances after the switchover: {reply}");
+}
+
+#[tokio::test]
+async fn a_promoted_replica_that_missed_events_the_mirrors_read_starts_a_new_epoch_and_every_stream_gets_a_reset() {
+    let Some(mut failover) = Failover::start("sentinel_lagged") else { return };
+    let Failover { bridges, set, .. } = &mut failover;
+    let mut streams = Vec::new();
+    for bridge in bridges.iter() {
+        streams.push(bridge.events("?types=marker,reset").await.waiting(WAIT));
+    }
+    let rt = FakeRuntime::connect_ready(&format!("ws://{}/ws?deviceId=dev-l", bridges[0].addr), RUNTIME_TOKEN).await;
+    let mut seen = Vec::new();
+    for i in 0..5 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    for sse in &mut streams {
+        seen.push(sse.next_matching("marker 4", |e| e.data["i"] == 4).await.id);
+    }
+    // The replica falls behind: its link to the primary breaks and cannot
+    // come back (the primary now wants a password; connections already open
+    // stay logged in, the instances' and the Sentinels' alike).
+    assert!(set.command(0, "CONFIG SET requirepass lagging").starts_with("+OK"));
+    assert!(set.command(1, "CLIENT KILL TYPE master").starts_with(':'));
+    for i in 5..10 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    for sse in &mut streams {
+        seen.push(sse.next_matching("marker 9", |e| e.data["i"] == 9).await.id);
+    }
+    set.kill(0);
+    for i in 10..13 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    let epoch = |id: &str| id.split('-').next().unwrap_or_default().to_owned();
+    for (n, sse) in streams.iter_mut().enumerate() {
+        let reset = sse.next_of("reset").await;
+        assert_eq!(reset.data["reason"], "other_epoch", "on instance {}", n + 1);
+        for i in 10..13 {
+            let event = sse.next_of("marker").await;
+            assert_eq!(event.data["i"], i, "on instance {}, after the reset: {}", n + 1, sse.summary());
+            assert!(seen.iter().all(|id| epoch(id) != epoch(&event.id)), "a new epoch: {} after {seen:?}", event.id);
+        }
+    }
+    assert_eq!(set.primary_port(), Some(set.nodes[1].port), "the Sentinels promoted the replica");
 }
 
 /// Before a `reset`, every marker from 0, once, in order; after one, in
