@@ -64,11 +64,14 @@
 //! - [`metrics`]: every metric's name and description, in one place (each
 //!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
-//! - [`webhooks`]: hooks that post events to URLs (embedded mode), signed
-//!   to Standard Webhooks v1: one reader of the log queues each event and
-//!   its flat form (`turn.finished`, `approval.requested`) for the hooks
-//!   it matches; one task per hook delivers in order along the retry
-//!   schedule, behind the SSRF guard (LETTA_BRIDGE_WEBHOOK_ALLOW).
+//! - [`webhooks`]: hooks that post events to URLs, signed to Standard
+//!   Webhooks v1: one reader of the log queues each event and its flat
+//!   form (`turn.finished`, `approval.requested`) for the hooks it
+//!   matches; one task per hook delivers in order along the retry
+//!   schedule, behind the SSRF guard (LETTA_BRIDGE_WEBHOOK_ALLOW). In
+//!   memory embedded; in a cluster the hooks and deliveries are in Redis
+//!   (behind [`webhooks::WebhookStore`]) and one instance holding a lease
+//!   reads and delivers, with the same matching and attempts.
 //! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
 //!   runtime tokens file).
 //!
@@ -81,7 +84,8 @@
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
 //! follower of a turn, or the webhooks' reader (each hook's bounded queue →
-//! its delivery task → the receiver). Each event the hub holds is then applied once
+//! its delivery task → the receiver; in a cluster only the webhooks
+//! leader reads, and the queues are lists in Redis). Each event the hub holds is then applied once
 //! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
 //! on its `request_id`. In a cluster the sink appends to the shared log and
 //! the mirror fills the hub and applies each event it reads, on every
@@ -89,7 +93,7 @@
 //! written with the same [`runtime::Runtimes::write_local`]. Dependencies
 //! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
 //! view), `webhooks`, `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
-//! `runtime`, `store`, `hub`, `protocol`, `config`; `webhooks` → `hub`,
+//! `runtime`, `store`, `hub`, `protocol`, `config`, `webhooks`; `webhooks` → `hub`,
 //! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
 //! nothing of the crate.

@@ -60,6 +60,8 @@ pub(super) enum Lua {
     Feeds,
     /// `stores/turns.lua`: turns that outlive a request.
     Turns,
+    /// `webhooks/webhooks.lua`: hooks, their deliveries and the leader's lease.
+    Webhooks,
 }
 
 /// Redis, as the cluster uses it.
@@ -80,6 +82,7 @@ pub(super) struct Engine {
     tickets: Script,
     feeds: Script,
     turns: Script,
+    webhooks: Script,
     health: Health,
 }
 
@@ -122,6 +125,7 @@ impl Engine {
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
             feeds: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/feeds.lua"))),
             turns: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/turns.lua"))),
+            webhooks: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("webhooks/webhooks.lua"))),
             health: Health::default(),
         })
     }
@@ -144,6 +148,7 @@ impl Engine {
             Lua::Tickets => &self.tickets,
             Lua::Feeds => &self.feeds,
             Lua::Turns => &self.turns,
+            Lua::Webhooks => &self.webhooks,
         };
         let mut invocation = script.prepare_invoke();
         invocation.arg(mode).arg(&self.prefix);

@@ -17,9 +17,10 @@
 //!   that cannot reach Redis fences itself ([`fencing`]); tickets,
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
-//!   a request. Every call goes through the [`engine`], to the primary
-//!   the URL or Redis Sentinel names ([`primary`]; followed after a
-//!   failover), and counts in its [`health`].
+//!   a request and the [`webhooks`] (delivered by one leader at a time).
+//!   Every call goes through the [`engine`], to the primary the URL or
+//!   Redis Sentinel names ([`primary`]; followed after a failover), and
+//!   counts in its [`health`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -41,6 +42,7 @@ mod presence;
 mod primary;
 mod records;
 mod stores;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,6 +199,16 @@ impl Cluster {
     /// Turns that outlive a request, shared by the cluster.
     pub fn turns(&self) -> Arc<dyn TurnStore> {
         Arc::new(stores::RedisTurns::new(self.node.clone()))
+    }
+
+    /// Webhooks shared by the cluster (hooks and deliveries in Redis),
+    /// delivered by whichever instance holds the webhooks lease; this
+    /// instance starts trying to take it.
+    pub fn webhooks(&self, settings: crate::webhooks::Settings) -> Arc<dyn crate::webhooks::WebhookStore> {
+        let settings = Arc::new(settings);
+        let node = self.node.clone();
+        self.node.tasks.spawn(webhooks::lead(node.clone(), settings.clone(), self.revocations()));
+        Arc::new(webhooks::RedisWebhooks::new(node, settings))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the

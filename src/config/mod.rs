@@ -125,9 +125,10 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_WEBHOOK_ALLOW", value_delimiter = ',')]
     pub webhook_allow: Vec<String>,
 
-    /// The waits between a webhook delivery's attempts (tests shorten
-    /// them); `None`: Standard Webhooks' schedule.
-    #[arg(skip)]
+    /// The waits between a webhook delivery's attempts, comma-separated
+    /// (`5s,5m,30m`); unset: Standard Webhooks' schedule (5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 10 h). For tests and staging.
+    #[arg(long, env = "LETTA_BRIDGE_WEBHOOK_SCHEDULE", value_delimiter = ',', value_parser = humantime::parse_duration)]
     pub webhook_schedule: Option<Vec<Duration>>,
 
     /// Largest HTTP request body accepted, in bytes (413 beyond).

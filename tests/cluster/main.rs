@@ -19,6 +19,7 @@ mod instances;
 mod log;
 mod privileges;
 mod recipe;
+mod rolling;
 mod sentinel;
 mod shared;
 mod startup;
