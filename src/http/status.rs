@@ -65,8 +65,8 @@ pub struct Health {
     /// On `/readyz` when not ready: why — `draining` (shutting down),
     /// `engine_unavailable` (cluster: Redis does not answer or refuses
     /// writes, the shared log is not loaded yet, or the instance fenced
-    /// itself), `runtimes` (fewer
-    /// runtimes online than `?runtimes=` asks for).
+    /// itself), `runtimes` (fewer runtimes online than `?runtimes=` asks
+    /// for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }
