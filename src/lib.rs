@@ -52,7 +52,8 @@
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,
 //!   cargo feature `cluster`, on by default: the shared log as typed records
 //!   and its mirror, routing to the instance holding a runtime, leases,
-//!   fencing, shared stores, behind the seams above). The one file that
+//!   fencing, shared stores, the primary a Redis Sentinel names and its
+//!   failovers, behind the seams above). The one file that
 //!   knows the feature; what `/status` shows of a cluster
 //!   ([`backend::ClusterView`]).
 //! - [`listener`]: the one accept loop and way of serving a connection,

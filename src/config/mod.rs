@@ -244,7 +244,10 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Redis (7+, or Valkey) shared by several bridge instances: `redis://`,
-    /// `rediss://` or `redis+unix://`. Unset: one process, everything in memory.
+    /// `rediss://`, `redis+unix://`, or
+    /// `redis+sentinel://host:port[,host:port…]/<master-name>` (the primary
+    /// Redis Sentinel names, followed after a failover). Unset: one process,
+    /// everything in memory.
     /// Every instance needs the same cluster name and the same tokens: it
     /// refuses to start without the runtime token (or tokens file), the
     /// client token and the admin token, and generates none.
