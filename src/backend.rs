@@ -18,7 +18,7 @@ use crate::store::{
     FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
     RevocationStore, TicketStore, TurnStore,
 };
-use crate::webhooks::{self, Webhooks};
+use crate::webhooks::{self, WebhookStore, Webhooks};
 
 #[cfg(feature = "cluster")]
 #[path = "cluster/mod.rs"]
@@ -34,7 +34,8 @@ pub struct ClusterStatus {
     pub node: String,
     /// The cluster's name.
     pub name: String,
-    /// `ok`, or `unavailable` while Redis does not answer.
+    /// `ok`, or `unavailable` while Redis does not answer or refuses writes
+    /// (`READONLY`, `NOREPLICAS`).
     pub engine: &'static str,
     /// The instances holding a lease (this one included), as of the last renewal.
     pub instances: Vec<String>,
@@ -70,9 +71,9 @@ pub struct Backend {
     pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request.
     pub turns: Arc<dyn TurnStore>,
-    /// Webhooks: embedded mode only for now (none in a cluster, where
-    /// `POST /webhooks` answers `501`).
-    pub webhooks: Option<Webhooks>,
+    /// Webhooks: in memory, or in Redis delivered by the cluster's one
+    /// webhooks leader.
+    pub webhooks: Arc<dyn WebhookStore>,
     /// The cluster, as `/status` and `/readyz` show it (none embedded).
     pub view: Option<Arc<dyn ClusterView>>,
     /// What leaving takes at shutdown.
@@ -119,13 +120,8 @@ impl Backend {
             return Self::clustered(config, url, limits, runtime_settings).await;
         }
         let hub = Hub::new(limits);
-        let webhooks = webhooks::Settings {
-            allow: webhooks::target::Allow::parse(&config.webhook_allow)
-                .map_err(|e| anyhow::anyhow!("LETTA_BRIDGE_WEBHOOK_ALLOW: {e}"))?,
-            schedule: config.webhook_schedule.clone().unwrap_or_else(|| webhooks::SCHEDULE.to_vec()),
-        };
         Ok(Self {
-            webhooks: Some(Webhooks::new(&hub, webhooks)),
+            webhooks: Arc::new(Webhooks::new(&hub, webhook_settings(config)?)),
             runtimes: Runtimes::new(runtime_settings, hub.clone()),
             hub,
             idempotency: Arc::new(MemoryIdempotency::new(config.idempotency_window, config.idempotency_keys as usize)),
@@ -172,7 +168,7 @@ impl Backend {
             revocations: cluster.revocations(),
             feeds: cluster.feeds(),
             turns: cluster.turns(),
-            webhooks: None,
+            webhooks: cluster.webhooks(webhook_settings(config)?),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },
         })
@@ -185,4 +181,13 @@ impl Backend {
             "LETTA_BRIDGE_CLUSTER_URL is set, but this build has no cluster support (cargo feature `cluster`)"
         )
     }
+}
+
+/// How hooks deliver, from `config`.
+fn webhook_settings(config: &Config) -> anyhow::Result<webhooks::Settings> {
+    Ok(webhooks::Settings {
+        allow: webhooks::target::Allow::parse(&config.webhook_allow)
+            .map_err(|e| anyhow::anyhow!("LETTA_BRIDGE_WEBHOOK_ALLOW: {e}"))?,
+        schedule: config.webhook_schedule.clone().unwrap_or_else(|| webhooks::SCHEDULE.to_vec()),
+    })
 }

@@ -55,7 +55,8 @@
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,
 //!   cargo feature `cluster`, on by default: the shared log as typed records
 //!   and its mirror, routing to the instance holding a runtime, leases,
-//!   fencing, shared stores, behind the seams above). The one file that
+//!   fencing, shared stores, the primary a Redis Sentinel names and its
+//!   failovers, behind the seams above). The one file that
 //!   knows the feature; what `/status` shows of a cluster
 //!   ([`backend::ClusterView`]).
 //! - [`listener`]: the one accept loop and way of serving a connection,
@@ -66,11 +67,14 @@
 //! - [`metrics`]: every metric's name and description, in one place (each
 //!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
-//! - [`webhooks`]: hooks that post events to URLs (embedded mode), signed
-//!   to Standard Webhooks v1: one reader of the log queues each event and
-//!   its flat form (`turn.finished`, `approval.requested`) for the hooks
-//!   it matches; one task per hook delivers in order along the retry
-//!   schedule, behind the SSRF guard (LETTA_BRIDGE_WEBHOOK_ALLOW).
+//! - [`webhooks`]: hooks that post events to URLs, signed to Standard
+//!   Webhooks v1: one reader of the log queues each event and its flat
+//!   form (`turn.finished`, `approval.requested`) for the hooks it
+//!   matches; one task per hook delivers in order along the retry
+//!   schedule, behind the SSRF guard (LETTA_BRIDGE_WEBHOOK_ALLOW). In
+//!   memory embedded; in a cluster the hooks and deliveries are in Redis
+//!   (behind [`webhooks::WebhookStore`]) and one instance holding a lease
+//!   reads and delivers, with the same matching and attempts.
 //! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
 //!   runtime tokens file).
 //!
@@ -84,7 +88,8 @@
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
 //! follower of a turn (whose text as it grows a streaming OpenAI request
 //! reads from a `watch`), or the webhooks' reader (each hook's bounded queue →
-//! its delivery task → the receiver). Each event the hub holds is then applied once
+//! its delivery task → the receiver; in a cluster only the webhooks
+//! leader reads, and the queues are lists in Redis). Each event the hub holds is then applied once
 //! ([`runtime::Handle::on_applied`]): a reply completes the command waiting
 //! on its `request_id`. In a cluster the sink appends to the shared log and
 //! the mirror fills the hub and applies each event it reads, on every
@@ -92,7 +97,7 @@
 //! written with the same [`runtime::Runtimes::write_local`]. Dependencies
 //! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
 //! view), `webhooks`, `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
-//! `runtime`, `store`, `hub`, `protocol`, `config`; `webhooks` → `hub`,
+//! `runtime`, `store`, `hub`, `protocol`, `config`, `webhooks`; `webhooks` → `hub`,
 //! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
 //! nothing of the crate.

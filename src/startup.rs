@@ -205,20 +205,24 @@ impl Application {
         // Each connection gets a clone of the `Router` (an `Arc`).
         let serving = tokio::spawn(listener::serve(listener, app, shutdown.clone()));
         shutdown.cancelled().await;
-        // Runtimes first (their offline events reach subscribers), then streams.
+        // Runtimes first (their offline events reach subscribers), then
+        // streams, then the requests in flight, and only then the cluster:
+        // a request forwarded to another instance is answered through the
+        // shared log's mirror and the peers' channels, which leaving stops
+        // (leaving first held such requests until their deadline, past the
+        // grace: seen in tests/cluster/rolling.rs).
         let drained = tokio::time::timeout(grace, async {
             state.runtimes.close().await;
             // Turns of local runtimes ended with their sockets; the rest are recorded as stopped.
             state.turns.close(grace).await;
-            if let Some(webhooks) = &state.webhooks {
-                webhooks.close(grace).await;
-            }
-            membership.leave(grace).await;
+            state.webhooks.close(grace).await;
             streams.cancel();
             // Letta clients' sockets send their close frame (1001) first.
             state.client_sockets.close();
             state.client_sockets.wait().await;
-            serving.await
+            let served = serving.await;
+            membership.leave(grace).await;
+            served
         })
         .await;
         streams.cancel();

@@ -2,10 +2,13 @@
 //! (`node:<id>:inbox`), as JSON: a command for a runtime the receiver
 //! holds, the ack of one, and a ticket taken over.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::protocol::Scope;
+use crate::protocol::commands::is_answered;
 use crate::runtime::{CommandFrame, DispatchError, Remote};
 
 /// One message on an instance's channel.
@@ -61,7 +64,13 @@ impl Message {
 
 /// The frame a command message carries.
 pub(super) fn frame(text: String, scope: &Value, request_id: String) -> CommandFrame {
-    CommandFrame { request_id, text, scope: Scope::of_value(scope) }
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+    }
+    let answered = serde_json::from_str::<Kind>(&text).is_ok_and(|k| is_answered(&k.kind));
+    CommandFrame { request_id, text, scope: Scope::of_value(scope), answered }
 }
 
 #[cfg(test)]
@@ -77,8 +86,12 @@ mod tests {
     #[test]
     fn a_command_crosses_the_channel_with_its_frame_scope_and_request_id() {
         let scope = Scope { agent_id: None, conversation_id: "conv-1".into() };
-        let sent =
-            CommandFrame { request_id: "r1".into(), text: r#"{"type":"sync"}"#.into(), scope: Some(scope.clone()) };
+        let sent = CommandFrame {
+            request_id: "r1".into(),
+            text: r#"{"type":"sync"}"#.into(),
+            scope: Some(scope.clone()),
+            answered: true,
+        };
         let json = Message::command(7, "n-a", &remote(), 1500, sent).to_json();
         let Message::Command { corr, from, runtime, generation, ms, text, scope: value, request_id } =
             serde_json::from_str(&json).unwrap()
@@ -88,6 +101,9 @@ mod tests {
         assert_eq!((corr, from.as_str(), runtime.as_str(), generation, ms), (7, "n-a", "dev-1", 9, 1500));
         let got = frame(text, &value, request_id);
         assert_eq!((got.request_id.as_str(), got.text.as_str(), got.scope), ("r1", r#"{"type":"sync"}"#, Some(scope)));
+        assert!(got.answered, "a sync is answered by its request_id: a draining socket waits for it");
+        let unanswered = frame(r#"{"type":"change_device_state"}"#.into(), &Value::Null, "r2".into());
+        assert!(!unanswered.answered);
     }
 
     #[test]

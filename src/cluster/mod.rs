@@ -17,7 +17,10 @@
 //!   that cannot reach Redis fences itself ([`fencing`]); tickets,
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
-//!   a request. Every call goes through the [`engine`].
+//!   a request and the [`webhooks`] (delivered by one leader at a time).
+//!   Every call goes through the [`engine`], to the primary the URL or
+//!   Redis Sentinel names ([`primary`]; followed after a failover), and
+//!   counts in its [`health`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -30,13 +33,16 @@ mod engine;
 mod entry;
 mod epoch;
 mod fencing;
+mod health;
 mod holds;
 mod messages;
 mod mirror;
 mod peers;
 mod presence;
+mod primary;
 mod records;
 mod stores;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,12 +153,14 @@ impl Cluster {
         let peers = ClusterPeers::new(node.clone());
         let runtimes = Runtimes::clustered(handle, hub, appender.clone(), peers.clone());
         // A process that ran under this id before left its runtimes behind.
-        presence::reap(&node, &node.id).await.context("cannot take over this instance id's runtimes")?;
+        presence::take_over(&node).await.context("cannot take over this instance id's runtimes")?;
         presence::renew(&node).await.context("cannot take a lease in the cluster")?;
         node.tasks.spawn(appender.clone().run());
         node.tasks.spawn(mirror::run(node.clone(), appender.clone()));
         node.tasks.spawn(peers.listen());
         node.tasks.spawn(presence::run(node.clone(), appender.clone()));
+        let watcher = node.clone();
+        node.tasks.spawn(async move { watcher.engine.watch(watcher.stop.clone()).await });
         tracing::info!(node = %node.id, cluster = %node.settings.name, "joined the cluster");
         Ok((Self { node, appender, _stop: stop.drop_guard() }, runtimes))
     }
@@ -191,6 +199,16 @@ impl Cluster {
     /// Turns that outlive a request, shared by the cluster.
     pub fn turns(&self) -> Arc<dyn TurnStore> {
         Arc::new(stores::RedisTurns::new(self.node.clone()))
+    }
+
+    /// Webhooks shared by the cluster (hooks and deliveries in Redis),
+    /// delivered by whichever instance holds the webhooks lease; this
+    /// instance starts trying to take it.
+    pub fn webhooks(&self, settings: crate::webhooks::Settings) -> Arc<dyn crate::webhooks::WebhookStore> {
+        let settings = Arc::new(settings);
+        let node = self.node.clone();
+        self.node.tasks.spawn(webhooks::lead(node.clone(), settings.clone(), self.revocations()));
+        Arc::new(webhooks::RedisWebhooks::new(node, settings))
     }
 
     /// Leaves the cluster cleanly (after the runtime sockets closed): the

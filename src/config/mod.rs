@@ -125,9 +125,10 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_WEBHOOK_ALLOW", value_delimiter = ',')]
     pub webhook_allow: Vec<String>,
 
-    /// The waits between a webhook delivery's attempts (tests shorten
-    /// them); `None`: Standard Webhooks' schedule.
-    #[arg(skip)]
+    /// The waits between a webhook delivery's attempts, comma-separated
+    /// (`5s,5m,30m`); unset: Standard Webhooks' schedule (5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 10 h). For tests and staging.
+    #[arg(long, env = "LETTA_BRIDGE_WEBHOOK_SCHEDULE", value_delimiter = ',', value_parser = humantime::parse_duration)]
     pub webhook_schedule: Option<Vec<Duration>>,
 
     /// Largest HTTP request body accepted, in bytes (413 beyond).
@@ -252,7 +253,10 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Redis (7+, or Valkey) shared by several bridge instances: `redis://`,
-    /// `rediss://` or `redis+unix://`. Unset: one process, everything in memory.
+    /// `rediss://`, `redis+unix://`, or
+    /// `redis+sentinel://host:port[,host:port…]/<master-name>` (the primary
+    /// Redis Sentinel names, followed after a failover). Unset: one process,
+    /// everything in memory.
     /// Every instance needs the same cluster name and the same tokens: it
     /// refuses to start without the runtime token (or tokens file), the
     /// client token and the admin token, and generates none.

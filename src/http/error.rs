@@ -351,6 +351,9 @@ impl From<DispatchError> for ApiError {
             DispatchError::Unreachable(_) => Self::RuntimeUnreachable(e.to_string()),
             DispatchError::Full => Self::Unavailable(e.to_string()),
             DispatchError::Gone(_) => Self::RuntimeGone(e.to_string()),
+            // Nothing was sent: `503` + `Retry-After`, which frees an
+            // `Idempotency-Key` (a `502` would be remembered and replayed).
+            DispatchError::NotSent(_) => Self::Unavailable(e.to_string()),
             DispatchError::NotTaken(_) | DispatchError::NoReply(_) => Self::Timeout(e.to_string()),
         }
     }

@@ -149,8 +149,8 @@ pub struct Shared {
     pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request: their followers and where they are kept.
     pub turns: Followers,
-    /// Webhooks; `None` in a cluster (not yet available there).
-    pub webhooks: Option<crate::webhooks::Webhooks>,
+    /// Webhooks: in memory, or the cluster's in Redis.
+    pub webhooks: Arc<dyn crate::webhooks::WebhookStore>,
     /// The cluster this instance belongs to, if any.
     pub cluster: Option<Arc<dyn ClusterView>>,
     /// Connection and stream limits.

@@ -3,8 +3,8 @@
 //! hooks the bridge posts events to, signed to Standard Webhooks v1. Who
 //! may make and manage them is decided in one place
 //! ([`Role::makes_webhooks`], [`Role::manages_webhook`]); how they deliver,
-//! in [`crate::webhooks`]. The secret is answered once. Embedded mode only:
-//! in a cluster every endpoint answers `501`.
+//! in [`crate::webhooks`] (embedded mode) or the cluster's hooks in Redis,
+//! behind one seam ([`WebhookStore`]). The secret is answered once.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,7 +18,7 @@ use super::openapi::ReadProblems;
 use super::{ApiError, AppState};
 use crate::protocol::Role;
 use crate::protocol::access::grants::MAX_ID_LEN;
-use crate::webhooks::{Delivery, Hook, HookFilter, MakeError, NewHook, Redelivery, Webhooks};
+use crate::webhooks::{Delivery, HookFilter, HookInfo, MakeError, NewHook, Redelivery, WebhookStore};
 
 /// Longest `url`, in bytes.
 const MAX_URL_BYTES: usize = 2048;
@@ -77,18 +77,17 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    fn of(hook: &Hook) -> Self {
-        let disabled = hook.disabled();
+    fn of(hook: HookInfo) -> Self {
         Self {
-            id: hook.id.clone(),
-            url: hook.url.clone(),
-            events: hook.events.clone(),
-            filter: hook.filter.clone(),
-            owner: hook.owner.clone(),
+            id: hook.id,
+            url: hook.url,
+            events: hook.events,
+            filter: hook.filter,
+            owner: hook.owner,
             created_at: hook.created_at,
-            enabled: disabled.is_none(),
-            disabled_reason: disabled,
-            pending: hook.pending(),
+            enabled: hook.disabled.is_none(),
+            disabled_reason: hook.disabled,
+            pending: hook.pending,
         }
     }
 }
@@ -111,7 +110,6 @@ pub struct CreatedWebhook {
               (status = 403, description = "The client token: webhooks are made with the admin token or an end user's token", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "100 webhooks exist, or this end user has 10: delete one first", body = super::Problem, content_type = "application/problem+json"),
               (status = 422, description = "`url` not http(s), or resolving to an address the SSRF guard refuses; `events` empty or over its limits; a filter id empty, too long or with control characters", body = super::Problem, content_type = "application/problem+json"),
-              (status = 501, description = "Cluster mode: webhooks are not yet available there", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn post_webhook(
     State(state): State<AppState>,
@@ -122,16 +120,13 @@ async fn post_webhook(
     check(&body)?;
     let new = NewHook { url: body.url, events: body.events, filter: body.filter };
     let revoked = role.user().and_then(|u| u.jti.as_deref()).map(|jti| state.revocations.revoked(jti));
-    let (hook, secret) = hooks.create(&role, new, revoked).await.map_err(|e| match e {
-        MakeError::Target(why) => ApiError::Invalid(why),
-        MakeError::Full(why) => ApiError::Conflict(why),
-    })?;
+    let (hook, secret) = hooks.create(&role, new, revoked).await.map_err(refused)?;
     tracing::info!(webhook = %hook.id, "a webhook was made");
     let location = format!("/webhooks/{}", hook.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(CreatedWebhook { secret, webhook: Webhook::of(&hook) }),
+        Json(CreatedWebhook { secret, webhook: Webhook::of(hook) }),
     ))
 }
 
@@ -139,11 +134,10 @@ async fn post_webhook(
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", security(("client" = [])),
     responses((status = 200, description = "The webhooks: an end user's own, or every one for the admin token", body = [Webhook]),
               (status = 403, description = "The client token: webhooks are the admin's and end users'", body = super::Problem, content_type = "application/problem+json"),
-              (status = 501, description = "Cluster mode: webhooks are not yet available there", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_webhooks(State(state): State<AppState>, Client(role): Client) -> Result<Json<Vec<Webhook>>, ApiError> {
     let hooks = available(&state, &role)?;
-    Ok(Json(hooks.list(&role).iter().map(|h| Webhook::of(h)).collect()))
+    Ok(Json(hooks.list(&role).await.map_err(refused)?.into_iter().map(Webhook::of).collect()))
 }
 
 /// Delete a webhook: nothing more is delivered, its pending deliveries are dropped.
@@ -151,7 +145,6 @@ async fn get_webhooks(State(state): State<AppState>, Client(role): Client) -> Re
     params(("id" = String, Path, description = "The webhook's id, `wh_…`")),
     responses((status = 204, description = "Deleted"),
               (status = 403, description = "The client token: webhooks are the admin's and end users'", body = super::Problem, content_type = "application/problem+json"),
-              (status = 501, description = "Cluster mode: webhooks are not yet available there", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn delete_webhook(
     State(state): State<AppState>,
@@ -159,7 +152,7 @@ async fn delete_webhook(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let hooks = available(&state, &role)?;
-    if !hooks.delete(&role, &id) {
+    if !hooks.delete(&role, &id).await.map_err(refused)? {
         return Err(not_found(&id));
     }
     tracing::info!(webhook = %id, "a webhook was deleted");
@@ -171,7 +164,6 @@ async fn delete_webhook(
     params(("id" = String, Path, description = "The webhook's id, `wh_…`")),
     responses((status = 200, description = "Its deliveries on record (the last 2000)", body = [Delivery]),
               (status = 403, description = "The client token: webhooks are the admin's and end users'", body = super::Problem, content_type = "application/problem+json"),
-              (status = 501, description = "Cluster mode: webhooks are not yet available there", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn get_deliveries(
     State(state): State<AppState>,
@@ -179,8 +171,7 @@ async fn get_deliveries(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     let hooks = available(&state, &role)?;
-    let hook = hooks.get(&role, &id).ok_or_else(|| not_found(&id))?;
-    Ok(Json(hook.deliveries()))
+    Ok(Json(hooks.deliveries(&role, &id).await.map_err(refused)?.ok_or_else(|| not_found(&id))?))
 }
 
 /// Deliver again: the delivery is queued after the hook's pending ones, and a disabled hook is enabled again.
@@ -190,7 +181,6 @@ async fn get_deliveries(
     responses((status = 202, description = "Queued again, with the same `webhook-id`"),
               (status = 403, description = "The client token: webhooks are the admin's and end users'", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "The delivery is pending already", body = super::Problem, content_type = "application/problem+json"),
-              (status = 501, description = "Cluster mode: webhooks are not yet available there", body = super::Problem, content_type = "application/problem+json"),
               ReadProblems))]
 async fn retry_delivery(
     State(state): State<AppState>,
@@ -198,8 +188,7 @@ async fn retry_delivery(
     ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let hooks = available(&state, &role)?;
-    let hook = hooks.get(&role, &id).ok_or_else(|| not_found(&id))?;
-    match hook.redeliver(&delivery_id) {
+    match hooks.redeliver(&role, &id, &delivery_id).await.map_err(refused)?.ok_or_else(|| not_found(&id))? {
         Redelivery::Queued => Ok(StatusCode::ACCEPTED),
         Redelivery::Pending => Err(ApiError::Conflict(format!("delivery {delivery_id:?} is pending already"))),
         Redelivery::Unknown => {
@@ -208,15 +197,9 @@ async fn retry_delivery(
     }
 }
 
-/// The webhooks, for a caller that may use them: `403` for the client
-/// token, `501` in a cluster.
-fn available<'a>(state: &'a AppState, role: &Role) -> Result<&'a Webhooks, ApiError> {
-    let Some(hooks) = &state.webhooks else {
-        return Err(ApiError::Rejected(
-            StatusCode::NOT_IMPLEMENTED,
-            "webhooks are not yet available in cluster mode".into(),
-        ));
-    };
+/// The webhooks, for a caller that may use them: `403` for the client token.
+fn available<'a>(state: &'a AppState, role: &Role) -> Result<&'a dyn WebhookStore, ApiError> {
+    let hooks = state.webhooks.as_ref();
     if !role.makes_webhooks() {
         return Err(ApiError::Forbidden(
             "webhooks are made and managed with the admin token or an end user's token; a webhook of the client token (the app's backend's) would send everything it reads to any URL"
@@ -224,6 +207,15 @@ fn available<'a>(state: &'a AppState, role: &Role) -> Result<&'a Webhooks, ApiEr
         ));
     }
     Ok(hooks)
+}
+
+/// What a store's refusal answers.
+fn refused(e: MakeError) -> ApiError {
+    match e {
+        MakeError::Target(why) => ApiError::Invalid(why),
+        MakeError::Full(why) => ApiError::Conflict(why),
+        MakeError::Unavailable(why) => ApiError::EngineUnavailable(why),
+    }
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
 
+use super::awaited::{Awaited, DRAIN_ANSWERS};
 use super::link::{Link, Outgoing};
 use super::registry::{Joined, unix_millis_now};
 use super::runtimes::Runtimes;
@@ -47,6 +48,8 @@ pub(super) struct Connection {
     scopes: ScopeCache,
     /// Scopes to `sync` as soon as the socket is served (a reconnect).
     resync: Vec<Scope>,
+    /// Commands written and not answered yet (awaited at shutdown).
+    awaited: Awaited,
 }
 
 /// How a connection ended (the `reason` of `runtime_offline`).
@@ -102,7 +105,19 @@ impl Connection {
         let scopes = ScopeCache::new(scopes);
         let fenced = runtimes.fence_token();
         let revoked = CancellationToken::new();
-        Self { runtimes: runtimes.clone(), link, commands, replaced, fenced, revoked, last_pong, scopes, resync }
+        let awaited = Awaited::default();
+        Self {
+            runtimes: runtimes.clone(),
+            link,
+            commands,
+            replaced,
+            fenced,
+            revoked,
+            last_pong,
+            scopes,
+            resync,
+            awaited,
+        }
     }
 
     /// Cancel it to close the socket because its token was taken away.
@@ -159,6 +174,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
+                    self.await_answers(socket, &mut dropped).await;
                     close(socket, 1001, "bridge shutting down").await;
                     return End::Shutdown;
                 }
@@ -189,6 +205,7 @@ impl Connection {
                     if write(socket, Message::Text(out.text.into())).await.is_err() {
                         return End::Error;
                     }
+                    self.awaited.written(out.answered_by);
                     let _ = out.written.send(());
                 }
                 _ = ping.tick() => {
@@ -242,6 +259,30 @@ impl Connection {
         }
     }
 
+    /// Before a shutdown's close: reads the socket until every command it
+    /// wrote is answered, for at most [`DRAIN_ANSWERS`]. It takes no new
+    /// command: those still queued fail unsent when the task ends (`503`,
+    /// so their clients retry, with the same `Idempotency-Key`, once the
+    /// runtime has reconnected elsewhere).
+    async fn await_answers(&mut self, socket: &mut WebSocket, dropped: &mut u64) {
+        let deadline = Instant::now() + DRAIN_ANSWERS;
+        while !self.awaited.is_empty() {
+            let Ok(msg) = tokio::time::timeout_at(deadline, socket.recv()).await else {
+                tracing::warn!(unanswered = self.awaited.len(), "closing for shutdown with commands unanswered");
+                return;
+            };
+            let text = match &msg {
+                Some(Ok(Message::Text(text))) => text.as_str(),
+                Some(Ok(Message::Binary(bytes))) => std::str::from_utf8(bytes).unwrap_or_default(),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return,
+            };
+            if self.on_text(socket, text, dropped).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// After a reconnect: one `sync` per scope seen before, so subscribers
     /// get the current state without noticing the gap. The replies flow like
     /// any event; nothing waits for them.
@@ -277,6 +318,9 @@ impl Connection {
         }
         self.scopes.note_event(frame.agent_id.as_deref(), frame.conversation_id.as_deref());
         let reply_to = frame.request_id.filter(|_| is_reply(&frame.kind));
+        if let Some(request_id) = &reply_to {
+            self.awaited.answered(request_id);
+        }
         let draft = Draft {
             kind: frame.kind,
             runtime_id: Some(self.link.runtime_id.clone()),

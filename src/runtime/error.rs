@@ -34,9 +34,13 @@ pub enum DispatchError {
     /// the policy is to refuse, not to wait.
     #[error("the runtime's command queue is full")]
     Full,
-    /// The runtime disconnected before the frame was written or answered.
+    /// The runtime disconnected after the frame was written, before it was answered.
     #[error("the runtime disconnected before answering request {0:?}")]
     Gone(String),
+    /// The runtime's connection ended (it went, or this instance is shutting
+    /// down) before the frame was written: nothing was sent; retry.
+    #[error("the runtime's connection ended before request {0:?} was sent; nothing was sent, retry")]
+    NotSent(String),
     /// The socket did not take the frame before the deadline: it was not sent.
     #[error("the runtime's socket did not take request {0:?} in time")]
     NotTaken(String),
@@ -47,7 +51,9 @@ pub enum DispatchError {
 
 /// The outcomes of writing a frame to a runtime's socket, by name: how a
 /// cluster instance tells the sender what became of a forwarded command.
-pub const WRITE_OUTCOMES: [&str; 4] = ["written", "gone", "full", "late"];
+/// (`unsent` is newer than the others: an instance that does not know it
+/// reads it as `late`, which is also a frame never written.)
+pub const WRITE_OUTCOMES: [&str; 5] = ["written", "gone", "full", "late", "unsent"];
 
 impl DispatchError {
     /// The name of a write's outcome ([`WRITE_OUTCOMES`]): `written`, or
@@ -57,6 +63,7 @@ impl DispatchError {
             Ok(()) => "written",
             Err(Self::Full) => "full",
             Err(Self::NotTaken(_)) => "late",
+            Err(Self::NotSent(_)) => "unsent",
             Err(_) => "gone",
         }
     }
@@ -68,6 +75,7 @@ impl DispatchError {
             "written" => Ok(()),
             "full" => Err(Self::Full),
             "gone" => Err(Self::Gone(request_id.to_owned())),
+            "unsent" => Err(Self::NotSent(request_id.to_owned())),
             _ => Err(Self::NotTaken(request_id.to_owned())),
         }
     }
@@ -92,5 +100,7 @@ mod tests {
         let gone = DispatchError::from_write_outcome("gone", "r2").unwrap_err();
         assert!(matches!(&gone, DispatchError::Gone(id) if id == "r2"), "{gone:?}");
         assert!(matches!(DispatchError::from_write_outcome("full", "r3"), Err(DispatchError::Full)));
+        let unsent = DispatchError::from_write_outcome("unsent", "r4").unwrap_err();
+        assert!(matches!(&unsent, DispatchError::NotSent(id) if id == "r4"), "{unsent:?}");
     }
 }

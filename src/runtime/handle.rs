@@ -127,12 +127,13 @@ impl Handle {
     ) -> Result<(), DispatchError> {
         let request_id = frame.request_id.clone();
         let Some(link) = self.core.registry.local_link(runtime_id, generation) else {
-            return Err(DispatchError::Gone(request_id));
+            return Err(DispatchError::NotSent(request_id));
         };
         let written = link.send(frame)?;
         match timeout_at(deadline, written).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(DispatchError::Gone(request_id)),
+            // The socket task ended with the frame still queued.
+            Ok(Err(_)) => Err(DispatchError::NotSent(request_id)),
             Err(_) => Err(DispatchError::NotTaken(request_id)),
         }
     }

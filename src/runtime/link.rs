@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::DispatchError;
+use crate::protocol::commands::is_answered;
 use crate::protocol::{Command, Scope};
 
 /// A command as it goes to a runtime's socket, here or on the instance
@@ -18,12 +19,20 @@ pub struct CommandFrame {
     pub text: String,
     /// The command's runtime scope, remembered for re-sync after a reconnect.
     pub scope: Option<Scope>,
+    /// The runtime answers it by its `request_id` ([`is_answered`]): a
+    /// shutting-down socket waits for that answer before it closes.
+    pub answered: bool,
 }
 
 impl CommandFrame {
     /// `command`, ready to be written.
     pub fn of(command: &Command) -> Self {
-        Self { request_id: command.request_id().to_owned(), text: command.to_text(), scope: command.scope() }
+        Self {
+            request_id: command.request_id().to_owned(),
+            text: command.to_text(),
+            scope: command.scope(),
+            answered: is_answered(command.kind()),
+        }
     }
 }
 
@@ -33,6 +42,8 @@ pub struct Outgoing {
     pub text: String,
     /// The command's runtime scope, remembered for re-sync after a reconnect.
     pub scope: Option<Scope>,
+    /// Its `request_id` when the runtime answers it by that id.
+    pub answered_by: Option<String>,
     /// Fired once the frame is written; a closed receiver means its request
     /// gave up, and the frame is dropped unsent.
     pub written: oneshot::Sender<()>,
@@ -59,10 +70,11 @@ impl Link {
     /// once it is written. A full queue refuses ([`DispatchError::Full`]).
     pub(super) fn send(&self, frame: CommandFrame) -> Result<oneshot::Receiver<()>, DispatchError> {
         let (written, rx) = oneshot::channel();
-        let CommandFrame { request_id, text, scope } = frame;
-        self.tx.try_send(Outgoing { text, scope, written }).map_err(|e| match e {
+        let CommandFrame { request_id, text, scope, answered } = frame;
+        let answered_by = answered.then(|| request_id.clone());
+        self.tx.try_send(Outgoing { text, scope, answered_by, written }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => DispatchError::Full,
-            mpsc::error::TrySendError::Closed(_) => DispatchError::Gone(request_id),
+            mpsc::error::TrySendError::Closed(_) => DispatchError::NotSent(request_id),
         })?;
         Ok(rx)
     }

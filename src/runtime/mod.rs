@@ -10,6 +10,7 @@
 //! applied in one place, [`Handle::on_applied`], embedded or in a cluster.
 
 mod accept;
+mod awaited;
 pub mod closing;
 mod connection;
 mod dispatch;

@@ -248,11 +248,22 @@ impl Runtimes {
 
     /// A connection's socket task ended: publishes `runtime_offline` when it
     /// was its device's current one, and fails its awaited commands.
+    ///
+    /// Those fail where the log applies that event ([`super::Handle::on_applied`]),
+    /// so after every reply the runtime sent before it: in a cluster a reply
+    /// may still be on its way through the shared log when the socket closes
+    /// (failing the waits here lost it: a `502` for a command the runtime had
+    /// answered, seen in tests/cluster/rolling.rs). A connection a newer one
+    /// replaced publishes nothing; its waits fail here.
     pub(super) fn disconnected(&self, link: &Link, reason: &str) {
+        let mut announced = false;
         self.core().registry.leave(link, reason, |offline| {
             self.publish_status(link, "runtime_offline", offline);
+            announced = true;
         });
-        self.core().pending.fail_connection(&link.runtime_id, link.generation);
+        if !announced {
+            self.core().pending.fail_connection(&link.runtime_id, link.generation);
+        }
     }
 
     /// A local runtime answered a ping.

@@ -18,13 +18,14 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use super::{Hook, Webhooks};
+use super::{Hook, HookFilter, Webhooks};
 use crate::hub::{Event, Gap, Hub, Next, Start};
+use crate::protocol::UserPrincipal;
 use crate::protocol::scope::filter_admits;
 use crate::protocol::turn::{Flats, Seen};
 use crate::store::unix_now;
 
-/// Reads `hub` from now on, until `stop`.
+/// Reads `hub` from now on, until `stop` (embedded mode).
 pub(super) async fn run(hub: Hub, hooks: Webhooks, stop: CancellationToken) {
     let (mut reader, _) = hub.subscribe(Start::Live);
     let mut flats = Flats::default();
@@ -49,6 +50,56 @@ pub(super) async fn run(hub: Hub, hooks: Webhooks, stop: CancellationToken) {
 }
 
 fn read(hub: &Hub, event: &Event, hooks: &[Arc<Hook>], flats: &mut Flats) {
+    let now = unix_now();
+    let subscribers: Vec<Subscriber<'_>> = hooks.iter().map(|h| Subscriber::of(h)).collect();
+    for queued in deliveries(&hub.event_id(event.seq), event, &subscribers, flats, now) {
+        hooks[queued.index].enqueue(&queued.kind, queued.body, now);
+    }
+}
+
+/// What matching needs of a hook (in memory or from Redis).
+pub(crate) struct Subscriber<'a> {
+    /// Its event types.
+    pub events: &'a [String],
+    /// Its filter.
+    pub filter: &'a HookFilter,
+    /// The end user it reads as, if any.
+    pub user: Option<&'a UserPrincipal>,
+    /// True once that user's token was revoked.
+    pub revoked: bool,
+}
+
+impl<'a> Subscriber<'a> {
+    fn of(hook: &'a Hook) -> Self {
+        Self {
+            events: &hook.events,
+            filter: &hook.filter,
+            user: hook.user.as_deref(),
+            revoked: hook.revoked.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One delivery to queue, for `subscribers[index]`.
+pub(crate) struct Queued {
+    /// Which subscriber.
+    pub index: usize,
+    /// The event type.
+    pub kind: String,
+    /// The envelope.
+    pub body: Bytes,
+}
+
+/// The deliveries `event` (id `event_id`) makes for `subscribers`: the raw
+/// event and the flat one it completes, each for the subscribers reading
+/// it, in that order. `flats` reads every event, matched or not.
+pub(crate) fn deliveries(
+    event_id: &str,
+    event: &Event,
+    subscribers: &[Subscriber<'_>],
+    flats: &mut Flats,
+    now: u64,
+) -> Vec<Queued> {
     let data = event.data();
     let seen = Seen {
         kind: &event.kind,
@@ -58,48 +109,48 @@ fn read(hub: &Hub, event: &Event, hooks: &[Arc<Hook>], flats: &mut Flats) {
         data: &data,
     };
     let flat = flats.read(&seen);
-    if hooks.is_empty() {
-        return;
+    let mut out = Vec::new();
+    if subscribers.is_empty() {
+        return out;
     }
-    let now = unix_now();
-    let event_id = hub.event_id(event.seq);
-    let matching: Vec<&Arc<Hook>> = hooks.iter().filter(|h| reads(h, &seen, now)).collect();
+    let matching: Vec<usize> = (0..subscribers.len()).filter(|&i| reads(&subscribers[i], &seen, now)).collect();
     if matching.is_empty() {
-        return;
+        return out;
     }
     let raw = std::str::from_utf8(&data).ok().and_then(|s| RawValue::from_string(s.to_owned()).ok());
     let mut raw_body = None;
-    for hook in &matching {
-        if hook.events.iter().any(|t| **t == *event.kind)
+    for &index in &matching {
+        if subscribers[index].events.iter().any(|t| **t == *event.kind)
             && let Some(raw) = &raw
         {
-            let body = raw_body.get_or_insert_with(|| envelope(&event.kind, &event_id, raw));
-            hook.enqueue(&event.kind, body.clone(), now);
+            let body = raw_body.get_or_insert_with(|| envelope(&event.kind, event_id, raw));
+            out.push(Queued { index, kind: event.kind.to_string(), body: body.clone() });
         }
     }
     if let Some(flat) = flat {
         let kind = flat.kind();
         let json = serde_json::to_string(&flat).expect("flat events serialise");
         let raw = RawValue::from_string(json).expect("serde_json writes JSON");
-        let body = envelope(kind, &event_id, &raw);
-        for hook in matching.iter().filter(|h| h.events.iter().any(|t| t == kind)) {
-            hook.enqueue(kind, body.clone(), now);
+        let body = envelope(kind, event_id, &raw);
+        for &index in matching.iter().filter(|&&i| subscribers[i].events.iter().any(|t| t == kind)) {
+            out.push(Queued { index, kind: kind.to_owned(), body: body.clone() });
         }
     }
+    out
 }
 
-/// Does `hook` read this event (its filter, its maker's grants and expiry)?
-fn reads(hook: &Hook, seen: &Seen<'_>, now: u64) -> bool {
-    let f = &hook.filter;
+/// Does this subscriber read this event (its filter, its maker's grants and expiry)?
+fn reads(hook: &Subscriber<'_>, seen: &Seen<'_>, now: u64) -> bool {
+    let f = hook.filter;
     // The rule of feeds and `GET /events`.
     let want = [f.runtime.as_deref(), f.agent_id.as_deref(), f.conversation_id.as_deref()];
     if !filter_admits(want, seen.runtime_id, seen.agent_id, seen.conversation_id) {
         return false;
     }
-    match &hook.user {
+    match hook.user {
         None => true,
         Some(user) => {
-            !hook.revoked.load(Ordering::Relaxed)
+            !hook.revoked
                 && user.exp >= now
                 && user.grants.reads_event(seen.kind, seen.runtime_id, seen.agent_id, seen.conversation_id)
         }

@@ -1,29 +1,36 @@
-//! Webhooks (`POST /webhooks`), embedded mode: the bridge posts events to
-//! URLs, signed to Standard Webhooks v1 ([`sign`]), at least once, in
-//! order per hook ([`worker`]), behind an SSRF guard ([`target`]). One
-//! task reads the event log and queues each event for the hooks it
-//! matches ([`dispatch`]); one task per hook delivers. Both are in the
-//! shutdown tree ([`Webhooks::close`]). Hooks and their deliveries live in
-//! this process's memory: a restart forgets them (the docs say so). Who
-//! may make and manage hooks is decided in one place
+//! Webhooks (`POST /webhooks`): the bridge posts events to URLs, signed to
+//! Standard Webhooks v1 ([`sign`]), at least once, in order per hook
+//! ([`worker`]), behind an SSRF guard ([`target`]). Embedded mode
+//! ([`Webhooks`]): one task reads the event log and queues each event for
+//! the hooks it matches ([`dispatch`]); one task per hook delivers. Both
+//! are in the shutdown tree ([`Webhooks::close`]). Hooks and their
+//! deliveries live in this process's memory: a restart forgets them (the
+//! docs say so). In a cluster the hooks live in Redis and one instance at
+//! a time, holding a lease, reads and delivers with the same matching
+//! ([`dispatch::deliveries`]) and attempts ([`worker::attempt`]); when it
+//! dies another takes over within about LETTA_BRIDGE_NODE_TTL, still at
+//! least once (`src/cluster/webhooks/`). The door sees either through
+//! [`WebhookStore`]. Who may make and manage hooks is decided in one place
 //! ([`crate::protocol::Role::makes_webhooks`], `manages_webhook`).
 //!
 //! Bounded: at most [`MAX_HOOKS`] hooks, [`MAX_HOOKS_PER_USER`] of one end
 //! user; each hook's queue as [`hook`] says.
 
-mod dispatch;
+pub(crate) mod dispatch;
 mod hook;
 mod send;
 pub mod sign;
+mod store;
 pub mod target;
-mod worker;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use hook::{Delivery, Hook, HookFilter, MAX_PENDING, Redelivery, Status};
+pub use hook::{Delivery, Hook, HookFilter, MAX_PENDING, MAX_RECORDED, Redelivery, Status};
+pub use store::{HookFuture, HookInfo, MakeError, WebhookStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,18 +77,7 @@ pub struct NewHook {
     pub filter: HookFilter,
 }
 
-/// Why a hook was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum MakeError {
-    /// A URL that is no hook URL, or one the SSRF guard refuses (422).
-    #[error("{0}")]
-    Target(String),
-    /// Too many hooks (409).
-    #[error("{0}")]
-    Full(String),
-}
-
-/// The hooks of this instance, and their tasks.
+/// The hooks of this instance, and their tasks (embedded mode).
 #[derive(Clone)]
 pub struct Webhooks {
     inner: Arc<Inner>,
@@ -213,5 +209,52 @@ impl Webhooks {
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!(tasks = self.inner.tasks.len(), "webhook tasks did not end in time");
         }
+    }
+}
+
+impl Hook {
+    /// What the door shows of it.
+    pub fn info(&self) -> HookInfo {
+        HookInfo {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            events: self.events.clone(),
+            filter: self.filter.clone(),
+            owner: self.owner.clone(),
+            created_at: self.created_at,
+            disabled: self.disabled(),
+            pending: self.pending(),
+        }
+    }
+}
+
+impl WebhookStore for Webhooks {
+    fn create<'a>(
+        &'a self,
+        role: &'a Role,
+        new: NewHook,
+        revoked: Option<RevokedFuture>,
+    ) -> HookFuture<'a, (HookInfo, String)> {
+        Box::pin(async move { Webhooks::create(self, role, new, revoked).await.map(|(h, s)| (h.info(), s)) })
+    }
+
+    fn list<'a>(&'a self, role: &'a Role) -> HookFuture<'a, Vec<HookInfo>> {
+        Box::pin(async move { Ok(Webhooks::list(self, role).iter().map(|h| h.info()).collect()) })
+    }
+
+    fn delete<'a>(&'a self, role: &'a Role, id: &'a str) -> HookFuture<'a, bool> {
+        Box::pin(async move { Ok(Webhooks::delete(self, role, id)) })
+    }
+
+    fn deliveries<'a>(&'a self, role: &'a Role, id: &'a str) -> HookFuture<'a, Option<Vec<Delivery>>> {
+        Box::pin(async move { Ok(self.get(role, id).map(|h| h.deliveries())) })
+    }
+
+    fn redeliver<'a>(&'a self, role: &'a Role, id: &'a str, delivery: &'a str) -> HookFuture<'a, Option<Redelivery>> {
+        Box::pin(async move { Ok(self.get(role, id).map(|h| h.redeliver(delivery))) })
+    }
+
+    fn close(&self, grace: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Webhooks::close(self, grace))
     }
 }

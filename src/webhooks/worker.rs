@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 
 use super::hook::{Hook, Status};
 use super::send::{Signed, post};
+use super::target::{Allow, Target};
 use super::{Settings, sign};
 use crate::metrics;
 use crate::store::unix_now;
@@ -39,11 +40,44 @@ pub(super) async fn run(hook: Arc<Hook>, settings: Arc<Settings>) {
 }
 
 /// How one attempt ended.
-enum Outcome {
+pub(crate) enum Outcome {
+    /// A `2xx`.
     Delivered,
+    /// A `410`: the hook is disabled.
     Gone,
+    /// Anything else: tried again along the schedule.
     Failed,
 }
+
+/// How `result` ended, and the `last_status` and `last_error` it leaves on record.
+pub(crate) fn outcome(result: &Result<StatusCode, String>) -> (Outcome, Option<u16>, Option<String>) {
+    match result {
+        Ok(status) => {
+            let error = (!status.is_success()).then(|| format!("HTTP {status}"));
+            let outcome = if status.is_success() {
+                Outcome::Delivered
+            } else if *status == StatusCode::GONE {
+                Outcome::Gone
+            } else {
+                Outcome::Failed
+            };
+            (outcome, Some(status.as_u16()), error)
+        }
+        Err(e) => (Outcome::Failed, None, Some(e.clone())),
+    }
+}
+
+/// Why a hook whose delivery `id` failed all `attempts` is disabled.
+pub(crate) fn exhausted(id: &str, attempts: usize) -> String {
+    format!("delivery {id} failed all {attempts} attempts of the retry schedule")
+}
+
+/// Why a hook of an end user whose token expired is disabled.
+pub(crate) const EXPIRED: &str = "the end user's token that made it has expired";
+/// Why a hook of an end user whose token was revoked is disabled.
+pub(crate) const REVOKED: &str = "the end user's token that made it was revoked";
+/// Why a hook whose receiver answered `410` is disabled.
+pub(crate) const GONE: &str = "its receiver answered 410 Gone";
 
 /// Attempts delivery `id` along the schedule; false when the hook stopped meanwhile.
 async fn deliver(hook: &Hook, settings: &Settings, id: &str) -> bool {
@@ -59,40 +93,25 @@ async fn deliver(hook: &Hook, settings: &Settings, id: &str) -> bool {
         if let Some(user) = &hook.user
             && user.exp < unix_now()
         {
-            disable(hook, "expired", "the end user's token that made it has expired".into());
+            disable(hook, "expired", EXPIRED.into());
             return true;
         }
         if hook.revoked.load(Ordering::Relaxed) {
-            disable(hook, "revoked", "the end user's token that made it was revoked".into());
+            disable(hook, "revoked", REVOKED.into());
             return true;
         }
         let result = tokio::select! {
             r = attempt_once(hook, settings, id, body.clone()) => r,
             () = hook.stop.cancelled() => return false,
         };
-        let outcome = {
+        let (outcome, last_status, last_error) = outcome(&result);
+        {
             let mut state = hook.lock();
             let Some(delivery) = state.deliveries.get_mut(id) else { return true };
             delivery.attempts += 1;
-            match result {
-                Ok(status) => {
-                    delivery.last_status = Some(status.as_u16());
-                    delivery.last_error = (!status.is_success()).then(|| format!("HTTP {status}"));
-                    if status.is_success() {
-                        Outcome::Delivered
-                    } else if status == StatusCode::GONE {
-                        Outcome::Gone
-                    } else {
-                        Outcome::Failed
-                    }
-                }
-                Err(e) => {
-                    delivery.last_status = None;
-                    delivery.last_error = Some(e);
-                    Outcome::Failed
-                }
-            }
-        };
+            delivery.last_status = last_status;
+            delivery.last_error = last_error;
+        }
         match outcome {
             Outcome::Delivered => {
                 finish(hook, id, Status::Delivered);
@@ -100,7 +119,7 @@ async fn deliver(hook: &Hook, settings: &Settings, id: &str) -> bool {
             }
             Outcome::Gone => {
                 finish(hook, id, Status::Failed);
-                disable(hook, "gone", "its receiver answered 410 Gone".into());
+                disable(hook, "gone", GONE.into());
                 return true;
             }
             Outcome::Failed => {}
@@ -108,35 +127,61 @@ async fn deliver(hook: &Hook, settings: &Settings, id: &str) -> bool {
     }
     finish(hook, id, Status::Failed);
     let attempts = settings.schedule.len() + 1;
-    disable(hook, "failing", format!("delivery {id} failed all {attempts} attempts of the retry schedule"));
+    disable(hook, "failing", exhausted(id, attempts));
     true
 }
 
-/// One signed POST of `body`, after the SSRF guard resolved and checked the address.
 async fn attempt_once(hook: &Hook, settings: &Settings, id: &str, body: bytes::Bytes) -> Result<StatusCode, String> {
-    let addr = hook.target.resolve(&settings.allow).await?;
+    attempt(&hook.target, &settings.allow, &hook.secret, id, body).await
+}
+
+/// One signed POST of `body` to `target` as delivery `id`, after the SSRF
+/// guard resolved and checked the address.
+pub(crate) async fn attempt(
+    target: &Target,
+    allow: &Allow,
+    secret: &[u8],
+    id: &str,
+    body: bytes::Bytes,
+) -> Result<StatusCode, String> {
+    let addr = target.resolve(allow).await?;
     let timestamp = unix_now();
-    let signature = sign::signature(&hook.secret, id, timestamp, &body);
-    post(&hook.target, addr, &Signed { id, timestamp, signature: &signature }, body).await
+    let signature = sign::signature(secret, id, timestamp, &body);
+    post(target, addr, &Signed { id, timestamp, signature: &signature }, body).await
 }
 
 fn finish(hook: &Hook, id: &str, status: Status) {
     if let Some(delivery) = hook.lock().deliveries.get_mut(id) {
         delivery.status = status;
     }
+    count_finished(status);
+}
+
+/// Counts a delivery that ended (`delivered`, or `failed`).
+pub(crate) fn count_finished(status: Status) {
     let outcome = if status == Status::Delivered { "delivered" } else { "failed" };
     ::metrics::counter!(metrics::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
 }
 
+/// Counts a dropped delivery (a full queue).
+pub(crate) fn count_dropped(n: u64) {
+    ::metrics::counter!(metrics::WEBHOOK_DELIVERIES, "outcome" => "dropped").increment(n);
+}
+
 /// Disables `hook` (its pending deliveries stay, redeliverable) and reports it.
 pub(super) fn disable(hook: &Hook, reason: &'static str, why: String) {
-    tracing::warn!(webhook = %hook.id, reason, "webhook disabled: {why}");
-    ::metrics::counter!(metrics::WEBHOOKS_DISABLED, "reason" => reason).increment(1);
+    report_disabled(&hook.id, reason, &why);
     hook.lock().disabled = Some(why);
 }
 
+/// Logs and counts a hook disabled for `reason`.
+pub(crate) fn report_disabled(id: &str, reason: &'static str, why: &str) {
+    tracing::warn!(webhook = %id, reason, "webhook disabled: {why}");
+    ::metrics::counter!(metrics::WEBHOOKS_DISABLED, "reason" => reason).increment(1);
+}
+
 /// `wait` ±10 %, at random.
-fn jittered(wait: Duration) -> Duration {
+pub(crate) fn jittered(wait: Duration) -> Duration {
     let random = (uuid::Uuid::new_v4().as_u128() % 2001) as f64 / 1000.0 - 1.0;
     wait.mul_f64(1.0 + random / 10.0)
 }

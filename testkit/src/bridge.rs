@@ -50,7 +50,13 @@ impl BridgeProcess {
     /// Starts the bridge binary `bin` with the tokens above and `args`, logging
     /// to `log_path`; returns once it listens.
     pub fn start(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str]) -> Self {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
+        Self::start_listening(bin, log_path, "127.0.0.1:0", args)
+    }
+
+    /// As [`BridgeProcess::start`], listening on `listen` (e.g. the address a
+    /// stopped instance had, so that a balancer's upstream finds it again).
+    pub fn start_listening(bin: impl AsRef<OsStr>, log_path: PathBuf, listen: &str, args: &[&str]) -> Self {
+        let mut all = vec!["--listen", listen];
         all.extend_from_slice(args);
         Self::spawn(Guarded::command(bin, &all), log_path)
     }

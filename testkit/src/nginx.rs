@@ -80,10 +80,15 @@ impl Nginx {
         let listen = format!("listen {LISTEN};");
         let listens: Vec<&&str> = directives.iter().filter(|d| d.starts_with("listen ")).collect();
         assert_eq!(listens, [&listen.as_str()], "the nginx config must listen once, on {LISTEN}");
-        let servers: Vec<String> = UPSTREAMS.iter().map(|a| format!("server {a};")).collect();
+        // `server <address>[ <parameters>];`, the same parameters for each.
         let found: Vec<&str> =
             directives.iter().filter(|d| d.starts_with("server ") && d.ends_with(';')).copied().collect();
-        assert_eq!(found, servers, "the nginx config's upstream must be the three instances {UPSTREAMS:?}");
+        let params = found.first().and_then(|d| d.strip_prefix(&format!("server {}", UPSTREAMS[0]))).unwrap_or(";");
+        let servers: Vec<String> = UPSTREAMS.iter().map(|a| format!("server {a}{params}")).collect();
+        assert_eq!(
+            found, servers,
+            "the nginx config's upstream must be the three instances {UPSTREAMS:?}, with the same parameters"
+        );
         let mut out = String::with_capacity(config.len());
         for line in config.split_inclusive('\n') {
             let code = line.split('#').next().unwrap().trim();
@@ -92,7 +97,7 @@ impl Nginx {
             } else if code == servers[0] {
                 let indent = &line[..line.len() - line.trim_start().len()];
                 for a in upstreams {
-                    out.push_str(&format!("{indent}server {a};\n"));
+                    out.push_str(&format!("{indent}server {a}{params}\n"));
                 }
             } else if !servers.iter().any(|s| code == s) {
                 out.push_str(line);

@@ -76,6 +76,19 @@ impl Sse {
         }
     }
 
+    /// The next event, or `None` once the stream ends or breaks (a client
+    /// that resumes then reconnects); panics if nothing comes in time.
+    pub async fn try_next(&mut self) -> Option<SseEvent> {
+        let item = tokio::time::timeout(self.timeout, self.stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("nothing in {:?}; seen: {}", self.timeout, self.summary()));
+        let e = item?.ok()?;
+        let data = serde_json::from_str(&e.data).unwrap_or_else(|_| panic!("event data is JSON: {}", e.data));
+        let event = SseEvent { id: e.id, event: e.event, data };
+        self.seen.push(event.clone());
+        Some(event)
+    }
+
     /// True when the stream ends in time (no more events).
     pub async fn ends(&mut self) -> bool {
         loop {

@@ -169,8 +169,9 @@ fn every_operation_id_the_low_code_page_names_is_in_the_openapi_document() {
 #[test]
 fn what_the_low_code_page_says_is_not_available_yet_is_not_in_the_openapi_document() {
     let (paths, _) = document();
+    // The page has no such section since webhooks came to clusters; this
+    // keeps the next one honest.
     let not_yet: Vec<Section> = page().into_iter().filter(|s| s.heading.contains(NOT_YET)).collect();
-    assert!(!not_yet.is_empty(), "docs/lowcode.md has no section titled {NOT_YET:?}: drop this test with it");
     let named: BTreeSet<Request> = not_yet.iter().flat_map(requests).collect();
     let landed: Vec<&Request> = named.iter().filter(|r| documented(&paths, r)).collect();
     assert!(

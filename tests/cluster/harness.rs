@@ -65,17 +65,45 @@ impl Cluster {
     /// Starts instance `i` (1-based) with node id `n<i>`.
     pub fn add(&mut self, i: usize) {
         let log = self.dir.path.join(format!("bridge-{i}-{}.log", self.bridges.len()));
-        let node = format!("n{i}");
-        let url = self.redis.url();
-        let mut args =
-            vec!["--cluster-url", &url, "--cluster-name", &self.name, "--node-id", &node, "--node-ttl", &self.ttl];
-        args.extend(self.extra.iter().map(String::as_str));
+        let args = self.args(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let bridge = BridgeProcess::start(BIN, log, &args);
         if i <= self.bridges.len() {
             self.bridges[i - 1] = bridge;
         } else {
             self.bridges.push(bridge);
         }
+    }
+
+    /// Stops instance `i` (SIGTERM; returns once it has exited) and starts it
+    /// again with the same node id and settings on the same address, as a
+    /// rolling deploy does. Blocks the calling thread for the stop.
+    pub fn restart(&mut self, i: usize) {
+        let addr = self.at(i).addr.to_string();
+        self.bridges[i - 1].stop();
+        let log = self.dir.path.join(format!("bridge-{i}-restarted-{}.log", uuid()));
+        let args = self.args(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.bridges[i - 1] = BridgeProcess::start_listening(BIN, log, &addr, &args);
+    }
+
+    /// Instance `i`'s command line after `--listen`.
+    fn args(&self, i: usize) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--cluster-url",
+            &self.redis.url(),
+            "--cluster-name",
+            &self.name,
+            "--node-id",
+            &format!("n{i}"),
+            "--node-ttl",
+            &self.ttl,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(self.extra.iter().cloned());
+        args
     }
 
     /// The full name of one of the cluster's Redis keys (e.g. `meta`).

@@ -207,9 +207,18 @@ fn the_kit_starts_the_repository_nginx_config_with_only_its_ports_changed() {
     let (before, after): (Vec<&str>, Vec<&str>) = diff(&config, &changed);
     assert_eq!(
         before,
-        ["server 127.0.0.1:8285;", "server 127.0.0.1:8286;", "server 127.0.0.1:8287;", "listen 127.0.0.1:8284;"]
+        [
+            "server 127.0.0.1:8285 max_fails=0;",
+            "server 127.0.0.1:8286 max_fails=0;",
+            "server 127.0.0.1:8287 max_fails=0;",
+            "listen 127.0.0.1:8284;"
+        ]
     );
-    assert_eq!(after, ["server 127.0.0.1:41001;", "server 127.0.0.1:41002;", "listen 127.0.0.1:41000;"]);
+    assert_eq!(
+        after,
+        ["server 127.0.0.1:41001 max_fails=0;", "server 127.0.0.1:41002 max_fails=0;", "listen 127.0.0.1:41000;"],
+        "the servers keep their parameters"
+    );
     let absolute = config.replace("pid nginx.pid;", "pid /run/nginx.pid;");
     let refused = std::panic::catch_unwind(|| Nginx::configure(&absolute, 41000, &upstreams));
     assert!(refused.is_err(), "a path that needs root is refused loudly");
