@@ -62,7 +62,9 @@ fn a_user_message_with_text(doc: &mut Value) {
         "type": {"const": "message"},
         "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
         "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]}}});
-    let items = json!({"type": "array", "minItems": 1, "items": {"anyOf": [other, message]}, "contains": user});
+    let mut user_item = user;
+    user_item["properties"]["type"] = json!({"const": "message"});
+    let items = json!({"type": "array", "minItems": 1, "items": {"anyOf": [other, message]}, "contains": user_item});
     let input = json!({"description": "Text, or input items: only the last `user` message with text is sent (the agent keeps its own history)",
         "anyOf": [{"type": "string", "minLength": 1}, items]});
     request.insert("input".into(), input);
