@@ -173,6 +173,15 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_ASYNC_AFTER", default_value = "25s", value_parser = humantime::parse_duration)]
     pub async_after: Duration,
 
+    /// What the OpenAI-compatible API (`POST /v1/chat/completions`) does when
+    /// a turn stops to ask for a tool approval: `deny` answers it for the
+    /// caller (the tool does not run; the agent goes on and says so), `fail`
+    /// ends the request with a `409` `approval_required` error and leaves
+    /// the approval pending for `POST /approval`. Neither runs a tool
+    /// unapproved, and neither waits.
+    #[arg(long, env = "LETTA_BRIDGE_OPENAI_APPROVALS", value_enum, default_value_t = OpenAiApprovals::Deny)]
+    pub openai_approvals: OpenAiApprovals,
+
     /// Most awaited commands pending at once, over all runtimes (503 beyond).
     #[arg(long, env = "LETTA_BRIDGE_MAX_PENDING", default_value_t = 10_000)]
     pub max_pending: usize,
@@ -279,6 +288,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// What the OpenAI-compatible API does at a tool approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OpenAiApprovals {
+    /// Deny the tool call and let the turn go on.
+    Deny,
+    /// End the request with an error; the approval stays pending.
+    Fail,
 }
 
 impl Config {

@@ -252,7 +252,7 @@ fn owe(tx: &mpsc::Sender<Owed>, owed: Owed) -> Result<(), Flooded> {
 /// when it could not be sent.
 async fn forward(runtimes: Runtimes, runtime: String, out: Outgoing) -> Option<String> {
     let Outgoing { kind, request_id, command } = out;
-    let order = Order { runtime: Some(runtime), command, wait: Wait::Written, written: None };
+    let order = Order { runtime: Some(runtime), command, wait: Wait::Written, written: None, progress: None };
     let sent = runtimes.dispatch(order).await;
     sent.err().map(|e| frames::refusal(&kind, request_id.as_deref(), &e.to_string()))
 }
