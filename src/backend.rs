@@ -34,7 +34,8 @@ pub struct ClusterStatus {
     pub node: String,
     /// The cluster's name.
     pub name: String,
-    /// `ok`, or `unavailable` while Redis does not answer.
+    /// `ok`, or `unavailable` while Redis does not answer or refuses writes
+    /// (`READONLY`, `NOREPLICAS`).
     pub engine: &'static str,
     /// The instances holding a lease (this one included), as of the last renewal.
     pub instances: Vec<String>,

@@ -44,9 +44,12 @@
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
-//!   environments API, the relay and App-Server socket upgrades), stream
-//!   tickets, turns that outlive a request (`202` + `Location`, followed in
-//!   the shutdown tree, polled at `/turns`), feeds (`GET /events` URLs for
+//!   environments API, the relay and App-Server socket upgrades), the
+//!   OpenAI-compatible door (`/v1/chat/completions`, `/v1/responses`,
+//!   `/v1/models`: a turn followed to its end or streamed as it grows,
+//!   errors in OpenAI's shape), stream tickets, turns that outlive a
+//!   request (`202` + `Location`, followed in the shutdown tree, polled at
+//!   `/turns`), feeds (`GET /events` URLs for
 //!   readers that take only a URL), CORS/Origin checks, metrics, the
 //!   console page, OpenAPI (the 3.1 document shaped for importers, and its
 //!   Swagger 2.0 rendering) and the docs UI; extractors and the one error
@@ -55,7 +58,8 @@
 //!   process, or a cluster of instances on one Redis (`backend::cluster`,
 //!   cargo feature `cluster`, on by default: the shared log as typed records
 //!   and its mirror, routing to the instance holding a runtime, leases,
-//!   fencing, shared stores, behind the seams above). The one file that
+//!   fencing, shared stores, the primary a Redis Sentinel names and its
+//!   failovers, behind the seams above). The one file that
 //!   knows the feature; what `/status` shows of a cluster
 //!   ([`backend::ClusterView`]).
 //! - [`listener`]: the one accept loop and way of serving a connection,
@@ -85,7 +89,8 @@
 //! Events: WebSocket → socket task → [`runtime::EventSink`] (the hub,
 //! framed as SSE once) → each subscriber reads the ring from its own cursor
 //! ([`hub::Reader`]) → SSE response, a client socket of Letta's, or the
-//! follower of a turn, or the webhooks' reader (each hook's bounded queue →
+//! follower of a turn (whose text as it grows a streaming OpenAI request
+//! reads from a `watch`), or the webhooks' reader (each hook's bounded queue →
 //! its delivery task → the receiver; in a cluster only the webhooks
 //! leader reads, and the queues are lists in Redis). Each event the hub holds is then applied once
 //! ([`runtime::Handle::on_applied`]): a reply completes the command waiting

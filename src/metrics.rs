@@ -66,8 +66,10 @@ pub const WEBHOOKS_DISABLED: &str = "letta_bridge_webhooks_disabled_total";
 // Cluster mode.
 /// Redis round trip of the cluster's calls (histogram).
 pub const ENGINE_ROUND_TRIP: &str = "letta_bridge_engine_round_trip_seconds";
-/// Redis calls that failed because Redis did not answer (counter).
+/// Redis calls that failed because Redis did not answer or refused a write (counter).
 pub const ENGINE_ERRORS: &str = "letta_bridge_engine_errors_total";
+/// Times this instance followed the primary to another node (Sentinel) (counter).
+pub const ENGINE_FAILOVERS: &str = "letta_bridge_engine_failovers_total";
 /// From a local event to its being visible in the mirror (histogram).
 pub const APPEND_VISIBLE: &str = "letta_bridge_append_visible_seconds";
 /// Events waiting to be appended (gauge).
@@ -131,7 +133,14 @@ pub fn describe() {
 /// from an embedded bridge's `/metrics`).
 pub fn describe_cluster() {
     describe_histogram!(ENGINE_ROUND_TRIP, Unit::Seconds, "Redis round trip of the cluster's calls");
-    describe_counter!(ENGINE_ERRORS, "Redis calls that failed because Redis did not answer");
+    describe_counter!(
+        ENGINE_ERRORS,
+        "Redis calls that failed because Redis did not answer or refused a write (READONLY, NOREPLICAS)"
+    );
+    describe_counter!(
+        ENGINE_FAILOVERS,
+        "Times this instance followed the cluster's primary to another node (Sentinel)"
+    );
     describe_histogram!(
         APPEND_VISIBLE,
         Unit::Seconds,

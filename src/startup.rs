@@ -120,6 +120,7 @@ impl Application {
             wait_timeout: config.wait_timeout,
             max_wait_timeout: config.max_wait_timeout,
             async_after: config.async_after,
+            openai_approvals: config.openai_approvals,
             cors_origins: config.cors_origins.clone().into(),
             started: Instant::now(),
         };

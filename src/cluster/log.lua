@@ -2,7 +2,11 @@
 -- one script so that each runs atomically and in one total order.
 --
 -- Keys (P = "lb:{<cluster>}:", one hash slot):
---   P.."meta"          hash: epoch, seq, bytes, last:<node> (highest append id)
+--   P.."meta"          hash: epoch, seq, bytes, last:<node> (highest append id),
+--                      primary (the run_id of the Redis the log trusts), gate and
+--                      gate_since (the run_id being checked, since when)
+--   P.."checked"       set: the instances whose mirror checked the log since
+--                      its primary changed
 --   P.."events"        stream: id <seq>-0 (seqs without gaps); fields e k r a v g n q t i d
 --   P.."sizes"         list: the data size of each entry of events, oldest first
 --   P.."rt:"..device   hash: node, gen, online, online_since, offline_since,
@@ -19,10 +23,20 @@ local P = ARGV[2]
 local META = P .. 'meta'
 local EVENTS = P .. 'events'
 local SIZES = P .. 'sizes'
+local CHECKED = P .. 'checked'
+
+-- How long new entries wait at most, after the log's primary changed, for
+-- every live instance's mirror to check the log.
+local GATE_MS = 3000
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The Redis process this script runs on: a failover or a restart changes it.
+local function server()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 end
 
 -- The epoch, creating the log's meta when it is missing (a new or emptied
@@ -31,9 +45,36 @@ local function epoch(candidate)
   local e = redis.call('HGET', META, 'epoch')
   if e then return e end
   -- Entries without a meta are orphans of a partly lost engine.
-  redis.call('DEL', EVENTS, SIZES)
-  redis.call('HSET', META, 'epoch', candidate, 'seq', 0, 'bytes', 0)
+  redis.call('DEL', EVENTS, SIZES, CHECKED)
+  redis.call('HSET', META, 'epoch', candidate, 'seq', 0, 'bytes', 0, 'primary', server())
   return candidate
+end
+
+-- True when the log may take new entries. A log written on another Redis
+-- process (a replica promoted by a failover, a restart from a file) may
+-- miss its newest entries, and new entries would then take ids that
+-- subscribers already saw with other content. So after such a change no
+-- entry is added until each live instance's mirror has compared the log
+-- with what it read (mode `meta`: one that read further starts a new
+-- epoch, `bump`), or GATE_MS passed (an instance that cannot check).
+local function open(now)
+  local here = server()
+  local m = redis.call('HMGET', META, 'primary', 'gate', 'gate_since')
+  if m[1] == here then return true end
+  if m[2] ~= here then
+    redis.call('HSET', META, 'gate', here, 'gate_since', now)
+    redis.call('DEL', CHECKED)
+    m[3] = now
+  end
+  if now - tonumber(m[3]) < GATE_MS then
+    for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', now, '+inf')) do
+      if redis.call('SISMEMBER', CHECKED, node) == 0 then return false end
+    end
+  end
+  redis.call('HSET', META, 'primary', here)
+  redis.call('HDEL', META, 'gate', 'gate_since')
+  redis.call('DEL', CHECKED)
+  return true
 end
 
 -- Drops the oldest entries beyond the limits, in batches: between two
@@ -122,12 +163,16 @@ if mode == 'append' then
   -- kind, agent, conversation, reply-to, data, info (on: registration JSON).
   -- Returns one number per entry: its seq, 0 when fenced (another instance
   -- or connection holds the runtime now), -1 for an append id already applied.
+  -- Fails with GATED while the log waits for the mirrors' check (`open`).
   local node = ARGV[3]
   local ep = epoch(ARGV[4])
   local max_events, max_bytes, max_age = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
   local first = tonumber(ARGV[8])
   local last = tonumber(redis.call('HGET', META, 'last:' .. node) or '0')
   local now = now_ms()
+  if not open(now) then
+    return redis.error_reply('GATED the log waits for every instance to check it after its primary changed')
+  end
   local out = {}
   local n = first
   for i = 9, #ARGV, 9 do
@@ -170,9 +215,15 @@ if mode == 'reap' then
   -- Every instance whose lease expired (and ARGV[8]) loses its runtimes:
   -- each still held by it goes offline with reason instance_lost.
   -- Returns the reaped instances.
+  -- While the log waits for the mirrors' check (`open`): reaps nothing,
+  -- and fails with GATED when asked to reap ARGV[8] (retried at start).
   local ep = epoch(ARGV[3])
   local max_events, max_bytes, max_age = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local now = now_ms()
+  if not open(now) then
+    if ARGV[8] ~= '' then return redis.error_reply('GATED the log waits for its check after its primary changed') end
+    return {}
+  end
   local lost = redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', now)
   if ARGV[8] ~= '' then table.insert(lost, ARGV[8]) end
   for _, node in ipairs(lost) do
@@ -229,10 +280,20 @@ if mode == 'leave' then
 end
 
 if mode == 'meta' then
-  -- ARGV: 3 candidate epoch. Returns {epoch, seq}, creating the meta of an
-  -- emptied engine.
+  -- ARGV: 3 candidate epoch, 4 this instance, 5 its mirror's epoch, 6 the
+  -- seq its mirror read last. Returns {epoch, seq}, creating the meta of an
+  -- emptied engine. After the log's primary changed, a mirror that did not
+  -- read further than the log in its epoch counts as having checked it
+  -- (`open`); one that did leaves the gate closed and bumps the epoch.
   local ep = epoch(ARGV[3])
-  return { ep, redis.call('HGET', META, 'seq') }
+  local seq = tonumber(redis.call('HGET', META, 'seq'))
+  if redis.call('HGET', META, 'primary') ~= server() then
+    if not (ARGV[5] == ep and seq < tonumber(ARGV[6])) then
+      redis.call('SADD', CHECKED, ARGV[4])
+    end
+    open(now_ms())
+  end
+  return { ep, seq }
 end
 
 if mode == 'bump' then
@@ -240,10 +301,12 @@ if mode == 'bump' then
   -- (a lagging replica, a partial AOF): rather than reuse their ids for
   -- other content, it starts again under a new epoch. Compare-and-set, so
   -- that one instance does it. Returns the epoch in force.
+  -- A fresh log has no ids to protect: its primary is this Redis.
   local e = redis.call('HGET', META, 'epoch')
   if e ~= ARGV[3] then return e or ARGV[4] end
-  redis.call('DEL', EVENTS, SIZES)
-  redis.call('HSET', META, 'epoch', ARGV[4], 'seq', 0, 'bytes', 0)
+  redis.call('DEL', EVENTS, SIZES, CHECKED)
+  redis.call('HSET', META, 'epoch', ARGV[4], 'seq', 0, 'bytes', 0, 'primary', server())
+  redis.call('HDEL', META, 'gate', 'gate_since')
   return ARGV[4]
 end
 

@@ -73,12 +73,17 @@ struct Mirror {
 impl Mirror {
     /// Follows the log until its epoch needs a fresh look; `Err` on engine errors.
     async fn follow(&mut self) -> Result<(), RedisError> {
+        // After a failover the read goes to the new primary.
+        let moves = self.node.engine.moves();
         let mut con = self.node.engine.blocking_connection().await?;
         let Some(target) = self.check_epoch().await? else { return Ok(()) };
         let events = self.node.engine.key("events");
         let options = StreamReadOptions::default().block(BLOCK_MS).count(COUNT);
         let mut checked = Instant::now();
         loop {
+            if moves.has_changed().unwrap_or(true) {
+                return Ok(());
+            }
             if self.last >= target && !*self.node.loaded.borrow() {
                 self.node.loaded.send_replace(true);
                 tracing::info!(seq = self.last, epoch = %self.node.hub.epoch(), "the mirror of the shared log is loaded");
@@ -107,8 +112,9 @@ impl Mirror {
     /// the verdict. `Some(seq)`: the log's length, keep reading; `None`:
     /// the epoch changed, start again.
     async fn check_epoch(&mut self) -> Result<Option<u64>, RedisError> {
-        let (epoch, seq): (String, u64) = self.node.engine.script(Lua::Log, "meta").arg(new_epoch()).run().await?;
         let mine = self.node.hub.epoch();
+        let meta = self.node.engine.script(Lua::Log, "meta").arg(new_epoch()).arg(&self.node.id);
+        let (epoch, seq): (String, u64) = meta.arg(&*mine).arg(self.last).run().await?;
         let first = std::mem::replace(&mut self.first, false);
         match judge(&mine, self.last, &epoch, seq) {
             Verdict::Follow => Ok(Some(seq)),

@@ -18,7 +18,9 @@
 //!   idempotency answers, revocations and feeds live in Redis ([`stores`],
 //!   with the streams' ticket [`holds`]), and so do the turns that outlive
 //!   a request and the [`webhooks`] (delivered by one leader at a time).
-//!   Every call goes through the [`engine`].
+//!   Every call goes through the [`engine`], to the primary the URL or
+//!   Redis Sentinel names ([`primary`]; followed after a failover), and
+//!   counts in its [`health`].
 //!
 //! It plugs into the seams the embedded mode has: [`crate::runtime::EventSink`],
 //! [`crate::runtime::Peers`], and the stores of [`crate::store`]; it calls
@@ -31,11 +33,13 @@ mod engine;
 mod entry;
 mod epoch;
 mod fencing;
+mod health;
 mod holds;
 mod messages;
 mod mirror;
 mod peers;
 mod presence;
+mod primary;
 mod records;
 mod stores;
 mod webhooks;
@@ -149,12 +153,14 @@ impl Cluster {
         let peers = ClusterPeers::new(node.clone());
         let runtimes = Runtimes::clustered(handle, hub, appender.clone(), peers.clone());
         // A process that ran under this id before left its runtimes behind.
-        presence::reap(&node, &node.id).await.context("cannot take over this instance id's runtimes")?;
+        presence::take_over(&node).await.context("cannot take over this instance id's runtimes")?;
         presence::renew(&node).await.context("cannot take a lease in the cluster")?;
         node.tasks.spawn(appender.clone().run());
         node.tasks.spawn(mirror::run(node.clone(), appender.clone()));
         node.tasks.spawn(peers.listen());
         node.tasks.spawn(presence::run(node.clone(), appender.clone()));
+        let watcher = node.clone();
+        node.tasks.spawn(async move { watcher.engine.watch(watcher.stop.clone()).await });
         tracing::info!(node = %node.id, cluster = %node.settings.name, "joined the cluster");
         Ok((Self { node, appender, _stop: stop.drop_guard() }, runtimes))
     }

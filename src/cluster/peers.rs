@@ -7,11 +7,13 @@
 //! time it may still take; the holder writes it with the same call as its
 //! own commands ([`crate::runtime::Handle::write_local`]), dropping it once
 //! that time is up, and acks on the sender's channel. A publish that reaches
-//! nobody is a `503` at once. The holder gives up [`MARGIN`] before the
+//! nobody is a `503` at once, and so is a command this instance would
+//! forward while it is not subscribed to its own channel (its ack could not
+//! arrive: after a failover, until the subscription moved too). The holder gives up [`MARGIN`] before the
 //! sender does, so a command is never written after its client was told `504`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,13 +42,17 @@ use crate::metrics::FORWARDED;
 pub(super) struct ClusterPeers {
     node: Arc<Node>,
     next: AtomicU64,
+    /// True while this instance is subscribed to its channel: a command
+    /// forwarded meanwhile could not get its ack (after a failover, until
+    /// the subscription moved to the new primary).
+    listening: AtomicBool,
     /// Commands this instance forwarded, awaiting their ack (by name).
     waiting: Mutex<HashMap<u64, oneshot::Sender<String>>>,
 }
 
 impl ClusterPeers {
     pub(super) fn new(node: Arc<Node>) -> Arc<Self> {
-        Arc::new(Self { node, next: AtomicU64::new(1), waiting: Mutex::default() })
+        Arc::new(Self { node, next: AtomicU64::new(1), listening: AtomicBool::new(false), waiting: Mutex::default() })
     }
 
     /// Listens on this instance's channel until the instance leaves the cluster.
@@ -61,10 +67,13 @@ impl ClusterPeers {
     async fn subscribe(&self) {
         let channel = self.node.engine.channel(&self.node.id);
         loop {
+            // Subscribed again on the new primary after a failover.
+            let moved = self.node.engine.moved();
             match self.node.engine.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
-                        let mut messages = pubsub.on_message();
+                        self.listening.store(true, Ordering::Relaxed);
+                        let mut messages = pubsub.on_message().take_until(moved);
                         while let Some(msg) = messages.next().await {
                             let Ok(payload) = msg.get_payload::<String>() else { continue };
                             match serde_json::from_str::<Message>(&payload) {
@@ -72,6 +81,7 @@ impl ClusterPeers {
                                 Err(e) => tracing::warn!(error = %e, "an unreadable message on the cluster channel"),
                             }
                         }
+                        self.listening.store(false, Ordering::Relaxed);
                         tracing::debug!("the cluster channel closed; subscribing again");
                     }
                     Err(e) => self.node.engine.failed(&e),
@@ -148,6 +158,10 @@ impl Peers for ClusterPeers {
 
     fn forward<'a>(&'a self, to: &'a Remote, frame: CommandFrame, deadline: Instant) -> ForwardFuture<'a> {
         Box::pin(async move {
+            if !self.listening.load(Ordering::Relaxed) {
+                let why = "this instance is not subscribed to its channel yet (Redis failing over?); retry";
+                return Err(Unavailable(why.into()).into());
+            }
             let ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
             let corr = self.next.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();

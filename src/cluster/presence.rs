@@ -101,6 +101,21 @@ pub(super) async fn renew(node: &Node) -> Result<(), RedisError> {
     Ok(())
 }
 
+/// Takes over what a process that ran under this instance id left (its
+/// runtimes go offline); retried while the log waits for its check after
+/// its primary changed (`GATED`, at most a few seconds: `log.lua`).
+pub(super) async fn take_over(node: &Node) -> Result<(), RedisError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match reap(node, &node.id).await {
+            Err(e) if e.code() == Some("GATED") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Reaps instances whose lease expired, and `also` whatever its lease.
 pub(super) async fn reap(node: &Node, also: &str) -> Result<(), RedisError> {
     let limits = node.settings.limits;

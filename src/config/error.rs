@@ -37,7 +37,9 @@ pub enum ConfigError {
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     /// A cluster URL of another scheme.
-    #[error("LETTA_BRIDGE_CLUSTER_URL must start with redis://, rediss:// or redis+unix:// (got a {0:?} URL)")]
+    #[error(
+        "LETTA_BRIDGE_CLUSTER_URL must start with redis://, rediss://, redis+unix:// or redis+sentinel:// (got a {0:?} URL)"
+    )]
     ClusterUrl(String),
     /// A cluster or node name with other characters.
     #[error("{0} must be 1-64 characters of [A-Za-z0-9._-]")]

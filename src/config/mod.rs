@@ -173,6 +173,15 @@ pub struct Config {
     #[arg(long, env = "LETTA_BRIDGE_ASYNC_AFTER", default_value = "25s", value_parser = humantime::parse_duration)]
     pub async_after: Duration,
 
+    /// What the OpenAI-compatible API (`POST /v1/chat/completions`) does when
+    /// a turn stops to ask for a tool approval: `deny` answers it for the
+    /// caller (the tool does not run; the agent goes on and says so), `fail`
+    /// ends the request with a `409` `approval_required` error and leaves
+    /// the approval pending for `POST /approval`. Neither runs a tool
+    /// unapproved, and neither waits.
+    #[arg(long, env = "LETTA_BRIDGE_OPENAI_APPROVALS", value_enum, default_value_t = OpenAiApprovals::Deny)]
+    pub openai_approvals: OpenAiApprovals,
+
     /// Most awaited commands pending at once, over all runtimes (503 beyond).
     #[arg(long, env = "LETTA_BRIDGE_MAX_PENDING", default_value_t = 10_000)]
     pub max_pending: usize,
@@ -284,7 +293,10 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Redis (7+, or Valkey) shared by several bridge instances: `redis://`,
-    /// `rediss://` or `redis+unix://`. Unset: one process, everything in memory.
+    /// `rediss://`, `redis+unix://`, or
+    /// `redis+sentinel://host:port[,host:port…]/<master-name>` (the primary
+    /// Redis Sentinel names, followed after a failover). Unset: one process,
+    /// everything in memory.
     /// Every instance needs the same cluster name and the same tokens: it
     /// refuses to start without the runtime token (or tokens file), the
     /// client token and the admin token, and generates none.
@@ -316,6 +328,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// What the OpenAI-compatible API does at a tool approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OpenAiApprovals {
+    /// Deny the tool call and let the turn go on.
+    Deny,
+    /// End the request with an error; the approval stays pending.
+    Fail,
 }
 
 impl Config {

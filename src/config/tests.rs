@@ -70,6 +70,7 @@ fn cluster_settings_are_checked_only_with_a_cluster_url() {
         assert!(parse(&args).validate().is_err(), "{args:?}");
     }
     assert!(parse(&["--cluster-url", "redis+unix:///tmp/r.sock", "--node-id", "n-1"]).validate().is_ok());
+    assert!(parse(&["--cluster-url", "redis+sentinel://s1:26379,s2:26379/mymaster"]).validate().is_ok());
 }
 
 #[test]

@@ -44,7 +44,7 @@ impl Config {
     /// Checks the cluster settings (only used when a cluster URL is set).
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let Some(url) = &self.cluster_url else { return Ok(()) };
-        if !["redis://", "rediss://", "redis+unix://"].iter().any(|s| url.starts_with(s)) {
+        if !["redis://", "rediss://", "redis+unix://", "redis+sentinel://"].iter().any(|s| url.starts_with(s)) {
             let scheme = url.split_once("://").map_or("unknown", |(s, _)| s);
             return Err(ConfigError::ClusterUrl(scheme.to_owned()));
         }

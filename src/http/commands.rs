@@ -335,7 +335,7 @@ async fn send(
     };
     let max_wait = state.settings.max_wait_timeout + WRITE_WAIT;
     let run = |runtime| async {
-        let order = Order { runtime, command, wait, written: None };
+        let order = Order { runtime, command, wait, written: None, progress: None };
         if let Wait::Turn(_) = wait {
             return turns::follow(state, role.principal().into_owned(), order, prefer_async, base.clone()).await;
         }

@@ -172,6 +172,22 @@ impl ApiError {
         self.parts().0
     }
 
+    /// The problem type's last part (`runtime-unavailable`, …): what other
+    /// doors name the error by.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// Seconds a client should wait before trying again, when it should.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
+            Self::RateLimited { retry_after, .. } => Some(u32::try_from(*retry_after).unwrap_or(u32::MAX)),
+            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         use StatusCode as S;
         match self {
@@ -223,12 +239,7 @@ impl IntoResponse for ApiError {
             limit: None,
             missing: None,
         };
-        let retry_after = match &self {
-            Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
-            Self::RateLimited { retry_after, .. } => Some(u32::try_from(*retry_after).unwrap_or(u32::MAX)),
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
-            _ => None,
-        };
+        let retry_after = self.retry_after();
         let challenge = match &self {
             Self::InvalidToken(why) => Some(bearer_error("invalid_token", why)),
             Self::InsufficientScope { detail, .. } => Some(bearer_error("insufficient_scope", detail)),

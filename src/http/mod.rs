@@ -15,6 +15,7 @@ mod idempotency;
 mod letta;
 mod limits;
 mod metrics;
+mod openai;
 mod openapi;
 mod origin;
 mod reauth;
@@ -73,6 +74,9 @@ pub struct Settings {
     /// How long a `?wait=completion` request waits before it answers `202`
     /// (LETTA_BRIDGE_ASYNC_AFTER).
     pub async_after: Duration,
+    /// What `POST /v1/chat/completions` does at a tool approval request
+    /// (LETTA_BRIDGE_OPENAI_APPROVALS).
+    pub openai_approvals: crate::config::OpenAiApprovals,
     /// Browser origins allowed besides the bridge's own.
     pub cors_origins: Arc<[String]>,
     /// When the service started (for `uptime_secs`).
@@ -94,6 +98,7 @@ impl Settings {
             wait_timeout: Duration::from_secs(30),
             max_wait_timeout: Duration::from_secs(300),
             async_after: Duration::from_secs(25),
+            openai_approvals: crate::config::OpenAiApprovals::Deny,
             cors_origins: Arc::from([]),
             started: Instant::now(),
         }
@@ -164,6 +169,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(status::routes())
         .merge(runtime_side::routes())
         .merge(letta::routes())
+        .merge(openai::routes())
         .merge(tickets::routes())
         .merge(turns::routes())
         .merge(revocations::routes())

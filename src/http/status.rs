@@ -63,9 +63,10 @@ pub struct Health {
     pub status: &'static str,
     pub runtimes_online: usize,
     /// On `/readyz` when not ready: why — `draining` (shutting down),
-    /// `engine_unavailable` (cluster: Redis does not answer, the shared log
-    /// is not loaded yet, or the instance fenced itself), `runtimes` (fewer
-    /// runtimes online than `?runtimes=` asks for).
+    /// `engine_unavailable` (cluster: Redis does not answer or refuses
+    /// writes, the shared log is not loaded yet, or the instance fenced
+    /// itself), `runtimes` (fewer runtimes online than `?runtimes=` asks
+    /// for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }

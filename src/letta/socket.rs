@@ -259,7 +259,7 @@ async fn forward(runtimes: Runtimes, from: (Arc<Quotas>, Role), runtime: String,
     if let Err(limited) = quotas.request(&role).await {
         return Some(frames::refusal(&kind, request_id.as_deref(), &limited.to_string()));
     }
-    let order = Order { runtime: Some(runtime), command, wait: Wait::Written, written: None };
+    let order = Order { runtime: Some(runtime), command, wait: Wait::Written, written: None, progress: None };
     let sent = runtimes.dispatch(order).await;
     sent.err().map(|e| frames::refusal(&kind, request_id.as_deref(), &e.to_string()))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, timeout_at};
 use utoipa::ToSchema;
 
@@ -21,7 +21,7 @@ use super::turn::Follower;
 use super::{CommandFrame, DispatchError, Runtimes, Target};
 use crate::protocol::Command;
 use crate::protocol::commands::is_answered;
-use crate::protocol::turn::TurnResult;
+use crate::protocol::turn::{Progress, TurnResult};
 
 /// Longest a command that waits for nothing waits for its frame to reach the socket.
 pub const WRITE_WAIT: Duration = Duration::from_secs(15);
@@ -51,6 +51,11 @@ pub struct Order {
     /// (`202`, then polled) learns that it started. Dropped unsent when the
     /// command fails before that.
     pub written: Option<oneshot::Sender<Accepted>>,
+    /// With [`Wait::Turn`]: kept up to date with the turn's text as it
+    /// grows, for a door that streams it. A `watch` holds only the latest
+    /// text, so a slow reader makes the follower wait for nothing: it reads
+    /// the deltas merged.
+    pub progress: Option<watch::Sender<Progress>>,
 }
 
 /// A command was queued and written to the runtime's socket.
@@ -82,7 +87,7 @@ pub enum Dispatched {
 impl Runtimes {
     /// Sends `order.command` to its runtime and waits as asked.
     pub async fn dispatch(&self, order: Order) -> Result<Dispatched, DispatchError> {
-        let Order { runtime, mut command, wait, written } = order;
+        let Order { runtime, mut command, wait, written, progress } = order;
         let wait = match wait {
             Wait::Reply(_) if !is_answered(command.kind()) => Wait::Written,
             other => other,
@@ -105,7 +110,8 @@ impl Runtimes {
             Wait::Turn(_) => {
                 // Held until the turn is over: counted, and its id claimed.
                 let held = self.pending().hold(&runtime_id, generation, &request_id)?;
-                follower = Some((Follower::start(&self.inner.hub, &runtime_id, &mut command)?, held));
+                let started = Follower::start(&self.inner.hub, &runtime_id, &mut command, progress)?;
+                follower = Some((started, held));
             }
         }
         let cursor = self.inner.hub.cursor();

@@ -38,7 +38,7 @@ pub use registry::{MAX_OFFLINE_DEVICES, RegistryFull, rfc3339, unix_millis_now};
 pub use runtimes::{RegisterError, Runtimes};
 pub use scopes::MAX_SCOPES;
 pub use sink::{EventSink, HubSink};
-pub use target::{Remote, RouteError, RuntimeInfo, RuntimePage, Target};
+pub use target::{KnownScope, Remote, RouteError, RuntimeInfo, RuntimePage, Target};
 
 /// Settings of runtime sockets and the commands sent to them.
 #[derive(Debug, Clone, Copy)]

@@ -19,6 +19,7 @@ use super::link::CommandFrame;
 use super::peers::{Peers, Registration};
 use super::registry::{Joined, RegistryFull};
 use super::sink::{EventSink, HubSink};
+use super::target::KnownScope;
 use super::{
     DispatchError, Handle, Link, Pending, RouteError, RuntimeInfo, RuntimePage, Settings, Target, Unavailable,
 };
@@ -158,6 +159,12 @@ impl Runtimes {
     /// online; and where its socket is served (here, or which instance).
     pub fn resolve(&self, name: Option<&str>) -> Result<Target, RouteError> {
         self.core().registry.route(name)
+    }
+
+    /// The scopes (agent and conversation) seen on each runtime known here:
+    /// what a door can offer to address without naming a runtime.
+    pub fn scopes_seen(&self) -> Vec<KnownScope> {
+        self.core().registry.scopes_seen()
     }
 
     /// Writes `frame` to the socket of `runtime_id`'s connection

@@ -80,3 +80,14 @@ pub struct RuntimePage {
     /// True when runtimes with later ids follow.
     pub more: bool,
 }
+
+/// A scope seen on a runtime (an event of the runtime named it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownScope {
+    /// The runtime (device id).
+    pub runtime_id: String,
+    /// True when the runtime is online now.
+    pub online: bool,
+    /// The agent and conversation.
+    pub scope: crate::protocol::Scope,
+}

@@ -23,6 +23,8 @@
 //! - [`model_server`]: a scripted OpenAI-compatible model server for offline agent turns
 //!   (text, or a tool call and the reply once its result comes back).
 //! - [`redis`]: a real `redis-server` on a Unix socket, killed and restarted at will.
+//! - [`sentinel`]: Redis that fails over: a primary, a replica and three Sentinels on
+//!   loopback ports.
 //! - [`nginx`]: nginx balancing over several bridges, from the repository's nginx config.
 //!
 //! The kit does not depend on the `letta-bridge` crate: the in-process
@@ -41,6 +43,7 @@ pub mod nginx;
 pub mod process;
 pub mod redis;
 pub mod replay;
+pub mod sentinel;
 pub mod sse;
 
 pub use fake_runtime::{FakeRuntime, Seen};

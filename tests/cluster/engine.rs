@@ -1,8 +1,11 @@
-//! Redis going away: a restart without its data resets every stream; a
-//! short outage answers 503 and loses nothing; a long one fences.
+//! Redis going away: a restart without its data resets every stream; a log
+//! that lost its newest events (a failover to a replica that lagged) takes
+//! a new epoch rather than give their ids to new events; a short outage
+//! answers 503 and loses nothing; a long one fences.
 
 use std::time::Duration;
 
+use letta_bridge_testkit::SseEvent;
 use serde_json::{Value, json};
 
 use crate::harness::{Cluster, WAIT, authed, input};
@@ -61,6 +64,41 @@ async fn a_log_that_went_back_in_time_starts_a_new_epoch_rather_than_give_old_id
     let after = on2.next_of("marker").await;
     assert_eq!(after.data["i"], 3);
     assert!(!ids.contains(&after.id), "no id is given to other content: {} in {ids:?}", after.id);
+}
+
+#[tokio::test]
+async fn a_log_that_lost_its_newest_events_to_a_failover_takes_no_new_event_before_every_mirror_checked_it() {
+    let Some(cluster) = Cluster::start("log_gated", 2) else { return };
+    let mut streams = [cluster.events(1, "?types=marker,reset").await, cluster.events(2, "?types=marker,reset").await];
+    let rt = cluster.runtime(1, "dev-g").await;
+    for i in 0..3 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    let mut ids = Vec::new();
+    for sse in &mut streams {
+        for _ in 0..3 {
+            ids.push(sse.next_of("marker").await.id);
+        }
+    }
+    // What a promoted replica that missed the newest writes looks like: the
+    // log is shorter than the mirrors read, and another Redis wrote it. New
+    // events follow at once, before any mirror looked at the log again.
+    let script =
+        "\"redis.call('DEL', KEYS[1]); redis.call('HSET', KEYS[2], 'seq', 0, 'primary', 'elsewhere'); return 1\"";
+    let answer = cluster.redis.command(&format!("EVAL {script} 2 {} {}", cluster.key("events"), cluster.key("meta")));
+    assert!(answer.starts_with(":1"), "{answer}");
+    for i in 3..6 {
+        rt.emit("marker", "agent-1", "conv-1", json!({"i": i}));
+    }
+    for sse in &mut streams {
+        let reset = sse.next_of("reset").await;
+        assert_eq!(reset.data["reason"], "other_epoch");
+        let got: Vec<SseEvent> =
+            vec![sse.next_of("marker").await, sse.next_of("marker").await, sse.next_of("marker").await];
+        let numbers: Vec<i64> = got.iter().map(|e| e.data["i"].as_i64().unwrap()).collect();
+        assert_eq!(numbers, vec![3, 4, 5], "the new events, once, in order, after the reset");
+        assert!(got.iter().all(|e| !ids.contains(&e.id)), "no id given to other content: {}", sse.summary());
+    }
 }
 
 #[tokio::test]

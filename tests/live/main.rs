@@ -13,5 +13,6 @@ mod node;
 mod approvals;
 mod clients;
 mod connection;
+mod openai;
 mod turns;
 mod users;

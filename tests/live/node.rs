@@ -38,7 +38,7 @@ pub fn packages_or_skip(test: &str) -> bool {
 
 /// The runtime install `.ci/letta-runtime` made: `bin/letta` is a launcher
 /// two folders down; beside it the Node 22 it runs on and the package.
-fn install_dir(launcher: &Path) -> PathBuf {
+pub fn install_dir(launcher: &Path) -> PathBuf {
     let launcher = std::fs::canonicalize(launcher).expect("the launcher exists");
     launcher.parent().and_then(Path::parent).expect("the launcher is <install>/bin/letta").to_owned()
 }

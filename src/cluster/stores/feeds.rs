@@ -77,12 +77,14 @@ impl RedisFeeds {
     async fn listen(self: Arc<Self>, stop: CancellationToken) {
         let subscribe = async {
             loop {
+                // Subscribed again on the new primary after a failover.
+                let moved = self.node.engine.moved();
                 match self.node.engine.pubsub().await {
                     Ok(mut pubsub) => match pubsub.subscribe(self.channel()).await {
                         Ok(()) => {
                             // Deleted while this instance was not listening.
                             self.end_deleted().await;
-                            let mut messages = pubsub.on_message();
+                            let mut messages = pubsub.on_message().take_until(moved);
                             while let Some(msg) = messages.next().await {
                                 let Ok(payload) = msg.get_payload::<String>() else { continue };
                                 if let Some(FeedDeleted { id }) = FeedDeleted::from_json(&payload) {

@@ -68,10 +68,12 @@ async fn listen(node: Arc<Node>, local: Arc<MemoryRevocations>, stop: Cancellati
     let channel = node.engine.key("revocations");
     let subscribe = async {
         loop {
+            // Subscribed again on the new primary after a failover.
+            let moved = node.engine.moved();
             match node.engine.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
-                        let mut messages = pubsub.on_message();
+                        let mut messages = pubsub.on_message().take_until(moved);
                         while let Some(msg) = messages.next().await {
                             let Ok(payload) = msg.get_payload::<String>() else { continue };
                             let Some(Revoked { jti, exp }) = Revoked::from_json(&payload) else { continue };

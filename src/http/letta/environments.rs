@@ -129,7 +129,8 @@ async fn post_message(
     }
     let count = commands.len();
     for command in commands {
-        let order = Order { runtime: Some(device.clone()), command, wait: Wait::Written, written: None };
+        let order =
+            Order { runtime: Some(device.clone()), command, wait: Wait::Written, written: None, progress: None };
         state.runtimes.dispatch(order).await?;
     }
     let message = if count == 1 { "sent 1 input".to_owned() } else { format!("sent {count} inputs") };

@@ -41,6 +41,7 @@ use crate::hub::HubStats;
         (name = "status", description = "Runtimes, health and readiness"),
         (name = "runtime", description = "Endpoints the Letta Code runtime itself calls"),
         (name = "letta", description = "Letta's own clients: the environments API, the relay socket and an App-Server socket"),
+        (name = "openai", description = "OpenAI-compatible: Chat Completions, Responses and models, with the agent id as the model (docs/openai.md)"),
         (name = "docs", description = "This document, in OpenAPI 3.1 or Swagger 2.0")
     )
 )]

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 pub fn apply(doc: &mut Value) {
     public_operations(doc);
     exactly_one_answer(doc);
+    a_user_message_with_text(doc);
     let copied = discriminated_unions(doc);
     drop_unused(doc, copied);
     free_form_objects(doc);
@@ -28,6 +29,45 @@ fn exactly_one_answer(doc: &mut Value) {
     let neither =
         json!({"properties": {"decision": {"not": {"type": "object"}}, "error": {"not": {"type": "string"}}}});
     answer.insert("not".into(), json!({"anyOf": [both, neither]}));
+}
+
+/// A chat completion request (the OpenAI-compatible door) holds a `user`
+/// message with text, and a message's content is text, parts or null; a
+/// Responses API request's `input` is text or items holding one.
+fn a_user_message_with_text(doc: &mut Value) {
+    if let Some(message) = doc.pointer_mut("/components/schemas/ChatMessage/properties").and_then(Value::as_object_mut)
+    {
+        let content = json!({"description": "Text, or content parts (`{\"type\":\"text\",\"text\":\"…\"}`; only the text parts of the last user message with text are sent)",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]});
+        message.insert("content".into(), content);
+    }
+    let text_part = json!({"type": "object", "required": ["type", "text"],
+        "properties": {"type": {"enum": ["text", "input_text"]}, "text": {"type": "string", "minLength": 1}}});
+    let text = json!({"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "contains": text_part}]});
+    let user = json!({"type": "object", "required": ["role", "content"],
+        "properties": {"role": {"const": "user"}, "content": text}});
+    if let Some(messages) =
+        doc.pointer_mut("/components/schemas/ChatCompletionRequest/properties/messages").and_then(Value::as_object_mut)
+    {
+        messages.insert("contains".into(), user.clone());
+    }
+    // The Responses API's `input`: text, or items (messages, and others of a `type` passed over).
+    let Some(request) =
+        doc.pointer_mut("/components/schemas/ResponseRequest/properties").and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let other = json!({"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "not": {"const": "message"}}}});
+    let message = json!({"type": "object", "required": ["role"], "properties": {
+        "type": {"const": "message"},
+        "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]}}});
+    let mut user_item = user;
+    user_item["properties"]["type"] = json!({"const": "message"});
+    let items = json!({"type": "array", "minItems": 1, "items": {"anyOf": [other, message]}, "contains": user_item});
+    let input = json!({"description": "Text, or input items: only the last `user` message with text is sent (the agent keeps its own history)",
+        "anyOf": [{"type": "string", "minLength": 1}, items]});
+    request.insert("input".into(), input);
 }
 
 /// Removes the schemas in `names` that nothing references any more.

@@ -115,6 +115,16 @@ impl Role {
         }
     }
 
+    /// May the caller send messages to `agent` in `conversation` on
+    /// `runtime`? What the OpenAI-compatible door lists as its models: the
+    /// agents a caller can talk to (an end user: where a grant holds `input`).
+    pub fn sends_to(&self, runtime: &str, agent: &str, conversation: &str) -> bool {
+        match self {
+            Self::Admin | Self::Client => true,
+            Self::User(user) => user.grants.allows(super::grants::Action::Input, runtime, agent, conversation),
+        }
+    }
+
     /// The end user, when the caller is one.
     pub fn user(&self) -> Option<&Arc<UserPrincipal>> {
         match self {

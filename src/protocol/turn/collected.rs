@@ -1,12 +1,12 @@
-//! What following a turn gathers from its events: the assistant's text,
-//! the run that stops for an approval, the runtime's failure report, the
-//! event ids; and starting over when the events turn out to be another
-//! turn's.
+//! What following a turn gathers from its events: the assistant's text
+//! and reasoning, the model's token usage, the run that stops for an
+//! approval, the runtime's failure report, the event ids; and starting over
+//! when the events turn out to be another turn's.
 
 use serde_json::Value;
 
-use super::REQUIRES_APPROVAL;
 use super::owner::{Owner, Owners};
+use super::{REQUIRES_APPROVAL, TokenUsage};
 
 /// What the turn's events said so far.
 #[derive(Debug, Default)]
@@ -14,6 +14,12 @@ pub(super) struct Collected {
     pub(super) text: String,
     /// `delta.id` of the last assistant message appended to `text`.
     last_message: Option<String>,
+    /// The `reasoning_message` deltas' text, joined as `text` is.
+    pub(super) reasoning: String,
+    /// `delta.id` of the last reasoning message appended to `reasoning`.
+    last_reasoning: Option<String>,
+    /// The sum of the turn's `usage_statistics` deltas (one per model call).
+    pub(super) usage: Option<TokenUsage>,
     /// `run_id` of the `requires_approval` stop reason delta, if one came.
     pub(super) approval_run: Option<String>,
     /// The runtime's `loop_status.failure` for this turn, as it sent it.
@@ -36,6 +42,9 @@ impl Collected {
         self.event_ids.truncate(self.accepted_ids);
         self.text.clear();
         self.last_message = None;
+        self.reasoning.clear();
+        self.last_reasoning = None;
+        self.usage = None;
         self.approval_run = None;
         if !self.failure_named_us {
             self.failure = None;
@@ -52,11 +61,15 @@ impl Collected {
         }
     }
 
-    /// Reads a `stream_delta`'s `delta`: assistant text, or the run that
-    /// stops for an approval.
+    /// Reads a `stream_delta`'s `delta`: assistant text, reasoning, token
+    /// usage, or the run that stops for an approval.
     pub(super) fn delta(&mut self, delta: &Value) {
         match delta["message_type"].as_str() {
-            Some("assistant_message") => self.append(delta),
+            Some("assistant_message") => append(&mut self.text, &mut self.last_message, delta, &delta["content"]),
+            Some("reasoning_message") => {
+                append(&mut self.reasoning, &mut self.last_reasoning, delta, &delta["reasoning"]);
+            }
+            Some("usage_statistics") => self.usage = Some(self.usage.unwrap_or_default().plus(delta)),
             Some("stop_reason") if delta["stop_reason"] == REQUIRES_APPROVAL => {
                 self.approval_run = delta["run_id"].as_str().map(str::to_owned);
             }
@@ -81,28 +94,30 @@ impl Collected {
             Owner::Unknown | Owner::Other => {}
         }
     }
+}
 
-    /// Appends an `assistant_message` delta's text.
-    fn append(&mut self, delta: &Value) {
-        let id = delta["id"].as_str();
-        if id.is_some() && self.last_message.as_deref() != id {
-            if !self.text.is_empty() {
-                self.text.push_str("\n\n");
-            }
-            self.last_message = id.map(str::to_owned);
+/// Appends a message delta's text (`content` or `reasoning`: a string, or
+/// text parts) to `text`; a new message (another `delta.id`) after a blank
+/// line.
+fn append(text: &mut String, last: &mut Option<String>, delta: &Value, content: &Value) {
+    let id = delta["id"].as_str();
+    if id.is_some() && last.as_deref() != id {
+        if !text.is_empty() {
+            text.push_str("\n\n");
         }
-        match &delta["content"] {
-            Value::String(s) => self.text.push_str(s),
-            Value::Array(parts) => {
-                for part in parts {
-                    if part["type"] == "text"
-                        && let Some(t) = part["text"].as_str()
-                    {
-                        self.text.push_str(t);
-                    }
+        *last = id.map(str::to_owned);
+    }
+    match content {
+        Value::String(s) => text.push_str(s),
+        Value::Array(parts) => {
+            for part in parts {
+                if part["type"] == "text"
+                    && let Some(t) = part["text"].as_str()
+                {
+                    text.push_str(t);
                 }
             }
-            _ => {}
         }
+        _ => {}
     }
 }

@@ -46,6 +46,7 @@
 mod collected;
 mod flat;
 mod owner;
+mod progress;
 mod result;
 
 use serde_json::{Map, Value};
@@ -53,7 +54,8 @@ use serde_json::{Map, Value};
 use collected::Collected;
 pub use flat::{APPROVAL_REQUESTED, Flat, Flats, TURN_FINISHED_FLAT};
 use owner::{Owner, Owners};
-pub use result::{PendingApproval, REQUIRES_APPROVAL, TurnError, TurnFailure, TurnResult};
+pub use progress::Progress;
+pub use result::{PendingApproval, REQUIRES_APPROVAL, TokenUsage, TurnError, TurnFailure, TurnResult};
 
 /// Where the turn is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +269,14 @@ impl Turn {
         }
     }
 
+    /// The assistant's text and reasoning so far, once the turn is known to
+    /// be ours and running (`None` before: what a queued input collects may
+    /// still turn out to be another turn's).
+    pub fn so_far(&self) -> Option<(&str, &str)> {
+        let ours = self.phase == Phase::Running || (self.phase == Phase::Accepting && self.answers.is_some());
+        ours.then_some((self.collected.text.as_str(), self.collected.reasoning.as_str()))
+    }
+
     /// The error for a turn whose deadline passed.
     pub fn timed_out(&self) -> TurnError {
         let state = match self.phase {
@@ -337,6 +347,8 @@ impl Turn {
             turn_finished,
             approval,
             failure: collected.failure,
+            reasoning: collected.reasoning,
+            usage: collected.usage,
         }
     }
 }

@@ -62,6 +62,53 @@ pub struct TurnResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<TurnFailure>, nullable = false)]
     pub failure: Option<Value>,
+    /// The `reasoning_message` deltas' text (for the OpenAI-compatible door;
+    /// not part of this body).
+    #[serde(skip)]
+    pub reasoning: String,
+    /// The model's token usage over the turn, when the runtime reported it
+    /// (`usage_statistics` deltas; for the OpenAI-compatible door).
+    #[serde(skip)]
+    pub usage: Option<TokenUsage>,
+}
+
+/// Tokens the model used, summed over a turn's `usage_statistics` deltas
+/// (one per model call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Tokens of the prompts.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Their sum, as the runtime counted it.
+    pub total_tokens: u64,
+}
+
+impl TokenUsage {
+    /// This usage plus a `usage_statistics` delta's counts (missing ones are 0).
+    pub fn plus(self, delta: &Value) -> Self {
+        let count = |name: &str| delta[name].as_u64().unwrap_or(0);
+        let (prompt, completion) = (count("prompt_tokens"), count("completion_tokens"));
+        let total = delta["total_tokens"].as_u64().unwrap_or(prompt + completion);
+        Self {
+            prompt_tokens: self.prompt_tokens + prompt,
+            completion_tokens: self.completion_tokens + completion,
+            total_tokens: self.total_tokens + total,
+        }
+    }
+}
+
+/// The sum of two usages (of two parts of a turn).
+impl std::ops::Add for TokenUsage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            prompt_tokens: self.prompt_tokens + other.prompt_tokens,
+            completion_tokens: self.completion_tokens + other.completion_tokens,
+            total_tokens: self.total_tokens + other.total_tokens,
+        }
+    }
 }
 
 impl TurnResult {

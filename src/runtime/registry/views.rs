@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::super::target::{RuntimeInfo, RuntimePage};
+use super::super::target::{KnownScope, RuntimeInfo, RuntimePage};
 use super::{Device, Link, Registry};
 use crate::protocol::bridge::RuntimeOnline;
 
@@ -34,6 +34,23 @@ impl Registry {
         let more = ids.len() > limit;
         let runtimes = ids.into_iter().take(limit).map(|id| state.devices[id].info(id)).collect();
         RuntimePage { runtimes, more }
+    }
+
+    /// The scopes seen on each known runtime (of this instance, and in a
+    /// cluster of every instance: the log's events are noted everywhere),
+    /// by runtime id and then as first seen.
+    pub(in crate::runtime) fn scopes_seen(&self) -> Vec<KnownScope> {
+        let state = self.lock();
+        let mut ids: Vec<&Arc<str>> = state.devices.keys().collect();
+        ids.sort_unstable();
+        let mut known = Vec::new();
+        for id in ids {
+            let device = &state.devices[id];
+            let online = device.live.is_some();
+            let scopes = device.scopes.list().into_iter();
+            known.extend(scopes.map(|scope| KnownScope { runtime_id: id.to_string(), online, scope }));
+        }
+        known
     }
 
     /// The `runtime_online` of a local connection, while it is current.

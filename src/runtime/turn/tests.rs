@@ -36,7 +36,7 @@ async fn finish(follower: Follower) -> TurnError {
 #[tokio::test]
 async fn a_follower_the_ring_overtook_fails_at_once_naming_the_setting_to_raise() {
     let hub = hub();
-    let follower = Follower::start(&hub, "dev", &mut input()).unwrap();
+    let follower = Follower::start(&hub, "dev", &mut input(), None).unwrap();
     publish(&hub, 5);
     let error = finish(follower).await;
     assert!(matches!(error, TurnError::Lagged { missed: 3, .. }), "{error:?}");
@@ -46,7 +46,7 @@ async fn a_follower_the_ring_overtook_fails_at_once_naming_the_setting_to_raise(
 #[tokio::test]
 async fn a_follower_whose_log_restarted_fails_at_once_saying_its_events_are_lost() {
     let hub = hub();
-    let follower = Follower::start(&hub, "dev", &mut input()).unwrap();
+    let follower = Follower::start(&hub, "dev", &mut input(), None).unwrap();
     hub.rebase("fresh");
     let error = finish(follower).await;
     assert!(matches!(error, TurnError::LogReset(_)), "{error:?}");

@@ -1,0 +1,93 @@
+//! `POST /v1/responses`: OpenAI's Responses API on the same turn machinery
+//! as chat completions — the request read ([`request`]), the turn prepared
+//! and run ([`super::turn`]), the answer a `response` object or, with
+//! `stream: true`, the Responses API's events ([`events`]).
+
+mod events;
+mod request;
+mod shapes;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+pub use request::ResponseRequest;
+pub use shapes::{ResponseEvent, ResponseObject};
+
+use super::chat::{LettaHeaders, unix_secs};
+use super::error::{ErrorBody, OpenAiError};
+use super::request::{CONVERSATION_HEADER, DEFAULT_CONVERSATION, RUNTIME_HEADER, header_id};
+use super::shapes::LettaTurn;
+use super::{stream, turn};
+use crate::http::extract::{Client, JsonBody};
+use crate::http::{ApiError, AppState, hints};
+use crate::protocol::turn::Progress;
+
+/// Send the last user message to the agent named by `model` and answer
+/// with its reply, as OpenAI's Responses API does. The agent keeps its own
+/// history: earlier input items and `previous_response_id` are not used.
+/// With `stream: true`, the Responses API's server-sent events.
+#[utoipa::path(post, path = "/v1/responses", tag = "openai", params(LettaHeaders),
+    request_body = ResponseRequest, security(("client" = [])),
+    responses(
+        (status = 200, description = "The agent's answer; with `stream: true`, `text/event-stream` of the Responses API's events",
+            content((ResponseObject = "application/json"), (ResponseEvent = "text/event-stream"))),
+        (status = 400, description = "A malformed or incomplete request (the field in `param`)", body = ErrorBody),
+        (status = 401, description = "A missing or wrong API key", body = ErrorBody),
+        (status = 403, description = "The token may not send to this agent or conversation", body = ErrorBody),
+        (status = 404, description = "An unknown agent (`model_not_found`) or runtime", body = ErrorBody),
+        (status = 409, description = "The agent is on several runtimes, or its turn stopped at a tool approval with LETTA_BRIDGE_OPENAI_APPROVALS=fail", body = ErrorBody),
+        (status = 413, description = "The body is over LETTA_BRIDGE_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 502, description = "The runtime disconnected, or the turn ended with an error", body = ErrorBody),
+        (status = 503, description = "No runtime online (or not the agent's), or no room for the turn; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 504, description = "The turn did not end within LETTA_BRIDGE_MAX_WAIT_TIMEOUT", body = ErrorBody)))]
+pub(super) async fn create_response(
+    State(state): State<AppState>,
+    client: Result<Client, ApiError>,
+    headers: HeaderMap,
+    body: Result<JsonBody<Value>, ApiError>,
+) -> Result<Response, OpenAiError> {
+    let Client(role) = client?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => OpenAiError::invalid("body", "invalid_type", e.to_string()),
+        _ => e.into(),
+    })?;
+    let asked = request::parse(body.0)?;
+    let conversation = header_id(&headers, CONVERSATION_HEADER)?.unwrap_or_else(|| DEFAULT_CONVERSATION.to_owned());
+    let named = header_id(&headers, RUNTIME_HEADER)?;
+    let base = hints::base_url(&state.settings, &headers);
+    let prepared = turn::prepare(&state, &role, &asked.model, &conversation, named, asked.content, &base)?;
+    let runtime = prepared.runtime.clone();
+    let until = tokio::time::Instant::now() + state.settings.max_wait_timeout;
+    let (written, started) = oneshot::channel();
+    let (progress, seen) = watch::channel(Progress::default());
+    let run = turn::run(state.clone(), role, prepared, until, written, progress, base);
+    let response = ResponseObject::started("", unix_secs(), &asked.model);
+    let letta = LettaTurn {
+        runtime_id: runtime,
+        conversation_id: conversation,
+        request_id: String::new(),
+        stop_reason: String::new(),
+        cursor: String::new(),
+    };
+    if asked.stream {
+        let events = events::Events { response, message_id: String::new(), letta, sequence: 0 };
+        return stream::answer(&state, run, started, seen, events).await;
+    }
+    let finished = run.await?;
+    let text = seen.borrow().text().to_owned();
+    let id = &finished.request_id;
+    let letta = LettaTurn {
+        request_id: id.clone(),
+        stop_reason: finished.last.stop_reason.clone(),
+        cursor: finished.cursor.clone(),
+        ..letta
+    };
+    let response = ResponseObject { id: format!("resp_{id}"), ..response };
+    let response = response.finished(&finished, &format!("msg_{id}"), &text, letta);
+    Ok(axum::Json(response).into_response())
+}
