@@ -146,3 +146,24 @@ async fn connections_beyond_the_connect_rate_get_429_but_a_runtime_and_the_probe
     assert_eq!(rt.next_frame().await["type"], "pong");
     assert!(rate_limited(&app, "connect").await >= before + 2);
 }
+
+#[tokio::test]
+async fn the_openai_door_passes_the_same_check_and_answers_429_in_openais_shape() {
+    let app = spawn_app_with(|c| {
+        c.user_token_secret = Some(SECRET.into());
+        c.user_rate = 1;
+        c.user_burst = 1;
+    })
+    .await;
+    let alice = user("alice");
+    assert_eq!(
+        app.get_as(Some(&alice), "/runtimes").await.status(),
+        200,
+        "a request of the REST door spends the burst"
+    );
+    let ask = crate::openai::ask("hi");
+    let refused = crate::openai::chat(&app, &alice, &ask, &[]).send().await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"), "{:?}", refused.headers());
+    let error = crate::openai::assert_openai_error(refused, 429, "rate_limited").await;
+    assert!(error["message"].as_str().unwrap().contains("LETTA_BRIDGE_USER_RATE"), "{error}");
+}
