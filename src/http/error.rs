@@ -99,8 +99,7 @@ pub enum ApiError {
     /// More than LETTA_BRIDGE_MAX_CONNECTIONS connections are open.
     #[error("{0}")]
     TooManyConnections(String),
-    /// A per-credential limit or the connect rate (`429`): which limit, why, and
-    /// the seconds to wait.
+    /// A per-credential limit or the connect rate (`429`).
     #[error("{detail}")]
     RateLimited {
         /// `commands`, `streams` or `connect`.
@@ -397,15 +396,5 @@ impl From<RegisterError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::EngineUnavailable(e.to_string())
-    }
-}
-
-impl From<crate::quota::Limited> for ApiError {
-    fn from(limited: crate::quota::Limited) -> Self {
-        Self::RateLimited {
-            limit: limited.reason(),
-            detail: limited.to_string(),
-            retry_after: limited.retry_after_secs(),
-        }
     }
 }

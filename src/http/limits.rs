@@ -108,6 +108,17 @@ pub async fn admit(limits: &Limits, role: &Role) -> Result<(), ApiError> {
     Ok(limits.quotas.request(role).await?)
 }
 
+/// A credential's limit as the HTTP doors answer it: `429` naming the limit.
+impl From<crate::quota::Limited> for ApiError {
+    fn from(limited: crate::quota::Limited) -> Self {
+        Self::RateLimited {
+            limit: limited.reason(),
+            detail: limited.to_string(),
+            retry_after: limited.retry_after_secs(),
+        }
+    }
+}
+
 /// Refuses requests on connections beyond `max_connections`, and on
 /// connections accepted beyond the connect rate (the runtime's own
 /// requests excepted: the reserve is theirs; the probes too, from the
