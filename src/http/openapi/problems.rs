@@ -70,6 +70,17 @@ impl IntoResponses for ReadProblems {
     }
 }
 
+/// Errors the runtime's registration can answer: a read's, without the
+/// per-credential limits and the connect rate (the runtime's paths are
+/// exempt from both).
+pub struct RuntimeProblems;
+
+impl IntoResponses for RuntimeProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(AUTH_PROBLEMS)
+    }
+}
+
 /// Errors `GET /turns/{id}` answers besides the turn's own: a read's, with
 /// what its `404` means there.
 pub struct TurnProblems;
