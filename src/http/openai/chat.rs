@@ -6,20 +6,18 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
 use utoipa::IntoParams;
 
 use super::chunks::Chunks;
 use super::error::{ErrorBody, OpenAiError};
-use super::request::{self, CONVERSATION_HEADER, ChatCompletionRequest, DEFAULT_CONVERSATION, RUNTIME_HEADER};
+use super::request::{self, ChatCompletionRequest};
 use super::shapes::{AssistantMessage, ChatCompletion, Choice, ChunkEvent, LettaTurn, finish_reason};
 use super::{stream, turn};
 use crate::http::extract::{Client, JsonBody};
-use crate::http::{ApiError, AppState, hints};
-use crate::protocol::turn::Progress;
+use crate::http::{ApiError, AppState};
 
 /// The headers that say where a message goes.
 #[derive(Debug, IntoParams)]
@@ -68,21 +66,9 @@ pub(super) async fn chat_completions(
     body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     let Client(role) = client?;
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::UNPROCESSABLE_ENTITY => OpenAiError::invalid("body", "invalid_type", e.to_string()),
-        _ => e.into(),
-    })?;
-    let asked = request::parse(body.0)?;
-    let conversation = request::header_id(&headers, CONVERSATION_HEADER)?;
-    let conversation = conversation.unwrap_or_else(|| DEFAULT_CONVERSATION.to_owned());
-    let named = request::header_id(&headers, RUNTIME_HEADER)?;
-    let base = hints::base_url(&state.settings, &headers);
-    let prepared = turn::prepare(&state, &role, &asked.model, &conversation, named, asked.content.clone(), &base)?;
-    let runtime = prepared.runtime.clone();
-    let until = tokio::time::Instant::now() + state.settings.max_wait_timeout;
-    let (written, started) = oneshot::channel();
-    let (progress, seen) = watch::channel(Progress::default());
-    let run = turn::run(state.clone(), role, prepared, until, written, progress, base);
+    let asked = request::parse(request::json_body(body)?)?;
+    let begun = turn::begin(&state, role, &headers, &asked.model, asked.content.clone())?;
+    let turn::Begun { runtime, conversation, run, started, seen } = begun;
     let created = unix_secs();
     if asked.stream {
         let chunks = Chunks { id: String::new(), created, model: asked.model, include_usage: asked.include_usage };

@@ -5,12 +5,14 @@
 //! last `user` message that has text; the earlier messages are the
 //! client's copy of a history the agent keeps itself.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::error::OpenAiError;
+use crate::http::ApiError;
+use crate::http::extract::JsonBody;
 
 /// Header naming the conversation (default: the agent's `default` one).
 pub const CONVERSATION_HEADER: &str = "x-letta-conversation-id";
@@ -186,6 +188,15 @@ pub(super) fn missing(param: &'static str) -> OpenAiError {
 
 pub(super) fn wrong_type(param: &'static str, expected: &str) -> OpenAiError {
     OpenAiError::invalid(param, "invalid_type", format!("`{param}` must be {expected}"))
+}
+
+/// A request's JSON body, its shape refusals (`422` elsewhere) in OpenAI's
+/// form: a `400` `invalid_type` on `body`.
+pub fn json_body(body: Result<JsonBody<Value>, ApiError>) -> Result<Value, OpenAiError> {
+    body.map(|b| b.0).map_err(|e| match e.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => OpenAiError::invalid("body", "invalid_type", e.to_string()),
+        _ => e.into(),
+    })
 }
 
 /// The `X-Letta-Conversation-Id` and `X-Letta-Runtime` headers: ids of

@@ -7,12 +7,13 @@
 //! pending for `POST /approval`. Never a wait for an answer that no OpenAI
 //! client can give.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::error::OpenAiError;
+use super::request::{CONVERSATION_HEADER, DEFAULT_CONVERSATION, RUNTIME_HEADER, header_id};
 use crate::config::OpenAiApprovals;
 use crate::http::{ApiError, AppState, authorise, hints};
 use crate::protocol::bodies::{ApprovalCommand, InputCommand, typed_command};
@@ -164,6 +165,42 @@ pub async fn run(
         command = denial(&turn, &approval.request_id)?;
         authorise::authorise(&state, &role, &command, &runtime)?;
     }
+}
+
+/// A turn under way for one of the OpenAI doors: where it went, the turn
+/// to await, and what its answer is rendered from.
+pub struct Begun<F> {
+    pub runtime: String,
+    pub conversation: String,
+    /// The turn followed to its end ([`run`]).
+    pub run: F,
+    /// Hears when the input is on the runtime's socket.
+    pub started: oneshot::Receiver<Accepted>,
+    /// The text as it grows.
+    pub seen: watch::Receiver<Progress>,
+}
+
+/// What both doors do once the body is read: the Letta headers (the
+/// conversation, default `default`; the runtime named), the message to
+/// `model` prepared for `role` ([`prepare`]) and its turn started, bounded
+/// by LETTA_BRIDGE_MAX_WAIT_TIMEOUT.
+pub fn begin(
+    state: &AppState,
+    role: Role,
+    headers: &HeaderMap,
+    model: &str,
+    content: Value,
+) -> Result<Begun<impl Future<Output = Result<Finished, OpenAiError>> + Send + 'static>, OpenAiError> {
+    let conversation = header_id(headers, CONVERSATION_HEADER)?.unwrap_or_else(|| DEFAULT_CONVERSATION.to_owned());
+    let named = header_id(headers, RUNTIME_HEADER)?;
+    let base = hints::base_url(&state.settings, headers);
+    let prepared = prepare(state, &role, model, &conversation, named, content, &base)?;
+    let runtime = prepared.runtime.clone();
+    let until = Instant::now() + state.settings.max_wait_timeout;
+    let (written, started) = oneshot::channel();
+    let (progress, seen) = watch::channel(Progress::default());
+    let run = run(state.clone(), role, prepared, until, written, progress, base);
+    Ok(Begun { runtime, conversation, run, started, seen })
 }
 
 /// The answer that denies `approval` in `turn`'s scope.

@@ -8,22 +8,19 @@ mod request;
 mod shapes;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
 
 pub use request::ResponseRequest;
 pub use shapes::{ResponseEvent, ResponseObject};
 
 use super::chat::{LettaHeaders, unix_secs};
 use super::error::{ErrorBody, OpenAiError};
-use super::request::{CONVERSATION_HEADER, DEFAULT_CONVERSATION, RUNTIME_HEADER, header_id};
 use super::shapes::LettaTurn;
 use super::{stream, turn};
 use crate::http::extract::{Client, JsonBody};
-use crate::http::{ApiError, AppState, hints};
-use crate::protocol::turn::Progress;
+use crate::http::{ApiError, AppState};
 
 /// Send the last user message to the agent named by `model` and answer
 /// with its reply, as OpenAI's Responses API does. The agent keeps its own
@@ -53,20 +50,9 @@ pub(super) async fn create_response(
     body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     let Client(role) = client?;
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::UNPROCESSABLE_ENTITY => OpenAiError::invalid("body", "invalid_type", e.to_string()),
-        _ => e.into(),
-    })?;
-    let asked = request::parse(body.0)?;
-    let conversation = header_id(&headers, CONVERSATION_HEADER)?.unwrap_or_else(|| DEFAULT_CONVERSATION.to_owned());
-    let named = header_id(&headers, RUNTIME_HEADER)?;
-    let base = hints::base_url(&state.settings, &headers);
-    let prepared = turn::prepare(&state, &role, &asked.model, &conversation, named, asked.content, &base)?;
-    let runtime = prepared.runtime.clone();
-    let until = tokio::time::Instant::now() + state.settings.max_wait_timeout;
-    let (written, started) = oneshot::channel();
-    let (progress, seen) = watch::channel(Progress::default());
-    let run = turn::run(state.clone(), role, prepared, until, written, progress, base);
+    let asked = request::parse(super::request::json_body(body)?)?;
+    let begun = turn::begin(&state, role, &headers, &asked.model, asked.content)?;
+    let turn::Begun { runtime, conversation, run, started, seen } = begun;
     let response = ResponseObject::started("", unix_secs(), &asked.model);
     let letta = LettaTurn {
         runtime_id: runtime,
