@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::hub::{self, Hub};
 use crate::runtime::{self, Runtimes};
 use crate::store::{
-    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRevocations, MemoryTickets, MemoryTurns,
-    RevocationStore, TicketStore, TurnStore,
+    FeedStore, IdempotencyStore, MemoryFeeds, MemoryIdempotency, MemoryRates, MemoryRevocations, MemoryTickets,
+    MemoryTurns, RateStore, RevocationStore, TicketStore, TurnStore,
 };
 use crate::webhooks::{self, WebhookStore, Webhooks};
 
@@ -71,6 +71,8 @@ pub struct Backend {
     pub feeds: Arc<dyn FeedStore>,
     /// Turns that outlive a request.
     pub turns: Arc<dyn TurnStore>,
+    /// Per-credential rate buckets.
+    pub rates: Arc<dyn RateStore>,
     /// Webhooks: in memory, or in Redis delivered by the cluster's one
     /// webhooks leader.
     pub webhooks: Arc<dyn WebhookStore>,
@@ -129,6 +131,7 @@ impl Backend {
             revocations: Arc::new(MemoryRevocations::new()),
             feeds: Arc::new(MemoryFeeds::new()),
             turns: Arc::new(MemoryTurns::new()),
+            rates: Arc::new(MemoryRates::default()),
             view: None,
             membership: Membership::default(),
         })
@@ -168,6 +171,7 @@ impl Backend {
             revocations: cluster.revocations(),
             feeds: cluster.feeds(),
             turns: cluster.turns(),
+            rates: cluster.rates(),
             webhooks: cluster.webhooks(webhook_settings(config)?),
             view: Some(cluster.clone()),
             membership: Membership { cluster: Some(cluster) },

@@ -36,8 +36,11 @@
 //!   task that owns each, and its commands, namespaced and bounded, to the
 //!   runtime.
 //! - [`store`]: idempotency answers, stream tickets, revoked user tokens,
-//!   turns that outlive a request and feeds, each behind a small interface
-//!   with its in-memory implementation.
+//!   turns that outlive a request, feeds and per-credential rate buckets,
+//!   each behind a small interface with its in-memory implementation.
+//! - [`quota`]: per-credential limits (requests per second, open streams)
+//!   for the client token and each end user, the one check every door's
+//!   credential passes.
 //! - [`http`]: axum handlers, one file per concern: commands (parse,
 //!   authorise, dispatch, answer; with `Idempotency-Key`), events (SSE),
 //!   status, the runtime's own endpoints, the Letta edge's routes (the
@@ -62,8 +65,8 @@
 //! - [`listener`]: the one accept loop and way of serving a connection,
 //!   plain or TLS, HTTP/1 (with WebSocket upgrades) or HTTP/2: counts
 //!   connections, closes the ones that send no request head in time or sit
-//!   idle, and makes room at the connection cap by closing the oldest idle
-//!   one.
+//!   idle, makes room at the connection cap by closing the oldest idle
+//!   one, and marks the connections accepted beyond the connect rate.
 //! - [`metrics`]: every metric's name and description, in one place (each
 //!   part records its own; `http` serves `/metrics`).
 //! - [`startup`]: binds (port 0 in tests; TLS optional) and runs until shutdown.
@@ -95,12 +98,13 @@
 //! the mirror fills the hub and applies each event it reads, on every
 //! instance; a command for another instance's runtime goes there and is
 //! written with the same [`runtime::Runtimes::write_local`]. Dependencies
-//! point down: `startup` → `backend`, `http`; `http` → `backend` (the cluster
-//! view), `webhooks`, `letta`, `runtime`, `store`, `hub`, `protocol`; `backend` →
+//! point down: `startup` → `backend`, `http`, `listener`; `http` → `backend` (the cluster
+//! view), `webhooks`, `letta`, `quota`, `listener` (the connect-rate mark), `runtime`,
+//! `store`, `hub`, `protocol`; `backend` →
 //! `runtime`, `store`, `hub`, `protocol`, `config`, `webhooks`; `webhooks` → `hub`,
 //! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
-//! `hub`, `protocol`; `runtime` → `hub`, `protocol`; `hub` and `protocol` →
-//! nothing of the crate.
+//! `hub`, `protocol`, `quota`; `quota` → `store`, `protocol`, `metrics`; `runtime` →
+//! `hub`, `protocol`; `hub` and `protocol` → nothing of the crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -114,6 +118,7 @@ pub mod letta;
 pub mod listener;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod runtime;
 pub mod shutdown;
 pub mod startup;

@@ -39,6 +39,9 @@ pub const LAGGED: &str = "letta_bridge_lagged_total";
 // Connections and limits.
 /// Requests refused with `503` at a limit, by reason (counter).
 pub const REFUSED: &str = "letta_bridge_refused_total";
+/// Requests refused with `429` at a per-credential or connect-rate limit,
+/// by reason: `commands`, `streams`, `connect` (counter).
+pub const RATE_LIMITED: &str = "letta_bridge_rate_limited_total";
 /// Failed accepts (counter).
 pub const ACCEPT_ERRORS: &str = "letta_bridge_accept_errors_total";
 /// New connections closed at once at the cap (counter).
@@ -103,6 +106,10 @@ pub fn describe() {
     describe_counter!(RESETS, "Event streams whose resume cursor got a reset, by reason");
     describe_counter!(LAGGED, "Lagged signals: a subscriber was overtaken by the ring");
     describe_counter!(REFUSED, "Requests refused with 503 at a limit, by reason (streams, connections)");
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused with 429 at a per-credential limit or the connect rate, by reason (commands, streams, connect)"
+    );
     describe_counter!(ACCEPT_ERRORS, "Failed accepts (e.g. out of file descriptors)");
     describe_counter!(CONNECTIONS_REFUSED, "New connections closed at once, unparsed, at the cap while all were busy");
     describe_counter!(

@@ -13,6 +13,8 @@ use crate::backend::{Backend, Membership};
 use crate::config::{Config, Tokens, UserTokenSettings};
 use crate::http::{self, AppState, Followers, Limits, Settings, Shared};
 use crate::listener::{self, Listener};
+use crate::quota::{self, Quotas};
+use crate::store::Rate;
 
 /// The service, bound and ready to run.
 pub struct Application {
@@ -105,7 +107,8 @@ impl Application {
         let max_streams = config.max_streams.unwrap_or(max_streams.min(max_connections));
         let cap = listener::cap(files, max_connections);
         tracing::info!(files, max_connections, max_streams, cap, "connection limits");
-        let limits = Limits::new(Arc::default(), max_connections, max_streams);
+        let quotas = Quotas::new(quota_settings(&config), backend.rates.clone());
+        let limits = Limits::new(Arc::default(), max_connections, max_streams, quotas);
         let settings = Settings {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
@@ -123,8 +126,12 @@ impl Application {
         };
         let shutdown = CancellationToken::new();
         let streams_shutdown = CancellationToken::new();
-        let client_sockets =
-            crate::letta::Sockets::new(backend.runtimes.clone(), backend.hub.clone(), streams_shutdown.clone());
+        let client_sockets = crate::letta::Sockets::new(
+            backend.runtimes.clone(),
+            backend.hub.clone(),
+            limits.quotas.clone(),
+            streams_shutdown.clone(),
+        );
         let mut auth = Auth::new(&tokens);
         if let Some(devices) = &device_tokens {
             auth = auth.with_device_tokens(devices.clone());
@@ -154,6 +161,10 @@ impl Application {
             timeouts: listener::Timeouts { header: config.header_timeout, idle: config.idle_timeout },
             cap,
             tls,
+            connect_rate: listener::OverConnectRate {
+                per_second: f64::from(config.connect_rate),
+                burst: config.connect_burst,
+            },
         };
         Ok(Self {
             listener,
@@ -232,5 +243,20 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The per-credential limits `config` sets.
+fn quota_settings(config: &Config) -> quota::Settings {
+    let rate = |per_second: u32, burst: u32| Rate { per_second: f64::from(per_second), burst };
+    quota::Settings {
+        user: quota::Limit {
+            rate: Some(rate(config.user_rate, config.user_burst)),
+            streams: Some(config.user_streams as usize),
+        },
+        client: quota::Limit {
+            rate: config.client_rate.map(|r| rate(r, config.client_burst.unwrap_or(r.saturating_mul(4)))),
+            streams: config.client_streams.map(|s| s as usize),
+        },
     }
 }

@@ -60,6 +60,8 @@ pub(super) enum Lua {
     Feeds,
     /// `stores/turns.lua`: turns that outlive a request.
     Turns,
+    /// `stores/rates.lua`: per-credential token buckets.
+    Rates,
     /// `webhooks/webhooks.lua`: hooks, their deliveries and the leader's lease.
     Webhooks,
 }
@@ -82,6 +84,7 @@ pub(super) struct Engine {
     tickets: Script,
     feeds: Script,
     turns: Script,
+    rates: Script,
     webhooks: Script,
     health: Health,
 }
@@ -125,6 +128,7 @@ impl Engine {
             tickets: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/tickets.lua"))),
             feeds: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/feeds.lua"))),
             turns: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/turns.lua"))),
+            rates: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("stores/rates.lua"))),
             webhooks: Script::new(concat!(include_str!("stores/helpers.lua"), include_str!("webhooks/webhooks.lua"))),
             health: Health::default(),
         })
@@ -148,6 +152,7 @@ impl Engine {
             Lua::Tickets => &self.tickets,
             Lua::Feeds => &self.feeds,
             Lua::Turns => &self.turns,
+            Lua::Rates => &self.rates,
             Lua::Webhooks => &self.webhooks,
         };
         let mut invocation = script.prepare_invoke();

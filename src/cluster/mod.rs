@@ -62,7 +62,7 @@ use self::presence::Lease;
 use super::{ClusterStatus, ClusterView};
 use crate::hub::{Hub, Limits};
 use crate::runtime::{self, Handle, Runtimes};
-use crate::store::{FeedStore, IdempotencyStore, RevocationStore, TicketStore, TurnStore};
+use crate::store::{FeedStore, IdempotencyStore, RateStore, RevocationStore, TicketStore, TurnStore};
 
 /// What a cluster instance is configured with.
 #[derive(Debug, Clone)]
@@ -189,6 +189,11 @@ impl Cluster {
     /// Revoked end-user tokens shared by the cluster.
     pub fn revocations(&self) -> Arc<dyn RevocationStore> {
         Arc::new(stores::RedisRevocations::new(self.node.clone()))
+    }
+
+    /// Per-credential rate buckets shared by the cluster.
+    pub fn rates(&self) -> Arc<dyn RateStore> {
+        Arc::new(stores::RedisRates::new(self.node.clone()))
     }
 
     /// Feeds shared by the cluster.

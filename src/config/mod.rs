@@ -197,7 +197,7 @@ pub struct Config {
     pub forget_offline_after: Duration,
 
     /// Events kept in the replay ring (what subscribers read from and resume from).
-    #[arg(long, env = "LETTA_BRIDGE_REPLAY_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "LETTA_BRIDGE_REPLAY_EVENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub replay_events: u64,
 
     /// Bytes of event data kept in the replay ring.
@@ -213,7 +213,7 @@ pub struct Config {
     pub idempotency_window: Duration,
 
     /// Most `Idempotency-Key`s remembered at once (the oldest go first).
-    #[arg(long, env = "LETTA_BRIDGE_IDEMPOTENCY_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LETTA_BRIDGE_IDEMPOTENCY_KEYS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub idempotency_keys: u32,
 
     /// Most HTTP connections served at once; requests on further ones get
@@ -229,6 +229,46 @@ pub struct Config {
     /// runtimes always find a connection.
     #[arg(long, env = "LETTA_BRIDGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+
+    /// Requests per second per end user (the `sub` of their tokens,
+    /// whichever they present): every request made with one of their
+    /// tokens and every command over their Letta sockets counts one; beyond
+    /// it, `429` + `Retry-After`. One budget across a cluster.
+    #[arg(long, env = "LETTA_BRIDGE_USER_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_rate: u32,
+
+    /// Requests one end user may make at once after a quiet spell, above their rate.
+    #[arg(long, env = "LETTA_BRIDGE_USER_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_burst: u32,
+
+    /// Most streams (event and feed streams, Letta clients' sockets) one end
+    /// user holds open on an instance; further ones get `429`.
+    #[arg(long, env = "LETTA_BRIDGE_USER_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_streams: u32,
+
+    /// Requests per second made with the client token (counted as an end
+    /// user's are). Default: no limit of its own (it is usually one
+    /// backend speaking for many users; the instance's limits hold it).
+    #[arg(long, env = "LETTA_BRIDGE_CLIENT_RATE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_rate: Option<u32>,
+
+    /// The client token's burst above its rate. Default: four seconds of LETTA_BRIDGE_CLIENT_RATE.
+    #[arg(long, env = "LETTA_BRIDGE_CLIENT_BURST", value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_burst: Option<u32>,
+
+    /// Most streams the client token holds open on an instance. Default: no
+    /// limit of its own (LETTA_BRIDGE_MAX_STREAMS holds it).
+    #[arg(long, env = "LETTA_BRIDGE_CLIENT_STREAMS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_streams: Option<u32>,
+
+    /// New connections per second this instance accepts before it refuses
+    /// their requests (`429`), the runtime's own excepted.
+    #[arg(long, env = "LETTA_BRIDGE_CONNECT_RATE", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate: u32,
+
+    /// New connections accepted at once after a quiet spell, above the connect rate.
+    #[arg(long, env = "LETTA_BRIDGE_CONNECT_BURST", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_burst: u32,
 
     /// Longest a connection may take to send a request's head: from accept
     /// (TLS handshake and HTTP/2 preface included) to the first request,

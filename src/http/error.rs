@@ -99,6 +99,16 @@ pub enum ApiError {
     /// More than LETTA_BRIDGE_MAX_CONNECTIONS connections are open.
     #[error("{0}")]
     TooManyConnections(String),
+    /// A per-credential limit or the connect rate (`429`).
+    #[error("{detail}")]
+    RateLimited {
+        /// `commands`, `streams` or `connect`.
+        limit: &'static str,
+        /// What was reached, naming its setting.
+        detail: String,
+        /// Seconds until a retry is worth it.
+        retry_after: u64,
+    },
     /// An axum rejection we pass on with its own status (e.g. a bad WebSocket upgrade).
     #[error("{1}")]
     Rejected(StatusCode, String),
@@ -126,6 +136,11 @@ pub struct Problem {
     /// it (with the runtime's `failure` report when it sent one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<Box<TurnResult>>,
+    /// With `429` rate-limited: the limit reached (`commands`: the
+    /// credential's requests per second; `streams`: its open streams;
+    /// `connect`: this instance's new connections per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// With `403` insufficient-scope: what the user token's grants lack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<Box<MissingGrant>>,
@@ -166,6 +181,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::TurnFailed(t) if t.retryable() => Some(TURN_RETRY_AFTER_SECS),
+            Self::RateLimited { retry_after, .. } => Some(u32::try_from(*retry_after).unwrap_or(u32::MAX)),
             _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
             _ => None,
         }
@@ -195,6 +211,7 @@ impl ApiError {
             Self::RuntimeUnreachable(_) => (S::SERVICE_UNAVAILABLE, "runtime-unreachable"),
             Self::TooManyStreams(_) => (S::SERVICE_UNAVAILABLE, "too-many-streams"),
             Self::TooManyConnections(_) => (S::SERVICE_UNAVAILABLE, "too-many-connections"),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited"),
             Self::Rejected(status, _) => (*status, "rejected"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -218,6 +235,7 @@ impl IntoResponse for ApiError {
             detail,
             candidates: None,
             turn: None,
+            limit: None,
             missing: None,
         };
         let retry_after = self.retry_after();
@@ -231,6 +249,7 @@ impl IntoResponse for ApiError {
             Self::Ambiguous(c) => Problem { candidates: Some(c), ..problem },
             Self::TurnFailed(t) => Problem { turn: Some(t), ..problem },
             Self::InsufficientScope { missing, .. } => Problem { missing: Some(missing), ..problem },
+            Self::RateLimited { limit, .. } => Problem { limit: Some(limit.to_owned()), ..problem },
             _ => problem,
         };
         let body = serde_json::to_vec(&problem).expect("problems serialise");

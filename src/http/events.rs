@@ -122,7 +122,7 @@ async fn get_events(
     {
         state.hub.caught_up(c.epoch, c.seq, CATCH_UP).await;
     }
-    let slot = state.limits.stream()?;
+    let slot = state.limits.stream(&role)?;
     let start = cursor.as_deref().map_or(Start::Live, Start::After);
     let (subscription, reset) = state.hub.subscribe(start);
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, limits};
 use crate::auth::{MAX_TOKEN_BYTES, Presented, Role, RuntimeGrant, bearer, looks_like_jwt, presented};
 use crate::store::{FEED_PREFIX, FeedHold, TicketHold};
 
@@ -133,8 +133,17 @@ pub async fn client_role(state: &AppState, headers: &axum::http::HeaderMap) -> R
 /// The role `token` grants on the client API: the client or admin token's,
 /// or an end user's when it is a user token that verifies (a `401`
 /// `invalid_token` saying why when it does not); else a `401` that says
-/// which token it is when it is the runtime's.
+/// which token it is when it is the runtime's. The request then counts
+/// against its credential's rate (a `429` beyond it: [`limits::admit`]):
+/// every door that takes a client, admin or user token passes here.
 pub async fn token_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
+    let role = verified_role(state, token).await?;
+    limits::admit(&state.limits, &role).await?;
+    Ok(role)
+}
+
+/// The role `token` grants, uncounted (see [`token_role`]).
+async fn verified_role(state: &AppState, token: &str) -> Result<Role, ApiError> {
     if let Some(role) = state.auth.client_role(Some(token)) {
         return Ok(role);
     }

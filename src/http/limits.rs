@@ -1,7 +1,12 @@
 //! Connection limits, stated and enforced: at most `max_connections` HTTP
 //! connections and `max_streams` long-lived streams (event streams and
 //! Letta clients' sockets) at once. Refusals are `503` with `Retry-After`
-//! (problem+json) and counted in `/metrics`.
+//! (problem+json) and counted in `/metrics`. Per credential ([`Quotas`]):
+//! a stream also takes a place under its credential's limit, and a
+//! credential's every request a token from its rate ([`admit`]); a
+//! connection the listener accepted beyond the connect rate is refused
+//! (`429`) on everything but the runtime's paths. Those refusals are `429`
+//! (`urn:letta-bridge:rate-limited`, naming the limit).
 //!
 //! The defaults come from the open-file limit at start: a reserve is kept
 //! beyond `max_connections` for runtime sockets, Redis and files, and
@@ -18,6 +23,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use crate::listener::OverConnectRate;
+use crate::protocol::Role;
+use crate::quota::{Quotas, RATE_LIMITED, StreamQuota};
 
 pub(super) use crate::metrics::REFUSED;
 
@@ -31,16 +39,24 @@ pub struct Limits {
     streams: AtomicUsize,
     /// Most streams open at once.
     pub max_streams: usize,
+    /// Per-credential limits.
+    pub quotas: Arc<Quotas>,
 }
 
-/// A stream's place under [`Limits::max_streams`]; freed when dropped.
-pub struct StreamSlot(Arc<Limits>);
+/// A stream's place under [`Limits::max_streams`] and under its
+/// credential's limit; freed when dropped.
+pub struct StreamSlot(Arc<Limits>, #[allow(dead_code)] Option<StreamQuota>);
 
 impl Limits {
-    /// Limits of `max_connections` connections (counted in `connections`)
-    /// and `max_streams` streams.
-    pub fn new(connections: Arc<AtomicUsize>, max_connections: usize, max_streams: usize) -> Arc<Self> {
-        Arc::new(Self { connections, max_connections, streams: AtomicUsize::new(0), max_streams })
+    /// Limits of `max_connections` connections (counted in `connections`),
+    /// `max_streams` streams, and per credential `quotas`.
+    pub fn new(
+        connections: Arc<AtomicUsize>,
+        max_connections: usize,
+        max_streams: usize,
+        quotas: Arc<Quotas>,
+    ) -> Arc<Self> {
+        Arc::new(Self { connections, max_connections, streams: AtomicUsize::new(0), max_streams, quotas })
     }
 
     /// The defaults for an open-file limit of `files`: a reserve of a
@@ -53,8 +69,10 @@ impl Limits {
         (connections, streams)
     }
 
-    /// A slot for a new stream, or a `503` when every slot is taken.
-    pub fn stream(self: &Arc<Self>) -> Result<StreamSlot, ApiError> {
+    /// A slot for a new stream of `role`: a `429` when its credential holds
+    /// its most streams, a `503` when every slot is taken.
+    pub fn stream(self: &Arc<Self>, role: &Role) -> Result<StreamSlot, ApiError> {
+        let quota = self.quotas.stream(role)?;
         let taken = self.streams.fetch_add(1, Ordering::AcqRel);
         if taken >= self.max_streams {
             self.streams.fetch_sub(1, Ordering::AcqRel);
@@ -64,7 +82,7 @@ impl Limits {
                 self.max_streams
             )));
         }
-        Ok(StreamSlot(self.clone()))
+        Ok(StreamSlot(self.clone(), quota))
     }
 
     /// HTTP connections open now.
@@ -84,9 +102,45 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Refuses requests on connections beyond `max_connections` (the
-/// runtime's own requests excepted: the reserve is theirs).
+/// Counts one request of `role` against its credential's rate: the check
+/// every door's caller passes once its token is known (a `429` beyond it).
+pub async fn admit(limits: &Limits, role: &Role) -> Result<(), ApiError> {
+    Ok(limits.quotas.request(role).await?)
+}
+
+/// A credential's limit as the HTTP doors answer it: `429` naming the limit.
+impl From<crate::quota::Limited> for ApiError {
+    fn from(limited: crate::quota::Limited) -> Self {
+        Self::RateLimited {
+            limit: limited.reason(),
+            detail: limited.to_string(),
+            retry_after: limited.retry_after_secs(),
+        }
+    }
+}
+
+/// Refuses requests on connections beyond `max_connections`, and on
+/// connections accepted beyond the connect rate (the runtime's own
+/// requests excepted: the reserve is theirs; the probes too, from the
+/// connect rate).
 pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    if let Some(over) = req.extensions().get::<OverConnectRate>()
+        && !is_runtime_path(req.uri().path())
+        && !is_probe(req.uri().path())
+    {
+        ::metrics::counter!(RATE_LIMITED, "reason" => "connect").increment(1);
+        let mut response = ApiError::RateLimited {
+            limit: "connect",
+            detail: format!(
+                "this instance accepts at most {} new connections per second (burst {}; LETTA_BRIDGE_CONNECT_RATE, LETTA_BRIDGE_CONNECT_BURST); retry later",
+                over.per_second, over.burst
+            ),
+            retry_after: 1,
+        }
+        .into_response();
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    }
     let open = limits.open_connections();
     if open > limits.max_connections && !is_runtime_path(req.uri().path()) {
         ::metrics::counter!(REFUSED, "reason" => "connections").increment(1);
@@ -99,6 +153,12 @@ pub async fn check_connections(State(limits): State<Arc<Limits>>, req: Request, 
         return response;
     }
     next.run(req).await
+}
+
+/// The orchestrator's probes: a flood of connections must not make an
+/// instance look dead or unready.
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
 }
 
 /// The runtime's own requests: its registration, its health check and its
@@ -122,12 +182,16 @@ mod tests {
 
     #[test]
     fn stream_slots_are_bounded_and_freed() {
-        let limits = Limits::new(Arc::default(), 10, 2);
-        let a = limits.stream().unwrap();
-        let _b = limits.stream().unwrap();
-        assert!(limits.stream().is_err());
+        let rate = crate::store::Rate { per_second: 1.0, burst: 1 };
+        let limit = crate::quota::Limit { rate: Some(rate), streams: Some(100) };
+        let settings = crate::quota::Settings { user: limit, client: limit };
+        let quotas = Quotas::new(settings, Arc::new(crate::store::MemoryRates::default()));
+        let limits = Limits::new(Arc::default(), 10, 2, quotas);
+        let a = limits.stream(&Role::Client).unwrap();
+        let _b = limits.stream(&Role::Client).unwrap();
+        assert!(limits.stream(&Role::Client).is_err());
         drop(a);
-        assert!(limits.stream().is_ok());
+        assert!(limits.stream(&Role::Client).is_ok());
         assert_eq!(limits.streams(), 1, "the last slot was dropped at once");
     }
 }

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RuntimeCaller};
-use super::openapi::{ReadProblems, UpgradeProblems};
+use super::openapi::{ReadProblems, RuntimeProblems, UpgradeProblems};
 use super::registration::{check_device_id, check_listener_instance_id, check_metadata, check_name};
 use super::{ApiError, AppState};
 use crate::auth::{RuntimeGrant, bearer};
@@ -93,7 +93,7 @@ async fn get_health() -> Json<Value> {
               (status = 413, description = "Body over the size limit", body = super::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Content-Type is not JSON", body = super::Problem, content_type = "application/problem+json"),
               (status = 422, description = "Wrong shape (e.g. a bad deviceId), or a field over its limit", body = super::Problem, content_type = "application/problem+json"),
-              ReadProblems))]
+              RuntimeProblems))]
 async fn post_register(
     State(state): State<AppState>,
     RuntimeCaller(grant): RuntimeCaller,

@@ -26,6 +26,7 @@ use super::sockets::Sockets;
 use crate::hub::{Gap, Next, Start};
 use crate::protocol::commands::new_socket_namespace;
 use crate::protocol::{Command, Role};
+use crate::quota::Quotas;
 use crate::runtime::{Order, Runtimes, Wait};
 
 /// Frames the socket task sends besides events (pongs, error frames) that
@@ -173,7 +174,8 @@ impl ClientSocket {
                         match self.on_frame(text.as_str(), delivery.prefix(), &tx) {
                             Ok(None) => {}
                             Ok(Some(out)) if in_flight.has_room() => {
-                                in_flight.push(forward(ctx.runtimes.clone(), self.runtime_id.to_string(), out));
+                                let from = (ctx.quotas.clone(), self.role.clone());
+                                in_flight.push(forward(ctx.runtimes.clone(), from, self.runtime_id.to_string(), out));
                             }
                             Ok(Some(out)) => {
                                 let busy = frames::refusal(&out.kind, out.request_id.as_deref(), &commands::busy());
@@ -248,10 +250,15 @@ fn owe(tx: &mpsc::Sender<Owed>, owed: Owed) -> Result<(), Flooded> {
     tx.try_send(owed).map_err(|_| Flooded)
 }
 
-/// Sends a client's command to its runtime; the refusal frame to send back
-/// when it could not be sent.
-async fn forward(runtimes: Runtimes, runtime: String, out: Outgoing) -> Option<String> {
+/// Sends a client's command to its runtime once it passed its
+/// credential's rate (the same check as every HTTP request's); the refusal
+/// frame to send back when it could not be sent.
+async fn forward(runtimes: Runtimes, from: (Arc<Quotas>, Role), runtime: String, out: Outgoing) -> Option<String> {
     let Outgoing { kind, request_id, command } = out;
+    let (quotas, role) = from;
+    if let Err(limited) = quotas.request(&role).await {
+        return Some(frames::refusal(&kind, request_id.as_deref(), &limited.to_string()));
+    }
     let order = Order { runtime: Some(runtime), command, wait: Wait::Written, written: None, progress: None };
     let sent = runtimes.dispatch(order).await;
     sent.err().map(|e| frames::refusal(&kind, request_id.as_deref(), &e.to_string()))

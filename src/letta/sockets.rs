@@ -4,6 +4,7 @@
 //! service stops.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::ws::WebSocket;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::ClientSocket;
 use super::socket::Closing;
 use crate::hub::Hub;
+use crate::quota::Quotas;
 use crate::runtime::Runtimes;
 
 /// Cheap to clone; every clone serves and tracks the same sockets.
@@ -23,14 +25,17 @@ pub struct Sockets {
     pub(super) hub: Hub,
     /// Cancelled at shutdown (after the runtimes' last events): close 1001.
     pub(super) shutdown: CancellationToken,
+    /// The per-credential limits each command frame passes.
+    pub(super) quotas: Arc<Quotas>,
     tasks: TaskTracker,
 }
 
 impl Sockets {
-    /// Sockets that drive `runtimes`, read `hub`, and close when `shutdown`
+    /// Sockets that drive `runtimes`, read `hub`, count each command
+    /// against its credential's rate in `quotas`, and close when `shutdown`
     /// is cancelled.
-    pub fn new(runtimes: Runtimes, hub: Hub, shutdown: CancellationToken) -> Self {
-        Self { runtimes, hub, shutdown, tasks: TaskTracker::new() }
+    pub fn new(runtimes: Runtimes, hub: Hub, quotas: Arc<Quotas>, shutdown: CancellationToken) -> Self {
+        Self { runtimes, hub, shutdown, quotas, tasks: TaskTracker::new() }
     }
 
     /// Serves `ws` as `socket` until the client leaves, the bridge stops

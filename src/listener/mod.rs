@@ -15,10 +15,15 @@
 //! own (`http::limits`), so the band between that limit and the cap is a
 //! reserve that lets a runtime register and connect during a flood.
 //!
+//! Beyond the connect rate (LETTA_BRIDGE_CONNECT_RATE), a new connection
+//! is still served but marked, and `http::limits` refuses its requests
+//! (`429`) except, again, the runtime's own.
+//!
 //! Accept errors — such as running out of descriptors all the same — are
 //! logged once per burst, with how many there were.
 
 mod io;
+mod rate;
 mod service;
 mod tls;
 mod watch;
@@ -37,6 +42,8 @@ use tokio_util::task::TaskTracker;
 
 pub use self::io::Counted;
 use self::io::Tracked;
+use self::rate::ConnectRate;
+pub use self::rate::OverConnectRate;
 use self::service::Tracking;
 pub use self::tls::acceptor as tls_acceptor;
 use self::watch::{Activity, Watched, now_ms};
@@ -66,6 +73,9 @@ pub struct Settings {
     pub cap: usize,
     /// TLS, when configured.
     pub tls: Option<TlsAcceptor>,
+    /// New connections per second (and the burst) before their requests
+    /// are refused, the runtime's excepted ([`OverConnectRate`]).
+    pub connect_rate: OverConnectRate,
 }
 
 /// Connections beyond LETTA_BRIDGE_MAX_CONNECTIONS kept at the least for the
@@ -224,6 +234,7 @@ fn tick(t: Timeouts) -> Duration {
 pub async fn serve(mut listener: Listener, app: axum::Router, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let timeouts = listener.settings.timeouts;
+    let mut connect_rate = ConnectRate::new(listener.settings.connect_rate);
     let mut watchdog = tokio::time::interval(tick(timeouts));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -236,10 +247,11 @@ pub async fn serve(mut listener: Listener, app: axum::Router, shutdown: Cancella
             }
             accepted = listener.accept() => accepted,
         };
+        let over = connect_rate.admit();
         let activity = Arc::new(Activity::new());
         listener.watched.push(&activity);
         let tls = listener.settings.tls.clone();
-        connections.spawn(serve_connection(Tracked::new(io, activity), tls, app.clone(), shutdown.clone()));
+        connections.spawn(serve_connection(Tracked::new(io, activity), tls, app.clone(), over, shutdown.clone()));
     }
     drop(listener);
     connections.close();
@@ -280,6 +292,7 @@ async fn serve_connection(
     io: Tracked<Counted>,
     tls: Option<TlsAcceptor>,
     app: axum::Router,
+    over: Option<OverConnectRate>,
     shutdown: CancellationToken,
 ) {
     let activity = io.activity().clone();
@@ -293,7 +306,7 @@ async fn serve_connection(
         },
         () = shutdown.cancelled() => return,
     };
-    let service = Tracking::new(app, activity.clone());
+    let service = Tracking::new(app, activity.clone(), over);
     let served = match opened {
         // HTTP/1 with `release_idle_buffers`: a streaming response (an SSE subscriber) holds
         // no read or head buffer while it waits (the option vendor/hyper.patch adds).
@@ -367,31 +380,4 @@ pub fn open_file_limit() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_leaves_descriptors_for_the_process_and_a_reserve_for_runtimes() {
-        assert_eq!(cap(256, 224), 240);
-        assert_eq!(cap(1024, 973), 1008);
-        assert_eq!(cap(256, 250), 258, "a limit set by hand still keeps a reserve");
-    }
-
-    #[test]
-    fn the_watchdog_looks_four_times_per_shortest_timeout_within_bounds() {
-        let t = |h, i| Timeouts { header: Duration::from_millis(h), idle: Duration::from_millis(i) };
-        assert_eq!(tick(t(10_000, 60_000)), Duration::from_secs(1));
-        assert_eq!(tick(t(200, 60_000)), Duration::from_millis(50));
-        assert_eq!(tick(t(1, 1)), Duration::from_millis(10));
-    }
-
-    #[test]
-    fn a_burst_is_logged_once_with_what_it_suppressed() {
-        let mut burst = Burst::default();
-        assert_eq!(burst.note(), Some(0));
-        assert_eq!(burst.note(), None);
-        assert_eq!(burst.note(), None);
-        burst.0 = burst.0.map(|(_, n)| (Instant::now() - LOG_EVERY, n));
-        assert_eq!(burst.note(), Some(2));
-    }
-}
+mod tests;

@@ -1,7 +1,9 @@
 //! The service each connection runs: the application's router, with the
 //! connection's [`Activity`] told when a request starts and when its
 //! response ends (the response body is dropped), and when a response
-//! switches protocols (a WebSocket: the listener's timeouts stop there).
+//! switches protocols (a WebSocket: the listener's timeouts stop there);
+//! on a connection accepted beyond the connect rate, each request carries
+//! the mark ([`OverConnectRate`]).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,6 +16,7 @@ use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower::util::Oneshot;
 
+use super::rate::OverConnectRate;
 use super::watch::Activity;
 
 /// The router, for one connection.
@@ -21,12 +24,14 @@ use super::watch::Activity;
 pub struct Tracking {
     app: axum::Router,
     activity: Arc<Activity>,
+    /// Set when the connection came beyond the connect rate: each request carries it.
+    over: Option<OverConnectRate>,
 }
 
 impl Tracking {
-    /// Serves `app`, reporting to `activity`.
-    pub fn new(app: axum::Router, activity: Arc<Activity>) -> Self {
-        Self { app, activity }
+    /// Serves `app`, reporting to `activity`; marks each request with `over`.
+    pub fn new(app: axum::Router, activity: Arc<Activity>, over: Option<OverConnectRate>) -> Self {
+        Self { app, activity, over }
     }
 }
 
@@ -35,8 +40,11 @@ impl hyper::service::Service<Request<Incoming>> for Tracking {
     type Error = Infallible;
     type Future = Responding;
 
-    fn call(&self, req: Request<Incoming>) -> Responding {
+    fn call(&self, mut req: Request<Incoming>) -> Responding {
         self.activity.begin_request();
+        if let Some(over) = self.over {
+            req.extensions_mut().insert(over);
+        }
         Responding { inner: self.app.clone().oneshot(req.map(Body::new)), guard: Some(InFlight(self.activity.clone())) }
     }
 }

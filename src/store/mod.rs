@@ -1,13 +1,15 @@
-//! The stores behind five HTTP features, each a small interface with its
+//! The stores behind six HTTP features, each a small interface with its
 //! in-memory implementation: answers remembered by `Idempotency-Key`
 //! ([`IdempotencyStore`]), stream tickets ([`TicketStore`]), revoked
 //! end-user tokens ([`RevocationStore`]), turns that outlive a request
-//! ([`TurnStore`]) and feeds ([`FeedStore`]). A shared
+//! ([`TurnStore`]), feeds ([`FeedStore`]) and per-credential rates
+//! ([`RateStore`]). A shared
 //! store (for several bridge instances) implements the same interfaces;
 //! its calls can fail, hence [`StoreError`].
 
 mod feeds;
 mod idempotency;
+mod rates;
 mod revocations;
 mod tickets;
 mod turns;
@@ -19,6 +21,7 @@ pub use feeds::{
     MemoryFeeds, is_feed_id, newest_first, parse_credential,
 };
 pub use idempotency::{Begin, Claim, Claimed, IdempotencyStore, MAX_STORED_BYTES, MemoryIdempotency, Stored};
+pub use rates::{MAX_BUCKETS, MemoryRates, Rate, RateStore};
 pub use revocations::{MAX_REVOCATIONS, MemoryRevocations, RevocationStore, RevokedFuture, unix_now};
 pub use tickets::{MAX_TICKETS, MemoryTickets, RECONNECT_GRACE, TICKET_TTL, TicketHold, TicketStore, TicketUser};
 pub use turns::{

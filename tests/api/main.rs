@@ -12,6 +12,7 @@ mod clients;
 mod commands;
 mod conformance;
 mod connections;
+mod credential_limits;
 mod device_tokens;
 mod docs;
 mod docs_lowcode;

@@ -16,6 +16,7 @@ mod engine;
 mod events;
 mod feeds;
 mod instances;
+mod limits;
 mod log;
 mod privileges;
 mod recipe;

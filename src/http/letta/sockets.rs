@@ -178,7 +178,7 @@ fn upgrade(
     socket: ClientSocket,
     hold: Option<TicketHold>,
 ) -> Result<Response, ApiError> {
-    let slot = state.limits.stream()?;
+    let slot = state.limits.stream(&socket.role)?;
     let max = state.settings.max_body_bytes;
     let ending = reauth::ending(&state, &socket.role);
     Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |ws| async move {

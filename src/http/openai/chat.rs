@@ -49,6 +49,7 @@ pub fn unix_secs() -> u64 {
             content((ChatCompletion = "application/json"), (ChunkEvent = "text/event-stream"))),
         (status = 400, description = "A malformed or incomplete request (the field in `param`)", body = ErrorBody),
         (status = 401, description = "A missing or wrong API key (the client token, or a user token)", body = ErrorBody),
+        (status = 429, description = "A per-credential limit was reached (`rate_limited`: LETTA_BRIDGE_USER_RATE, LETTA_BRIDGE_CLIENT_RATE) or the connect rate; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 403, description = "The token may not send to this agent or conversation", body = ErrorBody),
         (status = 404, description = "An unknown agent (`model_not_found`) or runtime", body = ErrorBody),
         (status = 409, description = "The agent is on several runtimes (`ambiguous_runtime`), or its turn stopped at a tool approval with LETTA_BRIDGE_OPENAI_APPROVALS=fail (`approval_required`)", body = ErrorBody),

@@ -40,7 +40,8 @@ pub struct Model {
 /// The agents the bridge has seen, as OpenAI models.
 #[utoipa::path(get, path = "/v1/models", tag = "openai", security(("client" = [])),
     responses((status = 200, description = "The agents the caller may send to", body = ModelList),
-              (status = 401, description = "A missing or wrong API key", body = ErrorBody)))]
+              (status = 401, description = "A missing or wrong API key", body = ErrorBody),
+              (status = 429, description = "A per-credential limit was reached (`rate_limited`: LETTA_BRIDGE_USER_RATE, LETTA_BRIDGE_CLIENT_RATE) or the connect rate; retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(super) async fn list_models(
     State(state): State<AppState>,
     client: Result<Client, ApiError>,
@@ -54,6 +55,7 @@ pub(super) async fn list_models(
     params(("model" = String, Path, description = "The agent id")),
     responses((status = 200, description = "The agent", body = Model),
               (status = 401, description = "A missing or wrong API key", body = ErrorBody),
+              (status = 429, description = "A per-credential limit was reached (`rate_limited`: LETTA_BRIDGE_USER_RATE, LETTA_BRIDGE_CLIENT_RATE) or the connect rate; retry after `Retry-After` seconds", body = ErrorBody),
               (status = 404, description = "An agent the bridge has not seen, or the caller may not send to (`model_not_found`)", body = ErrorBody)))]
 pub(super) async fn get_model(
     State(state): State<AppState>,

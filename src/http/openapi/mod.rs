@@ -11,7 +11,7 @@ mod swagger2;
 
 pub use events::SseEvent;
 pub use problems::{
-    ClientSocketProblems, CommandProblems, ReadProblems, StreamProblems, TurnProblems, UpgradeProblems,
+    ClientSocketProblems, CommandProblems, ReadProblems, RuntimeProblems, StreamProblems, TurnProblems, UpgradeProblems,
 };
 pub use served::docs;
 

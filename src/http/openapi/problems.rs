@@ -27,12 +27,26 @@ const AUTH_PROBLEMS: &[(&str, &str)] = &[
     ("405", "Method not allowed"),
 ];
 
+/// A per-credential limit or the connect rate: every endpoint a client,
+/// admin or user token calls can answer it.
+const RATE_PROBLEM: (&str, &str) = (
+    "429",
+    "A limit was reached (`urn:letta-bridge:rate-limited`; `limit` names it: `commands`, the credential's requests per second, LETTA_BRIDGE_USER_RATE, LETTA_BRIDGE_CLIENT_RATE; `streams`, its open streams, LETTA_BRIDGE_USER_STREAMS, LETTA_BRIDGE_CLIENT_STREAMS; `connect`, this instance's new connections per second, LETTA_BRIDGE_CONNECT_RATE). Retry after `Retry-After` seconds",
+);
+
+/// The auth problems and the rate limits: what every client endpoint answers.
+fn client_problems() -> BTreeMap<String, RefOr<Response>> {
+    let mut map = problems(AUTH_PROBLEMS);
+    map.extend(problems(&[RATE_PROBLEM]));
+    map
+}
+
 /// Errors any command endpoint can answer.
 pub struct CommandProblems;
 
 impl IntoResponses for CommandProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut map = problems(AUTH_PROBLEMS);
+        let mut map = client_problems();
         map.extend(problems(&[
             ("403", "The command needs the admin token"),
             ("409", "Several runtimes are online and none was named (`candidates` lists them), the request_id is already awaited, or (wait=completion) the runtime did not accept the input (e.g. an approval it no longer waits for: `detail` names the approval request and quotes the runtime)"),
@@ -52,6 +66,17 @@ pub struct ReadProblems;
 
 impl IntoResponses for ReadProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
+        client_problems()
+    }
+}
+
+/// Errors the runtime's registration can answer: a read's, without the
+/// per-credential limits and the connect rate (the runtime's paths are
+/// exempt from both).
+pub struct RuntimeProblems;
+
+impl IntoResponses for RuntimeProblems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
         problems(AUTH_PROBLEMS)
     }
 }
@@ -62,7 +87,7 @@ pub struct TurnProblems;
 
 impl IntoResponses for TurnProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut map = problems(AUTH_PROBLEMS);
+        let mut map = client_problems();
         map.extend(problems(&[(
             "404",
             "No turn with this id that the caller may read: unknown, past its retention, or another principal's",
@@ -81,7 +106,7 @@ pub struct StreamProblems;
 
 impl IntoResponses for StreamProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut map = problems(AUTH_PROBLEMS);
+        let mut map = client_problems();
         map.extend(problems(&[STREAM_LIMIT_PROBLEM]));
         map
     }
@@ -104,7 +129,7 @@ pub struct ClientSocketProblems;
 
 impl IntoResponses for ClientSocketProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut map = problems(AUTH_PROBLEMS);
+        let mut map = client_problems();
         map.extend(problems(&[UPGRADE_PROBLEM, STREAM_LIMIT_PROBLEM]));
         map
     }
