@@ -164,6 +164,22 @@ async fn the_openai_door_passes_the_same_check_and_answers_429_in_openais_shape(
     let ask = crate::openai::ask("hi");
     let refused = crate::openai::chat(&app, &alice, &ask, &[]).send().await.unwrap();
     assert!(refused.headers().contains_key("retry-after"), "{:?}", refused.headers());
-    let error = crate::openai::assert_openai_error(refused, 429, "rate_limited").await;
+    let error = crate::openai::assert_openai_error(refused, 429, "rate_limit_exceeded").await;
+    assert_eq!(error["type"], "requests", "OpenAI's type for a request-rate limit");
     assert!(error["message"].as_str().unwrap().contains("LETTA_BRIDGE_USER_RATE"), "{error}");
+}
+
+#[tokio::test]
+async fn a_streamed_openai_completion_holds_a_stream_place_of_its_credential() {
+    use crate::openai::{chat, runtime_with_agent};
+    let app = spawn_app_with(|c| c.client_streams = Some(1)).await;
+    let mut rt = runtime_with_agent(&app, "dev-a", "default").await;
+    let body = serde_json::json!({"model": crate::openai::AGENT, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let streamed = chat(&app, CLIENT_TOKEN, &body, &[]).send();
+    let (streamed, _frame) = tokio::join!(streamed, rt.next_frame());
+    let streamed = streamed.unwrap();
+    assert_eq!(streamed.status(), 200);
+    assert_limited(app.get("/events").await, "streams").await;
+    drop(streamed);
 }

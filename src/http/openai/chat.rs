@@ -67,12 +67,14 @@ pub(super) async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     let Client(role) = client?;
     let asked = request::parse(request::json_body(body)?)?;
+    // A streamed answer is an open stream: it takes its place first.
+    let slot = if asked.stream { Some(state.limits.stream(&role)?) } else { None };
     let begun = turn::begin(&state, role, &headers, &asked.model, asked.content.clone())?;
     let turn::Begun { runtime, conversation, run, started, seen } = begun;
     let created = unix_secs();
     if asked.stream {
         let chunks = Chunks { id: String::new(), created, model: asked.model, include_usage: asked.include_usage };
-        return stream::answer(&state, run, started, seen, chunks).await;
+        return stream::answer(&state, slot.expect("taken for a stream"), run, started, seen, chunks).await;
     }
     let finished = run.await?;
     let (text, reasoning) = {

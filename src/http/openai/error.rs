@@ -79,6 +79,8 @@ fn kind_of(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "authentication_error",
         403 => "permission_error",
+        // OpenAI's type for a request-rate limit.
+        429 => "requests",
         500.. => "server_error",
         _ => "invalid_request_error",
     }
@@ -89,6 +91,7 @@ impl From<ApiError> for OpenAiError {
         let (status, retry_after) = (e.status(), e.retry_after());
         let code = match status {
             StatusCode::UNAUTHORIZED => "invalid_api_key".to_owned(),
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_exceeded".to_owned(),
             _ => e.code().replace('-', "_"),
         };
         let message = match &e {

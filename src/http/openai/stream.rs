@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::OpenAiError;
 use super::turn::Finished;
+use crate::http::limits::StreamSlot;
 use crate::http::{ApiError, AppState};
 use crate::protocol::turn::Progress;
 use crate::runtime::Accepted;
@@ -45,9 +46,12 @@ pub trait Wire: Send + 'static {
     fn error(&mut self, e: OpenAiError) -> Vec<u8>;
 }
 
-/// Answers with the stream of `run`'s turn, once it `started`.
+/// Answers with the stream of `run`'s turn, once it `started`; `slot` is
+/// its place among the open streams (LETTA_BRIDGE_MAX_STREAMS and the
+/// credential's), held until the stream ends.
 pub async fn answer<W: Wire>(
     state: &AppState,
+    slot: StreamSlot,
     run: impl Future<Output = Result<Finished, OpenAiError>> + Send + 'static,
     started: oneshot::Receiver<Accepted>,
     seen: watch::Receiver<Progress>,
@@ -73,6 +77,7 @@ pub async fn answer<W: Wire>(
         keepalive: interval_at(tokio::time::Instant::now() + period, period),
         shutdown: state.streams_shutdown.clone(),
         phase: Phase::Start,
+        _slot: slot,
     };
     let body = futures_util::stream::unfold(streaming, |mut s| async move {
         let bytes = s.next().await?;
@@ -110,6 +115,7 @@ struct Streaming<W> {
     keepalive: Interval,
     shutdown: CancellationToken,
     phase: Phase,
+    _slot: StreamSlot,
 }
 
 impl<W: Wire> Streaming<W> {

@@ -51,6 +51,8 @@ pub(super) async fn create_response(
 ) -> Result<Response, OpenAiError> {
     let Client(role) = client?;
     let asked = request::parse(super::request::json_body(body)?)?;
+    // A streamed answer is an open stream: it takes its place first.
+    let slot = if asked.stream { Some(state.limits.stream(&role)?) } else { None };
     let begun = turn::begin(&state, role, &headers, &asked.model, asked.content)?;
     let turn::Begun { runtime, conversation, run, started, seen } = begun;
     let response = ResponseObject::started("", unix_secs(), &asked.model);
@@ -63,7 +65,7 @@ pub(super) async fn create_response(
     };
     if asked.stream {
         let events = events::Events { response, message_id: String::new(), letta, sequence: 0 };
-        return stream::answer(&state, run, started, seen, events).await;
+        return stream::answer(&state, slot.expect("taken for a stream"), run, started, seen, events).await;
     }
     let finished = run.await?;
     let text = seen.borrow().text().to_owned();
