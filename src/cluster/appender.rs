@@ -112,6 +112,10 @@ impl Appender {
                 }
                 continue;
             }
+            // Noted before the call: this instance's mirror may read the
+            // batch back before the call returns (the lag metric was then
+            // never recorded: a flaky tests/cluster/commands.rs).
+            self.note_sent(&batch);
             match self.send(&batch).await {
                 Ok(results) => {
                     backoff = Duration::from_millis(50);
@@ -219,22 +223,28 @@ impl Appender {
         Ok(redis::from_redis_value(reply).unwrap_or_default())
     }
 
+    /// Remembers when each entry of `batch` was queued, for the lag its
+    /// read-back shows ([`Appender::appended`]); bounded, oldest out. An
+    /// entry the log refuses is never read back: a later one pops it.
+    fn note_sent(&self, batch: &[Entry]) {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in batch {
+            if sent.len() >= MAX_QUEUED {
+                sent.pop_front();
+            }
+            sent.push_back((entry.n, entry.enqueued));
+        }
+    }
+
     fn done(&self, batch: Vec<Entry>, results: &[i64]) {
         let mut bytes = 0;
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         for (entry, result) in batch.iter().zip(results.iter().copied().chain(std::iter::repeat(1))) {
             bytes += entry.event.draft.data.len();
             if result == 0 {
                 ::metrics::counter!(FENCED_APPENDS).increment(1);
                 tracing::debug!(runtime = %entry.event.runtime, kind = %entry.event.draft.kind, "append refused: another instance or connection holds the runtime");
-            } else if result > 0 {
-                if sent.len() >= MAX_QUEUED {
-                    sent.pop_front();
-                }
-                sent.push_back((entry.n, entry.enqueued));
             }
         }
-        drop(sent);
         let mut queue = self.lock();
         queue.bytes -= bytes.min(queue.bytes);
         drop(queue);
