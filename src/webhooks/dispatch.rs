@@ -52,7 +52,7 @@ pub(super) async fn run(hub: Hub, hooks: Webhooks, stop: CancellationToken) {
 fn read(hub: &Hub, event: &Event, hooks: &[Arc<Hook>], flats: &mut Flats) {
     let now = unix_now();
     let subscribers: Vec<Subscriber<'_>> = hooks.iter().map(|h| Subscriber::of(h)).collect();
-    for queued in deliveries(&hub.event_id(event.seq), event, &subscribers, flats, now) {
+    for queued in deliveries(|| hub.event_id(event.seq), event, &subscribers, flats, now) {
         hooks[queued.index].enqueue(&queued.kind, queued.body, now);
     }
 }
@@ -94,7 +94,7 @@ pub(crate) struct Queued {
 /// event and the flat one it completes, each for the subscribers reading
 /// it, in that order. `flats` reads every event, matched or not.
 pub(crate) fn deliveries(
-    event_id: &str,
+    event_id: impl FnOnce() -> String,
     event: &Event,
     subscribers: &[Subscriber<'_>],
     flats: &mut Flats,
@@ -117,6 +117,8 @@ pub(crate) fn deliveries(
     if matching.is_empty() {
         return out;
     }
+    // Formatted only for an event some hook reads (most events: none).
+    let event_id = &event_id();
     let raw = std::str::from_utf8(&data).ok().and_then(|s| RawValue::from_string(s.to_owned()).ok());
     let mut raw_body = None;
     for &index in &matching {

@@ -170,7 +170,7 @@ async fn read(term: &Arc<Term>, tasks: &TaskTracker, workers: &mut HashMap<Strin
                 let last = batch.last().map_or(done, |e| e.seq);
                 for event in &batch {
                     let readers = if event.seq <= done { &[][..] } else { &subscribers[..] };
-                    for queued in deliveries(&node.hub.event_id(event.seq), event, readers, &mut flats, now) {
+                    for queued in deliveries(|| node.hub.event_id(event.seq), event, readers, &mut flats, now) {
                         let hook = &hooks[queued.index];
                         let record = DeliveryRecord {
                             id: format!("msg_{}", uuid::Uuid::new_v4().simple()),

@@ -49,11 +49,7 @@ async fn the_client_token_may_not_make_or_list_webhooks() {
 
 #[tokio::test]
 async fn a_users_hook_receives_only_what_their_grants_read_and_only_they_and_the_admin_see_it() {
-    let app = spawn_app_with(|c| {
-        c.user_token_secret = Some(crate::user_access::SECRET.into());
-        c.webhook_allow = vec!["127.0.0.1".into()];
-    })
-    .await;
+    let app = users_app().await;
     let rt = app.runtime("dev-1").await;
     let mut receiver = Receiver::start("127.0.0.1", &[]).await;
     let hook = make(&app, &alice(), &receiver, json!(["update_queue"]), json!({})).await;
@@ -80,11 +76,7 @@ async fn a_users_hook_receives_only_what_their_grants_read_and_only_they_and_the
 
 #[tokio::test]
 async fn a_users_hook_is_disabled_for_good_when_their_token_is_revoked() {
-    let app = spawn_app_with(|c| {
-        c.user_token_secret = Some(crate::user_access::SECRET.into());
-        c.webhook_allow = vec!["127.0.0.1".into()];
-    })
-    .await;
+    let app = users_app().await;
     let rt = app.runtime("dev-1").await;
     let mut receiver = Receiver::start("127.0.0.1", &[]).await;
     let hook = make(&app, &alice(), &receiver, json!(["update_queue"]), json!({})).await;
@@ -93,4 +85,13 @@ async fn a_users_hook_is_disabled_for_good_when_their_token_is_revoked() {
     until("the hook is disabled", || async { listed(&app, &hook).await["enabled"] == false }).await;
     rt.emit("update_queue", "agent-1", "conv-a", json!({"n": 1}));
     assert!(receiver.quiet(Duration::from_millis(300)).await, "a revoked token's hook delivers nothing");
+}
+
+/// A bridge that takes end users' tokens and lets hooks reach the test's receiver.
+async fn users_app() -> TestApp {
+    spawn_app_with(|c| {
+        c.user_token_secret = Some(crate::user_access::SECRET.into());
+        c.webhook_allow = vec!["127.0.0.1".into()];
+    })
+    .await
 }
