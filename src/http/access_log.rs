@@ -27,10 +27,7 @@ pub async fn log(req: Request, next: Next) -> Response {
         method = %req.method(),
         path = %req.uri().path(),
         request_id = %id,
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
         otel.kind = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
     );
     if telemetry::traces_on() {
         span.record("otel.kind", "server");
@@ -45,9 +42,7 @@ pub async fn log(req: Request, next: Next) -> Response {
 /// route (called inside the route, where it is known).
 pub fn trace_route(method: &Method, route: &str) {
     if telemetry::traces_on() {
-        let span = tracing::Span::current();
-        span.record("route", route);
-        telemetry::rename(&span, format!("{method} {route}"));
+        telemetry::routed(&tracing::Span::current(), method.as_str(), route);
     }
 }
 
@@ -56,11 +51,7 @@ async fn respond(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16();
     if telemetry::traces_on() {
-        let span = tracing::Span::current();
-        span.record("status", status);
-        if response.status().is_server_error() {
-            span.record("otel.status_code", "error");
-        }
+        telemetry::answered(&tracing::Span::current(), status);
     }
     let ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     let what = if response.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -69,14 +69,26 @@ pub fn adopt(span: &Span, parent: &Span) {
     let _ = (span, parent);
 }
 
-/// Names `span` in its trace (e.g. `POST /input` once the route is known).
-pub fn rename(span: &Span, name: String) {
+/// The request span `span` in its trace, once routed: named `METHOD
+/// route` (e.g. `POST /input`), with its `route`. Not a field of the span:
+/// the log lines stay as they are.
+pub fn routed(span: &Span, method: &str, route: &str) {
     #[cfg(feature = "otel")]
     if traces_on() {
-        otel::rename(span, name);
+        otel::routed(span, method, route);
     }
     #[cfg(not(feature = "otel"))]
-    let _ = (span, name);
+    let _ = (span, method, route);
+}
+
+/// The request span `span` in its trace, answered `status` (an error from `500` on).
+pub fn answered(span: &Span, status: u16) {
+    #[cfg(feature = "otel")]
+    if traces_on() {
+        otel::answered(span, status);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, status);
 }
 
 /// The W3C `traceparent` header value of `span`; `None` with traces off

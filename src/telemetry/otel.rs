@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{Status, TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -169,9 +169,22 @@ pub fn adopt(span: &Span, parent: &Span) {
     let _ = span.set_parent(parent.context());
 }
 
-/// `span`'s name in the trace.
-pub fn rename(span: &Span, name: String) {
-    span.context().span().update_name(name);
+/// The request `span`'s name and route.
+pub fn routed(span: &Span, method: &str, route: &str) {
+    let context = span.context();
+    let otel = context.span();
+    otel.update_name(format!("{method} {route}"));
+    otel.set_attribute(KeyValue::new("route", route.to_owned()));
+}
+
+/// The request `span`'s status; an error from `500` on.
+pub fn answered(span: &Span, status: u16) {
+    let context = span.context();
+    let otel = context.span();
+    otel.set_attribute(KeyValue::new("status", i64::from(status)));
+    if status >= 500 {
+        otel.set_status(Status::error(format!("HTTP {status}")));
+    }
 }
 
 /// `span`'s W3C `traceparent` (version `00`).
