@@ -22,6 +22,8 @@ pub struct Span {
     /// `service.name` of the span's resource.
     pub service: Option<String>,
     pub name: String,
+    /// `server`, `client` or `internal` (OTLP's span kinds).
+    pub kind: &'static str,
     /// Lowercase hex, as in a `traceparent`.
     pub trace_id: String,
     pub span_id: String,
@@ -111,6 +113,13 @@ async fn export(State(received): State<Arc<Received>>, body: Bytes) -> axum::htt
                 spans.push(Span {
                     instance: of("service.instance.id"),
                     service: of("service.name"),
+                    kind: match span.kind {
+                        2 => "server",
+                        3 => "client",
+                        4 => "producer",
+                        5 => "consumer",
+                        _ => "internal",
+                    },
                     name: span.name,
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),

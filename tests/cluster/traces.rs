@@ -42,8 +42,8 @@ async fn a_command_forwarded_to_the_instance_holding_its_runtime_is_one_trace_ov
     let (turn, forwarded) = (span("n1", "turn"), span("n2", "forwarded"));
     assert_eq!(request.parent_span_id, CALLER, "the request continues the caller's trace: {request:?}");
     assert_eq!(
-        (request.attr("method"), request.attr("route"), request.attr("status")),
-        (Some("POST"), Some("/input"), Some("200"))
+        (request.kind, request.attr("method"), request.attr("route"), request.attr("status")),
+        ("server", Some("POST"), Some("/input"), Some("200"))
     );
     assert_eq!(follow.parent_span_id, request.span_id, "the turn is followed in a task of its own");
     assert_eq!(dispatch.parent_span_id, follow.span_id);

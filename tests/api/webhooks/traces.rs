@@ -51,7 +51,7 @@ async fn a_webhook_delivery_carries_the_traceparent_of_its_exported_span() {
     let (trace, span) = (parts[1], parts[2]);
     let spans = otlp.until("the delivery's span", super::WAIT, |s| s.iter().any(|s| s.span_id == span)).await;
     let sent = spans.iter().find(|s| s.span_id == span).unwrap();
-    assert_eq!((sent.name.as_str(), sent.trace_id.as_str()), ("webhook.delivery", trace));
+    assert_eq!((sent.name.as_str(), sent.kind, sent.trace_id.as_str()), ("webhook.delivery", "client", trace));
     assert_eq!((sent.attr("webhook.id"), sent.attr("status")), (delivery["id"].as_str(), Some("200")));
     assert_eq!(sent.service.as_deref(), Some("letta-bridge"));
     assert!(sent.attributes.iter().all(|(_, v)| !v.contains("/hook")), "never the receiver's path: {sent:?}");
