@@ -14,9 +14,7 @@
 use std::io::IsTerminal;
 
 use tracing::Span;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
@@ -30,6 +28,7 @@ pub use otel::Traces;
 
 /// Without the `otel` feature: nothing to flush.
 #[cfg(not(feature = "otel"))]
+#[derive(Default)]
 pub struct Traces;
 
 #[cfg(not(feature = "otel"))]
@@ -131,7 +130,29 @@ pub fn init(format: LogFormat, instance: Option<&str>) -> Traces {
         eprintln!("letta-bridge: RUST_LOG is not a valid filter ({e}); logging at info");
         EnvFilter::new(filter_directives(None))
     });
-    let builder = tracing_subscriber::fmt::layer()
+    #[cfg(feature = "otel")]
+    if let Some((layer, traces)) = otel::start(instance) {
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
+            .with_ansi(std::io::stderr().is_terminal());
+        let logs = match format {
+            LogFormat::Text => logs.boxed(),
+            LogFormat::Json => logs.json().flatten_event(true).boxed(),
+        };
+        // Each layer its own filter: `RUST_LOG` says what is logged, not
+        // what is traced.
+        let _ = tracing_subscriber::registry().with(logs.with_filter(filter)).with(layer).try_init();
+        return traces;
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = instance;
+    // Traces off: the subscriber as it always was, one global filter.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // A log line that cannot be written is dropped. By default the
         // subscriber reports the failure with `eprintln!`, which panics when
@@ -139,26 +160,13 @@ pub fn init(format: LogFormat, instance: Option<&str>) -> Traces {
         // signal handler, and then SIGTERM no longer stopped the bridge.
         .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
-    let logs = match format {
-        LogFormat::Text => builder.boxed(),
-        LogFormat::Json => builder.json().flatten_event(true).boxed(),
-    };
-    // Each layer its own filter: `RUST_LOG` says what is logged, not what
-    // is traced.
-    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
-    #[cfg(feature = "otel")]
-    let (registry, traces) = {
-        let (layer, traces) = otel::start(instance);
-        (registry.with(layer), traces)
-    };
-    #[cfg(not(feature = "otel"))]
-    let traces = {
-        let _ = instance;
-        Traces
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     // A second init (tests) keeps the first subscriber.
-    let _ = registry.try_init();
-    traces
+    let _ = result;
+    Traces::default()
 }
 
 #[cfg(test)]

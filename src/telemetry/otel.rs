@@ -52,7 +52,8 @@ pub fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
     endpoint && !disabled && !none
 }
 
-/// The exporter's provider, flushed at shutdown.
+/// The exporter's provider, flushed at shutdown (none with traces off).
+#[derive(Default)]
 pub struct Traces {
     provider: Option<SdkTracerProvider>,
 }
@@ -74,19 +75,19 @@ impl Traces {
 
 /// The layer that exports [`TRACED`] spans, when [`wanted`]; call within
 /// the tokio runtime (exports run on it).
-pub fn start<S>(instance: Option<&str>) -> (Option<impl Layer<S>>, Traces)
+pub fn start<S>(instance: Option<&str>) -> Option<(impl Layer<S>, Traces)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let var = |name: &str| std::env::var(name).ok();
     if !wanted(var) {
-        return (None, Traces { provider: None });
+        return None;
     }
     let provider = match provider(instance) {
         Ok(provider) => provider,
         Err(e) => {
             eprintln!("letta-bridge: traces are off: {e}");
-            return (None, Traces { provider: None });
+            return None;
         }
     };
     let layer = tracing_opentelemetry::layer()
@@ -98,7 +99,7 @@ where
             meta.is_span() && meta.target().starts_with("letta_bridge") && TRACED.contains(&meta.name())
         }));
     ON.store(true, Ordering::Relaxed);
-    (Some(layer), Traces { provider: Some(provider) })
+    Some((layer, Traces { provider: Some(provider) }))
 }
 
 /// The provider: the resource, the bounded batch processor (its queue
