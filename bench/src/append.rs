@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::cluster::{as_device, node_id};
 use crate::cpu::{Meter, Usage};
-use crate::crossing::{clustered, embedded, paired};
+use crate::crossing::{clustered, embedded, instances_label, paired};
 use crate::deliver::{self, Outcome, Shared};
 use crate::events::{HARD_LIMIT, OPEN_PARALLEL, shortfall, with_note};
 use crate::figure::{Figure, Goal};
@@ -45,6 +45,8 @@ struct Run {
     harness_cpu: Usage,
     /// The CPU of the bridge serving the subscribers (the last of `bridge_pids`).
     serving_cpu: Usage,
+    /// Each bridge's CPU, in `bridge_pids`' order.
+    each_cpu: Vec<Usage>,
 }
 
 /// One runtime on each of `runtimes` (devices `bench-a`, `bench-b`, …)
@@ -78,6 +80,7 @@ async fn windowed(
     let bridges_meter = Meter::start(bridge_pids)?;
     let harness_meter = Meter::start(&[std::process::id()])?;
     let serving_meter = Meter::start(&bridge_pids[bridge_pids.len() - 1..])?;
+    let each_meter = bridge_pids.iter().map(|p| Meter::start(&[*p])).collect::<Result<Vec<_>, _>>()?;
     let publish = {
         let shared = shared.clone();
         let sinks = &mut sinks;
@@ -98,13 +101,14 @@ async fn windowed(
     let bridges_cpu = bridges_meter.read()?;
     let harness_cpu = harness_meter.read()?;
     let serving_cpu = serving_meter.read()?;
+    let each_cpu = each_meter.into_iter().map(|m| m.read()).collect::<Result<Vec<_>, _>>()?;
     for mut s in sinks {
         let _ = s.close().await;
     }
     for d in drainers {
         d.abort();
     }
-    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu, harness_cpu, serving_cpu })
+    Ok(Run { outcome: outcome?, redis_cpu, bridges_cpu, harness_cpu, serving_cpu, each_cpu })
 }
 
 /// Sustained appends: `instances` = `None` is an embedded bridge with the
@@ -162,6 +166,18 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
         Figure::new(format!("{name}: bridges' CPU per event"), run.bridges_cpu.us_per(events), "µs")
             .note("all instances summed"),
     );
+    if let Some(k) = instances.filter(|&k| k > 1) {
+        // `windowed` got the serving instance (b) last.
+        let mut names: Vec<char> = (0..k).map(|i| char::from(b'a' + i as u8)).filter(|&c| c != 'b').collect();
+        names.push('b');
+        for (c, cpu) in names.iter().zip(&run.each_cpu) {
+            let what = if *c == 'b' { "its runtime, the mirror and the subscriber" } else { "its runtime and the mirror" };
+            figures.push(
+                Figure::new(format!("{name}: instance {c} CPU per event"), cpu.us_per(events), "µs")
+                    .note(format!("{what}; per event of the whole cluster")),
+            );
+        }
+    }
     figures.push(
         Figure::new(format!("{name}: harness CPU"), run.harness_cpu.percent, "%")
             .note("of one core: the fake runtimes and the subscriber, same span"),
@@ -170,9 +186,9 @@ pub async fn append(args: &Args, dir: &Path, instances: Option<usize>) -> anyhow
 }
 
 /// Fan-out to `--fanout-subscribers` with `size`-byte frames: an embedded
-/// bridge and a cluster with the runtime on A and the subscribers on B,
-/// paired as in [`crate::crossing`].
-pub async fn fanout(args: &Args, dir: &Path, size: usize) -> anyhow::Result<Vec<Figure>> {
+/// bridge and a cluster of `k` with the runtime on A and the subscribers on
+/// B (the others only mirror the log), paired as in [`crate::crossing`].
+pub async fn fanout(args: &Args, dir: &Path, size: usize, k: usize) -> anyhow::Result<Vec<Figure>> {
     let n = args.fanout_subscribers;
     let span = Duration::from_secs_f64(args.fanout_secs);
     let window = args.append_window;
@@ -184,26 +200,35 @@ pub async fn fanout(args: &Args, dir: &Path, size: usize) -> anyhow::Result<Vec<
             .await
         },
         async || {
-            clustered(args, dir, 2, None, async |c| {
+            clustered(args, dir, k, None, async |c| {
                 let a = c.target(0).clone();
-                windowed(std::slice::from_ref(&a), c.target(1), n, size, span, window, Some(c.redis.pid), &c.pids())
+                // B, which serves the subscribers, last.
+                let mut pids = c.pids();
+                let b = pids.remove(1);
+                pids.push(b);
+                windowed(std::slice::from_ref(&a), c.target(1), n, size, span, window, Some(c.redis.pid), &pids)
                     .await
             })
             .await
         },
     )
     .await?;
+    let k_label = instances_label(k);
     let mut figures = outcome_figures(&format!("fan-out windowed, embedded, {n} subs, {size} B"), &e);
-    figures.extend(outcome_figures(&format!("fan-out windowed, cluster A→B, {n} subs, {size} B"), &c));
+    figures.extend(outcome_figures(&format!("fan-out windowed, cluster A→B, {n} subs, {size} B{k_label}"), &c));
     if let Some(cpu) = c.redis_cpu {
         figures.push(
-            Figure::new(format!("fan-out windowed, cluster A→B, {n} subs, {size} B: Redis CPU"), cpu.percent, "%")
-                .note("of one core"),
+            Figure::new(
+                format!("fan-out windowed, cluster A→B, {n} subs, {size} B{k_label}: Redis CPU"),
+                cpu.percent,
+                "%",
+            )
+            .note("of one core"),
         );
     }
     let ratio = c.outcome.delivered_per_sec() / e.outcome.delivered_per_sec();
     figures.push(
-        Figure::new(format!("fan-out windowed, {n} subs, {size} B: cluster ÷ embedded"), ratio, "×")
+        Figure::new(format!("fan-out windowed, {n} subs, {size} B{k_label}: cluster ÷ embedded"), ratio, "×")
             .goal(Goal::AtLeast(FANOUT_TARGET))
             .note("delivered/s of the two runs of the same repetition"),
     );

@@ -39,12 +39,14 @@ enum Case {
     RelayMemory(usize),
     Startup,
     Instructions,
-    ClusterEventHop(usize),
+    /// Subscribers on B, instances.
+    ClusterEventHop(usize, usize),
     ClusterInput,
     ClusterSync,
     /// `None`: an embedded bridge with the same publisher (the reference).
     Append(Option<usize>),
-    ClusterFanout(usize),
+    /// Event size, instances.
+    ClusterFanout(usize, usize),
     ClusterDead,
     Soak,
     Churn,
@@ -94,14 +96,18 @@ fn cases(scenario: Scenario, args: &Args) -> Vec<Case> {
         Scenario::Memory => vec![Case::RelayMemory(args.relay_memory_receivers), Case::Memory],
         Scenario::Startup => vec![Case::Startup],
         Scenario::Instructions => vec![Case::Instructions],
-        Scenario::ClusterEventHop => args.cluster_subscribers.iter().map(|&n| Case::ClusterEventHop(n)).collect(),
+        Scenario::ClusterEventHop => (args.cluster_instances.iter())
+            .flat_map(|&k| args.cluster_subscribers.iter().map(move |&n| Case::ClusterEventHop(n, k.max(2))))
+            .collect(),
         Scenario::ClusterInput => vec![Case::ClusterInput, Case::ClusterSync],
         Scenario::ClusterAppend => {
             let mut v = vec![Case::Append(None)];
             v.extend(args.append_instances.iter().map(|&k| Case::Append(Some(k.max(1)))));
             v
         }
-        Scenario::ClusterFanout => args.fanout_sizes.iter().map(|&s| Case::ClusterFanout(s)).collect(),
+        Scenario::ClusterFanout => (args.cluster_instances.iter())
+            .flat_map(|&k| args.fanout_sizes.iter().map(move |&s| Case::ClusterFanout(s, k.max(2))))
+            .collect(),
         Scenario::ClusterDead => vec![Case::ClusterDead],
         Scenario::Soak => vec![Case::Soak],
         Scenario::Churn => vec![Case::Churn],
@@ -349,11 +355,11 @@ async fn one(
             let binary = args.spawn.as_ref().context("instructions need --spawn")?;
             instructions::measure(args, binary, work).await
         }
-        Case::ClusterEventHop(n) => crossing::event_hop(args, work, n).await,
+        Case::ClusterEventHop(n, k) => crossing::event_hop(args, work, n, k).await,
         Case::ClusterInput => crossing::input(args, work).await,
         Case::ClusterSync => crossing::sync(args, work).await,
         Case::Append(instances) => append::append(args, work, instances).await,
-        Case::ClusterFanout(size) => append::fanout(args, work, size).await,
+        Case::ClusterFanout(size, k) => append::fanout(args, work, size, k).await,
         Case::ClusterDead => failover::dead_instance(args, work).await,
     }
 }

@@ -79,13 +79,20 @@ fn added(name: String, embedded_us: f64, cluster_us: f64) -> Figure {
     Figure::new(name, cluster_us - embedded_us, "µs")
 }
 
-/// Runtime on A → `n` subscribers on B at `--rate`, next to the embedded hop.
-pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<Figure>> {
+/// `""` for the two instances the cluster runs had before
+/// `--cluster-instances` (their figures keep their names), else `, k instances`.
+pub fn instances_label(k: usize) -> String {
+    if k == 2 { String::new() } else { format!(", {k} instances") }
+}
+
+/// Runtime on A → `n` subscribers on B at `--rate` in a cluster of `k`
+/// instances (the others only mirror the log), next to the embedded hop.
+pub async fn event_hop(args: &Args, dir: &Path, n: usize, k: usize) -> anyhow::Result<Vec<Figure>> {
     let pace = Pace::Steady { count: args.count, per_sec: args.rate };
     let (e, c) = paired(
         async || embedded(args, dir, async |b| events::through_bridge(&b.target, n, args.size, pace, true).await).await,
         async || {
-            clustered(args, dir, 2, None, async |c| {
+            clustered(args, dir, k, None, async |c| {
                 let o = events::across(c.target(0), c.target(1), n, args.size, pace, true).await?;
                 Ok((o, scrape::metrics(c.target(0)).await?))
             })
@@ -97,7 +104,7 @@ pub async fn event_hop(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Vec<
     let (ep, cp) = (percentiles(&e), percentiles(&c));
     let rate = args.rate;
     let emb = format!("embedded event hop, {n} subs, {rate}/s");
-    let clu = format!("cluster event hop A→B, {n} subs, {rate}/s");
+    let clu = format!("cluster event hop A→B, {n} subs, {rate}/s{}", instances_label(k));
     let mut figures = with_note(latency(&emb, ep, Some("raw hop"), None), shortfall(&e));
     figures.extend(with_note(latency(&clu, cp, Some("raw hop"), None), shortfall(&c)));
     figures.push(Figure::new(format!("{clu}: missed"), c.total.missed as f64, "events"));

@@ -144,6 +144,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
     pub cluster_subscribers: Vec<usize>,
 
+    /// Instance counts for the cluster event hop and fan-out runs: the
+    /// runtime on A, the subscribers on B, the others only mirroring the log.
+    #[arg(long, value_delimiter = ',', default_values_t = [2])]
+    pub cluster_instances: Vec<usize>,
+
     /// Instance counts for the sustained append throughput (a runtime on each,
     /// one subscriber on the second instance, or on the only one).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 3])]

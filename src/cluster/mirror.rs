@@ -8,18 +8,16 @@
 //!
 //! [`Handle::on_applied`]: crate::runtime::Handle::on_applied
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use redis::streams::{StreamReadOptions, StreamReadReply};
-use redis::{AsyncCommands, RedisError, Value};
+use redis::{RedisError, Value};
 use tokio::time::Instant;
 
 use super::Node;
 use super::appender::Appender;
 use super::engine::Lua;
-use super::entry::LogEntry;
+use super::entry::{EntryError, LogEntry};
 use super::epoch::{Verdict, judge, new_epoch};
 use crate::runtime::{Applied, Origin};
 
@@ -78,7 +76,6 @@ impl Mirror {
         let mut con = self.node.engine.blocking_connection().await?;
         let Some(target) = self.check_epoch().await? else { return Ok(()) };
         let events = self.node.engine.key("events");
-        let options = StreamReadOptions::default().block(BLOCK_MS).count(COUNT);
         let mut checked = Instant::now();
         loop {
             if moves.has_changed().unwrap_or(true) {
@@ -88,16 +85,26 @@ impl Mirror {
                 self.node.loaded.send_replace(true);
                 tracing::info!(seq = self.last, epoch = %self.node.hub.epoch(), "the mirror of the shared log is loaded");
             }
-            let read: Result<StreamReadReply, RedisError> =
-                con.xread_options(&[&events], &[format!("{}-0", self.last)], &options).await;
+            let mut xread = redis::cmd("XREAD");
+            xread.arg("COUNT").arg(COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS").arg(&events);
+            let read: Result<Value, RedisError> = xread.arg(format!("{}-0", self.last)).query_async(&mut con).await;
             self.node.engine.note(&read);
             let epoch = self.node.hub.epoch();
-            for key in read?.keys {
-                for entry in key.ids {
-                    if !self.apply(&epoch, &entry.id, &entry.map) {
-                        return Ok(()); // an entry of another epoch: look again
-                    }
+            let entries = LogEntry::read(read?);
+            let read_some = !entries.is_empty();
+            let mut other_epoch = false;
+            for entry in entries {
+                if !self.apply(&epoch, entry) {
+                    other_epoch = true;
+                    break;
                 }
+            }
+            // One wake-up per read: subscribers take the batch in one go.
+            if read_some {
+                self.node.hub.wake();
+            }
+            if other_epoch {
+                return Ok(()); // look again
             }
             if checked.elapsed() >= CHECK_EVERY {
                 checked = Instant::now();
@@ -140,9 +147,10 @@ impl Mirror {
         }
     }
 
-    /// Applies one entry; false when it belongs to another epoch.
-    fn apply(&mut self, epoch: &str, id: &str, fields: &HashMap<String, Value>) -> bool {
-        let entry = match LogEntry::from_fields(id, fields) {
+    /// Stores one entry (subscribers are woken after the read) and hands it
+    /// to the runtimes; false when it belongs to another epoch.
+    fn apply(&mut self, epoch: &str, entry: Result<LogEntry, EntryError>) -> bool {
+        let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::warn!(error = %e, "skipping an entry of the shared log");
@@ -155,7 +163,7 @@ impl Mirror {
         let append_number = entry.append_number();
         let LogEntry { seq, node, generation, reply_to, engine_ms, draft, .. } = entry;
         let age = Duration::from_millis(self.node.lease.engine_now_ms().saturating_sub(engine_ms));
-        let Some(event) = self.node.hub.apply(seq, age, draft) else {
+        let Some(event) = self.node.hub.store(seq, age, draft) else {
             self.last = self.last.max(seq);
             return true;
         };

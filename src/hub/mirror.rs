@@ -8,26 +8,36 @@ use std::time::{Duration, Instant};
 use super::{Draft, Event, Hub};
 
 impl Hub {
-    /// Stores the log's event `seq`, `age` old. An event already held is
-    /// ignored (`None`); after a gap (events the log trimmed before this
-    /// mirror read them) the ring restarts at `seq`, and subscribers that
-    /// had not read up to the gap get `lagged`.
+    /// Stores the log's event `seq`, `age` old, and wakes subscribers. An
+    /// event already held is ignored (`None`); after a gap (events the log
+    /// trimmed before this mirror read them) the ring restarts at `seq`, and
+    /// subscribers that had not read up to the gap get `lagged`.
     pub fn apply(&self, seq: u64, age: Duration, draft: Draft) -> Option<Arc<Event>> {
+        let event = self.store(seq, age, draft);
+        self.wake();
+        event
+    }
+
+    /// [`Hub::apply`] without the wake-up, for a batch of the log: the
+    /// mirror wakes subscribers once after it ([`Hub::wake`]), and they read
+    /// the batch in one go instead of one event per wake-up.
+    pub fn store(&self, seq: u64, age: Duration, draft: Draft) -> Option<Arc<Event>> {
         let now = Instant::now();
         let at = now.checked_sub(age).unwrap_or(now);
-        let event = {
-            let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
-            if seq <= ring.last_seq {
-                return None;
-            }
-            if seq > ring.last_seq + 1 {
-                ring.events.clear();
-                ring.bytes = 0;
-            }
-            ring.push(seq, draft, at, &self.inner.limits)
-        };
+        let mut ring = self.inner.ring.write().unwrap_or_else(|p| p.into_inner());
+        if seq <= ring.last_seq {
+            return None;
+        }
+        if seq > ring.last_seq + 1 {
+            ring.events.clear();
+            ring.bytes = 0;
+        }
+        Some(ring.push(seq, draft, at, &self.inner.limits))
+    }
+
+    /// Wakes subscribers to read what was stored.
+    pub fn wake(&self) {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
-        Some(event)
     }
 
     /// The log lost its data and starts again under `epoch`: the ring is

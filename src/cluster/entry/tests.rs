@@ -1,6 +1,5 @@
 //! The log codec against the script that writes the log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use redis::Value;
@@ -23,8 +22,11 @@ fn append(kind: &str, reply_to: Option<&str>) -> Append {
     }
 }
 
-fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::BulkString(v.as_bytes().to_vec()))).collect()
+fn fields(pairs: &[(&str, &str)]) -> Vec<Value> {
+    pairs
+        .iter()
+        .flat_map(|(k, v)| [Value::BulkString(k.as_bytes().to_vec()), Value::BulkString(v.as_bytes().to_vec())])
+        .collect()
 }
 
 #[test]
@@ -60,7 +62,7 @@ fn an_entry_reads_back_with_its_seq_stamp_and_event() {
         ("z", "12"),
         ("d", r#"{"type":"x"}"#),
     ]);
-    let entry = LogEntry::from_fields("105-0", &map).unwrap();
+    let entry = LogEntry::from_fields("105-0", map).unwrap();
     assert_eq!((entry.seq, entry.epoch.as_str(), entry.node.as_str(), entry.generation), (105, "ep1", "n-a", 42));
     assert_eq!((entry.reply_to.as_deref(), entry.engine_ms), (Some("r1"), 1_700_000_000_000));
     assert_eq!(entry.append_number(), Some(7));
@@ -75,22 +77,21 @@ fn an_entry_reads_back_with_its_seq_stamp_and_event() {
 
 #[test]
 fn empty_optional_fields_read_as_absent() {
-    let entry =
-        LogEntry::from_fields("1-0", &fields(&[("e", "ep1"), ("k", "x"), ("r", "dev-1"), ("a", ""), ("q", "")]))
-            .unwrap();
+    let entry = LogEntry::from_fields("1-0", fields(&[("e", "ep1"), ("k", "x"), ("r", "dev-1"), ("a", ""), ("q", "")]))
+        .unwrap();
     assert_eq!((entry.draft.agent_id, entry.reply_to, entry.generation), (None, None, 0));
 }
 
 #[test]
 fn the_reapers_entries_have_no_append_number_of_the_lost_instance() {
     let map = fields(&[("e", "ep1"), ("k", "runtime_offline"), ("r", "dev-1"), ("n", "n-lost"), ("i", "n-b:reap")]);
-    assert_eq!(LogEntry::from_fields("3-0", &map).unwrap().append_number(), None);
+    assert_eq!(LogEntry::from_fields("3-0", map).unwrap().append_number(), None);
 }
 
 #[test]
 fn an_entry_that_is_not_the_logs_is_refused() {
-    assert_eq!(LogEntry::from_fields("x-0", &fields(&[])).unwrap_err(), EntryError::Id("x-0".into()));
-    assert_eq!(LogEntry::from_fields("1-0", &fields(&[("g", "many")])).unwrap_err(), EntryError::Number("g"));
+    assert_eq!(LogEntry::from_fields("x-0", fields(&[])).unwrap_err(), EntryError::Id("x-0".into()));
+    assert_eq!(LogEntry::from_fields("1-0", fields(&[("g", "many")])).unwrap_err(), EntryError::Number("g"));
 }
 
 #[test]
@@ -106,4 +107,41 @@ fn the_script_writes_exactly_the_fields_the_mirror_reads() {
 fn the_script_takes_as_many_arguments_per_event_as_the_codec_gives() {
     let script = include_str!("../log.lua");
     assert!(script.contains(&format!("for i = 9, #ARGV, {} do", Append::ARGS)), "log.lua's append loop");
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn xread_entry(id: &str, pairs: &[(&str, &str)]) -> Value {
+    Value::Array(vec![bulk(id), Value::Array(fields(pairs))])
+}
+
+#[test]
+fn an_xread_reply_reads_as_its_entries_in_order_in_resp2_and_resp3() {
+    let entries =
+        || Value::Array(vec![xread_entry("7-0", &[("e", "ep1"), ("d", "{}")]), xread_entry("8-0", &[("e", "ep1")])]);
+    let resp2 = Value::Array(vec![Value::Array(vec![bulk("lb:events"), entries()])]);
+    let resp3 = Value::Map(vec![(bulk("lb:events"), entries())]);
+    for reply in [resp2, resp3] {
+        let read: Vec<LogEntry> = LogEntry::read(reply).into_iter().map(Result::unwrap).collect();
+        assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(
+            (read[0].epoch.as_str(), read[0].draft.data.as_str(), read[1].draft.data.as_str()),
+            ("ep1", "{}", "")
+        );
+    }
+    assert!(LogEntry::read(Value::Nil).is_empty(), "a block that timed out");
+}
+
+#[test]
+fn an_entry_of_another_shape_in_a_reply_is_refused_in_its_place() {
+    let reply = Value::Array(vec![Value::Array(vec![
+        bulk("lb:events"),
+        Value::Array(vec![Value::Int(3), xread_entry("9-0", &[("e", "ep1")])]),
+    ])]);
+    let read = LogEntry::read(reply);
+    assert_eq!(read.len(), 2);
+    assert!(read[0].is_err());
+    assert_eq!(read[1].as_ref().map(|e| e.seq), Ok(9));
 }
