@@ -14,11 +14,13 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use tracing::Metadata;
 use tracing::Span;
+use tracing::subscriber::Interest;
 use tracing::subscriber::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::otlp::HyperClient;
@@ -26,6 +28,27 @@ use super::otlp::HyperClient;
 /// The spans a trace holds; any other span (a runtime's socket task, a
 /// client socket) and every log line stay out of it.
 pub const TRACED: &[&str] = &["http", "dispatch", "forward", "forwarded", "turn", "turn.follow", "webhook.delivery"];
+
+/// The exporting layer's filter: [`TRACED`] spans of this crate, decided
+/// once per callsite (a `filter_fn` is asked at every event, and turned
+/// every disabled `debug!` into a dynamic check).
+struct Traced;
+
+impl Traced {
+    fn traced(meta: &Metadata<'_>) -> bool {
+        meta.is_span() && meta.target().starts_with("letta_bridge") && TRACED.contains(&meta.name())
+    }
+}
+
+impl<S> Filter<S> for Traced {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        Self::traced(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if Self::traced(meta) { Interest::always() } else { Interest::never() }
+    }
+}
 
 /// `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` names one.
 const SERVICE_NAME: &str = "letta-bridge";
@@ -95,9 +118,7 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
-        .with_filter(filter_fn(|meta| {
-            meta.is_span() && meta.target().starts_with("letta_bridge") && TRACED.contains(&meta.name())
-        }));
+        .with_filter(Traced);
     ON.store(true, Ordering::Relaxed);
     Some((layer, Traces { provider: Some(provider) }))
 }
