@@ -22,18 +22,14 @@ use crate::telemetry;
 /// logged by the stream itself (`events`).
 pub async fn log(req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-    let span = tracing::info_span!(
-        "http",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id = %id,
-        otel.kind = tracing::field::Empty,
-    );
-    if telemetry::traces_on() {
-        span.record("otel.kind", "server");
-        if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-            telemetry::continue_trace(&span, parent);
-        }
+    if !telemetry::traces_on() {
+        let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
+        return respond(req, next).instrument(span).await;
+    }
+    let (method, path) = (req.method(), req.uri().path());
+    let span = tracing::info_span!("http", method = %method, path = %path, request_id = %id, otel.kind = "server");
+    if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        telemetry::continue_trace(&span, parent);
     }
     respond(req, next).instrument(span).await
 }
