@@ -130,11 +130,19 @@ local function trim(max_events, max_bytes, max_age_ms, now, by_age)
   redis.call('HINCRBY', META, 'bytes', -freed)
 end
 
--- Appends one event; returns its seq.
+-- Appends one event; returns its seq. An empty agent, conversation or
+-- reply-to is left out (every mirror reads an absent field as empty, this
+-- version and the ones before): every instance parses every field of every
+-- entry, and most events answer no request.
 local function add(ep, kind, runtime, agent, conv, gen, node, reply, id, data, now)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
-  redis.call('XADD', EVENTS, seq .. '-0', 'e', ep, 'k', kind, 'r', runtime, 'a', agent, 'v', conv,
-    'g', gen, 'n', node, 'q', reply, 't', now, 'i', id, 'z', #data, 'd', data)
+  local f = {'e', ep, 'k', kind, 'r', runtime}
+  if agent ~= '' then f[#f + 1] = 'a'; f[#f + 1] = agent end
+  if conv ~= '' then f[#f + 1] = 'v'; f[#f + 1] = conv end
+  f[#f + 1] = 'g'; f[#f + 1] = gen; f[#f + 1] = 'n'; f[#f + 1] = node
+  if reply ~= '' then f[#f + 1] = 'q'; f[#f + 1] = reply end
+  f[#f + 1] = 't'; f[#f + 1] = now; f[#f + 1] = 'i'; f[#f + 1] = id; f[#f + 1] = 'd'; f[#f + 1] = data
+  redis.call('XADD', EVENTS, seq .. '-0', unpack(f))
   redis.call('HINCRBY', META, 'bytes', #data)
   redis.call('RPUSH', SIZES, #data)
   return seq

@@ -28,6 +28,12 @@ const BLOCK_MS: usize = 1000;
 /// Entries per read.
 const COUNT: usize = 512;
 
+/// Subscribers are woken after this many entries of a read and at its end,
+/// not after each: they read what came in larger batches (fewer polls and
+/// writes), and the first entry of a full read (512) waits at most 64
+/// applications (~0.3 ms at ~4 µs each) for its wake-up.
+const WAKE_EVERY: usize = 64;
+
 /// Between epoch checks on a busy log.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -93,13 +99,15 @@ impl Mirror {
             let entries = LogEntry::read(read?);
             let read_some = !entries.is_empty();
             let mut other_epoch = false;
-            for entry in entries {
+            for (i, entry) in entries.into_iter().enumerate() {
                 if !self.apply(&epoch, entry) {
                     other_epoch = true;
                     break;
                 }
+                if i % WAKE_EVERY == WAKE_EVERY - 1 {
+                    self.node.hub.wake();
+                }
             }
-            // One wake-up per read: subscribers take the batch in one go.
             if read_some {
                 self.node.hub.wake();
             }

@@ -69,7 +69,10 @@ async fn a_runtime_registered_on_one_instance_may_open_its_socket_on_another() {
     let reg: Value = res.json().await.unwrap();
     let connection = reg["connectionId"].as_str().unwrap();
     let url = format!("ws://{}/ws/{connection}?deviceId=dev-reg&connectionName=reg-name", cluster.at(2).addr);
+    // Instance 1 learns of the socket from the log: listed once its stream shows it.
+    let mut on1 = cluster.events(1, "").await;
     let _rt = FakeRuntime::connect_ready(&url, RUNTIME_TOKEN).await;
+    online_on(&mut [&mut on1], "dev-reg").await;
     let listed = cluster.at(1).get_json("/runtimes").await;
     let entry = listed.as_array().unwrap().iter().find(|r| r["id"] == "dev-reg").cloned().unwrap();
     assert_eq!(entry["online"], true, "{listed}");

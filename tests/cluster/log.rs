@@ -40,7 +40,7 @@ fn held(cluster: &Cluster) -> Held {
             "EVAL \"local s = 0 for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do s = s + tonumber(v) end return s\" 1 {sizes}"
         )),
         entries_sum: int(format!(
-            "EVAL \"local s = 0 for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do for j = 1, #e[2], 2 do if e[2][j] == 'z' then s = s + tonumber(e[2][j + 1]) end end end return s\" 1 {events}"
+            "EVAL \"local s = 0 for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do for j = 1, #e[2], 2 do if e[2][j] == 'd' then s = s + #e[2][j + 1] end end end return s\" 1 {events}"
         )),
         bytes: bulk(format!("HGET {meta} bytes")),
         oldest: int(format!(

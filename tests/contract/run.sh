@@ -13,21 +13,7 @@
 #     and Go (openapi-generator's Go client, built with Debian's Go and
 #     Debian's packaged Go libraries: the Go module proxy is out of reach);
 #  4. a TypeScript client generated from the document type-checks.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-BIN=${1:-target/debug/letta-bridge}
-if [[ -z "${FAKE_RUNTIME:-}" ]]; then
-    cargo build --quiet -p letta-bridge-testkit --bin fake-runtime
-    FAKE_RUNTIME=${CARGO_TARGET_DIR:-target}/debug/fake-runtime
-fi
-VENV=${VENV:-.ci/cache/venv}
-WORK=$(mktemp -d)
-cleanup() { kill "${CLIENTS_FAKE_PID:-}" "${FAKE_PID:-}" "${BRIDGE_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-export LETTA_BRIDGE_LISTEN="127.0.0.1:$PORT"
+source "$(dirname "$0")/../bridge.sh"
 export LETTA_BRIDGE_RUNTIME_TOKEN=contract-runtime-token-0001
 export LETTA_BRIDGE_CLIENT_TOKEN=contract-client-token-00001
 export LETTA_BRIDGE_ADMIN_TOKEN=contract-admin-token-000001
@@ -35,19 +21,10 @@ export LETTA_BRIDGE_ADMIN_TOKEN=contract-admin-token-000001
 export LETTA_BRIDGE_MAX_STREAM_DURATION=1s
 export LETTA_BRIDGE_MAX_WAIT_TIMEOUT=5s
 export LETTA_BRIDGE_WAIT_TIMEOUT=5s
-export RUST_LOG=warn
-
-"$BIN" > "$WORK/bridge.log" 2>&1 &
-BRIDGE_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/healthz" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/healthz" > /dev/null || { echo "the bridge did not start"; cat "$WORK/bridge.log"; exit 1; }
-
-# Its stdout (every frame it gets) and stderr go to the log; stdin is unused.
-"$FAKE_RUNTIME" --play-turns --url "ws://127.0.0.1:$PORT/ws?deviceId=contract-runtime" \
-    --token "$LETTA_BRIDGE_RUNTIME_TOKEN" < /dev/null > "$WORK/fake.log" 2>&1 &
+start_bridge
+runtime contract-runtime --play-turns
 FAKE_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/readyz?runtimes=1" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/readyz?runtimes=1" > /dev/null || { echo "the fake runtime did not connect"; tail -20 "$WORK/fake.log"; exit 1; }
+ready 1
 
 echo "--- the served document: OpenAPI 3.1, and Swagger 2.0 with ?version=2.0"
 curl -fs "$BASE/openapi.json" > "$WORK/openapi.json"
@@ -70,17 +47,14 @@ SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/contract \
     --seed 1 \
     --no-color
 
-kill -0 "$BRIDGE_PID" || { echo "the bridge died"; cat "$WORK/bridge.log"; exit 1; }
-kill -0 "$FAKE_PID" || { echo "the fake runtime died"; tail -20 "$WORK/fake.log"; exit 1; }
+alive
+kill -0 "$FAKE_PID" || { echo "the fake runtime died"; tail -20 "$WORK/contract-runtime.log"; exit 1; }
 
 echo "--- generated clients run a whole turn"
 # A second runtime that asks for a tool approval in every turn; the clients
 # name it in the path (/runtimes/{id}/...).
-"$FAKE_RUNTIME" --play-turns --ask-approval --url "ws://127.0.0.1:$PORT/ws?deviceId=clients-runtime" \
-    --token "$LETTA_BRIDGE_RUNTIME_TOKEN" < /dev/null > "$WORK/clients-fake.log" 2>&1 &
-CLIENTS_FAKE_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/readyz?runtimes=2" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/readyz?runtimes=2" > /dev/null || { echo "the clients' fake runtime did not connect"; tail -20 "$WORK/clients-fake.log"; exit 1; }
+runtime clients-runtime --play-turns --ask-approval
+ready 2
 
 # Python: every operation generated (a dropped one is a warning, and fails).
 "$VENV/bin/openapi-python-client" generate --path "$WORK/openapi.json" --output-path "$WORK/python" \

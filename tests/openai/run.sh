@@ -8,43 +8,17 @@
 # unknown agent, the approval stop, the models; then, with no runtime
 # online, a 503 with Retry-After. Then one tool of the ecosystem that takes
 # a custom OpenAI base URL (LangChain's ChatOpenAI) runs a turn.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-BIN=${1:-target/debug/letta-bridge}
-if [[ -z "${FAKE_RUNTIME:-}" ]]; then
-    cargo build --quiet -p letta-bridge-testkit --bin fake-runtime
-    FAKE_RUNTIME=${CARGO_TARGET_DIR:-target}/debug/fake-runtime
-fi
-VENV=${VENV:-.ci/cache/venv}
-WORK=$(mktemp -d)
-cleanup() { kill "${APPROVALS_PID:-}" "${FAKE_PID:-}" "${BRIDGE_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-export LETTA_BRIDGE_LISTEN="127.0.0.1:$PORT"
+source "$(dirname "$0")/../bridge.sh"
 export LETTA_BRIDGE_RUNTIME_TOKEN=openai-runtime-token-000001
 export LETTA_BRIDGE_CLIENT_TOKEN=openai-client-token-0000001
 export LETTA_BRIDGE_ADMIN_TOKEN=openai-admin-token-00000001
-export RUST_LOG=warn
 TOKEN=$LETTA_BRIDGE_CLIENT_TOKEN
-
-"$BIN" > "$WORK/bridge.log" 2>&1 &
-BRIDGE_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/healthz" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/healthz" > /dev/null || { echo "the bridge did not start"; cat "$WORK/bridge.log"; exit 1; }
-
-runtime() { # <device> <flags…>: a fake runtime, its frames and notes in the log
-    local device=$1; shift
-    "$FAKE_RUNTIME" "$@" --url "ws://127.0.0.1:$PORT/ws?deviceId=$device" --token "$LETTA_BRIDGE_RUNTIME_TOKEN" \
-        < /dev/null > "$WORK/$device.log" 2>&1 &
-}
+start_bridge
 runtime openai-runtime --play-turns
 FAKE_PID=$!
 runtime approvals-runtime --play-turns --ask-approval
 APPROVALS_PID=$!
-for _ in $(seq 100); do curl -fs "$BASE/readyz?runtimes=2" > /dev/null && break; sleep 0.1; done
-curl -fs "$BASE/readyz?runtimes=2" > /dev/null || { echo "the fake runtimes did not connect"; exit 1; }
+ready 2
 
 # Each runtime shows the bridge its agent (a sync of the agent's default
 # conversation: its state events name the scope), as a real runtime does
@@ -69,5 +43,5 @@ wait "$FAKE_PID" "$APPROVALS_PID" 2>/dev/null || true
 for _ in $(seq 100); do curl -fs "$BASE/readyz?runtimes=1" > /dev/null || break; sleep 0.1; done
 "$VENV/bin/python" tests/openai/sdk.py "$BASE" "$TOKEN" offline
 node tests/openai/sdk.mjs "$BASE" "$TOKEN" offline
-kill -0 "$BRIDGE_PID" || { echo "the bridge died"; cat "$WORK/bridge.log"; exit 1; }
+alive
 echo "openai SDK tests passed"

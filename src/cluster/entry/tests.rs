@@ -59,7 +59,7 @@ fn an_entry_reads_back_with_its_seq_stamp_and_event() {
         ("q", "r1"),
         ("t", "1700000000000"),
         ("i", "n-a:7"),
-        ("z", "12"),
+        ("z", "12"), // written by earlier versions, read by none
         ("d", r#"{"type":"x"}"#),
     ]);
     let entry = LogEntry::from_fields("105-0", map).unwrap();
@@ -97,10 +97,11 @@ fn an_entry_that_is_not_the_logs_is_refused() {
 #[test]
 fn the_script_writes_exactly_the_fields_the_mirror_reads() {
     let script = include_str!("../log.lua");
-    let xadd = &script[script.find("'XADD'").expect("log.lua appends with XADD")..];
-    let xadd = &xadd[..xadd.find(")\n").expect("the XADD call ends")];
-    let written: Vec<&str> = xadd.split('\'').skip(1).step_by(2).filter(|s| s.len() == 1).collect();
-    assert_eq!(written, field::ALL, "log.lua's XADD fields and their order");
+    let add = &script[script.find("local function add(").expect("log.lua has `add`")..];
+    let add = &add[..add.find("\nend\n").expect("`add` ends")];
+    let written: Vec<&str> = add.split('\'').skip(1).step_by(2).filter(|s| s.len() == 1).collect();
+    assert_eq!(written, field::ALL, "log.lua's fields and their order");
+    assert!(add.contains("redis.call('XADD', EVENTS, seq .. '-0', unpack(f))"), "`add` appends what it built");
 }
 
 #[test]
