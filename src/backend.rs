@@ -148,10 +148,7 @@ impl Backend {
         let settings = Settings {
             url: url.to_owned(),
             name: config.cluster_name.clone(),
-            node_id: config
-                .node_id
-                .clone()
-                .unwrap_or_else(|| format!("n-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])),
+            node_id: config.node_id.clone().unwrap_or_else(crate::config::random_node_id),
             node_ttl: config.node_ttl,
             limits,
             forget_offline_after: config.forget_offline_after,

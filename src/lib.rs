@@ -78,7 +78,13 @@
 //!   memory embedded; in a cluster the hooks and deliveries are in Redis
 //!   (behind [`webhooks::WebhookStore`]) and one instance holding a lease
 //!   reads and delivers, with the same matching and attempts.
-//! - [`telemetry`], [`shutdown`]: logging, signals (SIGHUP reloads the
+//! - [`telemetry`]: logging, and traces when the `OTEL_*` variables ask
+//!   for them (cargo feature `otel`, on by default): the spans the other
+//!   modules open become OpenTelemetry spans exported over OTLP/HTTP
+//!   through hyper's client, with the W3C `traceparent` read from
+//!   requests, carried by forwarded commands and set on webhook
+//!   deliveries; with traces off, nothing but a flag is checked.
+//! - [`shutdown`]: signals (SIGHUP reloads the
 //!   runtime tokens file).
 //!
 //! # Data flow
@@ -104,7 +110,9 @@
 //! `runtime`, `store`, `hub`, `protocol`, `config`, `webhooks`; `webhooks` → `hub`,
 //! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`, `quota`; `quota` → `store`, `protocol`, `metrics`; `runtime` →
-//! `hub`, `protocol`; `hub` and `protocol` → nothing of the crate.
+//! `hub`, `protocol`; `hub` and `protocol` → nothing of the crate. `telemetry`
+//! (→ `config`, `auth` for its TLS client) is called by `http`, `runtime`,
+//! `backend` and `webhooks` to open spans and pass a `traceparent` on.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

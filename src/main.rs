@@ -18,8 +18,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = Config::parse();
-    telemetry::init(config.log_format);
+    let mut config = Config::parse();
+    // Chosen here, not when joining: the traces' `service.instance.id` is this id.
+    if config.cluster_url.is_some() && config.node_id.is_none() {
+        config.node_id = Some(config::random_node_id());
+    }
+    let instance = config.node_id.as_deref().filter(|_| config.cluster_url.is_some());
+    let traces = telemetry::init(config.log_format, instance);
     raise_open_file_limit();
     let app = match Application::build(config.clone()).await {
         Ok(app) => app,
@@ -45,7 +50,10 @@ async fn main() -> std::process::ExitCode {
             .await;
         stop.cancel();
     });
-    match app.run_until_stopped().await {
+    let stopped = app.run_until_stopped().await;
+    // The spans of the drain too, within a bounded wait.
+    traces.shutdown(TRACES_FLUSH).await;
+    match stopped {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("letta-bridge: {e:#}");
@@ -53,6 +61,11 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Longest the spans still queued at shutdown may take to export, after
+/// the drain (docs/operations.md, "Traces"): a collector that does not
+/// answer holds SIGTERM no longer than this.
+const TRACES_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Returns the heap that building the app used and freed (mostly the OpenAPI
 /// document, ~2 MB) to the OS: mimalloc keeps freed pages resident until

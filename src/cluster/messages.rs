@@ -27,6 +27,10 @@ pub(super) enum Message {
         /// The command's `request_id` (absent from older instances' messages).
         #[serde(default)]
         request_id: String,
+        /// The W3C `traceparent` of the sender's `forward` span, with
+        /// traces on: the holder continues the trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     /// What became of command `corr`: a write outcome by name
     /// ([`crate::runtime::WRITE_OUTCOMES`]).
@@ -37,8 +41,15 @@ pub(super) enum Message {
 
 impl Message {
     /// The command `frame` for `to`, from instance `from`, numbered `corr`,
-    /// to be written within `ms` milliseconds.
-    pub(super) fn command(corr: u64, from: &str, to: &Remote, ms: u64, frame: CommandFrame) -> Self {
+    /// to be written within `ms` milliseconds, in the trace `traceparent`.
+    pub(super) fn command(
+        corr: u64,
+        from: &str,
+        to: &Remote,
+        ms: u64,
+        frame: CommandFrame,
+        traceparent: Option<String>,
+    ) -> Self {
         Self::Command {
             corr,
             from: from.to_owned(),
@@ -48,6 +59,7 @@ impl Message {
             text: frame.text,
             scope: frame.scope.map_or(Value::Null, |s| s.to_value()),
             request_id: frame.request_id,
+            traceparent,
         }
     }
 
@@ -92,18 +104,29 @@ mod tests {
             scope: Some(scope.clone()),
             answered: true,
         };
-        let json = Message::command(7, "n-a", &remote(), 1500, sent).to_json();
-        let Message::Command { corr, from, runtime, generation, ms, text, scope: value, request_id } =
+        let json = Message::command(7, "n-a", &remote(), 1500, sent, None).to_json();
+        assert!(!json.contains("traceparent"), "no trace, no field: {json}");
+        let Message::Command { corr, from, runtime, generation, ms, text, scope: value, request_id, traceparent } =
             serde_json::from_str(&json).unwrap()
         else {
             panic!("{json}")
         };
+        assert_eq!(traceparent, None);
         assert_eq!((corr, from.as_str(), runtime.as_str(), generation, ms), (7, "n-a", "dev-1", 9, 1500));
         let got = frame(text, &value, request_id);
         assert_eq!((got.request_id.as_str(), got.text.as_str(), got.scope), ("r1", r#"{"type":"sync"}"#, Some(scope)));
         assert!(got.answered, "a sync is answered by its request_id: a draining socket waits for it");
         let unanswered = frame(r#"{"type":"change_device_state"}"#.into(), &Value::Null, "r2".into());
         assert!(!unanswered.answered);
+    }
+
+    #[test]
+    fn a_command_in_a_trace_carries_its_traceparent_to_the_holder() {
+        let sent = CommandFrame { request_id: "r1".into(), text: "{}".into(), scope: None, answered: false };
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let json = Message::command(8, "n-a", &remote(), 1500, sent, Some(parent.into())).to_json();
+        let message: Message = serde_json::from_str(&json).unwrap();
+        assert!(matches!(message, Message::Command { traceparent: Some(t), .. } if t == parent), "{json}");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! forward while it is not subscribed to its own channel (its ack could not
 //! arrive: after a failover, until the subscription moved too). The holder gives up [`MARGIN`] before the
 //! sender does, so a command is never written after its client was told `504`.
+//!
+//! With traces on, the hop is a `forward` span on the sender, whose W3C
+//! `traceparent` the message carries; the holder continues that trace in a
+//! `forwarded` span around the write and the ack.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::Node;
 use super::engine::Lua;
@@ -37,6 +43,7 @@ const MARGIN: Duration = Duration::from_millis(250);
 const REGISTRATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 use crate::metrics::FORWARDED;
+use crate::telemetry;
 
 /// The cluster's [`Peers`].
 pub(super) struct ClusterPeers {
@@ -102,22 +109,66 @@ impl ClusterPeers {
                     let _ = tx.send(outcome);
                 }
             }
-            Message::Command { corr, from, runtime, generation, ms, text, scope, request_id } => {
+            Message::Command { corr, from, runtime, generation, ms, text, scope, request_id, traceparent } => {
                 let frame = messages::frame(text, &scope, request_id);
                 let budget = Duration::from_millis(ms).saturating_sub(MARGIN.min(Duration::from_millis(ms / 4)));
                 let node = self.node.clone();
-                self.node.tasks.spawn(async move {
+                let span = match traceparent.filter(|_| telemetry::traces_on()) {
+                    Some(parent) => {
+                        let span = tracing::info_span!(parent: None, "forwarded", runtime = %runtime, from = %from, outcome = Empty);
+                        telemetry::continue_trace(&span, &parent);
+                        span
+                    }
+                    None => Span::none(),
+                };
+                let forwarded = async move {
                     // The socket task drops the frame unsent once `budget` is over.
                     let deadline = Instant::now() + budget;
                     let written = node.runtimes.write_local(&runtime, generation, frame, deadline).await;
+                    Span::current().record("outcome", DispatchError::write_outcome(&written));
                     node.publish(&from, &Message::ack(corr, &written)).await;
-                });
+                };
+                self.node.tasks.spawn(forwarded.instrument(span));
             }
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<String>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes `frame` for `to`'s holder and waits for its ack (in `span`'s trace).
+    async fn send(&self, to: &Remote, frame: CommandFrame, deadline: Instant, span: Span) -> Result<(), DispatchError> {
+        if !self.listening.load(Ordering::Relaxed) {
+            let why = "this instance is not subscribed to its channel yet (Redis failing over?); retry";
+            return Err(Unavailable(why.into()).into());
+        }
+        let ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let corr = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(corr, tx);
+        let _awaiting = Awaiting { peers: self, corr };
+        let request_id = frame.request_id.clone();
+        let payload = Message::command(corr, &self.node.id, to, ms, frame, telemetry::traceparent(&span)).to_json();
+        let publish = redis::cmd("PUBLISH").arg(self.node.engine.channel(&to.node)).arg(payload).to_owned();
+        let receivers: i64 = self.node.engine.run(&publish).await.map_err(unavailable)?;
+        let unreachable = || DispatchError::Unreachable(to.node.to_string());
+        let outcome = if receivers == 0 {
+            Err(unreachable())
+        } else {
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(outcome)) => DispatchError::from_write_outcome(&outcome, &request_id),
+                Ok(Err(_)) => Err(unreachable()),
+                Err(_) => Err(DispatchError::NotTaken(request_id)),
+            }
+        };
+        let label = match &outcome {
+            Err(DispatchError::Unreachable(_)) => "unreachable",
+            written => DispatchError::write_outcome(written),
+        };
+        ::metrics::counter!(FORWARDED, "outcome" => label).increment(1);
+        span.record("outcome", label);
+        outcome
     }
 }
 
@@ -157,37 +208,11 @@ impl Peers for ClusterPeers {
     }
 
     fn forward<'a>(&'a self, to: &'a Remote, frame: CommandFrame, deadline: Instant) -> ForwardFuture<'a> {
-        Box::pin(async move {
-            if !self.listening.load(Ordering::Relaxed) {
-                let why = "this instance is not subscribed to its channel yet (Redis failing over?); retry";
-                return Err(Unavailable(why.into()).into());
-            }
-            let ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
-            let corr = self.next.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            self.lock().insert(corr, tx);
-            let _awaiting = Awaiting { peers: self, corr };
-            let request_id = frame.request_id.clone();
-            let payload = Message::command(corr, &self.node.id, to, ms, frame).to_json();
-            let publish = redis::cmd("PUBLISH").arg(self.node.engine.channel(&to.node)).arg(payload).to_owned();
-            let receivers: i64 = self.node.engine.run(&publish).await.map_err(unavailable)?;
-            let unreachable = || DispatchError::Unreachable(to.node.to_string());
-            let outcome = if receivers == 0 {
-                Err(unreachable())
-            } else {
-                match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(outcome)) => DispatchError::from_write_outcome(&outcome, &request_id),
-                    Ok(Err(_)) => Err(unreachable()),
-                    Err(_) => Err(DispatchError::NotTaken(request_id)),
-                }
-            };
-            let label = match &outcome {
-                Err(DispatchError::Unreachable(_)) => "unreachable",
-                written => DispatchError::write_outcome(written),
-            };
-            ::metrics::counter!(FORWARDED, "outcome" => label).increment(1);
-            outcome
-        })
+        if !telemetry::traces_on() {
+            return Box::pin(self.send(to, frame, deadline, Span::none()));
+        }
+        let span = tracing::info_span!("forward", runtime = %to.runtime_id, node = %to.node, outcome = Empty);
+        Box::pin(self.send(to, frame, deadline, span.clone()).instrument(span))
     }
 
     fn list(&self) -> PeerFuture<'_, Vec<RuntimeInfo>> {

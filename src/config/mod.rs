@@ -20,6 +20,11 @@ pub use tokens::Tokens;
 pub use user_tokens::{MIN_USER_TOKEN_SECRET_LEN, PreviousSecret, UserTokenSettings};
 pub use validate::valid_origin;
 
+/// A node id for an instance started without LETTA_BRIDGE_NODE_ID (`n-` and 12 hex digits).
+pub fn random_node_id() -> String {
+    format!("n-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
 /// Smallest token length we accept without a warning.
 const MIN_TOKEN_LEN: usize = 16;
 

@@ -11,23 +11,44 @@
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::telemetry;
 
 /// Handles `req` in its span and logs its answer. An event stream's end is
 /// logged by the stream itself (`events`).
 pub async fn log(req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
+    if !telemetry::traces_on() {
+        let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
+        return respond(req, next).instrument(span).await;
+    }
+    let (method, path) = (req.method(), req.uri().path());
+    let span = tracing::info_span!("http", method = %method, path = %path, request_id = %id, otel.kind = "server");
+    if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        telemetry::continue_trace(&span, parent);
+    }
     respond(req, next).instrument(span).await
+}
+
+/// With traces on: the request span's name and route, from the matched
+/// route (called inside the route, where it is known).
+pub fn trace_route(method: &Method, route: &str) {
+    if telemetry::traces_on() {
+        telemetry::routed(&tracing::Span::current(), method.as_str(), route);
+    }
 }
 
 async fn respond(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
+    if telemetry::traces_on() {
+        telemetry::answered(&tracing::Span::current(), status);
+    }
     let ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     let what = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         "request: upgraded to a WebSocket"

@@ -7,6 +7,11 @@
 //! before the socket took it is dropped by the socket task, never sent late.
 //! Both kinds of wait count against LETTA_BRIDGE_MAX_PENDING and claim their
 //! `request_id` ([`super::Pending`]).
+//!
+//! With traces on, the trip is a `dispatch` span (runtime, command type,
+//! outcome) and a followed turn a `turn` span within it, from the follower's
+//! start to the turn's end (its stop reason, or why it was not followed to
+//! one); with traces off neither is opened.
 
 use std::time::Duration;
 
@@ -14,6 +19,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, timeout_at};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 
 use super::pending::Outcome;
@@ -22,6 +29,7 @@ use super::{CommandFrame, DispatchError, Runtimes, Target};
 use crate::protocol::Command;
 use crate::protocol::commands::is_answered;
 use crate::protocol::turn::{Progress, TurnResult};
+use crate::telemetry;
 
 /// Longest a command that waits for nothing waits for its frame to reach the socket.
 pub const WRITE_WAIT: Duration = Duration::from_secs(15);
@@ -87,6 +95,22 @@ pub enum Dispatched {
 impl Runtimes {
     /// Sends `order.command` to its runtime and waits as asked.
     pub async fn dispatch(&self, order: Order) -> Result<Dispatched, DispatchError> {
+        if !telemetry::traces_on() {
+            return self.send(order, Span::none()).await;
+        }
+        let span = tracing::info_span!("dispatch", runtime = Empty, command = %order.command.kind(), outcome = Empty);
+        let dispatched = self.send(order, span.clone()).instrument(span.clone()).await;
+        let outcome = match &dispatched {
+            Ok(Dispatched::Written(_)) => "written",
+            Ok(Dispatched::Reply(_)) => "replied",
+            Ok(Dispatched::Turn(_)) => "turn_finished",
+            Err(e) => e.name(),
+        };
+        span.record("outcome", outcome);
+        dispatched
+    }
+
+    async fn send(&self, order: Order, span: Span) -> Result<Dispatched, DispatchError> {
         let Order { runtime, mut command, wait, written, progress } = order;
         let wait = match wait {
             Wait::Reply(_) if !is_answered(command.kind()) => Wait::Written,
@@ -100,6 +124,7 @@ impl Runtimes {
             Target::Local(link) => (link.runtime_id.clone(), link.generation),
             Target::Remote(remote) => (remote.runtime_id.clone(), remote.generation),
         };
+        span.record("runtime", &*runtime_id);
         let request_id = command.request_id().to_owned();
         // Register (or subscribe) before sending, so that a fast reply cannot be missed.
         let mut waiting = None;
@@ -111,7 +136,12 @@ impl Runtimes {
                 // Held until the turn is over: counted, and its id claimed.
                 let held = self.pending().hold(&runtime_id, generation, &request_id)?;
                 let started = Follower::start(&self.inner.hub, &runtime_id, &mut command, progress)?;
-                follower = Some((started, held));
+                let turn = if telemetry::traces_on() {
+                    tracing::info_span!("turn", runtime = %runtime_id, outcome = Empty)
+                } else {
+                    Span::none()
+                };
+                follower = Some((started, held, turn));
             }
         }
         let cursor = self.inner.hub.cursor();
@@ -134,8 +164,9 @@ impl Runtimes {
         if let Some(written) = written {
             let _ = written.send(accepted());
         }
-        if let Some((follower, held)) = follower {
-            let turn = follower.finish(deadline).await;
+        if let Some((follower, held, span)) = follower {
+            let turn = follower.finish(deadline).instrument(span.clone()).await;
+            span.record("outcome", turn.as_ref().map_or_else(|e| e.name(), |t| t.stop_reason.as_str()));
             drop(held);
             return Ok(Dispatched::Turn(Box::new(turn?)));
         }

@@ -68,6 +68,22 @@ impl DispatchError {
         }
     }
 
+    /// Why a command failed, in one word (a trace's `outcome`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Route(_) => "no_runtime",
+            Self::Pending(_) => "pending_refused",
+            Self::Turn(_) => "turn_failed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unreachable(_) => "unreachable",
+            Self::Full => "full",
+            Self::Gone(_) => "gone",
+            Self::NotSent(_) => "unsent",
+            Self::NotTaken(_) => "late",
+            Self::NoReply(_) => "no_reply",
+        }
+    }
+
     /// A write's outcome from its name, for the command `request_id`; an
     /// unknown name reads as not written in time.
     pub fn from_write_outcome(name: &str, request_id: &str) -> Result<(), DispatchError> {

@@ -2,7 +2,9 @@
 //! connection, on tokio-rustls for `https://` (the pattern of the identity
 //! provider's key-set fetch), to the address the SSRF guard checked. No
 //! redirects, no proxy, one connection per attempt, bounded by
-//! [`ATTEMPT_TIMEOUT`]; the answer's body is not read.
+//! [`ATTEMPT_TIMEOUT`]; the answer's body is not read. With traces on,
+//! each attempt is a `webhook.delivery` span whose W3C `traceparent` the
+//! request carries.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -13,8 +15,11 @@ use axum::http::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls::pki_types::ServerName;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::target::Target;
+use crate::telemetry;
 
 /// Longest one attempt may take, connection and TLS included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,10 +44,23 @@ pub async fn post(
     signed: &Signed<'_>,
     body: bytes::Bytes,
 ) -> Result<StatusCode, String> {
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(target, addr, signed, body)).await {
+    let span = if telemetry::traces_on() {
+        // The receiver's authority, never its path (it may hold a secret).
+        let to = &target.authority;
+        tracing::info_span!(parent: None, "webhook.delivery", otel.kind = "client", webhook.id = signed.id, server.address = %to, status = Empty)
+    } else {
+        Span::none()
+    };
+    let traceparent = telemetry::traceparent(&span);
+    let attempt = attempt(target, addr, signed, body, traceparent.as_deref());
+    let sent = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).instrument(span.clone()).await {
         Ok(done) => done,
         Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+    };
+    if let Ok(status) = &sent {
+        span.record("status", status.as_u16());
     }
+    sent
 }
 
 async fn attempt(
@@ -50,10 +68,11 @@ async fn attempt(
     addr: SocketAddr,
     signed: &Signed<'_>,
     body: bytes::Bytes,
+    traceparent: Option<&str>,
 ) -> Result<StatusCode, String> {
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     if !target.https {
-        return exchange(target, tcp, signed, body).await;
+        return exchange(target, tcp, signed, body, traceparent).await;
     }
     let tls = match TLS.get() {
         Some(tls) => tls.clone(),
@@ -64,16 +83,22 @@ async fn attempt(
     };
     let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
     let stream = tls.connect(name, tcp).await.map_err(|e| format!("TLS with {}: {e}", target.authority))?;
-    exchange(target, stream, signed, body).await
+    exchange(target, stream, signed, body, traceparent).await
 }
 
-async fn exchange<IO>(target: &Target, io: IO, signed: &Signed<'_>, body: bytes::Bytes) -> Result<StatusCode, String>
+async fn exchange<IO>(
+    target: &Target,
+    io: IO,
+    signed: &Signed<'_>,
+    body: bytes::Bytes,
+    traceparent: Option<&str>,
+) -> Result<StatusCode, String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, full::Full>(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
-    let request = Request::post(target.path.as_str())
+    let mut request = Request::post(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, concat!("letta-bridge/", env!("CARGO_PKG_VERSION")))
@@ -83,6 +108,9 @@ where
         .header("webhook-signature", signed.signature)
         .body(full::Full(Some(body)))
         .map_err(|e| e.to_string())?;
+    if let Some(traceparent) = traceparent.and_then(|t| t.parse().ok()) {
+        request.headers_mut().insert("traceparent", traceparent);
+    }
     let send = sender.send_request(request);
     // The connection is driven here, beside the request: no task of its own.
     let (mut connection, mut send) = (pin!(connection), pin!(send));

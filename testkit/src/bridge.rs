@@ -20,11 +20,12 @@ pub const RUNTIME_TOKEN: &str = "live-runtime-token-000000001";
 pub const CLIENT_TOKEN: &str = "live-client-token-0000000001";
 pub const ADMIN_TOKEN: &str = "live-admin-token-00000000001";
 
-/// `cmd` without the caller's `LETTA_BRIDGE_*` settings, so that only what
-/// a test sets reaches the bridge.
+/// `cmd` without the caller's `LETTA_BRIDGE_*` and `OTEL_*` settings, so
+/// that only what a test sets reaches the bridge.
 pub fn without_bridge_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LETTA_BRIDGE_") {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("LETTA_BRIDGE_") || key_text.starts_with("OTEL_") {
             cmd.env_remove(key);
         }
     }
@@ -56,9 +57,26 @@ impl BridgeProcess {
     /// As [`BridgeProcess::start`], listening on `listen` (e.g. the address a
     /// stopped instance had, so that a balancer's upstream finds it again).
     pub fn start_listening(bin: impl AsRef<OsStr>, log_path: PathBuf, listen: &str, args: &[&str]) -> Self {
+        Self::start_listening_with_env(bin, log_path, listen, args, &[])
+    }
+
+    /// As [`BridgeProcess::start_listening`], with these environment
+    /// variables set (after the defaults, e.g. `RUST_LOG`).
+    pub fn start_listening_with_env(
+        bin: impl AsRef<OsStr>,
+        log_path: PathBuf,
+        listen: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut all = vec!["--listen", listen];
         all.extend_from_slice(args);
-        Self::spawn(Guarded::command(bin, &all), log_path)
+        let mut cmd = Guarded::command(bin, &all);
+        Self::defaults(&mut cmd);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        Self::started(cmd, log_path)
     }
 
     /// As [`BridgeProcess::start`], with the open-file limit (soft and hard)
@@ -75,14 +93,7 @@ impl BridgeProcess {
     /// As [`BridgeProcess::start`], with these environment variables set
     /// (after the defaults, e.g. `RUST_LOG`).
     pub fn start_with_env(bin: impl AsRef<OsStr>, log_path: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut cmd = Guarded::command(bin, &all);
-        Self::defaults(&mut cmd);
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
-        Self::started(cmd, log_path)
+        Self::start_listening_with_env(bin, log_path, "127.0.0.1:0", args, env)
     }
 
     fn spawn(mut cmd: Command, log_path: PathBuf) -> Self {

@@ -26,6 +26,7 @@
 //! - [`sentinel`]: Redis that fails over: a primary, a replica and three Sentinels on
 //!   loopback ports.
 //! - [`nginx`]: nginx balancing over several bridges, from the repository's nginx config.
+//! - [`otlp`]: an OTLP/HTTP trace receiver, for the bridge's exported spans.
 //!
 //! The kit does not depend on the `letta-bridge` crate: the in-process
 //! `spawn_app()` lives with the tests that need it (`tests/api/helpers.rs`).
@@ -40,6 +41,7 @@ pub mod fixtures;
 pub mod letta;
 pub mod model_server;
 pub mod nginx;
+pub mod otlp;
 pub mod process;
 pub mod redis;
 pub mod replay;

@@ -27,6 +27,8 @@ pub struct Cluster {
     name: String,
     ttl: String,
     extra: Vec<String>,
+    /// Environment variables every instance starts with.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -37,16 +39,29 @@ impl Cluster {
 
     /// `n` instances with lease `ttl` and `extra` command-line settings.
     pub fn start_args(test: &str, n: usize, ttl: &str, extra: &[&str]) -> Option<Self> {
-        Self::start_full(test, n, ttl, false, extra)
+        Self::start_full(test, n, ttl, false, extra, Vec::new())
     }
 
     /// `n` instances with lease `ttl`, on a Redis that keeps its data when
     /// killed (`persistent`) or not.
     pub fn start_with(test: &str, n: usize, ttl: &str, persistent: bool) -> Option<Self> {
-        Self::start_full(test, n, ttl, persistent, &[])
+        Self::start_full(test, n, ttl, persistent, &[], Vec::new())
     }
 
-    fn start_full(test: &str, n: usize, ttl: &str, persistent: bool, extra: &[&str]) -> Option<Self> {
+    /// `n` instances with the test lease and these environment variables.
+    pub fn start_env(test: &str, n: usize, env: &[(&str, &str)]) -> Option<Self> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::start_full(test, n, NODE_TTL, false, &[], env)
+    }
+
+    fn start_full(
+        test: &str,
+        n: usize,
+        ttl: &str,
+        persistent: bool,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Option<Self> {
         if RedisServer::program().is_none() {
             skip(test, "redis-server");
             return None;
@@ -55,7 +70,7 @@ impl Cluster {
         let redis = RedisServer::start(&dir.path.join("redis"), persistent);
         let name = format!("t{}", std::process::id() ^ (dir.path.as_os_str().len() as u32));
         let extra = extra.iter().map(|a| a.to_string()).collect();
-        let mut cluster = Self { bridges: Vec::new(), redis, dir, name, ttl: ttl.to_owned(), extra };
+        let mut cluster = Self { bridges: Vec::new(), redis, dir, name, ttl: ttl.to_owned(), extra, env };
         for i in 1..=n {
             cluster.add(i);
         }
@@ -67,7 +82,7 @@ impl Cluster {
         let log = self.dir.path.join(format!("bridge-{i}-{}.log", self.bridges.len()));
         let args = self.args(i);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let bridge = BridgeProcess::start(BIN, log, &args);
+        let bridge = BridgeProcess::start_listening_with_env(BIN, log, "127.0.0.1:0", &args, &self.env());
         if i <= self.bridges.len() {
             self.bridges[i - 1] = bridge;
         } else {
@@ -84,7 +99,12 @@ impl Cluster {
         let log = self.dir.path.join(format!("bridge-{i}-restarted-{}.log", uuid()));
         let args = self.args(i);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.bridges[i - 1] = BridgeProcess::start_listening(BIN, log, &addr, &args);
+        self.bridges[i - 1] = BridgeProcess::start_listening_with_env(BIN, log, &addr, &args, &self.env());
+    }
+
+    /// The instances' environment variables, as the kit takes them.
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 
     /// Instance `i`'s command line after `--listen`.

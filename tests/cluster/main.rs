@@ -24,6 +24,7 @@ mod rolling;
 mod sentinel;
 mod shared;
 mod startup;
+mod traces;
 mod turns;
 mod users;
 mod webhooks;

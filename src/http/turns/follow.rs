@@ -17,12 +17,14 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::{POLL_AFTER_SECS, TurnRunning, unix_ms};
 use crate::http::{ApiError, AppState, hints};
 use crate::protocol::turn::TurnError;
 use crate::runtime::{Accepted, DispatchError, Dispatched, Order, Runtimes, Wait};
 use crate::store::{Finished, RUNNING_GRACE, TurnRecord, TurnStore};
+use crate::telemetry;
 
 /// The followers of turns answered `202`: one task per turn, each bounded
 /// by its deadline (and the turns by LETTA_BRIDGE_MAX_PENDING). At shutdown
@@ -127,7 +129,16 @@ pub async fn follow(
         record: record.clone(),
         base,
     };
-    followers.tasks.spawn(follower.run(order, accepted, news));
+    // With traces on, its own span in the request's trace: the request's
+    // span ends with its `202`, not with the turn.
+    let span = if telemetry::traces_on() {
+        let span = tracing::info_span!(parent: None, "turn.follow", turn = %id);
+        telemetry::adopt(&span, &tracing::Span::current());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    followers.tasks.spawn(follower.run(order, accepted, news).instrument(span));
     let accepted = match heard.recv().await {
         Some(News::Started(accepted)) => accepted,
         Some(News::Done(answer)) => return Ok(answer),

@@ -257,3 +257,19 @@ pub enum TurnError {
     #[error("the runtime ended the turn of request {:?} with an error: {}", .0.request_id, .0.error_text())]
     Failed(Box<TurnResult>),
 }
+
+impl TurnError {
+    /// Why a turn was not followed to a good end, in one word (a trace's `outcome`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::NotInput => "not_input",
+            Self::NoAgent => "no_agent",
+            Self::Refused { .. } => "refused",
+            Self::RuntimeGone(_) => "runtime_gone",
+            Self::TimedOut { .. } => "timed_out",
+            Self::Lagged { .. } => "lagged",
+            Self::LogReset(_) => "log_reset",
+            Self::Failed(_) => "error",
+        }
+    }
+}

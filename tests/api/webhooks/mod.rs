@@ -8,6 +8,7 @@
 mod delivery;
 mod guard;
 mod receiver;
+mod traces;
 
 use std::time::Duration;
 

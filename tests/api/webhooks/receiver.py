@@ -31,7 +31,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", "0")
         self.end_headers()
         line = {"id": headers.get("webhook-id"), "verified": verified, "error": error, "answered": status,
-                "body": json.loads(body)}
+                "traceparent": headers.get("traceparent"), "body": json.loads(body)}
         print(json.dumps(line), flush=True)
 
     def log_message(self, *args):
