@@ -84,6 +84,8 @@
 //!   through hyper's client, with the W3C `traceparent` read from
 //!   requests, carried by forwarded commands and set on webhook
 //!   deliveries; with traces off, nothing but a flag is checked.
+//! - [`outbound`]: the service's own HTTP/1 requests (webhook deliveries,
+//!   trace exports): one connection each, TLS with the system's roots.
 //! - [`shutdown`]: signals (SIGHUP reloads the
 //!   runtime tokens file).
 //!
@@ -108,10 +110,11 @@
 //! view), `webhooks`, `letta`, `quota`, `listener` (the connect-rate mark), `runtime`,
 //! `store`, `hub`, `protocol`; `backend` →
 //! `runtime`, `store`, `hub`, `protocol`, `config`, `webhooks`; `webhooks` → `hub`,
-//! `store`, `protocol`, `auth` (its TLS client), `metrics`; `letta` → `runtime`,
+//! `store`, `protocol`, `outbound`, `metrics`; `letta` → `runtime`,
 //! `hub`, `protocol`, `quota`; `quota` → `store`, `protocol`, `metrics`; `runtime` →
-//! `hub`, `protocol`; `hub` and `protocol` → nothing of the crate. `telemetry`
-//! (→ `config`, `auth` for its TLS client) is called by `http`, `runtime`,
+//! `hub`, `protocol`; `hub` and `protocol` → nothing of the crate;
+//! `outbound` → `auth` (its TLS client). `telemetry` (→ `config`,
+//! `outbound`) is called by `http`, `runtime`,
 //! `backend` and `webhooks` to open spans and pass a `traceparent` on.
 
 #![forbid(unsafe_code)]
@@ -125,6 +128,7 @@ pub mod hub;
 pub mod letta;
 pub mod listener;
 pub mod metrics;
+pub mod outbound;
 pub mod protocol;
 pub mod quota;
 pub mod runtime;

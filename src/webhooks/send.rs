@@ -1,31 +1,24 @@
-//! One delivery attempt: a POST over HTTP/1.1 with hyper's client
-//! connection, on tokio-rustls for `https://` (the pattern of the identity
-//! provider's key-set fetch), to the address the SSRF guard checked. No
+//! One delivery attempt: a POST over HTTP/1.1 ([`crate::outbound`]) to the
+//! address the SSRF guard checked. No
 //! redirects, no proxy, one connection per attempt, bounded by
 //! [`ATTEMPT_TIMEOUT`]; the answer's body is not read. With traces on,
 //! each attempt is a `webhook.delivery` span whose W3C `traceparent` the
 //! request carries.
 
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::{Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use super::target::Target;
-use crate::telemetry;
+use crate::{outbound, telemetry};
 
 /// Longest one attempt may take, connection and TLS included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The TLS client, built once (the system's roots are read from disk).
-static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
 
 /// The headers of one attempt (Standard Webhooks' three).
 pub struct Signed<'a> {
@@ -74,13 +67,7 @@ async fn attempt(
     if !target.https {
         return exchange(target, tcp, signed, body, traceparent).await;
     }
-    let tls = match TLS.get() {
-        Some(tls) => tls.clone(),
-        None => {
-            let tls = crate::auth::tls_client().map_err(|e| e.to_string())?;
-            TLS.get_or_init(|| tls).clone()
-        }
-    };
+    let tls = outbound::tls()?;
     let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
     let stream = tls.connect(name, tcp).await.map_err(|e| format!("TLS with {}: {e}", target.authority))?;
     exchange(target, stream, signed, body, traceparent).await
@@ -96,8 +83,6 @@ async fn exchange<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, full::Full>(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
     let mut request = Request::post(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
         .header(header::CONTENT_TYPE, "application/json")
@@ -106,51 +91,10 @@ where
         .header("webhook-id", signed.id)
         .header("webhook-timestamp", signed.timestamp.to_string())
         .header("webhook-signature", signed.signature)
-        .body(full::Full(Some(body)))
+        .body(outbound::Body::new(body))
         .map_err(|e| e.to_string())?;
     if let Some(traceparent) = traceparent.and_then(|t| t.parse().ok()) {
         request.headers_mut().insert("traceparent", traceparent);
     }
-    let send = sender.send_request(request);
-    // The connection is driven here, beside the request: no task of its own.
-    let (mut connection, mut send) = (pin!(connection), pin!(send));
-    let response = tokio::select! {
-        biased;
-        sent = &mut send => sent.map_err(|e| e.to_string())?,
-        ended = &mut connection => match ended {
-            Ok(()) => send.await.map_err(|e| e.to_string())?,
-            Err(e) => return Err(e.to_string()),
-        },
-    };
-    Ok(response.status())
-}
-
-/// A body of one chunk (hyper needs a `Body`; `String` would copy).
-mod full {
-    use std::convert::Infallible;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use bytes::Bytes;
-    use http_body::{Body, Frame, SizeHint};
-
-    /// The whole body, sent as one frame.
-    pub struct Full(pub Option<Bytes>);
-
-    impl Body for Full {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
-        }
-
-        fn is_end_stream(&self) -> bool {
-            self.0.is_none()
-        }
-
-        fn size_hint(&self) -> SizeHint {
-            SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
-        }
-    }
+    Ok(outbound::send(io, request).await.map_err(|e| e.to_string())?.status())
 }
