@@ -79,6 +79,15 @@ async fn the_docs_ui_is_served_from_the_binary_with_nothing_from_elsewhere() {
 }
 
 #[tokio::test]
+async fn the_swagger_bundles_the_docs_page_never_loads_are_not_in_the_binary() {
+    let app = spawn_app().await;
+    for asset in ["/docs/swagger-ui.js", "/docs/swagger-ui-es-bundle.js", "/docs/swagger-ui-es-bundle-core.js"] {
+        let body = app.get_as(None, asset).await.text().await.unwrap();
+        assert!(body.len() < 200 && body.contains("Not built into letta-bridge"), "{asset}: {} bytes", body.len());
+    }
+}
+
+#[tokio::test]
 async fn the_approval_request_event_and_its_answer_are_typed_for_low_code_tools() {
     let app = spawn_app().await;
     let doc: Value = app.get_as(None, "/openapi.json").await.json().await.unwrap();
