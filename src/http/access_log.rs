@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -34,21 +34,11 @@ pub async fn log(req: Request, next: Next) -> Response {
     respond(req, next).instrument(span).await
 }
 
-/// With traces on: the request span's name and route, from the matched
-/// route (called inside the route, where it is known).
-pub fn trace_route(method: &Method, route: &str) {
-    if telemetry::traces_on() {
-        telemetry::routed(&tracing::Span::current(), method.as_str(), route);
-    }
-}
-
 async fn respond(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    if telemetry::traces_on() {
-        telemetry::answered(&tracing::Span::current(), status);
-    }
+    telemetry::answered(status);
     let ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     let what = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         "request: upgraded to a WebSocket"

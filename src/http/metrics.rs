@@ -89,7 +89,8 @@ pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    super::access_log::trace_route(req.method(), &route);
+    // With traces on, the request span's name and route (known only here).
+    crate::telemetry::routed(req.method().as_str(), &route);
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!(REQUEST_SECONDS, "method" => method, "route" => route, "status" => status)

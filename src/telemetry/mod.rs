@@ -68,26 +68,26 @@ pub fn adopt(span: &Span, parent: &Span) {
     let _ = (span, parent);
 }
 
-/// The request span `span` in its trace, once routed: named `METHOD
+/// The current request span in its trace, once routed: named `METHOD
 /// route` (e.g. `POST /input`), with its `route`. Not a field of the span:
 /// the log lines stay as they are.
-pub fn routed(span: &Span, method: &str, route: &str) {
+pub fn routed(method: &str, route: &str) {
     #[cfg(feature = "otel")]
     if traces_on() {
-        otel::routed(span, method, route);
+        otel::routed(&Span::current(), method, route);
     }
     #[cfg(not(feature = "otel"))]
-    let _ = (span, method, route);
+    let _ = (method, route);
 }
 
-/// The request span `span` in its trace, answered `status` (an error from `500` on).
-pub fn answered(span: &Span, status: u16) {
+/// The current request span in its trace, answered `status` (an error from `500` on).
+pub fn answered(status: u16) {
     #[cfg(feature = "otel")]
     if traces_on() {
-        otel::answered(span, status);
+        otel::answered(&Span::current(), status);
     }
     #[cfg(not(feature = "otel"))]
-    let _ = (span, status);
+    let _ = status;
 }
 
 /// The W3C `traceparent` header value of `span`; `None` with traces off
